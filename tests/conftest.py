@@ -1,0 +1,3 @@
+"""Shared fixtures. The simulator fixture is public API (upgrade.sim.testing)."""
+
+pytest_plugins = ["upgrade.sim.testing"]
