@@ -1,0 +1,519 @@
+"""The simulated control plane: Deployments, deploys, faults and timing.
+
+Status is never advanced by a timer: a finalized deploy records *when* the
+Deployment turns DEPLOYING and HEALTHY (already multiplied by the time scale),
+and every read computes the status for "now". So there are no background
+tasks, and a restarted server continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from upgrade.errors import InputError
+from upgrade.sim.catalog import Catalog
+from upgrade.sim.faults import DEPLOY_TIME_FIELDS, merge_faults, validate_fault_set
+from upgrade.sim.runtime_compare import is_airflow3
+from upgrade.sim.store import Store
+
+STATUSES = ("CREATING", "DEPLOYING", "HEALTHY", "HIBERNATING", "UNHEALTHY", "UNKNOWN")
+DEPLOY_TYPES = ("IMAGE_AND_DAG", "IMAGE_ONLY", "DAG_ONLY", "BUNDLE")
+
+# Simulated seconds, multiplied by time_scale, except where noted.
+DEFAULT_CONFIG: dict[str, object] = {
+    "time_scale": 1.0,
+    "deploy_seconds": 60.0,  # image build + push as astro-sim sleeps it (3/4 build, 1/4 push)
+    "healthy_after_seconds": 120.0,  # finalize -> HEALTHY (DEPLOYING in between)
+    "deploying_after_seconds": 0.0,  # finalize -> DEPLOYING; before that the old status shows
+    "wait_sleep_seconds": 90.0,  # astro deploy --wait sleeps this before polling (real CLI: 90)
+    "wait_poll_seconds": 10.0,  # and then polls this often (real CLI: 10)
+    "hang_seconds": 300.0,  # NOT scaled: a hang must outlast any client time-out
+    "stale_heartbeat_age_seconds": 600.0,  # NOT scaled: age of a stopped scheduler heartbeat
+    "organization_id": "org-sim",
+    "runtime_releases": None,  # None = every non-yanked catalog version is deployable
+}
+_SCALED_KEYS = (
+    "deploy_seconds",
+    "healthy_after_seconds",
+    "deploying_after_seconds",
+    "wait_sleep_seconds",
+    "wait_poll_seconds",
+)
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+_SEED_FIELDS = {
+    "id": str,
+    "name": str,
+    "workspace_id": str,
+    "workspace_name": str,
+    "organization_id": str,
+    "runtime_version": str,
+    "airflow_version": str,
+    "status": str,
+    "description": str,
+    "image_tag": str,
+    "namespace": str,
+    "is_dag_deploy_enabled": bool,
+    "is_cicd_enforced": bool,
+    "type": str,
+    "executor": str,
+    "cloud_provider": str,
+    "region": str,
+    "import_errors": list,
+}
+
+
+class NotFound(LookupError):
+    """The Deployment (or deploy) does not exist for the caller."""
+
+
+class Conflict(RuntimeError):
+    """The request is valid but refused in the current state (HTTP 400/500 with a message)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def now() -> float:
+    """Wall-clock seconds; persisted timestamps must survive a restart."""
+    return time.time()
+
+
+class SimState:
+    """In-memory state with write-through persistence."""
+
+    def __init__(self, store: Store, catalog: Catalog):
+        self.store = store
+        self.catalog = catalog
+        self.config = dict(DEFAULT_CONFIG)
+        self.config.update(store.load_meta("config", {}) or {})
+        self.faults: dict[str, dict] = store.load_meta("faults", {}) or {}
+        self.deployments: dict[str, dict] = store.load_deployments()
+        self.host = "127.0.0.1:0"  # set by the server once bound
+
+    # ----------------------------------------------------------- config
+    def scaled(self, key: str) -> float:
+        """A configured duration in real seconds (multiplied by time_scale)."""
+        return float(self.config[key]) * float(self.config["time_scale"])
+
+    def configure(self, updates: dict) -> dict:
+        """Change timing/config values; refuses unknown keys and negative numbers."""
+        for key, value in updates.items():
+            if key not in DEFAULT_CONFIG:
+                raise InputError(
+                    f"config: {key}: unknown setting; known: {', '.join(sorted(DEFAULT_CONFIG))}"
+                )
+            if key == "organization_id":
+                if not (isinstance(value, str) and _ID.fullmatch(value)):
+                    raise InputError("config: organization_id: expected an id ([A-Za-z0-9._-])")
+            elif key == "runtime_releases":
+                if value is not None and not (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value)
+                ):
+                    raise InputError(
+                        "config: runtime_releases: expected a list of versions or null"
+                    )
+            elif not (
+                isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+            ):
+                raise InputError(f"config: {key}: expected a number >= 0")
+            elif key == "time_scale" and value <= 0:
+                raise InputError("config: time_scale: expected a number > 0")
+        self.config.update(updates)
+        self.store.save_meta("config", self.config)
+        return self.config
+
+    def timing(self) -> dict:
+        """Every duration in real seconds, as astro-sim needs them."""
+        out = {key: self.scaled(key) for key in _SCALED_KEYS}
+        out["time_scale"] = float(self.config["time_scale"])
+        return out
+
+    # ------------------------------------------------------ deployments
+    def add_deployment(self, spec: dict) -> dict:
+        """Create (or replace) a Deployment from an admin/seed spec."""
+        if not isinstance(spec, dict):
+            raise InputError("deployment: expected a mapping with at least id, name, workspace_id")
+        for key, value in spec.items():
+            if key not in _SEED_FIELDS:
+                raise InputError(
+                    f"deployment: {key}: unknown field; known: {', '.join(sorted(_SEED_FIELDS))}"
+                )
+            if not isinstance(value, _SEED_FIELDS[key]) or (_SEED_FIELDS[key] is str and not value):
+                raise InputError(
+                    f"deployment: {key}: expected a non-empty {_SEED_FIELDS[key].__name__}"
+                )
+        for required in ("id", "name", "workspace_id", "runtime_version"):
+            if required not in spec:
+                raise InputError(f"deployment: {required}: this field is required")
+        if not _ID.fullmatch(spec["id"]):
+            raise InputError(
+                f"deployment: id: {spec['id']!r} must match [A-Za-z0-9][A-Za-z0-9._-]*"
+            )
+        status = spec.get("status", "HEALTHY")
+        if status not in STATUSES:
+            raise InputError(f"deployment: status: expected one of {', '.join(STATUSES)}")
+        t = now()
+        doc = {
+            "id": spec["id"],
+            "name": spec["name"],
+            "description": spec.get("description", ""),
+            "namespace": spec.get("namespace", "sim-" + spec["id"].lower()),
+            "organization_id": spec.get("organization_id", self.config["organization_id"]),
+            "workspace_id": spec["workspace_id"],
+            "workspace_name": spec.get("workspace_name", spec["workspace_id"]),
+            "runtime_version": spec["runtime_version"],
+            "airflow_version": spec.get("airflow_version"),
+            "reported_runtime_version": None,
+            "status": status,
+            "image_tag": spec.get("image_tag", _image_tag(t)),
+            "is_dag_deploy_enabled": spec.get("is_dag_deploy_enabled", True),
+            "is_cicd_enforced": spec.get("is_cicd_enforced", False),
+            "type": spec.get("type", "STANDARD"),
+            "executor": spec.get("executor", "CELERY"),
+            "cloud_provider": spec.get("cloud_provider", "AWS"),
+            "region": spec.get("region", "us-east-1"),
+            "dag_tarball_version": None,
+            "created_at": t,
+            "updated_at": t,
+            "deploys": [],
+            "pushed": {},
+            "rollout": None,
+            "scheduler_stale_since": None,
+            "import_errors": [],
+            "next_import_error_id": 1,
+        }
+        self._set_import_errors(doc, spec.get("import_errors", []), t)
+        self.deployments[doc["id"]] = doc
+        self.store.save_deployment(doc)
+        return doc
+
+    def update_deployment(self, deployment_id: str, fields: dict) -> dict:
+        """Admin change of a Deployment's fields; a status/runtime change ends any rollout."""
+        doc = self.deployments.get(deployment_id)
+        if doc is None:
+            raise NotFound(f"no simulated Deployment with id {deployment_id!r}")
+        allowed = set(_SEED_FIELDS) - {"id"}
+        for key, value in fields.items():
+            if key not in allowed:
+                raise InputError(
+                    f"deployment: {key}: cannot be changed; allowed: {', '.join(sorted(allowed))}"
+                )
+            if not isinstance(value, _SEED_FIELDS[key]):
+                raise InputError(f"deployment: {key}: expected a {_SEED_FIELDS[key].__name__}")
+        if "status" in fields and fields["status"] not in STATUSES:
+            raise InputError(f"deployment: status: expected one of {', '.join(STATUSES)}")
+        t = now()
+        if "status" in fields or "runtime_version" in fields:
+            doc["status"] = self.status(doc, t)
+            doc["rollout"] = None
+            doc["reported_runtime_version"] = None
+        for key, value in fields.items():
+            if key == "import_errors":
+                doc["import_errors"] = []
+                self._set_import_errors(doc, value, t)
+            else:
+                doc[key] = value
+        doc["updated_at"] = t
+        self.store.save_deployment(doc)
+        return doc
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        """Forget a Deployment (its faults stay until cleared)."""
+        if self.deployments.pop(deployment_id, None) is None:
+            raise NotFound(f"no simulated Deployment with id {deployment_id!r}")
+        self.store.delete_deployment(deployment_id)
+
+    def reset(self) -> None:
+        """Forget every Deployment and fault; timing back to defaults (time scale kept)."""
+        keep = {k: self.config[k] for k in ("time_scale", "organization_id")}
+        self.deployments.clear()
+        self.faults.clear()
+        self.store.clear()
+        self.config = {**DEFAULT_CONFIG, **keep}
+        self.store.save_meta("config", self.config)
+
+    def visible(self, deployment_id: str) -> dict | None:
+        """The Deployment as the platform sees it: None if absent or faulted 'missing'."""
+        doc = self.deployments.get(deployment_id)
+        if doc is None:
+            return None
+        fault = self.faults.get(deployment_id)
+        if fault and fault.get("missing"):
+            return None
+        return doc
+
+    # ----------------------------------------------------------- faults
+    def set_faults(self, deployment_id: str, update: dict) -> dict:
+        """Merge fault fields for one Deployment (a None value clears that field)."""
+        validate_fault_set(update, where=f"faults.{deployment_id}")
+        merged = merge_faults(self.faults.get(deployment_id, {}), update)
+        if merged:
+            self.faults[deployment_id] = merged
+        else:
+            self.faults.pop(deployment_id, None)
+        self.store.save_meta("faults", self.faults)
+        return merged
+
+    def replace_all_faults(self, faults: dict[str, dict]) -> None:
+        """Install a whole faults file's content (replacing what was there)."""
+        for dep_id, spec in faults.items():
+            validate_fault_set(spec, where=f"faults.{dep_id}")
+        self.faults = {k: dict(v) for k, v in faults.items() if v}
+        self.store.save_meta("faults", self.faults)
+
+    def clear_faults(self, deployment_id: str) -> None:
+        """Remove every fault of one Deployment."""
+        self.faults.pop(deployment_id, None)
+        self.store.save_meta("faults", self.faults)
+
+    def deploy_attempt(self, deployment_id: str) -> str | None:
+        """astro-sim starts a deploy: fire (and consume) a forced exit-0 trap, if any."""
+        fault = self.faults.get(deployment_id)
+        if not fault or "deploy_noop" not in fault:
+            return None
+        kind = fault["deploy_noop"]
+        if not fault.get("persistent"):
+            self._consume(deployment_id, ("deploy_noop",))
+        return kind
+
+    def airflow_gate(self, deployment_id: str) -> tuple[str, float] | None:
+        """Count down the Airflow API faults: ("hang", seconds) or ("5xx", status)."""
+        fault = self.faults.get(deployment_id)
+        if not fault:
+            return None
+        for field, kind in (("airflow_hang", "hang"), ("airflow_5xx", "5xx")):
+            left = fault.get(field, 0)
+            if left > 0:
+                if left == 1:
+                    self._consume(deployment_id, (field,))
+                else:
+                    fault[field] = left - 1
+                    self.store.save_meta("faults", self.faults)
+                if kind == "hang":
+                    return kind, float(self.config["hang_seconds"])
+                return kind, float(fault.get("airflow_5xx_status", 503))
+        return None
+
+    def _consume(self, deployment_id: str, fields: tuple[str, ...]) -> None:
+        fault = self.faults.get(deployment_id, {})
+        for field in fields:
+            fault.pop(field, None)
+        if not fault or set(fault) <= {"persistent", "airflow_5xx_status"}:
+            self.faults.pop(deployment_id, None)
+        self.store.save_meta("faults", self.faults)
+
+    # ---------------------------------------------------- computed views
+    def status(self, doc: dict, t: float) -> str:
+        """The status at time ``t``, derived from the last rollout's timestamps."""
+        r = doc["rollout"]
+        if r is None:
+            return doc["status"]
+        if t < r["deploying_at"]:
+            return r["prior_status"]
+        if r["healthy_at"] is None or t < r["healthy_at"]:
+            return "DEPLOYING"
+        return r["final_status"]
+
+    def reported_runtime(self, doc: dict) -> str:
+        """The Runtime version the platform API reports (faults may lie about it)."""
+        return doc["reported_runtime_version"] or doc["runtime_version"]
+
+    def running_runtime(self, doc: dict, t: float) -> str:
+        """The Runtime the Airflow webserver runs: the old one until the rollout completes."""
+        r = doc["rollout"]
+        if r is not None and (r["healthy_at"] is None or t < r["healthy_at"]):
+            return r["from_runtime"]
+        return self.reported_runtime(doc)
+
+    def airflow_version_for(self, doc: dict, runtime_version: str) -> str:
+        """Airflow version for a Runtime: a seeded override wins until the next deploy."""
+        return doc["airflow_version"] or self.catalog.airflow_version(runtime_version)
+
+    def is_af3_running(self, doc: dict, t: float) -> bool:
+        """Whether the running webserver speaks Airflow 3 (``/api/v2``)."""
+        return is_airflow3(self.running_runtime(doc, t))
+
+    def visible_import_errors(self, doc: dict, t: float) -> list[dict]:
+        """Import errors that exist at ``t`` (new ones appear when the rollout completes)."""
+        return [e for e in doc["import_errors"] if e["visible_at"] <= t]
+
+    def scheduler_stale_since(self, doc: dict, t: float) -> float | None:
+        """When the scheduler heartbeat stopped, if it has."""
+        since = doc["scheduler_stale_since"]
+        return since if since is not None and since <= t else None
+
+    def _set_import_errors(self, doc: dict, errors: list, t: float) -> None:
+        for i, err in enumerate(errors):
+            if not (isinstance(err, dict) and isinstance(err.get("filename"), str)):
+                raise InputError(
+                    f"deployment: import_errors[{i}]: "
+                    "expected {filename, stack_trace[, timestamp]}"
+                )
+            ts = err.get("timestamp")
+            stamp = _parse_time(ts) if isinstance(ts, str) else t
+            doc["import_errors"].append(
+                {
+                    "import_error_id": doc["next_import_error_id"],
+                    "filename": err["filename"],
+                    "stack_trace": str(err.get("stack_trace", "")),
+                    "timestamp": stamp,
+                    "visible_at": stamp if stamp <= t else t,
+                }
+            )
+            doc["next_import_error_id"] += 1
+
+    # ---------------------------------------------------------- deploys
+    def create_deploy(self, doc: dict, body: dict) -> tuple[dict, dict]:
+        """POST …/deploys: record an INITIALIZED deploy; return it and the build timing."""
+        deploy_type = body.get("type", "IMAGE_AND_DAG")
+        if deploy_type not in DEPLOY_TYPES:
+            raise InputError(f"Invalid request body: type must be one of {', '.join(DEPLOY_TYPES)}")
+        description = body.get("description") or ""
+        if not isinstance(description, str):
+            raise InputError("Invalid request body: description must be a string")
+        t = now()
+        used = {d["image_tag"] for d in doc["deploys"]} | {doc["image_tag"]}
+        stamp = t
+        tag = _image_tag(stamp)
+        while tag in used:  # the real tag has 1 s resolution; keep ours unique
+            stamp += 1
+            tag = _image_tag(stamp)
+        deploy = {
+            "id": f"{doc['id']}-deploy-{len(doc['deploys']) + 1}",
+            "type": deploy_type,
+            "status": "INITIALIZED",
+            "image_tag": tag,
+            "image_repository": (
+                f"images.astronomer.cloud/{doc['organization_id']}/{doc['namespace']}"
+            ),
+            "runtime_version": None,
+            "airflow_version": None,
+            "description": description,
+            "git": body.get("git") if isinstance(body.get("git"), dict) else None,
+            "dag_tarball_version": None,
+            "created_at": t,
+            "finalized_at": None,
+            "error": None,
+        }
+        doc["deploys"].append(deploy)
+        doc["updated_at"] = t
+        self.store.save_deployment(doc)
+        fault = self.faults.get(doc["id"], {})
+        total = self.scaled("deploy_seconds")
+        extra = float(fault.get("deploy_extra_seconds", 0.0)) * float(self.config["time_scale"])
+        timing = {"build_seconds": total * 0.75 + extra, "push_seconds": total * 0.25}
+        return deploy, timing
+
+    def push_image(self, doc: dict, tag: str, body: dict) -> None:
+        """The simulated registry receives an image carrying its Runtime label."""
+        label = body.get("runtimeVersion")
+        if not isinstance(label, str) or not label:
+            raise InputError("the pushed image has no io.astronomer.docker.runtime.version label")
+        if not any(d["image_tag"] == tag for d in doc["deploys"]):
+            raise Conflict(f"no deploy of {doc['id']} expects image tag {tag}")
+        doc["pushed"][tag] = {
+            "runtime_version": label,
+            "image": body.get("image"),
+            "pushed_at": now(),
+        }
+        self.store.save_deployment(doc)
+
+    def finalize_deploy(self, doc: dict, deploy_id: str, body: dict) -> dict:
+        """POST …/deploys/{id}/finalize: roll the pushed image out (faults apply here)."""
+        deploy = next((d for d in doc["deploys"] if d["id"] == deploy_id), None)
+        if deploy is None:
+            raise NotFound("Deploy not found")
+        if deploy["status"] != "INITIALIZED":
+            raise Conflict(f"Deploy {deploy_id} has already been finalized")
+        fault = self.faults.get(doc["id"], {})
+        consume = not fault.get("persistent")
+        t = now()
+        if fault.get("deploy_error"):
+            message = fault["deploy_error"]
+            deploy.update(status="FAILED", finalized_at=t, error=message)
+            doc["updated_at"] = t
+            self.store.save_deployment(doc)
+            if consume:
+                self._consume(doc["id"], ("deploy_error", "deploy_extra_seconds"))
+            raise Conflict(message, status=500)
+        has_image = deploy["type"] in ("IMAGE_AND_DAG", "IMAGE_ONLY")
+        pushed = doc["pushed"].get(deploy["image_tag"])
+        if has_image and pushed is None:
+            raise Conflict(
+                f"Image {deploy['image_repository']}:{deploy['image_tag']} has not been pushed"
+            )
+        dag_version = body.get("dagTarballVersion")
+        if isinstance(dag_version, str) and dag_version:
+            deploy["dag_tarball_version"] = dag_version
+            doc["dag_tarball_version"] = dag_version
+        if has_image:
+            self._roll_out(doc, pushed["runtime_version"], fault, t)
+            doc["image_tag"] = deploy["image_tag"]
+        deploy.update(
+            status="DEPLOYED",
+            finalized_at=t,
+            runtime_version=doc["runtime_version"],
+            airflow_version=self.catalog.airflow_version(doc["runtime_version"]),
+        )
+        doc["updated_at"] = t
+        self.store.save_deployment(doc)
+        if consume and any(f in fault for f in DEPLOY_TIME_FIELDS):
+            self._consume(doc["id"], DEPLOY_TIME_FIELDS)
+        return deploy
+
+    def _roll_out(self, doc: dict, runtime_version: str, fault: dict, t: float) -> None:
+        from_runtime = self.running_runtime(doc, t)
+        prior_status = self.status(doc, t)
+        deploying_at = t + self.scaled("deploying_after_seconds")
+        healthy_at = (
+            None
+            if fault.get("stuck_deploying")
+            else deploying_at + self.scaled("healthy_after_seconds")
+        )
+        doc["runtime_version"] = runtime_version
+        doc["airflow_version"] = None  # a new image reports its own Airflow
+        doc["reported_runtime_version"] = fault.get("reported_runtime_version")
+        doc["rollout"] = {
+            "from_runtime": from_runtime,
+            "prior_status": prior_status,
+            "deploying_at": deploying_at,
+            "healthy_at": healthy_at,
+            "final_status": "UNHEALTHY" if fault.get("unhealthy_after_deploy") else "HEALTHY",
+        }
+        doc["scheduler_stale_since"] = t if fault.get("scheduler_stale_after_deploy") else None
+        visible_at = healthy_at if healthy_at is not None else deploying_at
+        for _ in range(int(fault.get("import_errors_after_deploy", 0))):
+            n = doc["next_import_error_id"]
+            doc["import_errors"].append(
+                {
+                    "import_error_id": n,
+                    "filename": f"/usr/local/airflow/dags/broken_dag_{n}.py",
+                    "stack_trace": (
+                        "Traceback (most recent call last):\n"
+                        f'  File "/usr/local/airflow/dags/broken_dag_{n}.py", line 3, in <module>\n'
+                        "    from airflow.operators.dummy import DummyOperator\n"
+                        "ModuleNotFoundError: No module named 'airflow.operators.dummy'\n"
+                    ),
+                    "timestamp": visible_at,
+                    "visible_at": visible_at,
+                }
+            )
+            doc["next_import_error_id"] = n + 1
+
+
+def _image_tag(t: float) -> str:
+    return "deploy-" + datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H-%M-%S")
+
+
+def _parse_time(text: str) -> float:
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"deployment: timestamp {text!r} is not ISO 8601") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()

@@ -1,0 +1,195 @@
+"""Public test API: the ``sim`` pytest fixture and ``make_astro_project``.
+
+Loaded by ``tests/conftest.py`` (``pytest_plugins``). Each test that asks for
+``sim`` gets a fresh simulator process on a free loopback port, with a state
+directory under ``tmp_path`` and a time scale of 0.001 (a 60 s deploy takes
+60 ms), stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from upgrade.errors import InputError, UpgradeError
+from upgrade.sim import lifecycle
+from upgrade.sim.client import SimConnectionError, request
+
+FAST_TIME_SCALE = 0.001
+
+_DAG = '''"""A minimal DAG so the project is not empty."""
+
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.empty import EmptyOperator
+
+with DAG("example_dag", start_date=datetime(2024, 1, 1), schedule=None, catchup=False):
+    EmptyOperator(task_id="noop")
+'''
+
+
+class SimHandle:
+    """A running simulator, as seen by a test."""
+
+    def __init__(self, state_dir: Path, time_scale: float = FAST_TIME_SCALE):
+        self.state_dir = Path(state_dir)
+        self.time_scale = time_scale
+        self.info = lifecycle.start(self.state_dir, port=0, time_scale=time_scale)
+        self.url: str = self.info.url
+        self.env: dict[str, str] = lifecycle.sim_env(self.url)
+        found = shutil.which("astro-sim", path=str(Path(sys.executable).parent))
+        if found is None:
+            raise UpgradeError(
+                "astro-sim is not installed in this virtualenv; "
+                "run `.venv/bin/pip install --no-deps -e .`"
+            )
+        self.astro_bin: str = str(Path(found).resolve())
+
+    # ------------------------------------------------------------------ admin
+    def _call(self, method: str, path: str, body: object = None) -> object:
+        try:
+            status, _, raw = request(self.url, method, path, body)
+        except SimConnectionError as exc:
+            raise UpgradeError(f"the simulator at {self.url} is not answering: {exc}") from exc
+        payload = json.loads(raw) if raw else None
+        if status // 100 != 2:
+            message = payload.get("message") if isinstance(payload, dict) else raw[:300]
+            if status == 400:
+                raise InputError(f"{method} {path}: {message}")
+            raise UpgradeError(f"{method} {path} answered {status}: {message}")
+        return payload
+
+    def add_deployment(
+        self,
+        id: str,
+        name: str,
+        workspace_id: str = "ws-1",
+        runtime_version: str = "12.4.0",
+        **extra: object,
+    ) -> dict:
+        """Create (or replace) a Deployment; ``extra``: status, airflow_version, import_errors…"""
+        spec = {
+            "id": id,
+            "name": name,
+            "workspace_id": workspace_id,
+            "runtime_version": runtime_version,
+            **extra,
+        }
+        return lifecycle.seed(self.url, [spec])[0]
+
+    def set_fault(self, deployment_id: str, **fault_fields: object) -> dict:
+        """Merge fault fields for one Deployment (None clears a field); see docs/simulator.md."""
+        result = self._call("PUT", f"/_sim/faults/{deployment_id}", fault_fields)
+        return result if isinstance(result, dict) else {}
+
+    def clear_faults(self, deployment_id: str) -> None:
+        """Remove every fault of one Deployment."""
+        self._call("DELETE", f"/_sim/faults/{deployment_id}")
+
+    def deployment(self, id: str) -> dict:
+        """The full simulated state of one Deployment, including ``deploys``."""
+        result = self._call("GET", f"/_sim/deployments/{id}")
+        assert isinstance(result, dict)
+        return result
+
+    def update_deployment(self, id: str, **fields: object) -> dict:
+        """Change a Deployment's fields directly (status, runtime_version, import_errors…)."""
+        result = self._call("POST", f"/_sim/deployments/{id}", fields)
+        assert isinstance(result, dict)
+        return result
+
+    def configure(self, **delays: object) -> dict:
+        """Set timing (deploy_seconds, healthy_after_seconds, time_scale, …); returns the config."""
+        result = self._call("POST", "/_sim/config", delays)
+        if "time_scale" in delays:
+            self.time_scale = float(delays["time_scale"])  # type: ignore[arg-type]
+        assert isinstance(result, dict)
+        return result
+
+    def state(self) -> dict:
+        """Everything: config, faults and every Deployment."""
+        result = self._call("GET", "/_sim/state")
+        assert isinstance(result, dict)
+        return result
+
+    def reset(self) -> None:
+        """Forget every Deployment and fault."""
+        lifecycle.reset(self.url)
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port and state directory."""
+        port = self.info.port
+        lifecycle.stop(self.state_dir)
+        self.info = lifecycle.start(self.state_dir, port=port, time_scale=self.time_scale)
+        assert self.info.url == self.url
+
+    def stop(self) -> None:
+        """Stop the server (the fixture does this for you)."""
+        lifecycle.stop(self.state_dir)
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path | str | None = None,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``astro-sim ARGS`` with this simulator's environment."""
+        full_env = {**os.environ, **self.env, **(env or {})}
+        return subprocess.run(
+            [self.astro_bin, *args],
+            cwd=cwd,
+            env=full_env,
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
+    """A fresh simulator for one test (free port, fast time scale), stopped afterwards."""
+    handle = SimHandle(tmp_path_factory.mktemp("astro-sim"))
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def make_astro_project(path: Path, dockerfile_text: str) -> Path:
+    """A real Astro project: .astro/config.yaml, a DAG, the Dockerfile, one git commit."""
+    path = Path(path)
+    (path / ".astro").mkdir(parents=True, exist_ok=True)
+    (path / "dags").mkdir(exist_ok=True)
+    (path / ".astro" / "config.yaml").write_text(
+        f"project:\n  name: {path.name}\n", encoding="utf-8"
+    )
+    (path / "dags" / "example_dag.py").write_text(_DAG, encoding="utf-8")
+    (path / "Dockerfile").write_text(dockerfile_text, encoding="utf-8")
+    (path / "requirements.txt").write_text("", encoding="utf-8")
+    git = [
+        "git",
+        "-c",
+        "user.name=Astro Sim",
+        "-c",
+        "user.email=sim@example.invalid",
+        "-c",
+        "commit.gpgsign=false",
+        "-c",
+        "init.defaultBranch=main",
+    ]
+    subprocess.run([*git, "init", "-q"], cwd=path, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "Initial Astro project"], cwd=path, check=True)
+    return path
