@@ -1,0 +1,334 @@
+"""The Airflow API client against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from upgrade.airflow import (
+    AirflowAPI,
+    AirflowAPIError,
+    AirflowAuthError,
+    AirflowEndpoint,
+    AirflowNotFound,
+    AirflowResponseError,
+    AirflowTimeout,
+    AirflowUnavailable,
+    RetryPolicy,
+    parse_health,
+)
+
+AIRFLOW = Path(__file__).parent / "recorded" / "airflow"
+TOKEN = "eyJhbGciOiJub25lIn0.eyJwZXJtaXNzaW9ucyI6WyJ3b3Jrc3BhY2VJZDp3cyJdfQ."
+FAST = RetryPolicy(attempts=4, backoff=0.01, backoff_max=0.05, total=10.0, jitter=False)
+
+
+def body(name: str) -> dict:
+    return json.loads((AIRFLOW / name).read_text())
+
+
+def api(**kw) -> AirflowAPI:
+    kw.setdefault("retry", FAST)
+    kw.setdefault("timeout", 2.0)
+    return AirflowAPI(env={"ASTRO_API_TOKEN": TOKEN}, **kw)
+
+
+def endpoint(server, version: int = 1, dep: str = "dep-1") -> AirflowEndpoint:
+    return AirflowEndpoint.from_api_url(
+        server.api_url(dep, version), deployment_id=dep, scheme="http"
+    )
+
+
+# ------------------------------------------------------------------ URL handling
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme", "root", "version"),
+    [
+        ("org.astronomer.run/d8fe2wmv/api/v1", "https", "https://org.astronomer.run/d8fe2wmv", 1),
+        ("org.astronomer.run/d8fe2wmv/api/v2/", "https", "https://org.astronomer.run/d8fe2wmv", 2),
+        ("127.0.0.1:8123/d/dep-1/api/v2", "http", "http://127.0.0.1:8123/d/dep-1", 2),
+        ("https://host.example/api/v1", "http", "https://host.example", 1),
+    ],
+)
+def test_endpoint_from_astro_url(url, scheme, root, version) -> None:
+    ep = AirflowEndpoint.from_api_url(url, deployment_id="d", scheme=scheme)
+    assert (ep.root, ep.api_version) == (root, version)
+    assert ep.health_path == ("/health" if version == 1 else "/monitor/health")
+
+
+@pytest.mark.parametrize("url", ["", "org.astronomer.run/d8fe2wmv", "ftp://h/api/v1", "h/api/v3"])
+def test_endpoint_refuses_urls_without_api_version(url) -> None:
+    with pytest.raises(AirflowAPIError, match="Deployment dep-9"):
+        AirflowEndpoint.from_api_url(url, deployment_id="dep-9")
+
+
+# ------------------------------------------------------------- typed, v1 and v2
+
+
+def test_airflow2_health_version_import_errors(http_server) -> None:
+    http_server.script("/d/dep-1/api/v1/health", ("json", 200, body("v1_health.json")))
+    http_server.script("/d/dep-1/api/v1/version", ("json", 200, body("v1_version.json")))
+    http_server.script(
+        "/d/dep-1/api/v1/importErrors", ("json", 200, body("v1_import_errors.json"))
+    )
+    ep = endpoint(http_server, 1)
+    with api() as client:
+        health = client.health(ep)
+        version = client.version(ep)
+        errors = client.import_errors(ep)
+    assert health.healthy
+    assert health.metadatabase == "healthy"
+    assert health.scheduler.latest_heartbeat == datetime(2025, 9, 18, 4, 5, 12, 482913, tzinfo=UTC)
+    assert health.dag_processor.status is None and health.dag_processor.latest_heartbeat is None
+    assert (version.raw, version.version, version.local) == ("2.10.5+astro.1", "2.10.5", "astro.1")
+    assert [e.import_error_id for e in errors] == [7]
+    assert errors[0].filename.endswith("etl_orders.py")
+    assert "ModuleNotFoundError" in errors[0].stack_trace
+    assert errors[0].bundle_name is None
+    seen = http_server.seen[0]
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_airflow3_health_version_import_errors(http_server) -> None:
+    base = "/d/dep-3/api/v2"
+    http_server.script(f"{base}/monitor/health", ("json", 200, body("v2_health.json")))
+    http_server.script(f"{base}/version", ("json", 200, body("v2_version.json")))
+    http_server.script(f"{base}/importErrors", ("json", 200, body("v2_import_errors.json")))
+    ep = endpoint(http_server, 2, "dep-3")
+    with api() as client:
+        health = client.health(ep)
+        version = client.version(ep)
+        errors = client.import_errors(ep)
+    assert health.healthy  # extra keys (detailed_status, instances) are tolerated
+    assert health.dag_processor.latest_heartbeat == datetime(
+        2025, 10, 2, 11, 45, 2, 734120, tzinfo=UTC
+    )
+    assert version.version == "3.0.2" and version.raw == "3.0.2+astro.2"
+    assert [e.bundle_name for e in errors] == ["dags-folder", "dags-folder"]
+    assert errors[1].stack_trace.startswith("REDACTED")
+
+
+def test_unhealthy_scheduler_and_stale_heartbeat() -> None:
+    health = parse_health(body("v1_health_unhealthy.json"))
+    assert not health.healthy
+    now = datetime(2025, 9, 18, 4, 6, tzinfo=UTC)
+    assert health.stale(timedelta(minutes=5), now=now) == ["scheduler"]
+    fresh = parse_health(body("v1_health.json"))
+    assert fresh.stale(timedelta(minutes=5), now=now) == []
+
+
+def test_health_with_a_bad_heartbeat_is_a_response_error(http_server) -> None:
+    doc = body("v1_health.json")
+    doc["scheduler"]["latest_scheduler_heartbeat"] = "yesterday"
+    http_server.script("/d/dep-1/api/v1/health", ("json", 200, doc))
+    with api() as client, pytest.raises(AirflowResponseError, match="dep-1"):
+        client.health(endpoint(http_server))
+
+
+# ------------------------------------------------------------------- pagination
+
+
+def _pages(total: int, cap: int | None = None):
+    entries = [
+        {"import_error_id": i, "filename": f"dags/d{i}.py", "stack_trace": "boom",
+         "timestamp": "2025-01-01T00:00:00+00:00"}
+        for i in range(total)
+    ]
+
+    def page(query):
+        limit = int(query.get("limit", ["100"])[0])
+        if cap:
+            limit = min(limit, cap)  # servers clamp the limit (maximum_page_limit)
+        offset = int(query.get("offset", ["0"])[0])
+        return ("json", 200, {"import_errors": entries[offset:offset + limit],
+                              "total_entries": total})
+
+    return page
+
+
+def test_import_errors_follow_total_entries_across_pages(http_server) -> None:
+    path = "/d/dep-1/api/v1/importErrors"
+    http_server.script(path, _pages(250))
+    with api() as client:
+        errors = client.import_errors(endpoint(http_server), page_size=100)
+    assert [e.import_error_id for e in errors] == list(range(250))
+    offsets = [s.query["offset"] for s in http_server.requests_to(path)]
+    assert offsets == [["0"], ["100"], ["200"]]
+
+
+def test_import_errors_when_the_server_clamps_the_page_size(http_server) -> None:
+    path = "/d/dep-1/api/v1/importErrors"
+    http_server.script(path, _pages(120, cap=50))
+    with api() as client:
+        errors = client.import_errors(endpoint(http_server), page_size=100)
+    assert len(errors) == 120 and len({e.import_error_id for e in errors}) == 120
+    assert len(http_server.requests_to(path)) == 3
+
+
+def test_import_errors_stop_on_an_empty_page(http_server) -> None:
+    # A server that over-reports total_entries must not be paged forever.
+    path = "/d/dep-1/api/v1/importErrors"
+    http_server.script(
+        path,
+        ("json", 200, {"import_errors": [{"import_error_id": 1}], "total_entries": 9}),
+        ("json", 200, {"import_errors": [], "total_entries": 9}),
+    )
+    with api() as client:
+        assert len(client.import_errors(endpoint(http_server))) == 1
+    assert len(http_server.requests_to(path)) == 2
+
+
+# -------------------------------------------------------------- retries, errors
+
+
+def test_retries_5xx_then_succeeds(http_server) -> None:
+    path = "/d/dep-1/api/v1/version"
+    http_server.script(
+        path,
+        ("json", 503, {"detail": "unavailable"}),
+        ("raw", 502, "<html>Bad Gateway</html>"),
+        ("json", 200, body("v1_version.json")),
+    )
+    with api() as client:
+        assert client.version(endpoint(http_server)).version == "2.10.5"
+    assert len(http_server.requests_to(path)) == 3
+
+
+def test_retries_a_connection_reset(http_server) -> None:
+    path = "/d/dep-1/api/v1/health"
+    http_server.script(path, ("reset",), ("json", 200, body("v1_health.json")))
+    with api() as client:
+        assert client.health(endpoint(http_server)).healthy
+    assert len(http_server.requests_to(path)) == 2
+
+
+def test_gives_up_after_the_bounded_number_of_attempts(http_server) -> None:
+    path = "/d/dep-1/api/v1/health"
+    http_server.script(path, ("json", 500, {"title": "Internal Server Error"}))
+    policy = RetryPolicy(attempts=3, backoff=0.1, backoff_max=1.0, total=30.0, jitter=False)
+    started = time.monotonic()
+    with api(retry=policy) as client, pytest.raises(AirflowUnavailable) as info:
+        client.health(endpoint(http_server))
+    elapsed = time.monotonic() - started
+    assert len(http_server.requests_to(path)) == 3
+    assert 0.3 <= elapsed < 2.0  # waited 0.1 then 0.2: exponential, and no more
+    assert info.value.attempts == 3 and info.value.status_code == 500
+    assert "dep-1" in str(info.value) and "Internal Server Error" in str(info.value)
+
+
+def test_total_time_bounds_the_retries(http_server) -> None:
+    http_server.script("/d/dep-1/api/v1/health", ("json", 503, {}))
+    policy = RetryPolicy(attempts=1000, backoff=0.2, backoff_max=0.4, total=1.0, jitter=False)
+    started = time.monotonic()
+    with api(retry=policy) as client, pytest.raises(AirflowUnavailable):
+        client.health(endpoint(http_server))
+    assert time.monotonic() - started < 1.5
+
+
+def test_jittered_backoff_stays_within_bounds() -> None:
+    policy = RetryPolicy(backoff=1.0, backoff_max=4.0)
+    for attempt, cap in [(1, 1.0), (2, 2.0), (3, 4.0), (6, 4.0)]:
+        for _ in range(50):
+            assert cap / 2 <= policy.delay(attempt) <= cap
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failure_is_immediate_and_names_the_deployment(http_server, status) -> None:
+    path = "/d/dep-7/api/v2/version"
+    http_server.script(path, ("json", status, body("v2_error_403.json")))
+    with api() as client, pytest.raises(AirflowAuthError) as info:
+        client.version(endpoint(http_server, 2, "dep-7"))
+    assert len(http_server.requests_to(path)) == 1  # never retried
+    msg = str(info.value)
+    assert "Deployment dep-7" in msg and str(status) in msg and "ASTRO_API_TOKEN" in msg
+    assert TOKEN not in msg
+    assert info.value.status_code == status
+
+
+def test_not_found_is_clear(http_server) -> None:
+    with api() as client, pytest.raises(AirflowNotFound, match="dep-1.*404"):
+        client.version(endpoint(http_server))  # nothing scripted: 404
+
+
+def test_other_4xx_is_not_retried(http_server) -> None:
+    path = "/d/dep-1/api/v1/version"
+    http_server.script(path, ("json", 400, {"detail": "bad request"}))
+    with api() as client, pytest.raises(AirflowAPIError, match="400"):
+        client.version(endpoint(http_server))
+    assert len(http_server.requests_to(path)) == 1
+
+
+def test_hang_times_out_within_the_bound(http_server) -> None:
+    path = "/d/dep-1/api/v1/health"
+    http_server.script(path, ("hang", 30))
+    policy = RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.05, total=10.0, jitter=False)
+    started = time.monotonic()
+    with api(timeout=0.3, retry=policy) as client, pytest.raises(AirflowTimeout) as info:
+        client.health(endpoint(http_server))
+    assert time.monotonic() - started < 2.0
+    assert len(http_server.requests_to(path)) == 2
+    assert "timed out" in str(info.value) and "dep-1" in str(info.value)
+
+
+def test_non_json_success_is_a_response_error(http_server) -> None:
+    http_server.script("/d/dep-1/api/v1/version", ("raw", 200, "<html>login</html>"))
+    with api() as client, pytest.raises(AirflowResponseError):
+        client.version(endpoint(http_server))
+
+
+def test_token_echoed_by_the_server_is_redacted(http_server) -> None:
+    http_server.script(
+        "/d/dep-1/api/v1/health", ("json", 500, {"detail": f"bad header Bearer {TOKEN}"})
+    )
+    with api() as client, pytest.raises(AirflowUnavailable) as info:
+        client.health(endpoint(http_server))
+    assert TOKEN not in str(info.value) and "[REDACTED]" in str(info.value)
+
+
+def test_without_a_token_no_authorization_header_is_sent(http_server) -> None:
+    http_server.script("/d/dep-1/api/v1/version", ("json", 200, body("v1_version.json")))
+    with AirflowAPI(env={}, retry=FAST) as client:
+        client.version(endpoint(http_server))
+    assert "Authorization" not in http_server.seen[0].headers
+
+
+# ------------------------------------------------------------ pooling, threads
+
+
+def test_one_pooled_connection_is_reused(http_server) -> None:
+    http_server.script("/d/dep-1/api/v1/version", ("json", 200, body("v1_version.json")))
+    with api() as client:
+        for _ in range(10):
+            client.version(endpoint(http_server))
+    assert len({s.client_port for s in http_server.seen}) == 1
+
+
+def test_safe_from_worker_threads(http_server) -> None:
+    for dep in ("a", "b", "c", "d"):
+        doc = {"version": f"2.10.{ord(dep) - 96}+astro.1", "git_version": None}
+        http_server.script(f"/d/{dep}/api/v1/version", ("json", 200, doc))
+    results: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+    with api() as client:
+
+        def work(dep: str) -> None:
+            try:
+                ep = endpoint(http_server, 1, dep)
+                results[dep] = [client.version(ep).version for _ in range(10)]
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(d,)) for d in "abcd"]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    assert results == {d: [f"2.10.{i}"] * 10 for i, d in enumerate("abcd", start=1)}
+    assert len(http_server.seen) == 40
