@@ -6,7 +6,7 @@ Exit codes (README): 0 done or nothing to do, 1 unexpected error, 2 invalid inpu
 
 from __future__ import annotations
 
-from invoke import Exit, task
+from invoke import Collection, Exit, task
 
 from upgrade import cli
 
@@ -27,3 +27,157 @@ def _exit(code: int) -> None:
 def catalog(c, resolve=None, feed=None, mode="extend", json=False):
     """Show the Astro Runtime release catalog, newest first, or resolve one spec."""
     _exit(cli.catalog(feed=feed, mode=mode, resolve=resolve, as_json=json))
+
+
+INVENTORY = "inventory.yaml"
+SELECTION_HELP = {
+    "inventory": f"The inventory file (default {INVENTORY}).",
+    "target": "Override the inventory's target: 12.4, 12, 3.1, latest or an exact version.",
+    "wave": "Only this wave's Deployments.",
+    "limit": "Names, groups, repos or globs; '!x' excludes, '&x' intersects (repeatable).",
+    "offline": "Do not ask Astro what is deployed (facts from Dockerfiles only).",
+    "adopt": "Overwrite template-managed Dockerfiles that were edited by hand.",
+}
+
+
+@task(
+    iterable=["limit"],
+    help={**SELECTION_HELP, "json": "Print the documented JSON schema (see README)."},
+)
+def plan(
+    c,
+    inventory=INVENTORY,
+    target=None,
+    wave=None,
+    limit=None,
+    json=False,
+    offline=False,
+    adopt=False,
+    feed=None,
+):
+    """Show what an upgrade would change, per Deployment, with diffs. Changes nothing."""
+    _exit(
+        cli.plan(
+            inventory=inventory,
+            target=target,
+            wave=_int(wave),
+            limits=limit or (),
+            as_json=json,
+            offline=offline,
+            adopt=adopt,
+            feed=feed,
+        )
+    )
+
+
+@task(
+    iterable=["limit"],
+    help={
+        **SELECTION_HELP,
+        "commit": "Commit on a branch (one commit per repo naming from → to).",
+        "push": "Also push the branch to the repo's 'origin' (implies --commit).",
+        "branch": "Branch name; '{version}' is replaced (default runtime-upgrade/{version}).",
+    },
+)
+def render(
+    c,
+    inventory=INVENTORY,
+    target=None,
+    wave=None,
+    limit=None,
+    commit=False,
+    push=False,
+    branch=None,
+    offline=False,
+    adopt=False,
+):
+    """Write the planned Dockerfile changes into the repos (for CI that deploys on merge)."""
+    _exit(
+        cli.render(
+            inventory=inventory,
+            target=target,
+            wave=_int(wave),
+            limits=limit or (),
+            commit=commit,
+            push=push,
+            branch=branch,
+            offline=offline,
+            adopt=adopt,
+        )
+    )
+
+
+@task(
+    name="inventory",
+    help={
+        "name": "A Deployment name or id: print its merged variables and where each came from.",
+        "inventory": f"The inventory file (default {INVENTORY}).",
+        "json": "Print JSON.",
+    },
+)
+def inventory_(c, name=None, inventory=INVENTORY, json=False):
+    """Show the fleet by wave, or the merged view of one Deployment."""
+    _exit(cli.show_inventory(inventory=inventory, name=name, as_json=json))
+
+
+def _int(value):
+    """Invoke hands flags over as strings; a bad number is an input error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Exit(f"error: --wave must be a whole number, got '{value}'.", code=2) from None
+
+
+@task(
+    help={
+        "inventory": f"The inventory file (default {INVENTORY}).",
+        "port": "TCP port on 127.0.0.1 (default: any free port).",
+        "time_scale": "Multiply every simulated delay (0.02 makes a 60 s deploy 1.2 s).",
+        "faults": "A faults YAML file (docs/simulator.md).",
+    }
+)
+def sim_start(c, inventory=INVENTORY, port=0, time_scale=1.0, faults=None):
+    """Start the local Astro control-plane simulator (state dir from the inventory)."""
+    _exit(
+        cli.sim_start(
+            inventory=inventory, port=int(port), time_scale=float(time_scale), faults=faults
+        )
+    )
+
+
+@task(help={"inventory": f"The inventory file (default {INVENTORY})."})
+def sim_stop(c, inventory=INVENTORY):
+    """Stop the simulator."""
+    _exit(cli.sim_stop(inventory=inventory))
+
+
+@task(help={"inventory": f"The inventory file (default {INVENTORY})."})
+def sim_status(c, inventory=INVENTORY):
+    """Is the simulator running, and where."""
+    _exit(cli.sim_status(inventory=inventory))
+
+
+@task(help={"inventory": f"The inventory file (default {INVENTORY})."})
+def sim_seed(c, inventory=INVENTORY):
+    """Create the inventory's Deployments in the simulator at their Dockerfiles' versions."""
+    _exit(cli.sim_seed(inventory=inventory))
+
+
+@task(help={"inventory": f"The inventory file (default {INVENTORY})."})
+def sim_reset(c, inventory=INVENTORY):
+    """Forget every simulated Deployment and fault."""
+    _exit(cli.sim_reset(inventory=inventory))
+
+
+sim = Collection("sim")
+for _name, _task in (
+    ("start", sim_start),
+    ("stop", sim_stop),
+    ("status", sim_status),
+    ("seed", sim_seed),
+    ("reset", sim_reset),
+):
+    sim.add_task(_task, name=_name)
+namespace = Collection(catalog, plan, render, inventory_, sim)

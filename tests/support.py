@@ -1,0 +1,43 @@
+"""Helpers shared by the test suites (importable as `support`: pytest puts tests/ on the path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+@dataclass
+class SampleFleet:
+    """The committed sample fleet, materialised in a tmp dir with real git repos."""
+
+    root: Path
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yaml"
+
+    def repo(self, name: str) -> Path:
+        return self.root / "demo-fleet" / name
+
+    def use_simulator(self, url: str) -> None:
+        """Point the inventory's control plane at a running simulator (by URL)."""
+        text = self.inventory.read_text()
+        self.inventory.write_text(text.replace("simulator: .sim", f"simulator: {url}"))
+
+    def invoke(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run the real `invoke` command in the fleet's directory."""
+        return subprocess.run(
+            [INVOKE, "-r", str(ROOT), *args], cwd=self.root, capture_output=True, text=True,
+            env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300,
+        )
+
+    def git(self, repo: str, *args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=self.repo(repo), capture_output=True, text=True, check=True
+        ).stdout
