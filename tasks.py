@@ -180,4 +180,74 @@ for _name, _task in (
     ("reset", sim_reset),
 ):
     sim.add_task(_task, name=_name)
-namespace = Collection(catalog, plan, render, inventory_, sim)
+
+
+@task(
+    iterable=["limit"],
+    help={
+        "wave": "The wave to run (required).",
+        "inventory": f"The inventory file (default {INVENTORY}).",
+        "limit": SELECTION_HELP["limit"],
+        "target": "Target spec for a new rollout (a running rollout keeps its pinned version).",
+        "playbook": "Playbook file (default playbooks/upgrade.yaml beside the inventory).",
+        "json": "Print the result as JSON (documented schema); progress goes to stderr.",
+        "dry_run": "Show the plan for the wave and the steps that would run; change nothing.",
+    },
+)
+def upgrade(
+    c, wave, inventory=INVENTORY, limit=None, target=None, playbook=None, json=False, dry_run=False
+):
+    """Upgrade one wave: render, commit, test, deploy, verify; resumable, recorded."""
+    command = "invoke upgrade --wave " + str(wave) + "".join(f" --limit {x}" for x in limit or ())
+    _exit(
+        cli.upgrade(
+            inventory=inventory,
+            wave=_int(wave),
+            limits=limit or (),
+            target=target,
+            playbook=playbook,
+            as_json=json,
+            dry_run=dry_run,
+            command=command,
+        )
+    )
+
+
+@task(help={"inventory": f"The inventory file (default {INVENTORY}).", "json": "Print JSON."})
+def status(c, inventory=INVENTORY, json=False):
+    """Show every rollout in the journal: waves, their state, soak time left."""
+    _exit(cli.status(inventory=inventory, as_json=json))
+
+
+@task(help={"inventory": f"The inventory file (default {INVENTORY})."})
+def unlock(c, inventory=INVENTORY):
+    """Clear the journal lock left by a run that died (refused while a live run holds it)."""
+    _exit(cli.unlock(inventory=inventory))
+
+
+@task(
+    help={
+        "wave": "The wave to approve.",
+        "reason": "Why (recorded with your name).",
+        "inventory": f"The inventory file (default {INVENTORY}).",
+    }
+)
+def approve(c, wave, reason, inventory=INVENTORY):
+    """Approve a wave that requires approval; records who and why in the journal."""
+    _exit(cli.approve(inventory=inventory, wave=_int(wave), reason=reason))
+
+
+@task(
+    help={
+        "reason": "Why (recorded with your name).",
+        "inventory": f"The inventory file (default {INVENTORY}).",
+    }
+)
+def abandon(c, reason, inventory=INVENTORY):
+    """Abandon the active rollout (so a different target can start a new one)."""
+    _exit(cli.abandon(inventory=inventory, reason=reason))
+
+
+namespace = Collection(
+    catalog, plan, render, inventory_, upgrade, approve, abandon, status, unlock, sim
+)

@@ -30,6 +30,12 @@ class SampleFleet:
         text = self.inventory.read_text()
         self.inventory.write_text(text.replace("simulator: .sim", f"simulator: {url}"))
 
+    def seed(self) -> int:
+        """Create the fleet's Deployments in the simulator (`invoke sim.seed`)."""
+        out = self.invoke("sim.seed")
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.split()[1])
+
     def invoke(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run the real `invoke` command in the fleet's directory."""
         return subprocess.run(

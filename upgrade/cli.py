@@ -7,12 +7,16 @@ traceback only with ``UPGRADE_DEBUG=1``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import shlex
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec
@@ -25,9 +29,14 @@ from .dockerfile import find_base_image
 from .errors import EXIT_OK, EXIT_UNEXPECTED, DockerfileError, InputError, UpgradeError
 from .facts import read_dockerfiles
 from .fleet import Fleet
+from .journal import Journal, actor
+from .lock import RunLock, force_unlock
+from .playbook import Playbook, default_playbook_path, load_playbook
+from .progress import LiveReporter, LogReporter
 from .render import DEFAULT_BRANCH, RenderOptions
 from .render import render as apply_render
-from .report import print_plan
+from .report import print_plan, print_recap, print_status, rollout_status, write_wave_markdown
+from .rollout import WaveRequest, pinned_target, run_wave
 
 P = ParamSpec("P")
 
@@ -265,15 +274,35 @@ def sim_status(*, inventory: str) -> int:
     return EXIT_OK
 
 
+def _sim_url(inventory: str) -> str:
+    """The URL of the inventory's simulator: given directly, or found via its state dir."""
+    from .sim import lifecycle
+
+    where = _fleet(inventory).inventory.control_plane.get("simulator")
+    if isinstance(where, str) and where.startswith(("http://", "https://")):
+        return where
+    info = lifecycle.status(_sim_dir(inventory))
+    if info is None:
+        raise UpgradeError("the simulator is not running: start it with `invoke sim.start`.")
+    return info.url
+
+
 @boundary
 def sim_seed(*, inventory: str) -> int:
     """`invoke sim.seed`: create the inventory's Deployments at their Dockerfiles' versions."""
     from .sim import lifecycle
 
-    fleet = _fleet(inventory)
-    info = lifecycle.status(_sim_dir(inventory))
-    if info is None:
-        raise UpgradeError("the simulator is not running: start it with `invoke sim.start`.")
+    url = _sim_url(inventory)
+    docs, skipped = seed_documents(_fleet(inventory))
+    lifecycle.seed(url, docs)
+    stdout.print(f"seeded {len(docs)} Deployments into the simulator at {url}")
+    for line in skipped:
+        stderr.print(f"skipped {line}")
+    return EXIT_OK
+
+
+def seed_documents(fleet: Fleet) -> tuple[list[dict], list[str]]:
+    """Simulator Deployments for the inventory, at their Dockerfiles' versions; and skips."""
     inv = fleet.inventory
     files = read_dockerfiles(inv, inv.deployments, fleet.host_for)
     docs, skipped = [], []
@@ -294,11 +323,7 @@ def sim_seed(*, inventory: str) -> int:
                 "runtime_version": str(version),
             }
         )
-    lifecycle.seed(info.url, docs)
-    stdout.print(f"seeded {len(docs)} Deployments into the simulator at {info.url}")
-    for line in skipped:
-        stderr.print(f"skipped {line}")
-    return EXIT_OK
+    return docs, skipped
 
 
 @boundary
@@ -306,9 +331,175 @@ def sim_reset(*, inventory: str) -> int:
     """`invoke sim.reset`: forget every simulated Deployment and fault."""
     from .sim import lifecycle
 
-    info = lifecycle.status(_sim_dir(inventory))
-    if info is None:
-        raise UpgradeError("the simulator is not running: start it with `invoke sim.start`.")
-    lifecycle.reset(info.url)
+    lifecycle.reset(_sim_url(inventory))
     stdout.print("simulator reset")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- rollout
+
+
+@boundary
+def upgrade(
+    *,
+    inventory: str,
+    wave: int,
+    limits: Sequence[str] = (),
+    target: str | None = None,
+    playbook: str | None = None,
+    as_json: bool = False,
+    dry_run: bool = False,
+    skip_gate: bool = False,
+    reason: str | None = None,
+    command: str = "invoke upgrade",
+) -> int:
+    """`invoke upgrade --wave N`: run one wave (or, with --dry-run, show what would run)."""
+    if skip_gate and not (reason or "").strip():
+        raise InputError('--skip-gate needs --reason "why": it is recorded and shown in reports.')
+    fleet = _fleet(inventory, target)
+    inv = fleet.inventory
+    book = load_playbook(Path(playbook) if playbook else default_playbook_path(inv.root))
+    for warning in book.warnings:
+        stderr.print(f"warning: {warning}")
+    try:
+        if dry_run:
+            return _dry_run(fleet, book, wave, limits, as_json)
+        with RunLock(inv.journal, command) as lock, Journal.open_dir(inv.journal) as journal:
+            if lock.note:
+                stderr.print(f"note: {lock.note}")
+                journal.event("lock_taken_over", message=lock.note)
+            stop = threading.Event()
+            reporter = (
+                LiveReporter(stderr) if stderr.is_terminal and not as_json else LogReporter(stderr)
+            )
+            with _stop_on_interrupt(stop, reporter):
+                request = WaveRequest(
+                    wave, tuple(limits), actor(), skip_gate_reason=reason if skip_gate else None
+                )
+                result = run_wave(fleet, journal, book, request, reporter, stop)
+            report_path = write_wave_markdown(inv.journal, result)
+    finally:
+        fleet.close()
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        print_recap(result, stdout)
+        stdout.print(f"report: {report_path}")
+    if result.status != "passed":
+        stderr.print(
+            f"resume with: invoke upgrade --wave {wave}"
+            + "".join(f" --limit {shlex.quote(x)}" for x in limits)
+        )
+    return result.exit_code
+
+
+def _dry_run(fleet: Fleet, book: Playbook, wave: int, limits: Sequence[str], as_json: bool) -> int:
+    journal_file = fleet.inventory.journal / "journal.db"
+    resolution, high_water = None, {}
+    if journal_file.exists():
+        with Journal.open(journal_file) as journal:
+            active = journal.active_rollout()
+            if active is not None:
+                resolution = fleet.catalog.resolve(str(active.target_version))
+            high_water = journal.high_water()
+    result = fleet.plan(fleet.select(wave, limits), resolution=resolution, high_water=high_water)
+    if as_json:
+        doc = result.to_json()
+        doc["steps"] = [{"name": s.name, "kind": s.kind, "scope": s.scope} for s in book.steps]
+        _print_json(doc)
+    else:
+        print_plan(result, stdout)
+        stdout.print(
+            f"\nWould run playbook {book.path.name} ('{book.name}') for each upgrading "
+            "Deployment (dry run: nothing was changed):"
+        )
+        for step in book.steps:
+            when = f" when {step.when}" if step.when else ""
+            stdout.print(
+                f"  {step.index + 1}. {step.name} [{step.kind}, once per {step.scope}]{when}"
+            )
+    return result.exit_code()
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt(stop: threading.Event, reporter: object) -> Iterator[None]:
+    """First Ctrl-C: start no new work, let in-flight steps finish. Second: stop at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        reporter.note(
+            "interrupted: no new Deployment starts; in-flight steps finish "  # type: ignore[attr-defined]
+            "(Ctrl-C again to stop at once)"
+        )
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@boundary
+def status(*, inventory: str, as_json: bool = False) -> int:
+    """`invoke status`: every rollout in the journal, its waves, soak time left."""
+    inv = _fleet(inventory).inventory
+    journal_file = inv.journal / "journal.db"
+    if not journal_file.exists():
+        stdout.print(f"no journal yet ({journal_file}): nothing has been rolled out")
+        return EXIT_OK
+    with Journal.open(journal_file) as journal:
+        doc = rollout_status(journal, today())
+    if as_json:
+        _print_json(doc)
+    else:
+        print_status(doc, stdout)
+    return EXIT_OK
+
+
+@boundary
+def unlock(*, inventory: str) -> int:
+    """`invoke unlock`: clear a lock left behind by a run that died."""
+    cleared = force_unlock(_fleet(inventory).inventory.journal)
+    stdout.print(f"cleared: {cleared}" if cleared else "the journal was not locked")
+    return EXIT_OK
+
+
+@boundary
+def approve(*, inventory: str, wave: int, reason: str) -> int:
+    """`invoke approve --wave N --reason`: record who approved a wave, and why."""
+    if not (reason or "").strip():
+        raise InputError('approve needs --reason "why".')
+    fleet = _fleet(inventory)
+    inv = fleet.inventory
+    if wave not in inv.waves:
+        raise InputError(f"--wave {wave}: the inventory has no such wave.")
+    with (
+        RunLock(inv.journal, f"invoke approve --wave {wave}"),
+        Journal.open_dir(inv.journal) as journal,
+    ):
+        rollout_id, resolution, note = pinned_target(fleet, journal, actor())
+        if note:
+            stdout.print(note)
+        journal.record_approval(rollout_id, wave, actor(), reason)
+    stdout.print(
+        f"wave {wave} of rollout {rollout_id} (→ {resolution.version}) approved by {actor()}"
+    )
+    return EXIT_OK
+
+
+@boundary
+def abandon(*, inventory: str, reason: str) -> int:
+    """`invoke abandon --reason`: end the active rollout so a new target can start."""
+    if not (reason or "").strip():
+        raise InputError('abandon needs --reason "why".')
+    inv = _fleet(inventory).inventory
+    with RunLock(inv.journal, "invoke abandon"), Journal.open_dir(inv.journal) as journal:
+        active = journal.active_rollout()
+        if active is None:
+            stdout.print("no active rollout")
+            return EXIT_OK
+        journal.abandon_rollout(active.id, actor(), reason)
+    stdout.print(f"rollout {active.id} (→ {active.target_version}) abandoned: {reason}")
     return EXIT_OK

@@ -7,7 +7,8 @@ Hierarchy (the exit code is a class attribute, chosen once here)::
     │   ├── VersionError            an unparseable version, spec or image reference
     │   ├── CatalogError            a feed that cannot be read or is malformed
     │   ├── InventoryError          one or more inventory problems (all reported at once)
-    │   └── DockerfileError         a Dockerfile the engine refuses to rewrite
+    │   ├── DockerfileError         a Dockerfile the engine refuses to rewrite
+    │   └── JournalError            a journal file that is not ours, damaged or too new
     ├── PolicyRefusal (3)           downgrade, unknown or yanked version, gate not passed
     ├── WaveHalted (4)              failure budget exceeded or verification failed
     ├── DriftFound (5)              verify-all found drift
@@ -53,6 +54,10 @@ class CatalogError(InputError):
 
 class DockerfileError(InputError):
     """A Dockerfile whose Astro base image cannot be found or safely rewritten."""
+
+
+class JournalError(InputError):
+    """A journal file the tool refuses to open: not SQLite, another application's, or newer."""
 
 
 @dataclass(frozen=True)

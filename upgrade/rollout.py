@@ -1,0 +1,615 @@
+"""Roll one wave out: batches, parallelism per wave and per runner, failure budgets, resume.
+
+The rollout's target is resolved once, when the rollout starts, and pinned in the journal;
+every later wave deploys exactly that version. Every state change is committed to the
+journal before the next step starts, so the same command resumes after any crash:
+verified Deployments are skipped, failed and never-attempted ones run, and one caught
+mid-deploy is inspected first (at target: go on to verify; not: deploy again).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from . import gate, steps
+from .budget import FailureBudget
+from .catalog import Resolution
+from .errors import EXIT_HALTED, EXIT_OK, InputError, PolicyRefusal, UpgradeError
+from .fleet import Fleet
+from .inventory import Deployment, WaveSettings
+from .journal import DeploymentEntry, Journal
+from .plan import Plan, PlannedDeployment
+from .playbook import Playbook, Step, shared_vars, step_context
+
+# The journal state each step kind leaves a Deployment in, and the order of states.
+STEP_STATE = {
+    "render": "rendered",
+    "commit": "committed",
+    "run": "tested",
+    "deploy": "deployed",
+    "verify": "verified",
+}
+STATE_RANK = {
+    s: i
+    for i, s in enumerate(
+        ("pending", "rendered", "committed", "tested", "deploying", "deployed", "verified")
+    )
+}
+DEFAULT_PARALLEL = 10
+
+ItemResult = Literal["ok", "failed", "interrupted"]
+
+
+class Reporter(Protocol):
+    """Where progress goes: a live display on a terminal, log lines elsewhere."""
+
+    def wave_started(self, wave: int, target: str, total: int, batches: list[int]) -> None: ...
+    def batch_started(self, index: int, size: int) -> None: ...
+    def step_started(self, deployment: str, step: str) -> None: ...
+    def item_finished(self, deployment: str, result: ItemResult, message: str) -> None: ...
+    def note(self, message: str) -> None: ...
+    def wave_finished(self) -> None: ...
+
+
+@dataclass
+class Item:
+    """One Deployment to run in this wave, with where it starts from."""
+
+    planned: PlannedDeployment
+    state: str
+    retry: bool = False
+    noop: bool = False
+
+    @property
+    def deployment(self) -> Deployment:
+        """The inventory Deployment."""
+        return self.planned.deployment
+
+
+@dataclass
+class Outcome:
+    """How one Deployment ended in this run (for the recap, JSON and Markdown)."""
+
+    deployment: str
+    repo: str
+    state: str
+    result: str  # ok | changed | failed | skipped | interrupted | not started
+    message: str
+    deploys: int = 0
+    from_version: str | None = None
+    to_version: str | None = None
+
+
+@dataclass
+class WaveResult:
+    """The end of one `invoke upgrade --wave N` run."""
+
+    rollout_id: int
+    wave: int
+    target: str
+    status: str  # passed | halted | incomplete
+    reason: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the wave passed, 4 when it halted or did not finish."""
+        return EXIT_OK if self.status == "passed" else EXIT_HALTED
+
+    def counts(self) -> dict[str, int]:
+        """How many Deployments per result."""
+        out: dict[str, int] = {}
+        for o in self.outcomes:
+            out[o.result] = out.get(o.result, 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented ``upgrade --json`` document."""
+        return {
+            "rollout": self.rollout_id,
+            "wave": self.wave,
+            "target": self.target,
+            "status": self.status,
+            "reason": self.reason,
+            "counts": self.counts(),
+            "notes": self.notes,
+            "deployments": [o.__dict__ for o in self.outcomes],
+        }
+
+
+class WaveRunner:
+    """Runs the items of one wave through the playbook. Holds no state between waves."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        journal: Journal,
+        playbook: Playbook,
+        rollout_id: int,
+        wave: WaveSettings,
+        plan: Plan,
+        reporter: Reporter,
+        stop: threading.Event,
+    ):
+        self.fleet, self.journal, self.playbook = fleet, journal, playbook
+        self.rollout_id, self.wave, self.plan = rollout_id, wave, plan
+        self.reporter, self.stop = reporter, stop
+        self.cp = fleet.control_plane
+        self._repo_futures: dict[tuple[str, int], Future[str]] = {}
+        self._repo_lock = threading.Lock()
+        self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
+        by_repo: dict[str, list[Deployment]] = {}
+        for p in plan.deployments:
+            by_repo.setdefault(p.deployment.repo, []).append(p.deployment)
+        self._repo_vars = {repo: shared_vars(deps) for repo, deps in by_repo.items()}
+        release = fleet.catalog.get(plan.target)
+        self._runtime = {
+            "version": str(plan.target),
+            "airflow": release.airflow if release else None,
+            "python": release.python if release else None,
+        }
+
+    # ------------------------------------------------------------------ scheduling
+
+    def run(self, items: list[Item]) -> tuple[str | None, dict[str, ItemResult]]:
+        """Run ``items`` batch by batch; return (budget trip message, result per name)."""
+        results: dict[str, ItemResult] = {}
+        budget = FailureBudget(self.wave.max_fail_percentage, self.wave.max_failures)
+        sizes = self.wave.batch_sizes(len(items))
+        self.reporter.wave_started(self.wave.number, str(self.plan.target), len(items), sizes)
+        position = 0
+        limit = self.wave.parallel or DEFAULT_PARALLEL
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="deploy") as pool:
+            for index, size in enumerate(sizes):
+                if self.stop.is_set() or budget.tripped:
+                    break
+                batch = items[position : position + size]
+                position += size
+                budget.start_batch(size)
+                self.reporter.batch_started(index + 1, size)
+                self._run_batch(pool, batch, limit, budget, results)
+        self.reporter.wave_finished()
+        return budget.tripped, results
+
+    def _run_batch(
+        self,
+        pool: ThreadPoolExecutor,
+        batch: list[Item],
+        limit: int,
+        budget: FailureBudget,
+        results: dict[str, ItemResult],
+    ) -> None:
+        waiting: deque[Item] = deque(batch)
+        busy: dict[str, int] = {}  # runner name -> Deployments in flight
+        in_flight: dict[Future[ItemResult], Item] = {}
+        while waiting or in_flight:
+            while waiting and len(in_flight) < limit and not (self.stop.is_set() or budget.tripped):
+                item = self._next_startable(waiting, busy)
+                if item is None:
+                    break
+                runner = self.fleet.inventory.runner_of(item.deployment)
+                busy[runner.name] = busy.get(runner.name, 0) + 1
+                in_flight[pool.submit(self._run_item, item)] = item
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = in_flight.pop(future)
+                runner = self.fleet.inventory.runner_of(item.deployment)
+                busy[runner.name] -= 1
+                result = future.result()
+                results[item.deployment.name] = result
+                if result != "interrupted":
+                    tripped = budget.record(result == "failed")
+                    if tripped:
+                        self.reporter.note(f"budget tripped: {tripped}; no new Deployment starts")
+
+    def _next_startable(self, waiting: deque[Item], busy: dict[str, int]) -> Item | None:
+        # The first Deployment whose runner has a free slot: a busy runner never blocks
+        # work queued behind it for another runner.
+        for i, item in enumerate(waiting):
+            runner = self.fleet.inventory.runner_of(item.deployment)
+            if busy.get(runner.name, 0) < runner.parallel:
+                del waiting[i]
+                return item
+        return None
+
+    # ------------------------------------------------------------------ one Deployment
+
+    def _run_item(self, item: Item) -> ItemResult:
+        dep = item.deployment
+        state = item.state
+        try:
+            for step in self._steps_from(state, item):
+                context = self._context(item, repo_scope=step.scope == "repo")
+                if not step.enabled(context):
+                    continue
+                args = step.render_args(context)
+                self.reporter.step_started(dep.name, step.name)
+                if step.kind == "deploy":
+                    state = self._deploy(item, state, args)
+                    continue
+                if step.scope == "repo":
+                    message = self._repo_step(item, step, args)
+                else:
+                    message = self._deployment_step(item, step, args)
+                state = self._advance(item, state, STEP_STATE.get(step.kind), message)
+            self.reporter.item_finished(dep.name, "ok", f"{state}")
+            return "ok"
+        except steps.Interrupted as exc:
+            self.reporter.item_finished(dep.name, "interrupted", str(exc))
+            return "interrupted"
+        except UpgradeError as exc:
+            self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc))
+            self.reporter.item_finished(dep.name, "failed", str(exc))
+            return "failed"
+        except Exception as exc:  # a bug in one worker must not take the wave down unrecorded
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+            self.journal.transition(self.rollout_id, dep.id, "failed", error=message)
+            self.reporter.item_finished(dep.name, "failed", message)
+            return "failed"
+
+    def _steps_from(self, state: str, item: Item) -> list[Step]:
+        """The steps still to do for a Deployment that is at ``state`` (resume)."""
+        all_steps = list(self.playbook.steps)
+        if item.noop:
+            return [s for s in all_steps if s.kind == "verify"]
+        rank = STATE_RANK[state]
+        after = "pending"
+        start = len(all_steps)
+        for i, step in enumerate(all_steps):
+            after = STEP_STATE.get(step.kind, after)
+            stateful = step.kind in STEP_STATE
+            if STATE_RANK[after] > rank or (not stateful and STATE_RANK[after] == rank):
+                start = i
+                break
+        return all_steps[start:]
+
+    def _advance(self, item: Item, state: str, new_state: str | None, message: str) -> str:
+        if new_state is None or STATE_RANK[new_state] <= STATE_RANK[state]:
+            return state
+        self.journal.transition(self.rollout_id, item.deployment.id, new_state, message=message)
+        return new_state
+
+    def _deploy(self, item: Item, state: str, args: dict[str, Any]) -> str:
+        planned, dep = item.planned, item.deployment
+        skip = steps.already_at_target(
+            self.cp, planned, resuming=state == "deploying" or item.retry
+        )
+        if skip:
+            return self._reach_deployed(item, state, skip)
+        # Durable before the deploy starts: a crash from here on is resumed by inspecting.
+        self.journal.transition(
+            self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started"
+        )
+        repo = self.fleet.inventory.repos[dep.repo]
+        message = steps.deploy(
+            self.cp, planned, repo, args.get("description") or self._description()
+        )
+        return self._reach_deployed(item, "deploying", message)
+
+    def _reach_deployed(self, item: Item, state: str, message: str) -> str:
+        # The journal raises the high-water mark in the same transaction.
+        return self._advance(item, state, "deployed", message)
+
+    def _repo_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
+        # Once per repo and step per run: the first Deployment of a repo to get here runs
+        # it, the others wait for that result (and share its failure).
+        key = (item.deployment.repo, step.index)
+        with self._repo_lock:
+            future = self._repo_futures.get(key)
+            owner = future is None
+            if owner:
+                future = self._repo_futures[key] = Future()
+        assert future is not None
+        if owner:
+            try:
+                future.set_result(self._do_repo_step(item, step, args))
+            except BaseException as exc:
+                future.set_exception(exc)
+        try:
+            return future.result()
+        except steps.StepFailed as exc:
+            if owner:
+                raise
+            raise steps.StepFailed(f"repo step '{step.name}' failed: {exc}") from exc
+
+    def _do_repo_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
+        repo = self.fleet.inventory.repos[item.deployment.repo]
+        branch = None
+        if self._commit_step is not None:
+            context = self._context(item, repo_scope=True)
+            branch = self._commit_step.render_args(context).get("branch")
+        work = steps.RepoWork(
+            repo, self.fleet.host_for(repo), item.planned.repo, item.planned.target, branch
+        )
+        if step.kind == "render":
+            return steps.render(work)
+        if step.kind == "commit":
+            return steps.commit(work, args)
+        if step.kind == "run":
+            return steps.run(work, args)
+        raise steps.StepFailed(f"unknown repo step kind '{step.kind}'")
+
+    def _deployment_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
+        if step.kind == "verify":
+            info = steps.verify_running_target(
+                self.cp,
+                item.deployment,
+                item.planned.target,
+                timeout=float(args.get("timeout", 900)),
+                poll_interval=float(args.get("poll_interval", 10)),
+                stop=self.stop,
+            )
+            return f"Astro reports {info.runtime_version}, {info.status}"
+        if step.kind == "wait":
+            return steps.wait(float(args["seconds"]), self.stop)
+        raise steps.StepFailed(f"unknown Deployment step kind '{step.kind}'")
+
+    def _description(self) -> str:
+        return (
+            f"astro-fleet-upgrade rollout {self.rollout_id} wave {self.wave.number}: "
+            f"Astro Runtime {self.plan.target}"
+        )
+
+    def _context(self, item: Item, *, repo_scope: bool = False) -> dict[str, Any]:
+        dep = item.deployment
+        repo = self.fleet.inventory.repos[dep.repo]
+        # A repo step runs once for all of the repo's Deployments in the wave: it sees only
+        # the variables they agree on.
+        shared = self._repo_vars.get(dep.repo, {}) if repo_scope else dep.vars
+        return step_context(
+            target=str(self.plan.target),
+            rollout=str(self.rollout_id),
+            wave=self.wave.number,
+            repo=repo,
+            vars=shared,
+            runtime=self._runtime,
+            deployment=None if repo_scope else dep,
+        )
+
+
+@dataclass(frozen=True)
+class WaveRequest:
+    """What `invoke upgrade --wave N` asked for."""
+
+    wave: int
+    limits: tuple[str, ...] = ()
+    actor: str = ""
+    skip_gate_reason: str | None = None
+
+
+def pinned_target(fleet: Fleet, journal: Journal, actor: str) -> tuple[int, Resolution, str | None]:
+    """The active rollout's pinned target, starting a rollout (and pinning) if none is active.
+
+    A later wave never resolves the spec again: it gets exactly what earlier waves verified.
+    Returns (rollout id, resolution, note).
+    """
+    inv = fleet.inventory
+    active = journal.active_rollout()
+    if active is None:
+        resolution = fleet.resolve()
+        rollout = journal.start_rollout(str(inv.target), resolution.version, str(inv.path), actor)
+        return (
+            rollout.id,
+            resolution,
+            (f"rollout {rollout.id} started: '{inv.target}' pinned to {resolution.version}"),
+        )
+    pinned = fleet.catalog.resolve(str(active.target_version), source=f"rollout {active.id}")
+    if inv.target_source == "--target" or str(inv.target) != active.target_spec:
+        asked = fleet.resolve()
+        if asked.version != pinned.version:
+            raise PolicyRefusal(
+                f"rollout {active.id} is pinned to {pinned.version} (from "
+                f"'{active.target_spec}'); the requested target resolves to {asked.version}. "
+                "Finish that rollout first, or abandon it with "
+                '`invoke abandon --reason "..."` to start a new one.'
+            )
+    return active.id, pinned, None
+
+
+def run_wave(
+    fleet: Fleet,
+    journal: Journal,
+    playbook: Playbook,
+    request: WaveRequest,
+    reporter: Reporter,
+    stop: threading.Event,
+) -> WaveResult:
+    """Plan the wave from fresh facts, then run what is left of it, recording everything."""
+    inv = fleet.inventory
+    if request.wave not in inv.waves:
+        known = ", ".join(str(n) for n in sorted(inv.waves)) or "none"
+        raise InputError(f"--wave {request.wave}: the inventory has no such wave (waves: {known}).")
+    rollout_id, resolution, note = pinned_target(fleet, journal, request.actor)
+    settings = inv.waves[request.wave]
+    everyone = [d for d in inv.deployments if d.wave == request.wave]
+    selected = fleet.select(request.wave, request.limits)
+    plan = fleet.plan(selected, resolution=resolution, high_water=journal.high_water())
+    current = {p.deployment.id: p.current for p in plan.deployments}
+    journal.ensure_deployments(
+        rollout_id,
+        request.wave,
+        [
+            DeploymentEntry(d.id, d.name, d.repo, resolution.version, current.get(d.id))
+            for d in everyone
+        ],
+    )
+    result = WaveResult(rollout_id, request.wave, str(resolution.version), "incomplete")
+    if note:
+        result.notes.append(note)
+    result.notes.extend(f"warning: {w}" for w in resolution.warnings)
+    _pass_gate(fleet, journal, playbook, rollout_id, request, result, stop)
+    records = {r.deployment_id: r for r in journal.deployments(rollout_id, request.wave)}
+    items = _items(journal, rollout_id, plan, records)
+    journal.start_wave(
+        rollout_id,
+        request.wave,
+        soak_seconds=settings.soak_seconds,
+        budget=_budget_settings(settings),
+    )
+    runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
+    tripped, _ = runner.run(items)
+    _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set())
+    if result.status == "passed" and all(
+        (w := journal.wave(rollout_id, n)) is not None and w.status == "passed"
+        for n in {d.wave for d in inv.deployments}
+    ):
+        journal.complete_rollout(rollout_id)
+        result.notes.append(f"rollout {rollout_id} completed: every wave passed")
+    return result
+
+
+def _pass_gate(
+    fleet: Fleet,
+    journal: Journal,
+    playbook: Playbook,
+    rollout_id: int,
+    request: WaveRequest,
+    result: WaveResult,
+    stop: threading.Event,
+) -> None:
+    """Open the gate for this wave, or raise GateRefused; a skip is recorded, never silent."""
+    if request.skip_gate_reason:
+        journal.record_skip_gate(rollout_id, request.wave, request.actor, request.skip_gate_reason)
+    else:
+        decision = gate.check(
+            journal,
+            fleet.inventory,
+            rollout_id,
+            request.wave,
+            datetime.now(UTC),
+            lambda records: _reverify(fleet, playbook, records, stop),
+        )
+        if not decision.open:
+            raise gate.refuse(journal, rollout_id, decision)
+        if decision.reverified:
+            result.notes.append(
+                f"gate: {decision.reverified} Deployment(s) of earlier waves verified again"
+            )
+    for w in journal.waves(rollout_id):
+        if w.skip_gate is not None:
+            result.notes.append(
+                f"GATE SKIPPED for wave {w.number} by {w.skip_gate.actor} at "
+                f"{w.skip_gate.at.isoformat(timespec='seconds')}: {w.skip_gate.reason}"
+            )
+
+
+def _reverify(fleet: Fleet, playbook: Playbook, records: list, stop: threading.Event) -> list[str]:
+    """Verify earlier waves' Deployments again, in parallel; one message per failure."""
+    verify = next((s for s in playbook.steps if s.kind == "verify"), None)
+    timeout = float(verify.args.get("timeout", 60)) if verify else 60.0
+    inv = fleet.inventory
+
+    def one(record: Any) -> str | None:
+        dep = inv.deployment(record.deployment_id)
+        try:
+            steps.verify_running_target(
+                fleet.control_plane,
+                dep,
+                record.to_version,
+                timeout=min(timeout, 120.0),
+                poll_interval=5.0,
+                stop=stop,
+            )
+        except UpgradeError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="gate") as pool:
+        return [m for m in pool.map(one, records) if m]
+
+
+def _items(journal: Journal, rollout_id: int, plan: Plan, records: dict) -> list[Item]:
+    """Classify each planned Deployment: done, refused, or to run (fresh, retried, resumed)."""
+    items = []
+    for p in plan.deployments:
+        record = records[p.deployment.id]
+        if record.state == "verified":
+            continue
+        if p.action == "refuse":
+            if record.state not in ("skipped", "failed") and record.state in _SKIPPABLE:
+                journal.transition(rollout_id, p.deployment.id, "skipped", error=p.reason)
+            elif record.state not in ("skipped", "failed"):
+                journal.transition(rollout_id, p.deployment.id, "failed", error=p.reason)
+            continue
+        state, retry = record.state, False
+        if state in ("failed", "skipped"):
+            journal.transition(
+                rollout_id,
+                p.deployment.id,
+                "pending",
+                message=f"retry after: {record.error or state}",
+            )
+            state, retry = "pending", True
+        items.append(Item(p, state, retry=retry, noop=p.action == "noop"))
+    return items
+
+
+_SKIPPABLE = ("pending", "rendered", "committed", "tested")
+
+
+def _finish(
+    journal: Journal,
+    result: WaveResult,
+    rollout_id: int,
+    wave: int,
+    tripped: str | None,
+    interrupted: bool,
+) -> WaveResult:
+    records = journal.deployments(rollout_id, wave)
+    failed = [r for r in records if r.state == "failed"]
+    open_ = [r for r in records if r.state not in ("verified", "skipped", "failed")]
+    for r in records:
+        result.outcomes.append(
+            Outcome(
+                deployment=r.name,
+                repo=r.repo,
+                state=r.state,
+                result={"verified": "ok", "skipped": "skipped", "failed": "failed"}.get(
+                    r.state, "not finished"
+                ),
+                message=r.error or "",
+                deploys=r.deploys,
+                from_version=str(r.from_version) if r.from_version else None,
+                to_version=str(r.to_version),
+            )
+        )
+    if tripped:
+        result.status, result.reason = "halted", tripped
+    elif interrupted:
+        result.status, result.reason = "incomplete", "interrupted (Ctrl-C)"
+    elif failed:
+        result.status = "halted"
+        result.reason = f"{len(failed)} Deployment(s) failed: " + ", ".join(
+            r.name for r in failed[:10]
+        )
+    elif open_:
+        # Work left outside --limit: the wave stays running until a run finishes it.
+        result.status = "incomplete"
+        result.reason = f"{len(open_)} Deployment(s) of the wave not done yet (outside --limit?)"
+        return result
+    else:
+        result.status = "passed"
+    journal.finish_wave(
+        rollout_id,
+        wave,
+        "passed" if result.status == "passed" else "halted",
+        reason=result.reason or None,
+    )
+    return result
+
+
+def _budget_settings(wave: WaveSettings) -> dict[str, Any]:
+    return {
+        "parallel": wave.parallel,
+        "batch": list(wave.batch),
+        "max_fail_percentage": wave.max_fail_percentage,
+        "max_failures": wave.max_failures,
+    }
