@@ -60,6 +60,9 @@ def _legal_moves() -> dict[str, frozenset[str]]:
     for state in _SKIPPABLE:
         moves[state].add(SKIPPED)
     moves[FAILED].add(PENDING)
+    # A policy refusal is re-decided on every run: once the reason is gone (the Dockerfile
+    # was fixed, the target raised) the Deployment is planned and worked on again.
+    moves[SKIPPED].add(PENDING)
     moves[DEPLOYING].add(DEPLOYING)
     return {state: frozenset(nxt) for state, nxt in moves.items()}
 

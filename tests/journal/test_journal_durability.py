@@ -1,0 +1,122 @@
+"""A run SIGKILLed at a random moment loses no transition it reported, and resumes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+from pathlib import Path
+
+from tests.journal.helpers import python_child, wait_line
+from upgrade.journal import FORWARD, Journal
+
+N_DEPLOYMENTS = 240
+STEPS = FORWARD[1:]  # rendered … verified
+
+# The "run": 4 worker threads walk every Deployment forward from wherever the journal says
+# it is, and print each transition only after transition() has returned, as a real run
+# would report progress. Run again, it resumes (the same command, nothing done twice).
+CHILD = """
+import sys, threading
+from upgrade.journal import FORWARD, DeploymentEntry, Journal
+from upgrade.versions import parse_version
+
+path, n = sys.argv[1], int(sys.argv[2])
+target = parse_version("12.4.2")
+j = Journal.open(path)
+r = j.active_rollout() or j.start_rollout("12.4", target, "inventory.yaml")
+ids = [f"dep-{i:04d}" for i in range(n)]
+j.ensure_deployments(r.id, 1, [DeploymentEntry(i, i, "repo", target) for i in ids])
+print("ready", flush=True)
+out = threading.Lock()
+
+def work(mine):
+    for dep in mine:
+        state = j.deployment(r.id, dep).state
+        for step in FORWARD[FORWARD.index(state) + 1:]:
+            j.transition(r.id, dep, step, count_deploy=step == "deploying")
+            with out:
+                sys.stdout.write(f"{dep} {step}\\n")
+                sys.stdout.flush()
+
+threads = [threading.Thread(target=work, args=(ids[k::4],)) for k in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("done", flush=True)
+"""
+
+
+def run_and_kill(path: Path, kill_after: int | None) -> list[tuple[str, str]]:
+    """Run the child; SIGKILL it after ``kill_after`` reported transitions (None: let it end)."""
+    proc = python_child(CHILD, str(path), str(N_DEPLOYMENTS))
+    try:
+        wait_line(proc, "ready")
+        assert proc.stdout is not None
+        reported: list[tuple[str, str]] = []
+        for line in proc.stdout:
+            if line.strip() == "done":
+                break
+            dep, state = line.split()
+            reported.append((dep, state))
+            if kill_after is not None and len(reported) >= kill_after:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        # Lines written before the kill are still in the pipe: each is a committed transition.
+        reported += [tuple(line.split()) for line in proc.stdout.read().splitlines()  # type: ignore[misc]
+                     if line.strip() != "done"]
+        code = proc.wait(timeout=30)
+        if kill_after is None:
+            assert code == 0, proc.stderr.read() if proc.stderr else ""
+        else:
+            assert code in (-signal.SIGKILL, 0)
+        return reported
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def committed_moves(j: Journal, rollout_id: int) -> list[tuple[str, str]]:
+    return [(e.deployment_id, e.to_state) for e in j.events(rollout_id) if e.kind == "transition"]
+
+
+def test_sigkill_at_random_moments_loses_nothing_reported_and_resume_finishes(
+        tmp_path: Path) -> None:
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    path = tmp_path / ".upgrade" / "journal.db"
+    total = N_DEPLOYMENTS * len(STEPS)
+    reported: list[tuple[str, str]] = []
+
+    for round_ in range(3):
+        kill_after = rng.randint(1, total // 4)
+        printed = run_and_kill(path, kill_after)
+        reported += printed
+        with Journal.open(path) as j:
+            rollout = j.active_rollout()
+            assert rollout is not None
+            moves = committed_moves(j, rollout.id)
+            states = {d.deployment_id: d.state for d in j.deployments(rollout.id)}
+        missing = set(printed) - set(moves)
+        assert not missing, f"seed {seed}, round {round_}: reported but lost: {sorted(missing)[:5]}"
+        for dep, state in printed:  # the row agrees with the event log
+            assert FORWARD.index(states[dep]) >= FORWARD.index(state), (seed, dep)
+        check = sqlite3.connect(path)
+        try:
+            assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            check.close()
+
+    reported += run_and_kill(path, None)  # the same command, to the end
+
+    with Journal.open(path) as j:
+        rollout = j.active_rollout()
+        assert rollout is not None
+        moves = committed_moves(j, rollout.id)
+        rows = j.deployments(rollout.id)
+    assert set(reported) <= set(moves)
+    # Nothing done twice, nothing forgotten: each step exactly once for every Deployment.
+    assert sorted(moves) == sorted((f"dep-{i:04d}", s) for i in range(N_DEPLOYMENTS)
+                                   for s in STEPS), f"seed {seed}"
+    assert {(d.state, d.deploys) for d in rows} == {("verified", 1)}
