@@ -22,11 +22,12 @@ def _exit(code: int) -> None:
         "feed": "Astronomer runtime feed JSON (file path or http(s) URL) to apply.",
         "mode": "How the feed applies to the bundled snapshot: extend (default) or replace.",
         "json": "Print JSON instead of a table (for runbooks).",
+        "inventory": "Use this inventory's catalog settings when present (default inventory.yaml).",
     }
 )
-def catalog(c, resolve=None, feed=None, mode="extend", json=False):
+def catalog(c, resolve=None, feed=None, mode=None, json=False, inventory="inventory.yaml"):
     """Show the Astro Runtime release catalog, newest first, or resolve one spec."""
-    _exit(cli.catalog(feed=feed, mode=mode, resolve=resolve, as_json=json))
+    _exit(cli.catalog(feed=feed, mode=mode, resolve=resolve, as_json=json, inventory=inventory))
 
 
 INVENTORY = "inventory.yaml"

@@ -81,13 +81,21 @@ def today() -> datetime:
 def catalog(
     *,
     feed: str | None = None,
-    mode: str = "extend",
+    mode: str | None = None,
     resolve: str | None = None,
     as_json: bool = False,
-    base_dir: Path | None = None,
+    inventory: str | None = None,
 ) -> int:
-    """`invoke catalog`: the releases newest first, or one spec resolved."""
-    cat = load_catalog(feed, mode=mode, base_dir=base_dir)  # type: ignore[arg-type]
+    """`invoke catalog`: the releases newest first, or one spec resolved.
+
+    The feed comes from --feed, else from the inventory's ``catalog:`` (when an inventory
+    file is there), else the bundled snapshot is used alone.
+    """
+    base_dir = None
+    if feed is None and inventory and Path(inventory).is_file():
+        settings = _fleet(inventory).inventory.catalog
+        feed, mode, base_dir = settings.feed, mode or settings.mode, Path(inventory).parent
+    cat = load_catalog(feed, mode=mode or "extend", base_dir=base_dir)  # type: ignore[arg-type]
     day = today().date()
     if resolve is not None:
         resolution = cat.resolve(resolve, source="--resolve")
