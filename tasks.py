@@ -249,6 +249,21 @@ def abandon(c, reason, inventory=INVENTORY):
     _exit(cli.abandon(inventory=inventory, reason=reason))
 
 
+@task(
+    name="verify-all",
+    iterable=["limit"],
+    help={
+        "inventory": f"The inventory file (default {INVENTORY}).",
+        "limit": SELECTION_HELP["limit"],
+        "json": "Print the documented JSON document.",
+        "report": "Also write a Markdown report to this path.",
+    },
+)
+def verify_all(c, inventory=INVENTORY, limit=None, json=False, report=None):
+    """Check the whole fleet: deployed vs Dockerfile vs journal, health, import errors."""
+    _exit(cli.verify_all(inventory=inventory, limits=limit or (), as_json=json, report=report))
+
+
 namespace = Collection(
-    catalog, plan, render, inventory_, upgrade, approve, abandon, status, unlock, sim
+    catalog, plan, render, inventory_, upgrade, approve, abandon, status, unlock, verify_all, sim
 )

@@ -120,17 +120,29 @@ KINDS: Mapping[str, Kind] = {
 
 # Verification checks and their settings. The last five are implemented by a later issue;
 # their settings are validated here so a typo fails at load, not mid-wave.
+# Every check takes its own time budget and poll interval, and may be switched off when a
+# wave or Deployment level removes it; defaults of None leave the value to upgrade.verify.
+_CHECK_COMMON: Mapping[str, Arg] = {
+    "timeout": Arg("number", None, above=0, maximum=DAY),
+    "poll_interval": Arg("number", None, above=0, maximum=3600),
+    "enabled": Arg("bool", None),
+}
 CHECKS: Mapping[str, Mapping[str, Arg]] = {
-    "version": {},
-    "healthy": {},
-    "airflow_version": {"expected": Arg("string")},  # default: the target's Airflow
-    "health": {"components": Arg("strings"), "max_heartbeat_age": _timeout(300)},
-    "import_errors": {"max_new": Arg("integer", 0, minimum=0, maximum=100_000)},
-    "command": {"argv": Arg("argv", required=True), "timeout": _timeout(300),
-                "env": Arg("env", {})},
-    "http": {"url": Arg("url", required=True), "status": Arg("integer", 200, minimum=100,
-                                                             maximum=599),
-             "contains": Arg("string"), "timeout": _timeout(30)},
+    "version": _CHECK_COMMON,
+    "healthy": _CHECK_COMMON,
+    "airflow_version": {**_CHECK_COMMON, "expected": Arg("string")},  # default: the catalog's
+    "health": {**_CHECK_COMMON, "components": Arg("strings"),
+               "max_heartbeat_age": Arg("number", None, above=0, maximum=DAY)},
+    "import_errors": {**_CHECK_COMMON,
+                      "max_new": Arg("integer", 0, minimum=0, maximum=100_000),
+                      "settle": Arg("number", None, minimum=0, maximum=DAY)},
+    "command": {**_CHECK_COMMON, "argv": Arg("argv", required=True), "env": Arg("env", {}),
+                "expect_exit": Arg("integer", None, minimum=0, maximum=255)},
+    "http": {**_CHECK_COMMON, "url": Arg("url", required=True),
+             "status": Arg("integer", None, minimum=100, maximum=599),
+             "expect_status": Arg("integer", None, minimum=100, maximum=599),
+             "contains": Arg("string"),
+             "request_timeout": Arg("number", None, above=0, maximum=DAY)},
 }
 REPEATABLE_CHECKS = frozenset({"command", "http"})
 EXAMPLES = {

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -23,8 +24,11 @@ from .errors import EXIT_HALTED, EXIT_OK, InputError, PolicyRefusal, UpgradeErro
 from .fleet import Fleet
 from .inventory import Deployment, WaveSettings
 from .journal import DeploymentEntry, Journal
+from .notify import Notifier
 from .plan import Plan, PlannedDeployment
 from .playbook import Playbook, Step, shared_vars, step_context
+from .verify import VerifyConfig, capture_baseline, merge_verify_config, run_checks
+from .versions import RuntimeVersion, parse_version
 
 # The journal state each step kind leaves a Deployment in, and the order of states.
 STEP_STATE = {
@@ -64,6 +68,7 @@ class Item:
     state: str
     retry: bool = False
     noop: bool = False
+    baseline: dict | None = None  # what verification compares with, taken before the deploy
 
     @property
     def deployment(self) -> Deployment:
@@ -144,6 +149,7 @@ class WaveRunner:
         self._repo_futures: dict[tuple[str, int], Future[str]] = {}
         self._repo_lock = threading.Lock()
         self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
+        self._verify_step = next((s for s in playbook.steps if s.kind == "verify"), None)
         by_repo: dict[str, list[Deployment]] = {}
         for p in plan.deployments:
             by_repo.setdefault(p.deployment.repo, []).append(p.deployment)
@@ -284,13 +290,18 @@ class WaveRunner:
         )
         if skip:
             return self._reach_deployed(item, state, skip)
+        self._capture_baseline(item)
         # Durable before the deploy starts: a crash from here on is resumed by inspecting.
         self.journal.transition(
             self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started"
         )
         repo = self.fleet.inventory.repos[dep.repo]
         message = steps.deploy(
-            self.cp, planned, repo, args.get("description") or self._description()
+            self.cp,
+            planned,
+            repo,
+            args.get("description") or self._description(),
+            timeout=float(args["timeout"]) if args.get("timeout") else None,
         )
         return self._reach_deployed(item, "deploying", message)
 
@@ -339,18 +350,52 @@ class WaveRunner:
 
     def _deployment_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
         if step.kind == "verify":
-            info = steps.verify_running_target(
-                self.cp,
-                item.deployment,
-                item.planned.target,
-                timeout=float(args.get("timeout", 900)),
-                poll_interval=float(args.get("poll_interval", 10)),
-                stop=self.stop,
-            )
-            return f"Astro reports {info.runtime_version}, {info.status}"
+            return self._verify(item, args)
         if step.kind == "wait":
             return steps.wait(float(args["seconds"]), self.stop)
         raise steps.StepFailed(f"unknown Deployment step kind '{step.kind}'")
+
+    def verify_config(self, item: Item) -> VerifyConfig:
+        """The merged checks for one Deployment: playbook step → wave → Deployment vars."""
+        step = self._verify_step
+        args = step.render_args(self._context(item)) if step is not None else None
+        return merge_verify_config(args, self.wave, item.deployment, inventory=self.fleet.inventory)
+
+    def _verify(self, item: Item, args: dict[str, Any]) -> str:
+        dep = item.deployment
+        repo = self.fleet.inventory.repos[dep.repo]
+        config = merge_verify_config(args, self.wave, dep, inventory=self.fleet.inventory)
+        verdict = run_checks(
+            self.cp,
+            config,
+            dep,
+            self.plan.target,
+            self.fleet.catalog,
+            baseline=item.baseline,
+            host=self.fleet.host_for(repo),
+            repo_dir=str(repo.path),
+            stop=self.stop,
+        )
+        if verdict.interrupted:
+            raise steps.Interrupted(f"{dep.name}: verification interrupted")
+        if not verdict.ok:
+            raise steps.StepFailed(f"{dep.name}: verification failed: {verdict.summary}")
+        return verdict.summary
+
+    def _capture_baseline(self, item: Item) -> None:
+        # Only what a check will compare with, and only once: after a crash the stored
+        # baseline is the one from before the first deploy attempt.
+        if item.baseline is not None or "import_errors" not in self.verify_config(item).names():
+            return
+        dep = item.deployment
+        try:
+            info = self.cp.inspect(dep.id, dep.workspace_id)
+        except UpgradeError as exc:
+            raise steps.StepFailed(
+                f"{dep.name}: cannot take the pre-deploy baseline: {exc}"
+            ) from exc
+        item.baseline = capture_baseline(self.cp, info)
+        self.journal.set_baseline(self.rollout_id, dep.id, item.baseline)
 
     def _description(self) -> str:
         return (
@@ -447,6 +492,9 @@ def run_wave(
     result.notes.extend(f"warning: {w}" for w in resolution.warnings)
     _pass_gate(fleet, journal, playbook, rollout_id, request, result, stop)
     records = {r.deployment_id: r for r in journal.deployments(rollout_id, request.wave)}
+    runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
+    for p in plan.deployments:  # a bad verify setting is refused before anything runs
+        runner.verify_config(Item(p, "pending"))
     items = _items(journal, rollout_id, plan, records)
     journal.start_wave(
         rollout_id,
@@ -454,9 +502,12 @@ def run_wave(
         soak_seconds=settings.soak_seconds,
         budget=_budget_settings(settings),
     )
-    runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
+    notifier = Notifier.from_inventory(inv)
+    _notify(notifier, "wave_started", result, {"deployments": len(items)})
     tripped, _ = runner.run(items)
     _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set())
+    if result.status in ("passed", "halted"):
+        _notify(notifier, f"wave_{result.status}", result, {"reason": result.reason})
     if result.status == "passed" and all(
         (w := journal.wave(rollout_id, n)) is not None and w.status == "passed"
         for n in {d.wave for d in inv.deployments}
@@ -485,10 +536,19 @@ def _pass_gate(
             rollout_id,
             request.wave,
             datetime.now(UTC),
-            lambda records: _reverify(fleet, playbook, records, stop),
+            lambda records: _reverify(
+                fleet, playbook, rollout_id, parse_version(result.target), records, stop
+            ),
         )
         if not decision.open:
-            raise gate.refuse(journal, rollout_id, decision)
+            refusal = gate.refuse(journal, rollout_id, decision)
+            _notify(
+                Notifier.from_inventory(fleet.inventory),
+                "gate_refused",
+                result,
+                {"reasons": list(decision.reasons)},
+            )
+            raise refusal
         if decision.reverified:
             result.notes.append(
                 f"gate: {decision.reverified} Deployment(s) of earlier waves verified again"
@@ -501,29 +561,75 @@ def _pass_gate(
             )
 
 
-def _reverify(fleet: Fleet, playbook: Playbook, records: list, stop: threading.Event) -> list[str]:
-    """Verify earlier waves' Deployments again, in parallel; one message per failure."""
-    verify = next((s for s in playbook.steps if s.kind == "verify"), None)
-    timeout = float(verify.args.get("timeout", 60)) if verify else 60.0
-    inv = fleet.inventory
+GATE_VERIFY_TIMEOUT = 60.0  # s: a Deployment that soaked should pass at once, not in 15 min
+
+
+def _reverify(
+    fleet: Fleet,
+    playbook: Playbook,
+    rollout_id: int,
+    target: RuntimeVersion,
+    records: Sequence[Any],
+    stop: threading.Event,
+) -> list[str]:
+    """Run each earlier Deployment's own verification again, in parallel; one line per failure.
+
+    The checks are the ones its wave ran (playbook → its wave → its vars), against the
+    baseline taken before its deploy, within a shorter time budget.
+    """
+    inv, catalog = fleet.inventory, fleet.catalog
+    step = next((s for s in playbook.steps if s.kind == "verify"), None)
+    release = catalog.get(target)
+    runtime = {
+        "version": str(target),
+        "airflow": release.airflow if release else None,
+        "python": release.python if release else None,
+    }
 
     def one(record: Any) -> str | None:
         dep = inv.deployment(record.deployment_id)
-        try:
-            steps.verify_running_target(
-                fleet.control_plane,
-                dep,
-                record.to_version,
-                timeout=min(timeout, 120.0),
-                poll_interval=5.0,
-                stop=stop,
-            )
-        except UpgradeError as exc:
-            return str(exc)
-        return None
+        repo = inv.repos[dep.repo]
+        context = step_context(
+            target=str(target),
+            rollout=str(rollout_id),
+            wave=dep.wave,
+            repo=repo,
+            vars=dep.vars,
+            runtime=runtime,
+            deployment=dep,
+        )
+        config = merge_verify_config(
+            step.render_args(context) if step else None,
+            inv.waves.get(dep.wave),
+            dep,
+            inventory=inv,
+        )
+        config = replace(config, timeout=min(config.timeout, GATE_VERIFY_TIMEOUT))
+        verdict = run_checks(
+            fleet.control_plane,
+            config,
+            dep,
+            target,
+            catalog,
+            baseline=record.baseline,
+            host=fleet.host_for(repo),
+            repo_dir=str(repo.path),
+            stop=stop,
+        )
+        return None if verdict.ok else f"{dep.name}: {verdict.summary}"
 
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="gate") as pool:
         return [m for m in pool.map(one, records) if m]
+
+
+def _notify(notifier: Notifier | None, event: str, result: WaveResult, extra: dict) -> None:
+    """Send a webhook; a failure becomes a note in the recap, never an error."""
+    if notifier is None:
+        return
+    payload = {"rollout": result.rollout_id, "wave": result.wave, "target": result.target, **extra}
+    warning = notifier.send(event, payload)
+    if warning:
+        result.notes.append(f"warning: {warning}")
 
 
 def _items(journal: Journal, rollout_id: int, plan: Plan, records: dict) -> list[Item]:
@@ -534,21 +640,28 @@ def _items(journal: Journal, rollout_id: int, plan: Plan, records: dict) -> list
         if record.state == "verified":
             continue
         if p.action == "refuse":
-            if record.state not in ("skipped", "failed") and record.state in _SKIPPABLE:
-                journal.transition(rollout_id, p.deployment.id, "skipped", error=p.reason)
-            elif record.state not in ("skipped", "failed"):
-                journal.transition(rollout_id, p.deployment.id, "failed", error=p.reason)
+            # A policy refusal (already newer, Airflow 3 not allowed...) is a skip. An input
+            # refusal (Astro does not know the Deployment, unreadable Dockerfile) leaves the
+            # Deployment un-upgraded, so it fails the wave (exit 4) and is retried by the
+            # next run once the input is fixed.
+            if record.state not in ("failed", "skipped"):
+                skip = p.refusal != "input" and record.state in _SKIPPABLE
+                journal.transition(
+                    rollout_id, p.deployment.id, "skipped" if skip else "failed", error=p.reason
+                )
             continue
         state, retry = record.state, False
         if state in ("failed", "skipped"):
+            # Every run decides afresh: a failure is retried, and a refusal whose reason is
+            # gone (the Dockerfile was fixed, Astro now knows the Deployment) runs.
             journal.transition(
                 rollout_id,
                 p.deployment.id,
                 "pending",
                 message=f"retry after: {record.error or state}",
             )
-            state, retry = "pending", True
-        items.append(Item(p, state, retry=retry, noop=p.action == "noop"))
+            state, retry = "pending", state == "failed"
+        items.append(Item(p, state, retry=retry, noop=p.action == "noop", baseline=record.baseline))
     return items
 
 
