@@ -193,10 +193,13 @@ for _name, _task in (
         "playbook": "Playbook file (default playbooks/upgrade.yaml beside the inventory).",
         "json": "Print the result as JSON (documented schema); progress goes to stderr.",
         "dry_run": "Show the plan for the wave and the steps that would run; change nothing.",
+        "skip_gate": "Emergencies only: start the wave although the gate refuses (needs --reason).",
+        "reason": "Why the gate is skipped (recorded in the journal, shown in every report).",
     },
 )
 def upgrade(
-    c, wave, inventory=INVENTORY, limit=None, target=None, playbook=None, json=False, dry_run=False
+    c, wave, inventory=INVENTORY, limit=None, target=None, playbook=None, json=False,
+    dry_run=False, skip_gate=False, reason=None,
 ):
     """Upgrade one wave: render, commit, test, deploy, verify; resumable, recorded."""
     command = "invoke upgrade --wave " + str(wave) + "".join(f" --limit {x}" for x in limit or ())
@@ -209,6 +212,8 @@ def upgrade(
             playbook=playbook,
             as_json=json,
             dry_run=dry_run,
+            skip_gate=skip_gate,
+            reason=reason,
             command=command,
         )
     )

@@ -561,7 +561,7 @@ def _pass_gate(
             )
 
 
-GATE_VERIFY_TIMEOUT = 60.0  # s: a Deployment that soaked should pass at once, not in 15 min
+GATE_VERIFY_TIMEOUT = 30.0  # s: a Deployment that soaked should pass at once, not in 15 min
 
 
 def _reverify(

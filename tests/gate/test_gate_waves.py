@@ -1,0 +1,105 @@
+"""Waves 1 → 2 → 3 through the gate: soak, skip-gate, approval, a degradation caught."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from support import SampleFleet
+
+from upgrade.sim.testing import SimHandle
+
+WAVE1_SOAK, WAVE2_SOAK = 8, 1  # long enough to be refused even on a loaded machine
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[type[_Hook]]:
+    handler = type("Hook", (_Hook,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T0/B0/secret-part"
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+def test_three_waves_through_the_gate(sample_fleet: SampleFleet, sim: SimHandle, webhook) -> None:
+    fleet = sample_fleet
+    text = fleet.inventory.read_text()
+    text = text.replace("soak: 10s", f"soak: {WAVE1_SOAK}s", 1).replace("soak: 10s", f"soak: {WAVE2_SOAK}s")
+    # Wave 1's checks get 5 s: the gate's re-verification of a degraded canary fails fast.
+    text = text.replace(f"soak: {WAVE1_SOAK}s", f"soak: {WAVE1_SOAK}s\n    verify: {{timeout: 5}}", 1)
+    text += f"\nnotifications:\n  webhook:\n    url: {webhook.url}\n    timeout: 5\n"
+    fleet.inventory.write_text(text)
+    fleet.use_simulator(sim.url)
+    assert fleet.seed() == 17
+
+    one = fleet.invoke("upgrade", "--wave", "1")
+    assert one.returncode == 0, one.stdout + one.stderr
+
+    # Right away: wave 1 is soaking.
+    early = fleet.invoke("upgrade", "--wave", "2")
+    assert early.returncode == 3
+    assert "wave 1 is soaking until" in early.stderr and "--skip-gate" in early.stderr
+
+    # An emergency: skip the gate, with a reason; it runs and says so.
+    skipped = fleet.invoke("upgrade", "--wave", "2", "--skip-gate", "--reason", "CVE-2026-1 hotfix")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "GATE SKIPPED for wave 2" in skipped.stdout and "CVE-2026-1 hotfix" in skipped.stdout
+
+    status = json.loads(fleet.invoke("status", "--json").stdout)
+    proceed = max(datetime.fromisoformat(w["proceed_after"]) for w in status["rollouts"][0]["waves"])
+    time.sleep(max(0.0, (proceed - datetime.now(UTC)).total_seconds()) + 0.2)
+    # Wave 3 requires an approval.
+    unapproved = fleet.invoke("upgrade", "--wave", "3")
+    assert unapproved.returncode == 3
+    assert "wave 3 requires an approval" in unapproved.stderr
+    approve = fleet.invoke("approve", "--wave", "3", "--reason", "CHG-7 approved by CAB")
+    assert approve.returncode == 0, approve.stderr
+
+    # A wave-1 canary degrades during soak: the gate verifies it again and refuses.
+    sim.update_deployment("cm1salesdev0001", status="UNHEALTHY")
+    degraded = fleet.invoke("upgrade", "--wave", "3")
+    assert degraded.returncode == 3, degraded.stdout + degraded.stderr
+    assert "no longer pass verification" in degraded.stderr and "sales-etl-dev" in degraded.stderr
+    assert sim.deployment("cm1salesprd0003")["deploy_count"] == 0  # nothing of wave 3 ran
+
+    sim.update_deployment("cm1salesdev0001", status="HEALTHY")
+    three = fleet.invoke("upgrade", "--wave", "3")
+    assert three.returncode == 0, three.stdout + three.stderr
+    assert "rollout 1 completed" in three.stdout
+    # The skip is shown in every later report: the recap, the Markdown, the status.
+    assert "GATE SKIPPED for wave 2" in three.stdout
+    markdown = (fleet.root / ".upgrade" / "reports" / "rollout-1-wave-3.md").read_text()
+    assert "GATE SKIPPED for wave 2" in markdown and "CVE-2026-1 hotfix" in markdown
+    status = json.loads(fleet.invoke("status", "--json").stdout)
+    waves = {w["wave"]: w for w in status["rollouts"][0]["waves"]}
+    assert waves[2]["skip_gate"]["reason"] == "CVE-2026-1 hotfix"
+    assert waves[3]["approval"]["reason"] == "CHG-7 approved by CAB"
+    assert all(w["status"] == "passed" for w in waves.values())
+
+    # The webhook heard the story, and its secret URL never reached the output.
+    events = [m.get("event") for m in webhook.received]
+    assert events.count("wave_started") == 3 and events.count("wave_passed") == 3
+    assert events.count("gate_refused") == 3
+    for out in (one, early, skipped, unapproved, degraded, three):
+        assert "secret-part" not in out.stdout + out.stderr
