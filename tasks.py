@@ -198,8 +198,16 @@ for _name, _task in (
     },
 )
 def upgrade(
-    c, wave, inventory=INVENTORY, limit=None, target=None, playbook=None, json=False,
-    dry_run=False, skip_gate=False, reason=None,
+    c,
+    wave,
+    inventory=INVENTORY,
+    limit=None,
+    target=None,
+    playbook=None,
+    json=False,
+    dry_run=False,
+    skip_gate=False,
+    reason=None,
 ):
     """Upgrade one wave: render, commit, test, deploy, verify; resumable, recorded."""
     command = "invoke upgrade --wave " + str(wave) + "".join(f" --limit {x}" for x in limit or ())

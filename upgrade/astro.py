@@ -43,11 +43,17 @@ from typing import Any
 import yaml
 
 from .errors import InputError, PolicyRefusal, UpgradeError
+from .hosts import Host
 
 log = logging.getLogger(__name__)
 
 REDACTED = "[REDACTED]"
 TAIL_LINES = 10
+# What a command on a runner (AstroCLI.run with a host) gets from this process's environment,
+# when set here: the variables the CLI reads (reference/astro-cli.md §1.3). Everything else
+# comes from the runner's own environment; ASTRO_HOME is a path here, so it is not sent.
+FORWARDED_ENV = ("ASTRO_API_TOKEN", "ASTRO_DOMAIN", "ASTRONOMER_KEY_ID",
+                 "ASTRONOMER_KEY_SECRET", "ASTRONOMER_SKIP_PARSE")
 
 # --------------------------------------------------------------------------- errors
 
@@ -661,6 +667,22 @@ def classify_list(result: CommandResult, workspace_id: str | None) -> list[Deplo
 
 # --------------------------------------------------------------------------- runner
 
+
+def _timed_out(
+    argv: Sequence[str], timeout: float, elapsed: float, output: str,
+    deployment_id: str | None, *, runner: str | None = None,
+) -> AstroTimeout:
+    """The error for a command killed on time-out; ``output`` must be redacted already."""
+    partial = tail(output)
+    where = f" on runner {runner}" if runner else ""
+    log.warning("%s timed out%s after %.1fs; killed", shlex.join(argv), where, elapsed)
+    return AstroTimeout(
+        f"{shlex.join(argv)} did not finish within {timeout:g}s{where} and was killed"
+        + (f"; last output:\n{partial}" if partial else ""),
+        deployment_id=deployment_id, command=argv, output=partial,
+    )
+
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -701,6 +723,15 @@ class AstroCLI:
         env["CLICOLOR"] = "0"
         return env
 
+    def remote_env(self) -> dict[str, str]:
+        """What ``astro`` on a runner gets on top of the runner's environment: the CLI's
+        variables set here (FORWARDED_ENV, ``secret_names``), ``extra_env``, colour off."""
+        names = (*FORWARDED_ENV, *self.secret_names)
+        env = {name: os.environ[name] for name in names if name in os.environ}
+        env.update(self.extra_env)
+        env["CLICOLOR"] = "0"
+        return env
+
     def redactor(self, env: Mapping[str, str] | None = None) -> Redactor:
         """A redactor for every secret the child can see."""
         return Redactor.from_env(env if env is not None else self.env(), names=self.secret_names)
@@ -712,9 +743,15 @@ class AstroCLI:
         timeout: float,
         cwd: str | Path | None = None,
         deployment_id: str | None = None,
+        host: Host | None = None,
     ) -> CommandResult:
-        """Run ``astro <args>``; kill its process group if it outlives ``timeout``."""
+        """Run ``astro <args>``; kill its process group if it outlives ``timeout``.
+
+        With ``host`` (a repo's runner), it runs there instead, through ``host.run``.
+        """
         argv = (self.astro_bin, *args)
+        if host is not None:
+            return self._run_on(host, argv, timeout=timeout, cwd=cwd, deployment_id=deployment_id)
         env = self.env()
         redact = self.redactor(env)
         log.debug("running %s (cwd=%s, timeout=%ss)", shlex.join(argv), cwd or ".", timeout)
@@ -743,13 +780,8 @@ class AstroCLI:
         except subprocess.TimeoutExpired:
             out, err = self._kill(proc)
             elapsed = time.monotonic() - started
-            partial = tail(redact(clean_output(out + "\n" + err)))
-            log.warning("%s timed out after %.1fs; killed", shlex.join(argv), elapsed)
-            raise AstroTimeout(
-                f"{shlex.join(argv)} did not finish within {timeout:g}s and was killed"
-                + (f"; last output:\n{partial}" if partial else ""),
-                deployment_id=deployment_id, command=argv, output=partial,
-            ) from None
+            raise _timed_out(argv, timeout, elapsed, redact(clean_output(out + "\n" + err)),
+                             deployment_id) from None
         result = CommandResult(
             argv=argv,
             returncode=proc.returncode,
@@ -760,6 +792,49 @@ class AstroCLI:
         log.debug(
             "%s exited %s after %.1fs\nstdout:\n%s\nstderr:\n%s",
             result.command, result.returncode, result.duration, result.stdout, result.stderr,
+        )
+        return result
+
+    def _run_on(
+        self,
+        host: Host,
+        argv: tuple[str, ...],
+        *,
+        timeout: float,
+        cwd: str | Path | None,
+        deployment_id: str | None,
+    ) -> CommandResult:
+        """``run`` on a runner: the host kills the command's process group on time-out."""
+        env = self.remote_env()
+        # The host passes env without putting values on a command line (an SSH host sends
+        # them over the channel); every value is still redacted from what comes back.
+        redact = self.redactor({**os.environ, **env})
+        where = str(cwd) if cwd is not None else "."
+        log.debug("running %s on runner %s (cwd=%s, timeout=%ss)",
+                  shlex.join(argv), host.name, where, timeout)
+        done = host.run(argv, cwd=where, timeout=timeout, env=env)
+        if done.timed_out:
+            raise _timed_out(argv, timeout, done.duration,
+                             redact(clean_output(done.stdout + "\n" + done.stderr)),
+                             deployment_id, runner=host.name)
+        if done.exit_code in (126, 127) and not done.stdout and self.astro_bin in done.stderr:
+            raise AstroError(
+                f"cannot run the astro CLI {self.astro_bin!r} on runner {host.name}: "
+                f"{redact(done.stderr.strip())}. Install it there or set "
+                "control_plane.astro_bin to its path.",
+                deployment_id=deployment_id, command=argv,
+            )
+        result = CommandResult(
+            argv=argv,
+            returncode=done.exit_code,
+            stdout=redact(clean_output(done.stdout)),
+            stderr=redact(clean_output(done.stderr)),
+            duration=done.duration,
+        )
+        log.debug(
+            "%s exited %s after %.1fs on runner %s\nstdout:\n%s\nstderr:\n%s",
+            result.command, result.returncode, result.duration, host.name, result.stdout,
+            result.stderr,
         )
         return result
 
@@ -781,21 +856,33 @@ class AstroCLI:
         return "", ""
 
     def deploy(
-        self, deployment_id: str, workspace_id: str, repo_dir: str | Path, description: str
+        self,
+        deployment_id: str,
+        workspace_id: str,
+        repo_dir: str | Path,
+        description: str,
+        *,
+        host: Host | None = None,
     ) -> DeployOutcome:
-        """``astro deploy <id> -f --workspace-id <ws> --description <text>`` in ``repo_dir``."""
+        """``astro deploy <id> -f --workspace-id <ws> --description <text>`` in ``repo_dir``.
+
+        With ``host`` (the repo's runner), the deploy (and its image build) runs there.
+        """
         _check_id("deployment id", deployment_id)
         _check_id("workspace id", workspace_id)
         repo = Path(repo_dir)
-        if not repo.is_dir():
+        if host is None and not repo.is_dir():
             raise InputError(f"cannot deploy {deployment_id}: {repo} is not a directory.")
+        if host is not None and not host.exists(str(repo)):
+            raise InputError(
+                f"cannot deploy {deployment_id}: {repo} does not exist on runner {host.name}.")
         args = [
             "deploy", deployment_id, "-f",
             "--workspace-id", workspace_id,
             "--description", description,
         ]
         result = self.run(
-            args, timeout=self.deploy_timeout, cwd=repo, deployment_id=deployment_id
+            args, timeout=self.deploy_timeout, cwd=repo, deployment_id=deployment_id, host=host
         )
         outcome = classify_deploy(result, deployment_id, workspace_id)
         log.info("deployed %s: image tag %s", deployment_id, outcome.image_tag)

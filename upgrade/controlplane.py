@@ -42,6 +42,7 @@ from .astro import (
     Redactor,
 )
 from .errors import InputError, Problem, ProblemsError
+from .hosts import Host
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +220,19 @@ class ControlPlane:
         return self.astro.redactor()
 
     def deploy(
-        self, deployment_id: str, workspace_id: str, repo_dir: str | Path, description: str
+        self,
+        deployment_id: str,
+        workspace_id: str,
+        repo_dir: str | Path,
+        description: str,
+        *,
+        host: Host | None = None,
     ) -> DeployOutcome:
-        """Deploy the project in ``repo_dir`` to one Deployment (raises the typed failure)."""
-        return self.astro.deploy(deployment_id, workspace_id, repo_dir, description)
+        """Deploy the project in ``repo_dir`` to one Deployment (raises the typed failure).
+
+        ``host`` is the repo's runner (``HostPool.host_for``); without it, this machine.
+        """
+        return self.astro.deploy(deployment_id, workspace_id, repo_dir, description, host=host)
 
     def inspect(self, deployment_id: str, workspace_id: str) -> DeploymentInfo:
         """What Astro reports for one Deployment now."""
