@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from support import SampleFleet
@@ -18,7 +19,7 @@ WAVE1_SOAK, WAVE2_SOAK = 8, 1  # long enough to be refused even on a loaded mach
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []  # each fixture makes a subclass with its own list
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
