@@ -277,6 +277,23 @@ def verify_all(c, inventory=INVENTORY, limit=None, json=False, report=None):
     _exit(cli.verify_all(inventory=inventory, limits=limit or (), as_json=json, report=report))
 
 
+@task(help={"inventory": f"The inventory file (default {INVENTORY})."})
+def runners(c, inventory=INVENTORY):
+    """Check every runner: reachable, git and astro present, repo paths exist (all at once)."""
+    _exit(cli.runners(inventory=inventory))
+
+
 namespace = Collection(
-    catalog, plan, render, inventory_, upgrade, approve, abandon, status, unlock, verify_all, sim
+    catalog,
+    plan,
+    render,
+    inventory_,
+    upgrade,
+    approve,
+    abandon,
+    status,
+    unlock,
+    verify_all,
+    runners,
+    sim,
 )

@@ -863,10 +863,12 @@ class AstroCLI:
         description: str,
         *,
         host: Host | None = None,
+        timeout: float | None = None,
     ) -> DeployOutcome:
         """``astro deploy <id> -f --workspace-id <ws> --description <text>`` in ``repo_dir``.
 
         With ``host`` (the repo's runner), the deploy (and its image build) runs there.
+        ``timeout`` (a playbook's) applies when stricter than the configured one.
         """
         _check_id("deployment id", deployment_id)
         _check_id("workspace id", workspace_id)
@@ -881,9 +883,8 @@ class AstroCLI:
             "--workspace-id", workspace_id,
             "--description", description,
         ]
-        result = self.run(
-            args, timeout=self.deploy_timeout, cwd=repo, deployment_id=deployment_id, host=host
-        )
+        limit = self.deploy_timeout if timeout is None else min(timeout, self.deploy_timeout)
+        result = self.run(args, timeout=limit, cwd=repo, deployment_id=deployment_id, host=host)
         outcome = classify_deploy(result, deployment_id, workspace_id)
         log.info("deployed %s: image tag %s", deployment_id, outcome.image_tag)
         return outcome

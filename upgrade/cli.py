@@ -29,7 +29,7 @@ from .catalog import Catalog, load_catalog
 from .dockerfile import find_base_image
 from .drift import check_fleet
 from .drift import print_report as print_drift
-from .errors import EXIT_OK, EXIT_UNEXPECTED, DockerfileError, InputError, UpgradeError
+from .errors import EXIT_INPUT, EXIT_OK, EXIT_UNEXPECTED, DockerfileError, InputError, UpgradeError
 from .facts import read_dockerfiles
 from .fleet import Fleet
 from .journal import Journal, actor
@@ -40,6 +40,7 @@ from .render import DEFAULT_BRANCH, RenderOptions
 from .render import render as apply_render
 from .report import print_plan, print_recap, print_status, rollout_status, write_wave_markdown
 from .rollout import WaveRequest, pinned_target, run_wave
+from .runners import check_runners
 
 P = ParamSpec("P")
 
@@ -466,9 +467,7 @@ def status(*, inventory: str, as_json: bool = False) -> int:
     inv = _fleet(inventory).inventory
     journal_file = inv.journal / "journal.db"
     if not journal_file.exists():
-        stdout.print(
-            f"no journal yet ({journal_file}): nothing has been rolled out", markup=False
-        )
+        stdout.print(f"no journal yet ({journal_file}): nothing has been rolled out", markup=False)
         return EXIT_OK
     with Journal.open(journal_file) as journal:
         doc = rollout_status(journal, today())
@@ -559,3 +558,31 @@ def verify_all(
         if report:
             stdout.print(f"report: {report}")
     return result.exit_code
+
+
+@boundary
+def runners(*, inventory: str) -> int:
+    """`invoke runners`: every runner reachable, git and astro present, repo paths there."""
+    fleet = _fleet(inventory)
+    inv = fleet.inventory
+    try:
+        problems = check_runners(inv, fleet.hosts, astro_bin=fleet.control_plane.config.astro_bin)
+    finally:
+        fleet.close()
+    used = sorted({r.runner for r in inv.repos.values()})
+    for name in used:
+        runner = inv.runners[name]
+        where = (
+            "this machine"
+            if runner.is_local
+            else f"{runner.user or ''}@{runner.host}:{runner.port}"
+        )
+        count = sum(1 for r in inv.repos.values() if r.runner == name)
+        bad = [p for p in problems if p.runner == name]
+        mark = "[red]problems[/]" if bad else "[green]ok[/]"
+        stdout.print(
+            f"{name} ({where}, parallel {runner.parallel}, {count} repos): {mark}", markup=True
+        )
+    for problem in problems:
+        stderr.print(f"  {problem}")
+    return EXIT_INPUT if problems else EXIT_OK

@@ -227,12 +227,16 @@ class ControlPlane:
         description: str,
         *,
         host: Host | None = None,
+        timeout: float | None = None,
     ) -> DeployOutcome:
         """Deploy the project in ``repo_dir`` to one Deployment (raises the typed failure).
 
         ``host`` is the repo's runner (``HostPool.host_for``); without it, this machine.
+        ``timeout`` applies when stricter than the configured ``deploy_timeout``.
         """
-        return self.astro.deploy(deployment_id, workspace_id, repo_dir, description, host=host)
+        return self.astro.deploy(
+            deployment_id, workspace_id, repo_dir, description, host=host, timeout=timeout
+        )
 
     def inspect(self, deployment_id: str, workspace_id: str) -> DeploymentInfo:
         """What Astro reports for one Deployment now."""

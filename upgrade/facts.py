@@ -14,6 +14,7 @@ from .controlplane import ControlPlane
 from .hosts import Host
 from .inventory import Deployment, Inventory, Repo
 from .plan import DeployedFact, RepoFile
+from .ssh import RunnerUnreachable
 from .versions import try_parse_version
 
 # Listing a workspace is one `astro deployment list` process; a few at once is plenty.
@@ -34,6 +35,8 @@ def read_dockerfiles(
             files[name] = RepoFile(None, "file not found")
         except (OSError, UnicodeDecodeError) as exc:
             files[name] = RepoFile(None, f"cannot be read ({exc})")
+        except RunnerUnreachable as exc:
+            files[name] = RepoFile(None, str(exc), unreachable=True)
     return files
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from .catalog import Catalog, Resolution, load_catalog
 from .controlplane import ControlPlane, ControlPlaneConfig
-from .errors import InputError
 from .facts import deployed_versions, org_airflow3_versions, read_dockerfiles
-from .hosts import Host, LocalHost
+from .hosts import Host
 from .inventory import Deployment, Inventory, Repo, load_inventory
 from .plan import DeployedFact, Plan, PlanOptions, build_plan
+from .runners import HostPool
 from .selection import select
 from .versions import RuntimeVersion
 
@@ -52,18 +52,13 @@ class Fleet:
         return ControlPlane(config)
 
     @cached_property
-    def _local(self) -> LocalHost:
-        return LocalHost()
+    def hosts(self) -> HostPool:
+        """One Host per runner: this machine, or a pooled SSH connection (opened lazily)."""
+        return HostPool(self.inventory)
 
     def host_for(self, repo: Repo) -> Host:
-        """The host a repo lives on."""
-        runner = self.inventory.runners[repo.runner]
-        if not runner.is_local:
-            raise InputError(
-                f"{self.inventory.file}: repos.{repo.name}.runner: '{runner.name}' is an SSH "
-                "runner; SSH runners are not supported by this version yet. Use 'local'."
-            )
-        return self._local
+        """The host a repo lives on (its runner)."""
+        return self.hosts.host_for(repo)
 
     def resolve(self, source: str = "") -> Resolution:
         """The fleet target resolved against the catalog."""
@@ -107,9 +102,11 @@ class Fleet:
         )
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release pooled connections (HTTP to Airflow, SSH to runners)."""
         if "control_plane" in self.__dict__:
             self.control_plane.close()
+        if "hosts" in self.__dict__:
+            self.hosts.close()
 
 
 def _with_root(section: Mapping, root: Path) -> dict:

@@ -54,7 +54,7 @@ CATALOG_MODES = ("extend", "replace")
 TOP_KEYS = ("target", "catalog", "control_plane", "journal", "notifications", "runners",
             "defaults", "groups", "waves", "repos")
 CATALOG_KEYS = ("feed", "mode")
-RUNNER_KEYS = ("host", "port", "user", "key_file", "known_hosts", "parallel")
+RUNNER_KEYS = ("host", "port", "user", "key_file", "known_hosts", "known_hosts_file", "parallel")
 DEFAULTS_KEYS = ("vars", "runner", "dockerfile")
 GROUP_KEYS = ("children", "vars", "wave")
 WAVE_KEYS = ("match", "parallel", "batch", "max_fail_percentage", "max_failures", "soak",
@@ -90,6 +90,7 @@ class Runner:
     user: str | None = None
     key_file: Path | None = None
     known_hosts: str = "strict"
+    known_hosts_file: Path | None = None  # None: ~/.ssh/known_hosts
     parallel: int = DEFAULT_PARALLEL
 
     @property
@@ -512,6 +513,7 @@ class _Loader:
                 c.add(node.key_line("known_hosts"), join(path, "known_hosts"),
                       f"must be one of {', '.join(KNOWN_HOSTS)}, got '{known}'.")
             key_file = c.string(node, "key_file", path)
+            known_file = c.string(node, "known_hosts_file", path)
             runners[name] = Runner(
                 name=name,
                 host=c.string(node, "host", path) or "",
@@ -519,6 +521,7 @@ class _Loader:
                 user=c.string(node, "user", path),
                 key_file=self.resolve(key_file) if key_file else None,
                 known_hosts=known,
+                known_hosts_file=self.resolve(known_file) if known_file else None,
                 parallel=c.integer(node, "parallel", path, default=DEFAULT_PARALLEL, minimum=1)
                 or DEFAULT_PARALLEL,
             )

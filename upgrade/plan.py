@@ -24,7 +24,9 @@ from .policy import Facts, PolicyOptions, decide
 from .template import RuntimeContext, render_template, template_drift
 from .versions import RuntimeVersion
 
-RefusalKind = Literal["policy", "input"]
+# policy: the rules say no; input: a file or the inventory is wrong; unreachable: the
+# repo's runner could not be reached, so the facts are missing (the wave fails it).
+RefusalKind = Literal["policy", "input", "unreachable"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class RepoFile:
 
     text: str | None
     error: str | None = None
+    unreachable: bool = False  # the runner could not be reached (not a bad file)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class RepoChange:
     old_text: str | None
     new_text: str | None  # None when nothing is to be written
     error: str | None = None
+    unreachable: bool = False
 
     @property
     def changes(self) -> bool:
@@ -144,9 +148,9 @@ class Plan:
         )
 
     def exit_code(self) -> int:
-        """2 when bad input refused something, 3 when policy did, else 0."""
+        """2 when bad input (or an unreachable runner) refused something, 3 for policy, else 0."""
         kinds = {p.refusal for p in self.deployments if p.action == "refuse"}
-        return 2 if "input" in kinds else 3 if "policy" in kinds else 0
+        return 2 if kinds & {"input", "unreachable"} else 3 if "policy" in kinds else 0
 
     def changed_repos(self) -> list[RepoChange]:
         """Repos whose Dockerfile the plan rewrites, for at least one Deployment upgrading."""
@@ -193,8 +197,9 @@ def build_plan(
         change = repos[dep.repo]
         fact = deployed.get(dep.id, DeployedFact(None))
         if change.error is not None:
+            kind: RefusalKind = "unreachable" if change.unreachable else "input"
             planned.append(
-                PlannedDeployment(dep, change, target, "refuse", change.error, refusal="input")
+                PlannedDeployment(dep, change, target, "refuse", change.error, refusal=kind)
             )
             continue
         if fact.error is not None:
@@ -256,6 +261,8 @@ def _repo_change(
     shown = _display_path(inventory, repo)
     if file is None or file.text is None:
         error = file.error if file is not None else "not read"
+        if file is not None and file.unreachable:
+            return RepoChange(repo.name, shown, None, None, None, error=error, unreachable=True)
         return RepoChange(repo.name, shown, None, None, None, error=f"{shown}: {error}")
     try:
         base = find_base_image(file.text, path=shown)

@@ -69,6 +69,7 @@ class Item:
     retry: bool = False
     noop: bool = False
     baseline: dict | None = None  # what verification compares with, taken before the deploy
+    fail_with: str | None = None  # a reason it cannot run (its runner is unreachable)
 
     @property
     def deployment(self) -> Deployment:
@@ -232,6 +233,8 @@ class WaveRunner:
         dep = item.deployment
         state = item.state
         try:
+            if item.fail_with:
+                raise steps.StepFailed(item.fail_with)
             for step in self._steps_from(state, item):
                 context = self._context(item, repo_scope=step.scope == "repo")
                 if not step.enabled(context):
@@ -299,6 +302,7 @@ class WaveRunner:
         message = steps.deploy(
             self.cp,
             planned,
+            self.fleet.host_for(repo),
             repo,
             args.get("description") or self._description(),
             timeout=float(args["timeout"]) if args.get("timeout") else None,
@@ -379,7 +383,7 @@ class WaveRunner:
         if verdict.interrupted:
             raise steps.Interrupted(f"{dep.name}: verification interrupted")
         if not verdict.ok:
-            raise steps.StepFailed(f"{dep.name}: verification failed: {verdict.summary}")
+            raise steps.StepFailed(verdict.summary)  # names the Deployment and each failed check
         return verdict.summary
 
     def _capture_baseline(self, item: Item) -> None:
@@ -638,6 +642,23 @@ def _items(journal: Journal, rollout_id: int, plan: Plan, records: dict) -> list
     for p in plan.deployments:
         record = records[p.deployment.id]
         if record.state == "verified":
+            continue
+        if p.action == "refuse" and p.refusal == "unreachable":
+            # Runs, and fails at once: an unreachable runner counts against the budget.
+            if record.state in ("failed", "skipped"):
+                journal.transition(
+                    rollout_id,
+                    p.deployment.id,
+                    "pending",
+                    message=f"retry after: {record.error or record.state}",
+                )
+            items.append(
+                Item(
+                    p,
+                    "pending" if record.state in ("failed", "skipped") else record.state,
+                    fail_with=p.reason,
+                )
+            )
             continue
         if p.action == "refuse":
             # A policy refusal (already newer, Airflow 3 not allowed...) is a skip. An input

@@ -7,10 +7,8 @@ verify, wait) once per Deployment. Every function either returns normally or rai
 
 from __future__ import annotations
 
-import copy
 import posixpath
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -20,12 +18,10 @@ from . import git
 from .astro import AstroError, DeploymentInfo
 from .controlplane import ControlPlane
 from .errors import UpgradeError
-from .hosts import CommandFailed, Host, run_checked
+from .hosts import CommandFailed, Host, LocalHost, run_checked
 from .inventory import Deployment, Repo
 from .plan import PlannedDeployment, RepoChange
 from .versions import RuntimeVersion, try_parse_version
-
-FIRST_POLL = 0.5  # seconds before the first re-poll of a freshly deployed Deployment
 
 
 class StepFailed(UpgradeError):
@@ -83,7 +79,10 @@ def _remove_leftovers(host: Host, found: git.RepoStatus, pattern: str) -> None:
     if stale:
         try:
             run_checked(
-                host, ["rm", "-f", "--", *stale], cwd=found.repo_dir, timeout=60,
+                host,
+                ["rm", "-f", "--", *stale],
+                cwd=found.repo_dir,
+                timeout=60,
                 action="remove a temp file left by a killed run",
             )
         except CommandFailed as exc:
@@ -148,73 +147,26 @@ def already_at_target(
 def deploy(
     cp: ControlPlane,
     planned: PlannedDeployment,
+    work_host: Host,
     repo: Repo,
     description: str,
     timeout: float | None = None,
 ) -> str:
-    """Deploy the repo to the Deployment; the message names the new image.
+    """Deploy the repo to the Deployment from its runner; the message names the new image.
 
     ``timeout`` is the playbook's deploy time-out; the stricter of it and the control
     plane's ``deploy_timeout`` applies.
     """
     dep = planned.deployment
+    # A local runner deploys in-process (no Host indirection); an SSH runner runs astro there.
+    host = None if isinstance(work_host, LocalHost) else work_host
     try:
-        if timeout is not None and timeout < cp.astro.deploy_timeout:
-            # Fix (rollout tests): the playbook's `deploy: {timeout}` used to be ignored.
-            # ControlPlane.deploy takes no time-out, so use a per-call copy of its CLI
-            # runner (shared by worker threads, so never mutated in place).
-            astro = copy.copy(cp.astro)
-            astro.deploy_timeout = timeout
-            outcome = astro.deploy(dep.id, dep.workspace_id, repo.path, description)
-        else:
-            outcome = cp.deploy(dep.id, dep.workspace_id, repo.path, description)
+        outcome = cp.deploy(
+            dep.id, dep.workspace_id, repo.path, description, host=host, timeout=timeout
+        )
     except AstroError as exc:
         raise StepFailed(f"{dep.name}: deploy failed: {exc}") from exc
     return f"deployed image {outcome.image_tag or '?'} in {outcome.duration:.1f}s"
-
-
-def verify_running_target(
-    cp: ControlPlane,
-    dep: Deployment,
-    target: RuntimeVersion,
-    *,
-    timeout: float,
-    poll_interval: float,
-    stop: threading.Event,
-) -> DeploymentInfo:
-    """Poll until Astro reports the target Runtime and HEALTHY, or fail with what it saw."""
-    deadline = time.monotonic() + timeout
-    last: DeploymentInfo | None = None
-    problem = "no answer yet"
-    delay = 0.0
-    while True:
-        try:
-            last = _inspect(cp, dep)
-        except StepFailed as exc:
-            problem = str(exc)
-        else:
-            reported = try_parse_version(last.runtime_version)
-            if reported == target and last.is_healthy:
-                return last
-            problem = f"Astro reports Runtime {last.runtime_version or '?'}, status {last.status}"
-            if reported is not None and reported != target and last.is_healthy:
-                # Healthy on another version: the deploy did not take; waiting cannot help.
-                raise StepFailed(
-                    f"{dep.name}: verification failed: expected Runtime {target}, {problem}."
-                )
-        # Poll soon after a deploy, then back off to poll_interval: most Deployments turn
-        # HEALTHY within seconds of the rollout, a few take minutes.
-        delay = min(poll_interval, delay * 2) if delay else min(poll_interval, FIRST_POLL)
-        if time.monotonic() + delay > deadline:
-            break
-        # A shutdown request ends the wait early; the Deployment stays 'deployed' and the
-        # next run verifies it again.
-        if stop.wait(delay):
-            raise Interrupted(f"{dep.name}: verification interrupted")
-    raise StepFailed(
-        f"{dep.name}: verification failed: not at {target} and HEALTHY within {timeout:g}s "
-        f"({problem})."
-    )
 
 
 def wait(seconds: float, stop: threading.Event) -> str:
