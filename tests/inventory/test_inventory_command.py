@@ -1,0 +1,33 @@
+"""`invoke inventory`: the fleet by wave, and one Deployment's merged variables."""
+
+from __future__ import annotations
+
+import json
+
+from support import SampleFleet
+
+
+def test_merged_view_names_the_layer_of_each_variable(sample_fleet: SampleFleet) -> None:
+    out = sample_fleet.invoke("inventory", "--name", "marketing-dbt-prod", "--json")
+    assert out.returncode == 0, out.stderr
+    view = json.loads(out.stdout)
+    assert (view["wave"], view["wave_source"], view["repo"]) == (3, "waves.3.match", "marketing-dbt")
+    # defaults -> groups (analytics before its child marketing) -> repo -> Deployment
+    assert view["vars"]["owner"] == "data-platform" and view["var_sources"]["owner"] == "defaults"
+    assert view["vars"]["team"] == "marketing" and view["var_sources"]["team"] == "group marketing"
+    assert view["vars"]["change_ticket_required"] is True
+    assert view["groups"] == ["analytics", "production", "marketing"]
+
+
+def test_the_fleet_by_wave(sample_fleet: SampleFleet) -> None:
+    out = sample_fleet.invoke("inventory")
+    assert out.returncode == 0
+    assert "17 Deployments, 7 repos" in out.stdout
+    lines = [line for line in out.stdout.splitlines() if "-dev " in line]
+    assert len(lines) == 6 and all("│ 1 " in line for line in lines)
+
+
+def test_an_unknown_deployment_gets_a_did_you_mean(sample_fleet: SampleFleet) -> None:
+    out = sample_fleet.invoke("inventory", "--name", "sales-etl-prd")
+    assert out.returncode == 2
+    assert "sales-etl-prod" in out.stderr and "Traceback" not in out.stderr
