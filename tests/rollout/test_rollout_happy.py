@@ -1,0 +1,166 @@
+"""`invoke upgrade --wave 1` end to end: the sample fleet's canary wave, and shared repos.
+
+Everything runs for real: the `invoke` command in a subprocess, git repos in tmp, the
+simulator's `astro-sim` spawned for every deploy and inspect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+from support import SampleFleet
+
+from tests.rollout.helpers import TARGET, git, make_fleet, records, run_step
+from upgrade.journal import Journal
+from upgrade.sim.testing import SimHandle
+
+BRANCH = f"runtime-upgrade/{TARGET}"
+WAVE1 = {  # the sample fleet's wave 1 (every *-dev), with the version each starts from
+    "sales-etl-dev": ("sales-etl", "12.1.0"),
+    "marketing-dbt-dev": ("marketing-dbt", "12.2.0"),
+    "finance-reports-dev": ("finance-reports", "12.3.0"),
+    "ml-platform-dev": ("ml-platform", "12.0.0"),
+    "data-quality-dev": ("data-quality", "12.1.0"),
+    "ingest-api-dev": ("ingest-api", "12.2.0"),
+}
+OUTCOME_KEYS = {"deployment", "repo", "state", "result", "message", "deploys", "from_version",
+                "to_version"}
+
+
+def _ids(fleet: SampleFleet) -> dict[str, str]:
+    """Deployment name -> id, from the sample inventory (`invoke inventory --json`)."""
+    out = fleet.invoke("inventory", "--json")
+    assert out.returncode == 0, out.stderr
+    return {d["name"]: d["id"] for d in json.loads(out.stdout)}
+
+
+def test_wave_1_of_the_sample_fleet_upgrades_commits_deploys_and_verifies(
+    sample_fleet: SampleFleet, sim: SimHandle
+) -> None:
+    sample_fleet.use_simulator(sim.url)
+    assert sample_fleet.seed() == 17
+    ids = _ids(sample_fleet)
+    mains = {repo: sample_fleet.git(repo, "rev-parse", "main").strip() for repo, _ in WAVE1.values()}
+    partner_before = (sample_fleet.repo("partner-feeds") / "Dockerfile").read_bytes()
+
+    out = sample_fleet.invoke("upgrade", "--wave", "1")
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The recap: one line per Deployment, the verdict, where the report went.
+    assert f"RECAP wave 1 → {TARGET} (rollout 1)" in out.stdout
+    for name, (_, start) in WAVE1.items():
+        assert re.search(rf"^{name} +: ok +{start} → {TARGET}  state=verified deploys=1$",
+                         out.stdout, re.M), out.stdout
+    assert "ok=6" in out.stdout and "wave 1: PASSED" in out.stdout
+    assert f"rollout 1 started: '12.4' pinned to {TARGET}" in out.stdout
+
+    # git: exactly one commit per repo on the upgrade branch, touching only the Dockerfile,
+    # and the diff changes nothing but the version characters (invariant 6).
+    for repo, start in {r: s for r, s in WAVE1.values()}.items():
+        assert sample_fleet.git(repo, "rev-parse", "main").strip() == mains[repo]
+        assert sample_fleet.git(repo, "rev-list", "--count", f"main..{BRANCH}").strip() == "1"
+        assert sample_fleet.git(repo, "diff", "--name-only", "main", BRANCH).split() == ["Dockerfile"]
+        assert sample_fleet.git(repo, "status", "--porcelain") == ""
+        assert sample_fleet.git(repo, "branch", "--show-current").strip() == BRANCH
+        diff = sample_fleet.git(repo, "diff", "--no-color", "-U0", "main", BRANCH, "--", "Dockerfile")
+        removed = [ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+        added = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+        assert removed and [ln.replace(start, TARGET) for ln in removed] == added, diff
+        subject = sample_fleet.git(repo, "log", "-1", "--format=%s", BRANCH).strip()
+        assert subject == f"Upgrade Astro Runtime {start} → {TARGET}"
+    # partner-feeds has no Deployment in wave 1: untouched.
+    assert (sample_fleet.repo("partner-feeds") / "Dockerfile").read_bytes() == partner_before
+    assert BRANCH not in sample_fleet.git("partner-feeds", "branch")
+
+    # The simulator: each wave-1 Deployment deployed exactly once, from the upgrade commit.
+    for name, (repo, _) in WAVE1.items():
+        state = sim.deployment(ids[name])
+        assert state["deploy_count"] == 1 and len(state["deploy_attempts"]) == 1
+        assert state["runtime_version"] == TARGET and state["status"] == "HEALTHY"
+        deploy = state["deploys"][0]
+        assert deploy["runtime_version"] == TARGET
+        assert deploy["git"]["commitSha"] == sample_fleet.git(repo, "rev-parse", BRANCH).strip()
+        assert deploy["description"] == f"Astro Runtime upgrade to {TARGET} (rollout 1, wave 1)"
+    for name, dep_id in ids.items():
+        if name not in WAVE1:
+            assert sim.deployment(dep_id)["deploy_count"] == 0, name
+
+    # The journal: verified, one deploy each, high-water marks raised for wave 1 only.
+    journal_file = sample_fleet.root / ".upgrade" / "journal.db"
+    rows = records(journal_file)
+    assert set(rows) == set(WAVE1)  # later waves are registered when they run
+    for name, (_, start) in WAVE1.items():
+        row = rows[name]
+        assert (row.state, row.deploys, row.attempts, row.error) == ("verified", 1, 1, None)
+        assert str(row.from_version) == start and str(row.to_version) == TARGET
+    with Journal.open(journal_file) as journal:
+        marks = {k: str(v) for k, v in journal.high_water().items()}
+        wave = journal.wave(1, 1)
+    assert marks == {ids[name]: TARGET for name in WAVE1}
+    assert wave is not None and wave.status == "passed"
+    assert wave.proceed_after is not None and wave.passed_at is not None
+    assert (wave.proceed_after - wave.passed_at).total_seconds() == 10  # soak: 10s
+
+    # The Markdown report for the change ticket.
+    report = sample_fleet.root / ".upgrade" / "reports" / "rollout-1-wave-1.md"
+    assert f"report: {report}" in out.stdout
+    text = report.read_text()
+    assert text.startswith(f"# Rollout 1, wave 1: Astro Runtime {TARGET}\n")
+    assert "- status: **passed**" in text
+    for name, (repo, start) in WAVE1.items():
+        assert f"| {name} | {repo} | {start} | {TARGET} | ok | verified | 1 |" in text
+
+    # Running the same wave again changes nothing (idempotent) and --json has the schema.
+    again = sample_fleet.invoke("upgrade", "--wave", "1", "--json")
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert set(doc) == {"rollout", "wave", "target", "status", "reason", "counts", "notes",
+                        "deployments"}
+    assert (doc["rollout"], doc["wave"], doc["target"], doc["status"]) == (1, 1, TARGET, "passed")
+    assert doc["counts"] == {"ok": 6}
+    assert [d["deployment"] for d in doc["deployments"]] == list(WAVE1)
+    for d in doc["deployments"]:
+        assert set(d) == OUTCOME_KEYS
+        assert (d["state"], d["result"], d["deploys"], d["to_version"]) == ("verified", "ok", 1, TARGET)
+        assert d["from_version"] == WAVE1[d["deployment"]][1]
+    assert all(sim.deployment(ids[n])["deploy_count"] == 1 for n in WAVE1)
+    # Progress went to stderr, so stdout is only the JSON document.
+    assert "wave 1: 0 Deployments" in again.stderr
+
+    status = sample_fleet.invoke("status", "--json")
+    assert status.returncode == 0, status.stderr
+    [rollout] = json.loads(status.stdout)["rollouts"]
+    assert (rollout["target"], rollout["status"]) == (TARGET, "active")
+    assert [(w["wave"], w["status"], w["deployments"]) for w in rollout["waves"]] == [
+        (1, "passed", {"verified": 6})
+    ]
+
+
+def test_a_repo_feeding_two_deployments_is_rendered_committed_and_tested_once(
+    tmp_path, sim: SimHandle
+) -> None:
+    counter = tmp_path / "runs"
+    counter.mkdir()
+    # A repo-scope `run` step that leaves a mark outside the repo each time it runs.
+    mark = [sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('x\\n')",
+            str(counter / "{{ repo.name }}")]
+    fleet = make_fleet(tmp_path, sim, repos=3, per_repo=2, wave={"parallel": 6},
+                       runner_parallel=6, extra_steps=run_step(mark, name="Test"))
+
+    out = fleet.invoke("upgrade", "--wave", "1")
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    for repo in ("r00", "r01", "r02"):
+        path = fleet.repo_path(repo)
+        assert (counter / repo).read_text() == "x\n", repo  # the run step ran once
+        log = git(path, "log", "--format=%s", f"main..{BRANCH}")
+        assert log.splitlines() == [f"Upgrade Astro Runtime 12.1.0 → {TARGET}"]
+        head = git(path, "rev-parse", BRANCH).strip()
+        for dep in (d for d in fleet.deps if d.repo == repo):
+            state = fleet.sim_dep(dep)
+            assert state["deploy_count"] == 1 and state["runtime_version"] == TARGET
+            assert state["deploys"][0]["git"]["commitSha"] == head
+    assert {r.state for r in fleet.records().values()} == {"verified"}
+    assert len(fleet.records()) == 6
