@@ -29,7 +29,15 @@ from .catalog import Catalog, load_catalog
 from .dockerfile import find_base_image
 from .drift import check_fleet
 from .drift import print_report as print_drift
-from .errors import EXIT_INPUT, EXIT_OK, EXIT_UNEXPECTED, DockerfileError, InputError, UpgradeError
+from .errors import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_UNEXPECTED,
+    DockerfileError,
+    InputError,
+    UpgradeError,
+)
 from .facts import read_dockerfiles
 from .fleet import Fleet
 from .journal import Journal, actor
@@ -65,7 +73,7 @@ def boundary(func: Callable[P, int]) -> Callable[P, int]:
             return exc.exit_code
         except KeyboardInterrupt:
             stderr.print("interrupted.")
-            return 130
+            return EXIT_SIGINT
         except Exception as exc:  # a bug: say so plainly, keep the traceback opt-in
             if os.environ.get("UPGRADE_DEBUG"):
                 traceback.print_exc()
@@ -389,7 +397,7 @@ def upgrade(
             reporter = (
                 LiveReporter(stderr) if stderr.is_terminal and not as_json else LogReporter(stderr)
             )
-            with _stop_on_interrupt(stop, reporter):
+            with _stop_on_interrupt(stop, reporter, _resume_command(wave, limits)):
                 request = WaveRequest(
                     wave, tuple(limits), actor(), skip_gate_reason=reason if skip_gate else None
                 )
@@ -403,12 +411,12 @@ def upgrade(
         print_recap(result, stdout)
         stdout.print(f"report: {report_path}", markup=False)
     if result.status != "passed":
-        stderr.print(
-            f"resume with: invoke upgrade --wave {wave}"
-            + "".join(f" --limit {shlex.quote(x)}" for x in limits),
-            markup=False,
-        )
+        stderr.print(f"resume with: {_resume_command(wave, limits)}", markup=False)
     return result.exit_code
+
+
+def _resume_command(wave: int, limits: Sequence[str]) -> str:
+    return f"invoke upgrade --wave {wave}" + "".join(f" --limit {shlex.quote(x)}" for x in limits)
 
 
 def _dry_run(fleet: Fleet, book: Playbook, wave: int, limits: Sequence[str], as_json: bool) -> int:
@@ -442,16 +450,25 @@ def _dry_run(fleet: Fleet, book: Playbook, wave: int, limits: Sequence[str], as_
 
 
 @contextlib.contextmanager
-def _stop_on_interrupt(stop: threading.Event, reporter: object) -> Iterator[None]:
-    """First Ctrl-C: start no new work, let in-flight steps finish. Second: stop at once."""
+def _stop_on_interrupt(stop: threading.Event, reporter: object, resume: str) -> Iterator[None]:
+    """First Ctrl-C: start no new work, let in-flight steps finish. Second: exit at once.
+
+    Exiting at once is safe for the same reason a kill is: every state change is already
+    in the journal, and the resume rules inspect any Deployment caught mid-deploy.
+    """
 
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
-            raise KeyboardInterrupt
+            sys.stderr.write(
+                "\nstopping now. Deploys already started go on at Astro; the journal has every "
+                f"state change. Resume with: {resume}\n"
+            )
+            sys.stderr.flush()
+            os._exit(EXIT_SIGINT)
         stop.set()
-        reporter.note(
-            "interrupted: no new Deployment starts; in-flight steps finish "  # type: ignore[attr-defined]
-            "(Ctrl-C again to stop at once)"
+        reporter.note(  # type: ignore[attr-defined]
+            "interrupted: no new Deployment starts; in-flight steps finish "
+            "(Ctrl-C again to exit at once)"
         )
 
     previous = signal.signal(signal.SIGINT, handler)

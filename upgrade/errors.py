@@ -30,6 +30,7 @@ EXIT_POLICY = 3
 EXIT_HALTED = 4
 EXIT_DRIFT = 5
 EXIT_LOCKED = 6
+EXIT_SIGINT = 130  # a second Ctrl-C: exit at once, as the shell reports a SIGINT death
 
 
 class UpgradeError(Exception):

@@ -500,6 +500,14 @@ def run_wave(
     for p in plan.deployments:  # a bad verify setting is refused before anything runs
         runner.verify_config(Item(p, "pending"))
     items = _items(journal, rollout_id, plan, records)
+    before = journal.wave(rollout_id, request.wave)
+    if not items and before is not None and before.status == "passed":
+        # Nothing left to do: leave the wave (and its soak clock) exactly as it was.
+        result.outcomes = _outcomes(journal.deployments(rollout_id, request.wave))
+        result.status = "passed"
+        passed = before.passed_at.isoformat(timespec="seconds") if before.passed_at else "?"
+        result.notes.append(f"wave {request.wave} already passed at {passed}; nothing to do")
+        return result
     journal.start_wave(
         rollout_id,
         request.wave,
@@ -700,21 +708,7 @@ def _finish(
     records = journal.deployments(rollout_id, wave)
     failed = [r for r in records if r.state == "failed"]
     open_ = [r for r in records if r.state not in ("verified", "skipped", "failed")]
-    for r in records:
-        result.outcomes.append(
-            Outcome(
-                deployment=r.name,
-                repo=r.repo,
-                state=r.state,
-                result={"verified": "ok", "skipped": "skipped", "failed": "failed"}.get(
-                    r.state, "not finished"
-                ),
-                message=r.error or "",
-                deploys=r.deploys,
-                from_version=str(r.from_version) if r.from_version else None,
-                to_version=str(r.to_version),
-            )
-        )
+    result.outcomes = _outcomes(records)
     if tripped:
         result.status, result.reason = "halted", tripped
     elif interrupted:
@@ -738,6 +732,25 @@ def _finish(
         reason=result.reason or None,
     )
     return result
+
+
+def _outcomes(records: Sequence[Any]) -> list[Outcome]:
+    """One recap line per journal row of the wave."""
+    return [
+        Outcome(
+            deployment=r.name,
+            repo=r.repo,
+            state=r.state,
+            result={"verified": "ok", "skipped": "skipped", "failed": "failed"}.get(
+                r.state, "not finished"
+            ),
+            message=r.error or "",
+            deploys=r.deploys,
+            from_version=str(r.from_version) if r.from_version else None,
+            to_version=str(r.to_version),
+        )
+        for r in records
+    ]
 
 
 def _budget_settings(wave: WaveSettings) -> dict[str, Any]:
