@@ -1,8 +1,9 @@
-"""The Astro control plane as the rest of the tool sees it: deploy, inspect, verify.
+"""The Astro control plane as the rest of the tool sees it: deploy, read status, verify.
 
 Production and the simulator differ only in ``ControlPlaneConfig`` (which ``astro``
 binary, which extra environment, which URL scheme for the Airflow API); the code path is
-the same: spawn the CLI, parse its output, call the Airflow API over HTTP.
+the same: spawn the CLI to deploy, read status from Astro's platform API over HTTP (or
+through ``astro deployment inspect`` when no API token is set), call the Airflow API.
 
 Failures are the typed errors of ``upgrade.astro`` and ``upgrade.airflow``; this module
 adds none of its own except ``DeploymentNotHealthy`` (from ``upgrade.astro``) for a
@@ -43,10 +44,12 @@ from .astro import (
 )
 from .errors import InputError, Problem, ProblemsError
 from .hosts import Host
+from .platform import TOKEN_ENV, PlatformReader
 
 log = logging.getLogger(__name__)
 
 SCHEMES = ("https", "http")
+STATUS_VIA = ("auto", "api", "cli")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class ControlPlaneConfig:
     http_total_timeout: float = 60.0  # s, all tries and waits of one call together
     wait_timeout: float = 900.0  # s for a Deployment to become HEALTHY after a deploy
     poll_interval: float = 10.0  # s between inspects while waiting
+    # How status is read: auto (the platform API when ASTRO_API_TOKEN is set, else the
+    # CLI), api (refused without a token), cli (always `astro deployment inspect`).
+    status_via: str = "auto"
 
     @classmethod
     def from_mapping(
@@ -134,6 +140,9 @@ class ControlPlaneConfig:
                 if key == "airflow_scheme" and value not in SCHEMES:
                     bad(key, f"must be one of {', '.join(SCHEMES)}, got {value!r}")
                     continue
+                if key == "status_via" and value not in STATUS_VIA:
+                    bad(key, f"must be one of {', '.join(STATUS_VIA)}, got {value!r}")
+                    continue
                 values[key] = value
         if problems:
             raise ProblemsError(problems)
@@ -184,10 +193,24 @@ def simulator_bin() -> str:
 
 
 class ControlPlane:
-    """Deploy and read Deployments through ``astro``, verify them through Airflow's API."""
+    """Deploy through ``astro``, read status from Astro's API (or ``astro``), verify via Airflow.
+
+    Deploys always go through the real CLI: it builds the image, pushes it and finalises
+    the deploy, which no read-only API call can stand in for.
+    """
 
     def __init__(self, config: ControlPlaneConfig | None = None):
         self.config = config = config or ControlPlaneConfig()
+        if config.status_via not in STATUS_VIA:
+            raise InputError(f"control_plane.status_via must be one of {', '.join(STATUS_VIA)}, "
+                             f"got {config.status_via!r}.")
+        self._platform = PlatformReader.for_config(config) if config.status_via != "cli" else None
+        if config.status_via == "api" and self._platform is None:
+            raise InputError(
+                f"control_plane.status_via is 'api', but ${TOKEN_ENV} is not set (or Astro's "
+                "API would be reached without https). Set the token, or use status_via: auto "
+                "to read status through `astro deployment inspect` instead."
+            )
         self.astro = AstroCLI(
             config.astro_bin,
             extra_env=config.extra_env,
@@ -213,6 +236,18 @@ class ControlPlane:
     def close(self) -> None:
         """Release pooled HTTP connections."""
         self.airflow.close()
+        if self._platform is not None:
+            self._platform.close()
+
+    @property
+    def platform(self) -> PlatformReader | None:
+        """The platform API reader status reads use; None when they go through the CLI."""
+        return self._platform
+
+    @property
+    def status_source(self) -> str:
+        """``api`` or ``cli``: how ``status`` reads, for notes and reports."""
+        return "api" if self._platform is not None else "cli"
 
     @property
     def redact(self) -> Redactor:
@@ -239,11 +274,18 @@ class ControlPlane:
         )
 
     def inspect(self, deployment_id: str, workspace_id: str) -> DeploymentInfo:
-        """What Astro reports for one Deployment now."""
+        """What ``astro deployment inspect`` reports for one Deployment now (a CLI process)."""
         return self.astro.inspect(deployment_id, workspace_id)
 
+    def status(self, deployment_id: str, workspace_id: str) -> DeploymentInfo:
+        """What Astro reports for one Deployment now: from the platform API when a token
+        allows it (``status_via``), else from ``inspect``. Same fields, same typed errors."""
+        if self._platform is not None:
+            return self._platform.deployment(deployment_id, workspace_id)
+        return self.inspect(deployment_id, workspace_id)
+
     def list(self, workspace_id: str) -> builtins.list[DeploymentSummary]:
-        """The Deployments of one workspace (no status; use ``inspect`` for that)."""
+        """The Deployments of one workspace (no status; use ``status`` for that)."""
         return self.astro.list(workspace_id)
 
     def list_all(self) -> builtins.list[DeploymentSummary]:
@@ -262,7 +304,8 @@ class ControlPlane:
         """Inspect until HEALTHY (and running ``image_tag``, if given); else DeploymentNotHealthy.
 
         UNHEALTHY does not end the wait early: like ``astro deploy --wait``, a rollout may
-        pass through it.
+        pass through it. (Still ``inspect``, not ``status``: tests/ssh checks that these
+        polls run on this machine through the CLI; ``status`` would serve as well.)
         """
         timeout = self.config.wait_timeout if timeout is None else timeout
         interval = self.config.poll_interval if poll_interval is None else poll_interval

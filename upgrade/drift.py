@@ -10,39 +10,34 @@ Reading a thousand Deployments quickly is the hard part. Versions come from one
 list, and one ``astro deployment inspect`` process per Deployment costs tens of
 milliseconds of CPU each, so they are read from Astro's platform API instead: one paged
 ``GET /organizations/{org}/deployments?workspaceIds=W`` per workspace (the same request
-``astro deployment list`` makes, which keeps the fields the CLI drops). When that API
-cannot be used, each Deployment falls back to ``inspect``. The Airflow calls then run in
-parallel threads over one pooled HTTP client. docs/verification.md has the figures.
+``astro deployment list`` makes, which keeps the fields the CLI drops), through the
+control plane's ``PlatformReader`` (upgrade.platform). When that API cannot be used, each
+Deployment falls back to ``inspect``. The Airflow calls then run in parallel threads over
+one pooled HTTP client. docs/verification.md has the figures.
 """
 
 from __future__ import annotations
 
-import base64
-import ipaddress
-import json
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .airflow import AirflowAPIError
-from .astro import HEALTHY_STATES, AstroError, DeploymentInfo, DeploymentSummary, Redactor
+from .astro import HEALTHY_STATES, AstroError, DeploymentInfo, DeploymentSummary
 from .controlplane import ControlPlane
 from .dockerfile import find_base_image
 from .errors import EXIT_DRIFT, EXIT_OK, InputError
 from .inventory import Deployment, Inventory
 from .plan import RepoFile
+from .platform import PlatformReader
 from .verify import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
 from .versions import RuntimeVersion, try_parse_version
 
@@ -59,9 +54,6 @@ SCHEMA = "astro-fleet-upgrade/verify-all"
 SCHEMA_VERSION = 1
 STATUS_SOURCES = ("auto", "platform", "inspect")
 LIST_WORKERS = 8  # `astro deployment list` processes at once
-PLATFORM_PAGE = 1000  # the platform API's largest page
-PLATFORM_TIMEOUT = 30.0
-DEFAULT_DOMAIN = "astronomer.io"
 
 # --------------------------------------------------------------------------- results
 
@@ -207,149 +199,6 @@ def print_report(report: DriftReport, console: Console) -> None:
     console.print(Text(report.summary(), style="bold red" if report.drifted else "bold green"))
 
 
-# -------------------------------------------------------------- the platform API
-
-
-class PlatformError(Exception):
-    """Astro's platform API could not be read (the caller falls back to inspect)."""
-
-
-class PlatformReader:
-    """Astro's platform API, read-only: a whole workspace's Deployments per paged GET."""
-
-    def __init__(self, base_url: str, token: str, *, organization: str | None = None,
-                 timeout: float = PLATFORM_TIMEOUT):
-        self.base_url = base_url.rstrip("/")
-        self._token = token
-        self._organization = organization
-        self._redact = Redactor([token])
-        self._client = httpx.Client(
-            timeout=timeout, follow_redirects=False,
-            headers={"Accept": "application/json", "User-Agent": "astro-fleet-upgrade",
-                     "Authorization": f"Bearer {token}"},
-        )
-
-    @classmethod
-    def for_control_plane(cls, cp: ControlPlane) -> PlatformReader | None:
-        """The reader for the same Astro (or simulator) and token the CLI uses, if any."""
-        env = {**os.environ, **cp.config.extra_env}
-        token = env.get(cp.config.token_env) or env.get("ASTRO_API_TOKEN")
-        if not token:
-            return None
-        # The simulator's URL counts only when the CLI in use is the simulator's.
-        sim = cp.config.extra_env.get("ASTRO_SIM_URL") or (
-            os.environ.get("ASTRO_SIM_URL") if Path(cp.config.astro_bin).name == "astro-sim"
-            else None)
-        if sim:
-            base = sim.rstrip("/") + "/v1"
-        else:
-            base = f"https://api.{env.get('ASTRO_DOMAIN') or DEFAULT_DOMAIN}/v1"
-        parts = urlsplit(base)
-        # The token is a credential: never send it in clear text off this machine.
-        if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
-            return None
-        return cls(base, token)
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._client.close()
-
-    def organization(self) -> str:
-        """The organisation id: from the token's ``organizationId:`` permission, as astro-cli."""
-        if self._organization:
-            return self._organization
-        for perm in _token_permissions(self._token):
-            if perm.startswith("organizationId:") and perm.split(":", 1)[1]:
-                self._organization = perm.split(":", 1)[1]
-                return self._organization
-        orgs = self._get("/organizations").get("organizations") or []
-        if not orgs or not isinstance(orgs[0], Mapping) or not orgs[0].get("id"):
-            raise PlatformError("the token sees no organisation")
-        self._organization = str(orgs[0]["id"])
-        return self._organization
-
-    def workspace(self, workspace_id: str) -> dict[str, DeploymentInfo]:
-        """Every Deployment of one workspace, by id, with status and Airflow API URL."""
-        org = self.organization()
-        found: dict[str, DeploymentInfo] = {}
-        offset = 0
-        while True:
-            page = self._get(f"/organizations/{org}/deployments", params={
-                "workspaceIds": workspace_id, "limit": PLATFORM_PAGE, "offset": offset})
-            items = page.get("deployments")
-            if not isinstance(items, list):
-                raise PlatformError("the answer has no 'deployments' list")
-            for item in items:
-                info = _platform_info(item)
-                found[info.id] = info
-            offset += len(items)
-            total = page.get("totalCount")
-            if not items or not isinstance(total, int) or offset >= total:
-                return found
-
-    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        url = self.base_url + path
-        try:
-            resp = self._client.get(url, params=params)
-        except httpx.HTTPError as exc:
-            raise PlatformError(f"GET {url} failed: {type(exc).__name__}") from None
-        if resp.status_code != 200:
-            try:
-                message = str(resp.json().get("message", ""))
-            except (ValueError, AttributeError):
-                message = ""
-            detail = self._redact(message[:200]) or resp.reason_phrase
-            raise PlatformError(f"GET {url} answered {resp.status_code}: {detail}")
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise PlatformError(f"GET {url} answered with a body that is not JSON") from None
-        if not isinstance(doc, dict):
-            raise PlatformError(f"GET {url} answered with a body that is not an object")
-        return doc
-
-
-def _platform_info(item: Any) -> DeploymentInfo:
-    if not isinstance(item, Mapping) or not item.get("id"):
-        raise PlatformError(f"a Deployment without an id: {str(item)[:100]}")
-
-    def text(*keys: str) -> str:
-        for key in keys:
-            if item.get(key):
-                return str(item[key])
-        return ""
-
-    return DeploymentInfo(
-        id=text("id"), name=text("name"), workspace_id=text("workspaceId"),
-        runtime_version=text("runtimeVersion", "astroRuntimeVersion"),
-        airflow_version=text("airflowVersion"), status=text("status").upper(),
-        image_tag=text("imageTag"), airflow_api_url=text("webServerAirflowApiUrl"),
-        webserver_url=text("webServerUrl"), workspace_name=text("workspaceName"),
-    )
-
-
-def _token_permissions(token: str) -> list[str]:
-    """The JWT's ``permissions`` claim, read without verifying it (as astro-cli does)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return []
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeError):
-        return []
-    perms = claims.get("permissions") if isinstance(claims, dict) else None
-    return [p for p in perms if isinstance(p, str)] if isinstance(perms, list) else []
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # ---------------------------------------------------------------------- the check
 
 
@@ -376,8 +225,9 @@ def check_fleet(
     """Compare every selected Deployment's sources and report the drift.
 
     ``files`` is ``facts.read_dockerfiles`` (by repo name); ``expected`` maps Deployment
-    ids to the journal's high-water marks. ``status_via``: ``auto`` (the platform API,
-    falling back to ``inspect`` per workspace), ``platform`` or ``inspect``.
+    ids to the journal's high-water marks. ``status_via``: ``auto`` (the control plane's
+    platform API reader when it has one, falling back to ``inspect`` per workspace),
+    ``platform`` (refused when no token allows it) or ``inspect``.
     """
     if status_via not in STATUS_SOURCES:
         raise InputError(f"status_via must be one of {', '.join(STATUS_SOURCES)}, got "
@@ -390,18 +240,24 @@ def check_fleet(
     pins = {name: _dockerfile_pin(inventory, name, files.get(name))
             for name in dict.fromkeys(d.repo for d in deps)}
     notes: list[str] = []
-    reader = PlatformReader.for_control_plane(cp) if status_via != "inspect" else None
-    if status_via == "platform" and reader is None:
-        raise InputError("status_via 'platform' needs an Astro API token in the environment "
-                         "(and https, or the simulator on this machine).")
+    reader = cp.platform if status_via != "inspect" else None
+    own = False  # the control plane's reader is shared: only a reader made here is closed
+    if reader is None and status_via == "platform":
+        # Asked for explicitly: even when control_plane.status_via says cli.
+        reader, own = PlatformReader.for_config(cp.config), True
+        if reader is None:
+            raise InputError("status_via 'platform' needs an Astro API token in the "
+                             "environment (and https, or the simulator on this machine).")
     try:
         workspaces = _read_workspaces(cp, reader, by_workspace, notes)
     finally:
-        if reader is not None:
+        if own and reader is not None:
             reader.close()
     if reader is None and status_via == "auto" and deps:
-        notes.append("statuses read with one `astro deployment inspect` per Deployment "
-                     "(no API token for the platform API).")
+        why = ("control_plane.status_via is cli" if cp.config.status_via == "cli"
+               else "no API token for the platform API")
+        notes.append(f"statuses read with one `astro deployment inspect` per Deployment "
+                     f"({why}).")
     ctx = _Context(cp, workspaces, pins, expected, max_heartbeat_age)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(deps) or 1))) as pool:
         rows = tuple(pool.map(ctx.row, deps))
@@ -426,7 +282,7 @@ def _read_workspaces(
             return
         try:
             state.infos = reader.workspace(ws)
-        except PlatformError as exc:
+        except AstroError as exc:
             notes.append(f"workspace {ws}: the platform API could not be read ({exc}); "
                          "statuses read with `astro deployment inspect` instead.")
 

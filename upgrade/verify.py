@@ -66,6 +66,9 @@ MAX_LISTED = 10  # new import errors named in one message
 # How often a waiting check looks at the stop event while a call is in flight.
 STOP_SLICE = 0.05
 MIN_SLOT = 1.0  # s every check gets, even past the overall time-out
+# A status read this recent is what Astro says now: the next check's first look reuses it
+# (``healthy`` right after ``version`` passed) instead of asking Astro again.
+REUSE_WITHIN = 2.0
 COMMAND_GRACE = 5.0  # s past its deadline for a timed-out command to be killed
 
 TOP_KEYS = ("checks", "inconclusive", "timeout", "poll_interval")
@@ -550,6 +553,7 @@ class _Attempt:
     started: float
     deadline: float
     one_look: bool
+    tries: int = 0  # looks taken so far, this one included
 
 
 class _Run:
@@ -562,7 +566,8 @@ class _Run:
         self.catalog, self.baseline, self.host, self.repo_dir = catalog, baseline, host, repo_dir
         self.stop = stop
         self.deadline = time.monotonic() + config.timeout
-        self.info: DeploymentInfo | None = None
+        self.info: DeploymentInfo | None = None  # Astro's last answer, and when it came
+        self.info_at = -math.inf
         # Set when Astro said the Deployment does not exist or refused us: the Airflow
         # checks then have no URL to read and are not run.
         self.unreachable: str | None = None
@@ -572,7 +577,7 @@ class _Run:
     def call(self, probe: Callable[[], _Look], deadline: float) -> _Look:
         """Run ``probe`` in a helper thread; give up on it at ``deadline`` or on stop.
 
-        A call given up on keeps running in the background until its own time-out (inspect,
+        A call given up on keeps running in the background until its own time-out (status read,
         HTTP and command time-outs all bound it); its answer is ignored.
         """
         box: dict[str, Any] = {}
@@ -596,6 +601,15 @@ class _Run:
             raise box["error"]
         return box["look"]
 
+    def status(self, *, reuse: bool) -> DeploymentInfo:
+        """Astro's view of the Deployment (``ControlPlane.status``); with ``reuse``, the
+        last answer instead when it came within REUSE_WITHIN seconds."""
+        if reuse and self.info is not None and time.monotonic() - self.info_at <= REUSE_WITHIN:
+            return self.info
+        info = self.cp.status(self.dep.id, self.dep.workspace_id)
+        self.info, self.info_at = info, time.monotonic()
+        return info
+
     def airflow_info(self) -> DeploymentInfo | _Look:
         """The Deployment as Astro reports it (for its Airflow API URL), or why not."""
         if self.info is not None:
@@ -603,14 +617,13 @@ class _Run:
         if self.unreachable:
             return _Look("unknown", f"not run: {self.unreachable}", final=True)
         try:
-            self.info = self.cp.inspect(self.dep.id, self.dep.workspace_id)
+            return self.status(reuse=False)
         except (DeploymentNotFound, AstroAuthError) as exc:
-            self.unreachable = _first_line(str(exc))
+            self.unreachable = _refusal(exc, self.dep)
             return _Look("unknown", f"not run: {self.unreachable}", final=True)
         except AstroError as exc:
             return _Look("unknown", f"Astro could not be asked for the Airflow API URL: "
                                     f"{_first_line(str(exc))}")
-        return self.info
 
 
 def run_checks(
@@ -654,6 +667,7 @@ def _counts_as_pass(result: CheckResult, config: VerifyConfig) -> bool:
 
 
 def _summary(dep: Deployment, results: list[CheckResult], ok: bool, run: _Run) -> str:
+    """One line that names the Deployment once, at the start (the rollout shows it as is)."""
     if run.interrupted:
         return f"{dep.name}: verification interrupted before it finished."
     if ok:
@@ -662,9 +676,14 @@ def _summary(dep: Deployment, results: list[CheckResult], ok: bool, run: _Run) -
         names = ", ".join(r.name for r in results if r.status == PASS)
         return f"{dep.name}: verified ({names or 'no checks'})" + (
             f"; {'; '.join(notes)}" if notes else "") + "."
-    bad = [f"{r.name} {r.status}: {r.message}" for r in results
-           if not _counts_as_pass(r, run.config)]
-    return f"{dep.name}: verification failed: " + "; ".join(bad)
+    failed = [r for r in results if not _counts_as_pass(r, run.config)]
+    # Checks skipped for the reason an earlier one already gave are listed, not repeated.
+    skipped = [r.name for r in failed if r.message.startswith(_NOT_RUN)]
+    bad = [f"{r.name} {r.status}: {r.message.rstrip('.')}" for r in failed
+           if not r.message.startswith(_NOT_RUN)]
+    if skipped:
+        bad.append(f"not run: {', '.join(skipped)}")
+    return f"{dep.name}: verification failed: " + "; ".join(bad) + "."
 
 
 _PROBES: dict[str, Callable[[_Run, _Attempt], _Look]] = {}
@@ -681,9 +700,7 @@ def _probe(name: str) -> Callable[[Callable[[_Run, _Attempt], _Look]],
 def _run_check(run: _Run, spec: CheckSpec) -> CheckResult:
     """Poll one check until it passes, fails for good, or its deadline passes."""
     started = time.monotonic()
-    # Even when earlier checks used up the overall budget, each check gets a short slot.
-    deadline = max(min(started + spec.timeout, run.deadline),
-                   started + min(spec.timeout, MIN_SLOT))
+    deadline, budget = _deadline(spec, started, run)
     attempt = _Attempt(spec, started, deadline, one_look=run.decided)
     # A command is killed at the deadline; give that kill time to be reported as such.
     grace = COMMAND_GRACE if spec.name == "command" else 0.0
@@ -692,12 +709,13 @@ def _run_check(run: _Run, spec: CheckSpec) -> CheckResult:
     attempts = 0
 
     def result(status: str, message: str) -> CheckResult:
-        if attempt.one_look and status != PASS:
+        if attempt.one_look and status != PASS and not message.startswith(_NOT_RUN):
             message += " (looked once: verification had already failed)"
         return CheckResult(spec.name, status, message, time.monotonic() - started, attempts)
 
     while True:
         attempts += 1
+        attempt.tries = attempts
         try:
             look = run.call(lambda: probe(run, attempt), deadline + grace)
         except _Abandoned as gone:
@@ -705,7 +723,7 @@ def _run_check(run: _Run, spec: CheckSpec) -> CheckResult:
                 run.interrupted = True
                 return result(INCONCLUSIVE, "interrupted")
             if last is None:
-                return result(INCONCLUSIVE, f"no answer within {spec.timeout:g} s.")
+                return result(INCONCLUSIVE, f"no answer within {budget}.")
             break
         last = look
         if look.state == PASS:
@@ -725,26 +743,60 @@ def _run_check(run: _Run, spec: CheckSpec) -> CheckResult:
         return result(INCONCLUSIVE, last.message)
     if last.final or attempt.one_look:
         return result(FAIL, last.message)
-    return result(FAIL, f"not passed within {spec.timeout:g} s: {last.message}")
+    return result(FAIL, f"not passed within {budget}: {last.message}")
+
+
+def _deadline(spec: CheckSpec, started: float, run: _Run) -> tuple[float, str]:
+    """When the check must end, and that budget in words (the limit that applied)."""
+    own = started + spec.timeout
+    slot = min(spec.timeout, MIN_SLOT)
+    # Even when earlier checks used up the overall budget, each check gets a short slot.
+    deadline = max(min(own, run.deadline), started + slot)
+    left, overall = run.deadline - started, _seconds_text(run.config.timeout)
+    if deadline == own:
+        return deadline, f"{_seconds_text(spec.timeout)} s"
+    if left >= slot - 0.05:  # the overall time-out ended it (give or take a rounding)
+        if left >= run.config.timeout - 0.05:
+            return deadline, f"{_seconds_text(left)} s (the verification's time-out)"
+        return deadline, (f"{_seconds_text(left)} s (what was left of the verification's "
+                          f"{overall} s time-out)")
+    return deadline, (f"{_seconds_text(slot)} s (the least a check gets; the verification's "
+                      f"{overall} s time-out left {_seconds_text(max(0.0, left))} s)")
+
+
+def _seconds_text(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 10 else f"{round(seconds, 1):g}"
 
 
 # ----------------------------------------------------------------------- the checks
 
+_NOT_RUN = "not run: "
 
-def _astro_look(run: _Run, want_version: bool) -> _Look:
+
+def _refusal(exc: AstroError, dep: Deployment) -> str:
+    """Why Astro will not tell us about the Deployment, with Astro's words; not its name
+    (the summary starts with that)."""
+    said = _first_line(exc.astro_message) or _first_line(str(exc))
+    if isinstance(exc, DeploymentNotFound):
+        return (f"Astro knows no Deployment with id {dep.id} in workspace {dep.workspace_id} "
+                f"({said.rstrip('.')}); check id and workspace_id in the inventory")
+    return (f"Astro refused the API token ({said.rstrip('.')}); check that it is valid, "
+            f"unexpired and has access to workspace {dep.workspace_id}")
+
+
+def _astro_look(run: _Run, attempt: _Attempt, want_version: bool) -> _Look:
     dep, target = run.dep, run.target
     try:
-        info = run.cp.inspect(dep.id, dep.workspace_id)
+        # A check's first look may reuse the answer the previous check just got.
+        info = run.status(reuse=attempt.tries == 1)
     except DeploymentNotFound as exc:
-        run.unreachable = f"Astro does not know Deployment {dep.id} in workspace " \
-                          f"{dep.workspace_id}"
-        return _Look(FAIL, f"{run.unreachable}: {_first_line(str(exc))}", final=True)
+        run.unreachable = _refusal(exc, dep)
+        return _Look(FAIL, f"{run.unreachable}.", final=True)
     except AstroAuthError as exc:
-        run.unreachable = _first_line(str(exc))
-        return _Look("unknown", run.unreachable, final=True)
+        run.unreachable = _refusal(exc, dep)
+        return _Look("unknown", f"{run.unreachable}.", final=True)
     except AstroError as exc:
         return _Look("unknown", f"Astro could not be asked: {_first_line(str(exc))}")
-    run.info = info
     seen = f"Astro reports Runtime {info.runtime_version or '?'}, {info.status or 'no status'}"
     if not want_version:
         if info.is_healthy:
@@ -766,12 +818,12 @@ def _astro_look(run: _Run, want_version: bool) -> _Look:
 
 @_probe("version")
 def _version(run: _Run, attempt: _Attempt) -> _Look:
-    return _astro_look(run, want_version=True)
+    return _astro_look(run, attempt, want_version=True)
 
 
 @_probe("healthy")
 def _healthy(run: _Run, attempt: _Attempt) -> _Look:
-    return _astro_look(run, want_version=False)
+    return _astro_look(run, attempt, want_version=False)
 
 
 def _airflow_call(run: _Run, read: Callable[[DeploymentInfo], Any]) -> Any:
@@ -782,9 +834,14 @@ def _airflow_call(run: _Run, read: Callable[[DeploymentInfo], Any]) -> Any:
     try:
         return read(info)
     except AirflowAuthError as exc:
-        return _Look("unknown", _first_line(str(exc)), final=True)
+        return _Look("unknown", _unnamed(exc, info), final=True)
     except AirflowAPIError as exc:
-        return _Look("unknown", f"the Airflow API could not be asked: {_first_line(str(exc))}")
+        return _Look("unknown", f"the Airflow API could not be asked: {_unnamed(exc, info)}")
+
+
+def _unnamed(exc: AirflowAPIError, info: DeploymentInfo) -> str:
+    """The error's first line without its ``Deployment <id>: `` lead (the summary has it)."""
+    return _first_line(str(exc)).removeprefix(f"Deployment {info.id}: ")
 
 
 @_probe("airflow_version")

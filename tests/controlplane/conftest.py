@@ -27,9 +27,10 @@ def recorded() -> Path:
     return RECORDED
 
 
-# A step answers one request: ("json", status, body), ("raw", status, text),
-# ("reset",) to drop the connection with a TCP RST, ("hang", seconds) to say nothing,
-# or a callable (query) -> step. The last step of a script repeats forever.
+# A step answers one request: ("json", status, body), ("raw", status, text), either with
+# a dict of extra headers as a fourth item, ("reset",) to drop the connection with a TCP
+# RST, ("hang", seconds) to say nothing, or a callable (query) -> step. The last step of a
+# script repeats forever.
 Step = tuple | Callable[[dict[str, list[str]]], tuple]
 
 
@@ -109,6 +110,8 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json" if kind == "json" else "text/plain")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (step[3] if len(step) > 3 else {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 

@@ -18,6 +18,7 @@ def test_defaults_are_production() -> None:
     assert cfg.airflow_scheme == "https"
     assert cfg.token_env == "ASTRO_API_TOKEN"
     assert cfg.retry_policy().attempts == cfg.http_retries + 1
+    assert cfg.status_via == "auto"
 
 
 def test_from_mapping_accepts_every_key() -> None:
@@ -38,11 +39,13 @@ def test_from_mapping_accepts_every_key() -> None:
             "http_total_timeout": 20,
             "wait_timeout": 600,
             "poll_interval": 5,
+            "status_via": "cli",
         }
     )
     assert cfg.astro_bin == "/opt/astro/bin/astro"
     assert cfg.deploy_timeout == 3600.0 and isinstance(cfg.deploy_timeout, float)
     assert cfg.http_retries == 0 and cfg.retry_policy().attempts == 1
+    assert cfg.status_via == "cli"
     assert dict(cfg.extra_env) == {"ASTRO_DOMAIN": "astronomer.io"}
     assert ControlPlaneConfig.from_mapping(None) == ControlPlaneConfig()
 
@@ -124,7 +127,8 @@ def test_wait_healthy_waits_for_the_new_image(fake_astro, tmp_path: Path) -> Non
         fake_astro, tmp_path,
         [("HEALTHY", "old"), ("DEPLOYING", "new"), ("UNHEALTHY", "new"), ("HEALTHY", "new")],
     )
-    with ControlPlane(ControlPlaneConfig(astro_bin=str(binary))) as cp:
+    # status_via cli: these polls are the CLI's, whatever token the environment holds.
+    with ControlPlane(ControlPlaneConfig(astro_bin=str(binary), status_via="cli")) as cp:
         info = cp.wait_healthy("dep-1", "ws-1", image_tag="new", timeout=20, poll_interval=0.01)
     assert (info.status, info.image_tag) == ("HEALTHY", "new")
     assert (tmp_path / "calls").read_text() == "4"
@@ -132,9 +136,8 @@ def test_wait_healthy_waits_for_the_new_image(fake_astro, tmp_path: Path) -> Non
 
 def test_wait_healthy_gives_up_with_the_last_state(fake_astro, tmp_path: Path) -> None:
     binary = _status_script(fake_astro, tmp_path, [("DEPLOYING", "new")])
-    with ControlPlane(ControlPlaneConfig(astro_bin=str(binary))) as cp, pytest.raises(
-        DeploymentNotHealthy
-    ) as info:
+    config = ControlPlaneConfig(astro_bin=str(binary), status_via="cli")
+    with ControlPlane(config) as cp, pytest.raises(DeploymentNotHealthy) as info:
         cp.wait_healthy("dep-1", "ws-1", timeout=0.5, poll_interval=0.1)
     assert info.value.last is not None and info.value.last.status == "DEPLOYING"
     assert "last seen DEPLOYING" in str(info.value)

@@ -90,6 +90,25 @@ def test_statuses_read_through_inspect_give_the_same_rows(fleet: Fleet):
     assert via_inspect.exit_code == via_api.exit_code == 5
 
 
+def test_control_plane_status_via_cli_is_honoured_and_the_shared_reader_stays_open(
+        fleet: Fleet):
+    files = fleet.files()
+    via_api = drift.check_fleet(fleet.cp, fleet.inventory, fleet.inventory.deployments, files,
+                                EXPECTED)
+    # verify-all borrowed the control plane's reader: it must still work afterwards.
+    assert fleet.cp.platform is not None
+    assert fleet.cp.status("clean-1", "ws-1").runtime_version == "12.4.0"
+
+    with fast_cp(fleet.sim, status_via="cli") as cli:
+        via_cli = drift.check_fleet(cli, fleet.inventory, fleet.inventory.deployments, files,
+                                    EXPECTED, workers=4)
+
+    assert via_cli.notes == ("statuses read with one `astro deployment inspect` per Deployment "
+                             "(control_plane.status_via is cli).",)
+    assert [row.kinds for row in via_cli.rows] == [row.kinds for row in via_api.rows]
+    assert [row.status for row in via_cli.rows] == [row.status for row in via_api.rows]
+
+
 def test_a_stale_scheduler_after_a_deploy_is_unhealthy(sim: SimHandle, tmp_path: Path):
     sim.add_deployment("dep-1", "one", workspace_id="ws-1", runtime_version="12.4.0")
     sim.set_fault("dep-1", scheduler_stale_after_deploy=True)

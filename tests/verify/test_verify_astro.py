@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from collections import Counter
+from dataclasses import replace
+
+import pytest
 
 from tests.verify.helpers import TARGET, check, config, deployment
+from upgrade.controlplane import ControlPlane, ControlPlaneConfig
+from upgrade.hosts import LocalHost
 from upgrade.sim.testing import SimHandle
 
 
@@ -98,12 +105,16 @@ def test_unknown_deployment_fails_and_airflow_checks_are_not_run(sim: SimHandle,
     assert time.monotonic() - started < 5
     by = results(verdict)
     assert by["version"].status == "fail"
-    assert "Astro does not know Deployment ghost in workspace ws-1" in by["version"].message
+    assert "Astro knows no Deployment with id ghost in workspace ws-1" in by["version"].message
     for name in ("health", "import_errors"):
         assert by[name].status == "inconclusive"
-        assert by[name].message.startswith("not run: Astro does not know Deployment ghost")
+        assert by[name].message.startswith("not run: Astro knows no Deployment with id ghost")
     assert not verdict.ok
-    assert "version fail" in verdict.summary
+    # The summary names the Deployment once and does not repeat the reason per check.
+    assert verdict.summary == (
+        "ghost-name: verification failed: version fail: Astro knows no Deployment with id "
+        "ghost in workspace ws-1 (Deployment not found); check id and workspace_id in the "
+        "inventory; not run: health, import_errors.")
 
 
 def test_after_a_failure_later_checks_look_once(sim: SimHandle, cp, catalog, deploy):
@@ -148,3 +159,78 @@ def test_an_already_set_stop_runs_nothing(sim: SimHandle, cp, catalog):
     stop.set()
     verdict = check(cp, catalog, config("version"), stop=stop)
     assert verdict.interrupted and not verdict.ok and verdict.results == []
+
+
+class CountingPlane(ControlPlane):
+    """The production control plane, counting how often Astro is asked."""
+
+    def __init__(self, config: ControlPlaneConfig):
+        super().__init__(config)
+        self.reads: Counter[str] = Counter()
+
+    def status(self, deployment_id: str, workspace_id: str):
+        self.reads["status"] += 1
+        return super().status(deployment_id, workspace_id)
+
+    def inspect(self, deployment_id: str, workspace_id: str):
+        self.reads["inspect"] += 1
+        return super().inspect(deployment_id, workspace_id)
+
+
+@pytest.mark.parametrize("via", ["auto", "cli"])
+def test_after_a_deploy_astro_is_asked_once_per_look_and_later_checks_reuse_it(
+        sim: SimHandle, cp, catalog, deploy, via: str):
+    sim.add_deployment("dep-1", "one", runtime_version="12.4.0")
+    deploy("dep-1", TARGET)
+    counting = CountingPlane(replace(cp.config, status_via=via))
+
+    with counting:
+        # The default first poll (0.5 s) outlasts the simulated rollout: 1 or 2 looks.
+        verdict = check(counting, catalog, config("version", "healthy", "airflow_version",
+                                                  "health", poll=10))
+
+    assert verdict.ok, verdict.summary
+    by = results(verdict)
+    # healthy (and the Airflow checks' URL) used the answer that made version pass.
+    assert by["healthy"].attempts == 1
+    assert counting.reads["status"] == by["version"].attempts <= 2
+    # auto reads over the simulator's platform API; cli spawns one inspect per read.
+    assert counting.reads["inspect"] == (0 if via == "auto" else counting.reads["status"])
+
+
+def test_a_failure_reports_the_time_out_that_applied(sim: SimHandle, cp, catalog, deploy,
+                                                     tmp_path):
+    sim.add_deployment("dep-1", "one", runtime_version="12.4.0")
+    sim.set_fault("dep-1", stuck_deploying=True)
+    deploy("dep-1", TARGET)
+
+    # version's own limit is 600 s; the verification's 1.5 s ends it first.
+    verdict = check(cp, catalog, config("version", timeout=1.5))
+
+    message = verdict.results[0].message
+    assert message.startswith("not passed within 1.5 s (the verification's time-out): ")
+    assert "600" not in message and verdict.results[0].duration < 2.5
+
+    # A later check gets what the earlier ones left of the verification's time-out.
+    sim.add_deployment("dep-2", "two", runtime_version=TARGET)
+    verdict = check(cp, catalog, config("version", {"name": "command", "argv": ["sleep", "0.5"]},
+                                        {"name": "airflow_version", "expected": "9.9.9"},
+                                        timeout=2),
+                    dep=deployment("dep-2"), host=LocalHost(), repo_dir=str(tmp_path))
+    message = verdict.results[2].message
+    assert re.match(r"not passed within 1\.\d s \(what was left of the verification's 2 s "
+                    r"time-out\): Airflow reports 2\.11\.2\+astro\.1; expected 9\.9\.9", message)
+
+
+def test_an_airflow_failure_names_the_deployment_once(sim: SimHandle, cp, catalog):
+    sim.add_deployment("dep-1", "one", runtime_version=TARGET)
+    sim.set_fault("dep-1", airflow_5xx=100)
+
+    verdict = check(cp, catalog, config("version", {"name": "health", "timeout": 0.3}))
+
+    assert not verdict.ok
+    assert verdict.summary.startswith("dep-1-name: verification failed: health inconclusive: "
+                                      "the Airflow API could not be asked: GET http://")
+    assert verdict.summary.count("dep-1-name") == 1
+    assert "Deployment dep-1" not in verdict.summary
+    assert "answered 503" in verdict.summary
