@@ -132,7 +132,7 @@ def already_at_target(
     """
     target = planned.target
     if resuming:
-        info = _inspect(cp, planned.deployment)
+        info = _status(cp, planned.deployment)
         if try_parse_version(info.runtime_version) == target:
             return f"Astro already runs {target}; not deployed again"
         return None
@@ -177,8 +177,8 @@ class Interrupted(UpgradeError):
     """The run is stopping (Ctrl-C); the step left its Deployment resumable."""
 
 
-def _inspect(cp: ControlPlane, dep: Deployment) -> DeploymentInfo:
+def _status(cp: ControlPlane, dep: Deployment) -> DeploymentInfo:
     try:
-        return cp.inspect(dep.id, dep.workspace_id)
+        return cp.status(dep.id, dep.workspace_id)
     except AstroError as exc:
         raise StepFailed(f"{dep.name}: cannot read its state from Astro: {exc}") from exc
