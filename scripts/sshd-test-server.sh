@@ -94,6 +94,8 @@ AllowUsers $user
 PermitRootLogin $root_login
 PubkeyAuthentication yes
 PasswordAuthentication no
+# Runners run up to `parallel` commands at once on one connection, plus SFTP.
+MaxSessions 32
 KbdInteractiveAuthentication no
 PermitEmptyPasswords no
 UsePAM no
