@@ -94,7 +94,7 @@ AllowUsers $user
 PermitRootLogin $root_login
 PubkeyAuthentication yes
 PasswordAuthentication no
-# Runners run up to `parallel` commands at once on one connection, plus SFTP.
+# Runners run up to their parallel limit of commands at once on one connection, plus SFTP.
 MaxSessions 32
 KbdInteractiveAuthentication no
 PermitEmptyPasswords no
