@@ -21,7 +21,6 @@ from .errors import UpgradeError
 from .hosts import CommandFailed, Host, LocalHost, run_checked
 from .inventory import Deployment, Repo
 from .plan import PlannedDeployment, RepoChange
-from .render import commit_message
 from .versions import RuntimeVersion, try_parse_version
 
 
@@ -43,30 +42,46 @@ class RepoWork:
 
 def render(work: RepoWork) -> str:
     """Write the planned Dockerfile (on the upgrade branch when the playbook commits)."""
+    wrote = write_dockerfile(work)
+    if wrote:
+        return f"wrote {work.change.dockerfile} ({work.change.current} → {work.target})"
+    return f"{work.change.dockerfile} already at {work.target}"
+
+
+def write_dockerfile(work: RepoWork) -> bool:
+    """Write the planned Dockerfile unless it is already there; True when it wrote."""
     repo, host = work.repo, work.host
     path = str(repo.dockerfile_path)
     current = host.read_text(path)
     new_text = work.change.new_text
     if new_text is None or current == new_text:
-        return f"{work.change.dockerfile} already at {work.target}"
-    # Resuming after a crash between render and commit leaves exactly the Dockerfile
-    # rewritten; anything else uncommitted is the user's and stops us.
-    # Fix (kill test): a run killed inside host.write_text leaves that write's temp file
-    # (".Dockerfile.<random>.tmp" beside it) untracked, and every later run refused the
-    # repo as not clean, so the wave could not resume without a human. It is our own
-    # litter: allow it here, then remove it.
-    folder, name = posixpath.split(repo.dockerfile)
-    leftover = posixpath.join(folder, f".{name}.*.tmp")
-    _remove_leftovers(host, git.ensure_clean(host, str(repo.path), allow=(leftover,)), leftover)
+        return False
+    ensure_clean(work)
     if work.branch:
         git.prepare_branch(host, str(repo.path), work.branch)
-        if host.read_text(path) != current:
-            raise StepFailed(
+        on_branch = host.read_text(path)
+        if on_branch == new_text:
+            return False  # the branch exists from an earlier run and already has it
+        if on_branch != current:
+            raise git.RepoError(
                 f"{repo.name}: branch '{work.branch}' holds another {repo.dockerfile} than the "
                 "one planned from; merge or delete that branch, then run again."
             )
     host.write_text(path, new_text)
-    return f"wrote {work.change.dockerfile} ({work.change.current} → {work.target})"
+    return True
+
+
+def ensure_clean(work: RepoWork) -> None:
+    """Refuse a repo with uncommitted changes or an operation in progress (RepoNotClean).
+
+    The one exception is our own litter: a run killed inside ``host.write_text`` leaves
+    that write's temp file (``.Dockerfile.<random>.tmp``) untracked; refusing the repo for
+    it would stop every later run until a human stepped in, so it is removed instead.
+    """
+    repo, host = work.repo, work.host
+    folder, name = posixpath.split(repo.dockerfile)
+    leftover = posixpath.join(folder, f".{name}.*.tmp")
+    _remove_leftovers(host, git.ensure_clean(host, str(repo.path), allow=(leftover,)), leftover)
 
 
 def _remove_leftovers(host: Host, found: git.RepoStatus, pattern: str) -> None:
@@ -92,17 +107,36 @@ def _remove_leftovers(host: Host, found: git.RepoStatus, pattern: str) -> None:
 
 def commit(work: RepoWork, args: Mapping[str, Any]) -> str:
     """Commit the Dockerfile alone on the branch; push when asked."""
-    repo, host = work.repo, work.host
     branch = args.get("branch") or work.branch
     assert branch
-    git.prepare_branch(host, str(repo.path), branch)
-    message = args.get("message") or commit_message(work.change, str(work.target))
-    sha = git.commit_file(host, str(repo.path), repo.dockerfile, message)
+    remote = args.get("remote") or "origin"
+    sha = commit_dockerfile(
+        work, branch, args.get("message"), push_to=remote if args.get("push") else None
+    )
     done = f"committed {sha[:12]} on {branch}" if sha else f"nothing to commit on {branch}"
-    if args.get("push"):
-        git.push(host, str(repo.path), args.get("remote") or "origin", branch)
-        done += f", pushed to {args.get('remote') or 'origin'}"
-    return done
+    return done + (f", pushed to {remote}" if args.get("push") else "")
+
+
+def commit_dockerfile(
+    work: RepoWork, branch: str, message: str | None = None, *, push_to: str | None = None
+) -> str | None:
+    """Commit only the Dockerfile on ``branch`` (the sha, or None when unchanged); push."""
+    repo, host = work.repo, work.host
+    git.prepare_branch(host, str(repo.path), branch)
+    message = message or commit_message(work.change, str(work.target))
+    sha = git.commit_file(host, str(repo.path), repo.dockerfile, message)
+    if push_to:
+        git.push(host, str(repo.path), push_to, branch)
+    return sha
+
+
+def commit_message(change: RepoChange, target: str) -> str:
+    """The commit message naming from → to, as reviewers see it."""
+    return (
+        f"Upgrade Astro Runtime {change.current} → {target}\n\n"
+        f"Rewrites {change.dockerfile} to pin Astro Runtime {target}.\n"
+        "Generated by astro-fleet-upgrade."
+    )
 
 
 def run(work: RepoWork, args: Mapping[str, Any]) -> str:
