@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The imports below come after the path set-up above (E402).
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig  # noqa: E402
-from upgrade.drift import PlatformReader, check_fleet  # noqa: E402
-from upgrade.facts import read_dockerfiles  # noqa: E402
-from upgrade.hosts import LocalHost  # noqa: E402
-from upgrade.inventory import load_inventory  # noqa: E402
+from upgrade.config.inventory import load_inventory  # noqa: E402
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig  # noqa: E402
+from upgrade.hosts.host import LocalHost  # noqa: E402
+from upgrade.model.versions import parse_version  # noqa: E402
+from upgrade.plan.facts import read_dockerfiles  # noqa: E402
+from upgrade.run.drift import PlatformReader, check_fleet  # noqa: E402
 from upgrade.sim import lifecycle  # noqa: E402
-from upgrade.versions import parse_version  # noqa: E402
 
 LIMIT_S = 10.0
 PER_REPO = 4

@@ -14,7 +14,7 @@ pytest_plugins = ["upgrade.sim.testing"]
 @pytest.fixture
 def sample_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SampleFleet:
     """inventory.yaml, templates/ and playbooks/ copied to tmp, with the repos created."""
-    from upgrade import sample_fleet as creator
+    from upgrade.demo import sample_fleet as creator
 
     for name in ("templates", "playbooks"):
         if (ROOT / name).exists():

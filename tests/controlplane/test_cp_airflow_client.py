@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.airflow import (
+from upgrade.controlplane.airflow import (
     AirflowAPI,
     AirflowAPIError,
     AirflowAuthError,

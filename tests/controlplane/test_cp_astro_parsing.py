@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from upgrade import astro
-from upgrade.astro import (
+from upgrade.controlplane import astro
+from upgrade.controlplane.astro import (
     AstroAuthError,
     AstroError,
     AstroOutputError,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.astro import AstroCLI, AstroError, AstroTimeout, DeployFailed
+from upgrade.controlplane.astro import AstroCLI, AstroError, AstroTimeout, DeployFailed
 from upgrade.errors import InputError
 
 SUCCESS = (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.astro import DeploymentInfo, DeploymentNotHealthy
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig
+from upgrade.controlplane.astro import DeploymentInfo, DeploymentNotHealthy
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
 from upgrade.errors import EXIT_INPUT, InputError, ProblemsError
 
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from upgrade.airflow import RetryPolicy
-from upgrade.astro import AstroAuthError, AstroError, DeploymentNotFound
-from upgrade.controlplane import ControlPlaneConfig
+from upgrade.controlplane.airflow import RetryPolicy
+from upgrade.controlplane.astro import AstroAuthError, AstroError, DeploymentNotFound
+from upgrade.controlplane.control_plane import ControlPlaneConfig
+from upgrade.controlplane.platform import PlatformError, PlatformReader, api_base, platform_info
 from upgrade.errors import InputError
-from upgrade.platform import PlatformError, PlatformReader, api_base, platform_info
 
 ORG = "clorg0001"
 DEP = "/v1/organizations/clorg0001/deployments/cldep0001"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.airflow import AirflowTimeout, AirflowUnavailable
-from upgrade.astro import (
+from upgrade.controlplane.airflow import AirflowTimeout, AirflowUnavailable
+from upgrade.controlplane.astro import (
     AstroTimeout,
     DeployFailed,
     DeploymentNotFound,
@@ -20,7 +20,7 @@ from upgrade.astro import (
     DeployNoop,
     DeployRefused,
 )
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
 from upgrade.errors import EXIT_POLICY, InputError, UpgradeError
 from upgrade.sim.testing import make_astro_project
 

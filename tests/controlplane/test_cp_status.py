@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.astro import AstroAuthError, AstroError, DeploymentInfo, DeploymentNotFound
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig
+from upgrade.controlplane.astro import (
+    AstroAuthError,
+    AstroError,
+    DeploymentInfo,
+    DeploymentNotFound,
+)
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
 from upgrade.errors import InputError, ProblemsError
 from upgrade.sim.testing import SimHandle, make_astro_project
 

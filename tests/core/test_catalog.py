@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.catalog import (
+from upgrade.errors import CatalogError
+from upgrade.model.catalog import (
     Catalog,
     NothingToResolve,
     UnknownVersion,
@@ -20,8 +21,7 @@ from upgrade.catalog import (
     load_feed,
     load_snapshot,
 )
-from upgrade.errors import CatalogError
-from upgrade.versions import parse_version
+from upgrade.model.versions import parse_version
 
 TODAY = date(2026, 11, 25)
 

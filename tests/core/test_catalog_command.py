@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support import INVOKE, ROOT
 
-from upgrade.catalog import load_feed
+from upgrade.model.catalog import load_feed
 from upgrade.sim.testing import SimHandle
 
 

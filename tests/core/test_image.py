@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from upgrade.errors import VersionError
-from upgrade.image import parse_image, require_pinned_runtime
-from upgrade.versions import parse_version
+from upgrade.model.image import parse_image, require_pinned_runtime
+from upgrade.model.versions import parse_version
 
 
 @pytest.mark.parametrize(

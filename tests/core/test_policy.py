@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from upgrade.catalog import Catalog, Release, load_snapshot
-from upgrade.policy import Facts, PolicyOptions, decide
-from upgrade.versions import parse_version as v
+from upgrade.model.catalog import Catalog, Release, load_snapshot
+from upgrade.model.versions import parse_version as v
+from upgrade.plan.policy import Facts, PolicyOptions, decide
 
 TODAY = date(2026, 11, 25)
 

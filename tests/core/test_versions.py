@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from upgrade.errors import VersionError
-from upgrade.image import parse_image
-from upgrade.versions import RuntimeVersion, parse_spec, parse_version
+from upgrade.model.image import parse_image
+from upgrade.model.versions import RuntimeVersion, parse_spec, parse_version
 
 # (a, b, expected sign of a compared with b). Sources: reference/runtime-versions.md §2, §5
 # (astro-cli CompareRuntimeVersions worked results) and the catalog's real lines.

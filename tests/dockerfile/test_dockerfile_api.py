@@ -10,9 +10,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upgrade.dockerfile import BaseImage, find_base_image, retarget
 from upgrade.errors import DockerfileError, InputError
-from upgrade.versions import parse_version
+from upgrade.model.dockerfile import BaseImage, find_base_image, retarget
+from upgrade.model.versions import parse_version
 
 CASES_DIR = Path(__file__).parent / "cases"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from upgrade.dockerfile import find_base_image, retarget
 from upgrade.errors import DockerfileError
-from upgrade.versions import parse_version
+from upgrade.model.dockerfile import find_base_image, retarget
+from upgrade.model.versions import parse_version
 
 CASES_DIR = Path(__file__).parent / "cases"
 CASES = sorted(CASES_DIR.glob("*.yaml"))

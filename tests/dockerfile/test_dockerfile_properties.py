@@ -8,8 +8,8 @@ from dockerfile_parse import DockerfileParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upgrade.dockerfile import find_base_image, retarget
-from upgrade.versions import RuntimeVersion
+from upgrade.model.dockerfile import find_base_image, retarget
+from upgrade.model.versions import RuntimeVersion
 
 AF2_REPOS = ("quay.io/astronomer/astro-runtime", "astrocrpublic.azurecr.io/astronomer/astro-runtime")
 AF3_REPO = "astrocrpublic.azurecr.io/runtime"

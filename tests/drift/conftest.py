@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig
-from upgrade.facts import read_dockerfiles
-from upgrade.hosts import LocalHost
-from upgrade.inventory import Inventory, load_inventory
-from upgrade.plan import RepoFile
+from upgrade.config.inventory import Inventory, load_inventory
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.hosts.host import LocalHost
+from upgrade.plan.facts import read_dockerfiles
+from upgrade.plan.plan import RepoFile
 from upgrade.sim.testing import SimHandle
 
 # repo name → (Dockerfile FROM tag, [(Deployment id, workspace, what the simulator holds)])

@@ -9,12 +9,12 @@ import pytest
 from rich.console import Console
 
 from tests.drift.conftest import FLEET, Fleet, fast_cp
-from upgrade import drift
+from upgrade.config.inventory import load_inventory
 from upgrade.errors import InputError
-from upgrade.inventory import load_inventory
-from upgrade.plan import RepoFile
+from upgrade.model.versions import parse_version
+from upgrade.plan.plan import RepoFile
+from upgrade.run import drift
 from upgrade.sim.testing import SimHandle, make_astro_project
-from upgrade.versions import parse_version
 
 V = parse_version
 EXPECTED = {"below-1": V("12.5.0"), "clean-1": V("12.4.0"), "clean-2": V("12.3.0")}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.hosts import LocalHost
+from upgrade.hosts.host import LocalHost
 
 TEST_NAME = "Test Author"
 TEST_EMAIL = "test@example.com"

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from upgrade.git import (
+from upgrade.hosts.git import (
     FALLBACK_EMAIL,
     FALLBACK_NAME,
     RepoError,
@@ -15,7 +15,7 @@ from upgrade.git import (
     prepare_branch,
     status,
 )
-from upgrade.hosts import CommandFailed
+from upgrade.hosts.host import CommandFailed
 
 NEW_FROM = "FROM quay.io/astronomer/astro-runtime:12.5.0\n"
 

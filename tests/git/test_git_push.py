@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from upgrade.git import PushFailed, RepoError, commit_file, prepare_branch, push
-from upgrade.hosts import CommandFailed
+from upgrade.hosts.git import PushFailed, RepoError, commit_file, prepare_branch, push
+from upgrade.hosts.host import CommandFailed
 
 BRANCH = "upgrade/runtime-12.5.0"
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from upgrade.errors import EXIT_UNEXPECTED, UpgradeError
-from upgrade.hosts import CommandFailed, LocalHost, redact, run_checked, secret_values
+from upgrade.hosts.host import CommandFailed, LocalHost, redact, run_checked, secret_values
 
 PY = sys.executable
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade import hosts
-from upgrade.hosts import Host, LocalHost
+from upgrade.hosts import host as hosts
+from upgrade.hosts.host import Host, LocalHost
 
 PY = sys.executable
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from upgrade.config.inventory import Inventory, load_inventory
 from upgrade.errors import InventoryError, Problem
-from upgrade.inventory import Inventory, load_inventory
 
 
 class FleetDir:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from upgrade.config.inventory import Inventory, WaveSettings, merge
+from upgrade.config.located_yaml import parse_duration
 from upgrade.errors import InputError
-from upgrade.inventory import Inventory, WaveSettings, merge
-from upgrade.located_yaml import parse_duration
 
 from .conftest import FleetDir
 
@@ -239,7 +239,7 @@ def test_a_layer_replaces_a_variable_whole(fleet: FleetDir) -> None:
 
 
 def test_merge_logs_each_layer_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="upgrade.inventory"):
+    with caplog.at_level(logging.DEBUG, logger="upgrade.config.inventory"):
         values, sources = merge([("defaults", {"a": 1}), ("repo x", {}), ("deployment d", {"a": 2})])
     assert values == {"a": 2} and sources == {"a": "deployment d"}
     assert [r.getMessage() for r in caplog.records] == [

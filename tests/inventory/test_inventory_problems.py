@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from upgrade.config.inventory import load_inventory
 from upgrade.errors import EXIT_INPUT, InventoryError, VersionError
-from upgrade.inventory import load_inventory
 
 from .conftest import FleetDir
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from upgrade.config.inventory import load_inventory
+from upgrade.config.selection import select
 from upgrade.errors import InventoryError
-from upgrade.inventory import load_inventory
-from upgrade.selection import select
 
 REPOS = 2000
 ENVS = ("dev", "staging", "prod", "prod-eu", "qa")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from upgrade.config.located_yaml import Checker, LMap, LScalar, LSeq, load, loads
 from upgrade.errors import PlaybookError, ProblemsError
-from upgrade.located_yaml import Checker, LMap, LScalar, LSeq, load, loads
 
 
 def _loads(text: str) -> object:

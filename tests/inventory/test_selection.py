@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from upgrade.config.inventory import Inventory
+from upgrade.config.selection import parse_terms, select, split
 from upgrade.errors import EXIT_INPUT, InputError
-from upgrade.inventory import Inventory
-from upgrade.selection import parse_terms, select, split
 
 from .conftest import FleetDir
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.journal.helpers import TARGET, FakeClock
-from upgrade.journal import Journal, Rollout
+from upgrade.journal.store import Journal, Rollout
 
 
 @pytest.fixture

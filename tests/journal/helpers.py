@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from upgrade.journal import DeploymentEntry
-from upgrade.versions import RuntimeVersion, parse_version
+from upgrade.journal.store import DeploymentEntry
+from upgrade.model.versions import RuntimeVersion, parse_version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET = parse_version("12.4.2")

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.journal.helpers import python_child, wait_line
-from upgrade.journal import FORWARD, Journal
+from upgrade.journal.store import FORWARD, Journal
 
 N_DEPLOYMENTS = 240
 STEPS = FORWARD[1:]  # rendered … verified
@@ -19,8 +19,8 @@ STEPS = FORWARD[1:]  # rendered … verified
 # would report progress. Run again, it resumes (the same command, nothing done twice).
 CHILD = """
 import sys, threading
-from upgrade.journal import FORWARD, DeploymentEntry, Journal
-from upgrade.versions import parse_version
+from upgrade.journal.store import FORWARD, DeploymentEntry, Journal
+from upgrade.model.versions import parse_version
 
 path, n = sys.argv[1], int(sys.argv[2])
 target = parse_version("12.4.2")

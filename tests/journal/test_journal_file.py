@@ -11,7 +11,7 @@ import pytest
 
 from tests.journal.helpers import TARGET, V, entries, sha256
 from upgrade.errors import EXIT_INPUT, InputError, JournalError
-from upgrade.journal import APPLICATION_ID, SCHEMA_VERSION, Journal
+from upgrade.journal.store import APPLICATION_ID, SCHEMA_VERSION, Journal
 
 
 def mode(path: Path) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.journal.helpers import FROM, TARGET, FakeClock, V, entries
 from upgrade.errors import InputError
-from upgrade.journal import IllegalTransition, Journal, Rollout, actor
+from upgrade.journal.store import IllegalTransition, Journal, Rollout, actor
 
 # -- rollouts -------------------------------------------------------------------------------
 

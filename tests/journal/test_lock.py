@@ -16,13 +16,13 @@ import pytest
 
 from tests.journal.helpers import python_child, wait_line
 from upgrade.errors import EXIT_LOCKED, LockHeld
-from upgrade.journal import os_user
-from upgrade.lock import LOCK_FILE, Holder, RunLock, force_unlock
+from upgrade.journal.lock import LOCK_FILE, Holder, RunLock, force_unlock
+from upgrade.journal.store import os_user
 
 # Holds the lock and, if asked, starts a long-lived grandchild (as `astro deploy` would be).
 HOLDER = """
 import subprocess, sys, time
-from upgrade.lock import RunLock
+from upgrade.journal.lock import RunLock
 with RunLock(sys.argv[1], "invoke upgrade --wave 1"):
     if len(sys.argv) > 2:
         child = subprocess.Popen(["sleep", "60"])

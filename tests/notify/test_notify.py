@@ -13,10 +13,10 @@ from typing import ClassVar
 
 import pytest
 
+from upgrade.config.inventory import Inventory, load_inventory
 from upgrade.errors import InventoryError
-from upgrade.inventory import Inventory, load_inventory
-from upgrade.notify import EVENTS, Notifier, message
-from upgrade.versions import parse_version
+from upgrade.model.versions import parse_version
+from upgrade.run.notify import EVENTS, Notifier, message
 
 # Slack puts the credential in the path; it must never be shown.
 SECRET_PATH = "/services/T0FLEET/B0WAVES/xoxbSECRETsecret42"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from upgrade.config.playbook import Playbook, default_playbook_path, load_playbook
 from upgrade.errors import PlaybookError, Problem
-from upgrade.playbook import Playbook, default_playbook_path, load_playbook
 
 SHOWN = "playbooks/upgrade.yaml"
 

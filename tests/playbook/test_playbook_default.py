@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.image import parse_image
-from upgrade.inventory import Inventory, load_inventory
-from upgrade.playbook import (
+from upgrade.config.inventory import Inventory, load_inventory
+from upgrade.config.playbook import (
     Playbook,
     default_playbook_path,
     load_playbook,
     shared_vars,
     step_context,
 )
-from upgrade.template import RuntimeContext
+from upgrade.model.image import parse_image
+from upgrade.model.template import RuntimeContext
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = default_playbook_path(ROOT)

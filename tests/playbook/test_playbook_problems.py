@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from upgrade.config.playbook import load_playbook
 from upgrade.errors import EXIT_INPUT, PlaybookError
-from upgrade.playbook import load_playbook
 
 from .conftest import SHOWN, BookDir
 

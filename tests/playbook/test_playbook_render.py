@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from upgrade.config.playbook import Step
 from upgrade.errors import EXIT_INPUT, PlaybookError
-from upgrade.playbook import Step
 
 from .conftest import SHOWN, BookDir, context
 

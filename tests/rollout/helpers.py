@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from upgrade.journal import DeploymentRecord, Event, Journal
-from upgrade.lock import Holder
+from upgrade.journal.lock import Holder
+from upgrade.journal.store import DeploymentRecord, Event, Journal
 from upgrade.sim import lifecycle
 from upgrade.sim.testing import SimHandle, make_astro_project
 

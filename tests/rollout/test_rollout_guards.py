@@ -25,7 +25,7 @@ from tests.rollout.helpers import (
     records,
     wait_for,
 )
-from upgrade.journal import Journal, os_user
+from upgrade.journal.store import Journal, os_user
 from upgrade.sim.testing import SimHandle
 
 SINCE = r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+s ago\)"

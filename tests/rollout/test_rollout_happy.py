@@ -13,7 +13,7 @@ import sys
 from support import SampleFleet
 
 from tests.rollout.helpers import TARGET, git, make_fleet, records, run_step
-from upgrade.journal import Journal
+from upgrade.journal.store import Journal
 from upgrade.sim.testing import SimHandle
 
 BRANCH = f"runtime-upgrade/{TARGET}"

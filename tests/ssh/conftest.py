@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from support import ROOT
 
-from upgrade.inventory import Runner
-from upgrade.ssh import SSHHost
+from upgrade.config.inventory import Runner
+from upgrade.hosts.ssh import SSHHost
 
 SCRIPT = ROOT / "scripts" / "sshd-test-server.sh"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.hosts import LocalHost
-from upgrade.inventory import load_inventory
-from upgrade.runners import HostPool, RunnerProblem, check_runners, run_idempotent
-from upgrade.ssh import RunnerUnreachable, SSHHost
+from upgrade.config.inventory import load_inventory
+from upgrade.hosts.host import LocalHost
+from upgrade.hosts.pool import HostPool, RunnerProblem, check_runners, run_idempotent
+from upgrade.hosts.ssh import RunnerUnreachable, SSHHost
 
 pytestmark = pytest.mark.sshd
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.astro import AstroError, AstroTimeout, DeployFailed
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig
+from upgrade.controlplane.astro import AstroError, AstroTimeout, DeployFailed
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.hosts.ssh import SSHHost
 from upgrade.sim.testing import make_astro_project
-from upgrade.ssh import SSHHost
 
 pytestmark = pytest.mark.sshd
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.ssh import ConnectionLost, HostKeyRefused, RunnerUnreachable, SSHHost
+from upgrade.hosts.ssh import ConnectionLost, HostKeyRefused, RunnerUnreachable, SSHHost
 
 pytestmark = pytest.mark.sshd
 

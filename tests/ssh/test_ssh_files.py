@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.hosts import LocalHost
-from upgrade.ssh import SSHHost
+from upgrade.hosts.host import LocalHost
+from upgrade.hosts.ssh import SSHHost
 
 pytestmark = pytest.mark.sshd
 

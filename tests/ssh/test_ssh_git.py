@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from upgrade import git
-from upgrade.hosts import LocalHost
-from upgrade.ssh import SSHHost
+from upgrade.hosts import git
+from upgrade.hosts.host import LocalHost
+from upgrade.hosts.ssh import SSHHost
 
 pytestmark = pytest.mark.sshd
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.hosts import LocalHost
-from upgrade.ssh import REMOTE_SCRIPT, SSHHost, env_payload, remote_command
+from upgrade.hosts.host import LocalHost
+from upgrade.hosts.ssh import REMOTE_SCRIPT, SSHHost, env_payload, remote_command
 
 pytestmark = pytest.mark.sshd
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from upgrade.errors import TemplateError
-from upgrade.image import parse_image
-from upgrade.template import RuntimeContext, render_template
+from upgrade.model.image import parse_image
+from upgrade.model.template import RuntimeContext, render_template
 
 RUNTIME = RuntimeContext.from_image(parse_image("quay.io/astronomer/astro-runtime:12.4.0"))
 

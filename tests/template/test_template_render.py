@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from upgrade.dockerfile import find_base_image, retarget
 from upgrade.errors import TemplateError
-from upgrade.image import parse_image
-from upgrade.template import RuntimeContext, render_template, template_drift
-from upgrade.versions import parse_version
+from upgrade.model.dockerfile import find_base_image, retarget
+from upgrade.model.image import parse_image
+from upgrade.model.template import RuntimeContext, render_template, template_drift
+from upgrade.model.versions import parse_version
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 PRIVATE = "os-packages-private-index.Dockerfile.j2"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.verify.helpers import TARGET
-from upgrade.catalog import Catalog, load_catalog
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.model.catalog import Catalog, load_catalog
 from upgrade.sim.testing import SimHandle, make_astro_project
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from upgrade import verify
-from upgrade.catalog import Catalog
-from upgrade.controlplane import ControlPlane
-from upgrade.hosts import Host
-from upgrade.inventory import Deployment
-from upgrade.versions import parse_version
+from upgrade.config.inventory import Deployment
+from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.hosts.host import Host
+from upgrade.model.catalog import Catalog
+from upgrade.model.versions import parse_version
+from upgrade.run import verify
 
 TARGET = "13.8.0"  # the catalog knows its Airflow exactly (2.11.2)
 

@@ -1,6 +1,7 @@
 """The playbook loader and the verifier accept exactly the same check settings."""
 
-from upgrade import playbook, verify
+from upgrade.config import playbook
+from upgrade.run import verify
 
 
 def test_every_check_and_setting_is_known_to_both() -> None:

@@ -6,11 +6,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from tests.verify.helpers import TARGET, check, config
-from upgrade import verify
-from upgrade.airflow import ComponentHealth, Health
-from upgrade.catalog import Catalog, Release
+from upgrade.controlplane.airflow import ComponentHealth, Health
+from upgrade.model.catalog import Catalog, Release
+from upgrade.model.versions import parse_version
+from upgrade.run import verify
 from upgrade.sim.testing import SimHandle
-from upgrade.versions import parse_version
 
 OLD_ERROR = {"filename": "/usr/local/airflow/dags/old_broken.py",
              "stack_trace": "SyntaxError: invalid syntax (old_broken.py, line 4)"}

@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 
 from tests.verify.helpers import TARGET, check, config, deployment
-from upgrade.controlplane import ControlPlane, ControlPlaneConfig
-from upgrade.hosts import LocalHost
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.hosts.host import LocalHost
 from upgrade.sim.testing import SimHandle
 
 

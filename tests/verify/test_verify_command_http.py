@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.verify.helpers import check, config
-from upgrade.hosts import LocalHost
+from upgrade.hosts.host import LocalHost
 
 PY = sys.executable
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from upgrade import verify
+from upgrade.config.inventory import Inventory, load_inventory
+from upgrade.config.playbook import load_playbook, step_context
 from upgrade.errors import InventoryError, PlaybookError
-from upgrade.inventory import Inventory, load_inventory
-from upgrade.playbook import load_playbook, step_context
+from upgrade.run import verify
 
 INVENTORY = """\
 target: "13.8"

@@ -1,6 +1,6 @@
 """The bundled Runtime catalog, served the way Astronomer serves its data.
 
-Two views of ``upgrade/data/runtime-catalog.yaml``: the runtime feed
+Two views of ``upgrade/model/data/runtime-catalog.yaml``: the runtime feed
 (``GET /astronomer-runtime``, runtime-versions.md §4) and
 ``deployment-options.runtimeReleases`` (astro-cli.md §9.2). Fields the catalog
 does not know are omitted rather than invented.
@@ -17,7 +17,7 @@ import yaml
 from upgrade.errors import CatalogError
 from upgrade.sim.runtime_compare import compare_runtime_versions, is_new_format
 
-CATALOG_PATH = Path(__file__).resolve().parent.parent / "data" / "runtime-catalog.yaml"
+CATALOG_PATH = Path(__file__).resolve().parent.parent / "model" / "data" / "runtime-catalog.yaml"
 
 _WILDCARD = re.compile(r"([0-9]+)\.([0-9]+)\.\*")
 

@@ -1,0 +1,1 @@
+"""Configuration (inventory, selection, playbooks, settings), validated at load."""

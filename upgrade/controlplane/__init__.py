@@ -1,0 +1,1 @@
+"""The Astro control plane: the astro CLI, the platform API, each Airflow API."""

@@ -1,0 +1,910 @@
+"""Drive the ``astro`` CLI: deploy one Deployment, inspect it, list a workspace.
+
+Every command, message and exit code relied on here is in reference/astro-cli.md. The
+CLI is hostile to scripts in three ways this module exists to absorb: it exits 0 on
+paths that deploy nothing (§3.5), it prints preamble lines before JSON (§1.2), and it
+prints some refusals on stdout with no ``Error:`` prefix (§3.4). So every run is
+classified by its text, never by its exit code alone.
+
+Errors (Astro's own message is kept verbatim in ``astro_message``)::
+
+    UpgradeError
+    └── AstroError                   a command failed in a way not listed below
+        ├── AstroAuthError           the token or login was rejected
+        ├── AstroOutputError         output that is not the documented shape
+        ├── AstroTimeout             the command ran past its time-out and was killed
+        │   └── DeploymentNotHealthy the Deployment did not become HEALTHY in time
+        ├── DeploymentNotFound       no such Deployment in that workspace
+        ├── DeployFailed             ``astro deploy`` failed (``Error: ...``, exit != 0)
+        ├── DeployNoop               ``astro deploy`` exited 0 without deploying
+        └── DeployRefused            Astro refused the image (also PolicyRefusal, exit 3)
+
+Tokens never leave this module: captured output is passed through a ``Redactor`` before
+it is parsed, logged or put in an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from upgrade.errors import InputError, PolicyRefusal, UpgradeError
+from upgrade.hosts.host import Host
+
+log = logging.getLogger(__name__)
+
+REDACTED = "[REDACTED]"
+TAIL_LINES = 10
+# What a command on a runner (AstroCLI.run with a host) gets from this process's environment,
+# when set here: the variables the CLI reads (reference/astro-cli.md §1.3). Everything else
+# comes from the runner's own environment; ASTRO_HOME is a path here, so it is not sent.
+FORWARDED_ENV = ("ASTRO_API_TOKEN", "ASTRO_DOMAIN", "ASTRONOMER_KEY_ID",
+                 "ASTRONOMER_KEY_SECRET", "ASTRONOMER_SKIP_PARSE")
+
+# --------------------------------------------------------------------------- errors
+
+
+class AstroError(UpgradeError):
+    """An ``astro`` command failed; carries the command, exit code and output tail."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        deployment_id: str | None = None,
+        command: Sequence[str] = (),
+        returncode: int | None = None,
+        astro_message: str = "",
+        output: str = "",
+    ):
+        self.deployment_id = deployment_id
+        self.command = tuple(command)
+        self.returncode = returncode
+        self.astro_message = astro_message
+        self.output = output
+        super().__init__(message)
+
+
+class AstroAuthError(AstroError):
+    """Astro rejected the API token (invalid, expired, wrong scope) or wants a login."""
+
+
+class AstroOutputError(AstroError):
+    """The CLI printed something that is not the documented output shape."""
+
+
+class AstroTimeout(AstroError):
+    """The command did not finish within its time-out; its process group was killed."""
+
+
+class DeploymentNotHealthy(AstroTimeout):
+    """The Deployment did not reach HEALTHY (with the new image) in time."""
+
+    def __init__(self, message: str, *, last: DeploymentInfo | None = None, **kw: Any):
+        self.last = last
+        super().__init__(message, **kw)
+
+
+class DeploymentNotFound(AstroError, LookupError):
+    """The Deployment id is unknown, or not in the workspace given."""
+
+
+class DeployFailed(AstroError):
+    """``astro deploy`` failed: an ``Error:`` line or a non-zero exit."""
+
+
+class DeployNoop(AstroError):
+    """``astro deploy`` exited 0 but did not deploy (one of the §3.5 traps)."""
+
+    def __init__(self, message: str, *, reason: str, **kw: Any):
+        self.reason = reason
+        super().__init__(message, **kw)
+
+
+class DeployRefused(AstroError, PolicyRefusal):
+    """Astro refused the image: downgrade, unsupported version, AF2→AF3 minimum, not Runtime."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        current_version: str | None = None,
+        minimum_version: str | None = None,
+        supported_versions: tuple[str, ...] = (),
+        image: str | None = None,
+        **kw: Any,
+    ):
+        self.reason = reason
+        self.current_version = current_version
+        self.minimum_version = minimum_version
+        self.supported_versions = supported_versions
+        self.image = image
+        super().__init__(message, **kw)
+
+
+# ------------------------------------------------------------------------ redaction
+
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|KEY_ID", re.IGNORECASE)
+# Shorter values are too likely to be ordinary words ("1", "true") to blank out everywhere.
+_MIN_SECRET_LEN = 6
+
+
+class Redactor:
+    """Blank out known secret values, JWTs and ``Bearer`` credentials from text."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        values = {s for s in secrets if s and len(s) >= _MIN_SECRET_LEN}
+        # Longest first, so a token containing another secret is removed whole.
+        self._secrets = sorted(values, key=len, reverse=True)
+
+    @classmethod
+    def from_env(cls, *envs: Mapping[str, str], names: Iterable[str] = ()) -> Redactor:
+        """Collect the values of secret-looking variables (and ``names``) from ``envs``."""
+        wanted = set(names)
+        secrets = [
+            value
+            for env in envs
+            for key, value in env.items()
+            if key in wanted or _SECRET_NAME.search(key)
+        ]
+        return cls(secrets)
+
+    def __call__(self, text: str) -> str:
+        """Return ``text`` with every secret replaced by ``[REDACTED]``."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        text = _JWT.sub(REDACTED, text)
+        return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+# ----------------------------------------------------------------------- data types
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """One finished ``astro`` run, output already redacted."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def command(self) -> str:
+        """The command line, for messages (never run through a shell)."""
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    """A deploy Astro accepted: the new image tag and where to look at it."""
+
+    deployment_id: str
+    workspace_id: str
+    image_tag: str | None
+    dag_bundle_version: str | None
+    deployment_url: str | None
+    airflow_ui_url: str | None
+    warnings: tuple[str, ...]
+    duration: float
+    output: str = field(repr=False, default="")
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """One Deployment as ``astro deployment inspect`` reports it."""
+
+    id: str
+    name: str
+    workspace_id: str
+    runtime_version: str
+    airflow_version: str
+    status: str
+    image_tag: str
+    airflow_api_url: str
+    webserver_url: str
+    deployment_url: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    description: str = ""
+    workspace_name: str = ""
+    deployment_type: str = ""
+    executor: str = ""
+    cluster_id: str = ""
+    dag_deploy_enabled: bool = False
+    ci_cd_enforcement: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_healthy(self) -> bool:
+        """HEALTHY or HIBERNATING, the two states ``astro deploy --wait`` accepts."""
+        return self.status in HEALTHY_STATES
+
+
+@dataclass(frozen=True)
+class DeploymentSummary:
+    """One row of ``astro deployment list --json`` (which has no status and no URLs)."""
+
+    id: str
+    name: str
+    runtime_version: str
+    airflow_version: str
+    workspace_id: str | None = None
+    workspace_name: str = ""
+    namespace: str = ""
+    cluster_name: str = ""
+    cloud_provider: str = ""
+    region: str = ""
+    type: str = ""
+    dag_deploy_enabled: bool = False
+    cicd_enforced: bool = False
+    remote_execution_enabled: bool = False
+
+
+STATUSES = ("CREATING", "DEPLOYING", "HEALTHY", "HIBERNATING", "UNHEALTHY", "UNKNOWN")
+HEALTHY_STATES = frozenset({"HEALTHY", "HIBERNATING"})
+
+# --------------------------------------------------------------------- text parsing
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_ERROR_LINE = re.compile(r"^Error: (.*)$", re.MULTILINE)
+_NAG = re.compile(r"newer version of Astro CLI|astro config set -g upgrade_message|brew upgrade")
+
+_DOWNGRADE = re.compile(
+    r"Cannot deploy a downgraded Astro Runtime version\. Modify your Astro Runtime version "
+    r"to (?P<current>\S+) or higher in your Dockerfile"
+)
+# astro-cli < v1.35.0 (two lines).
+_DOWNGRADE_LEGACY = re.compile(
+    r"You pushed a version of Astro Runtime that is incompatible with your Deployment\s*\n"
+    r"\s*Modify your Astro Runtime version to (?P<current>\S+) or higher in your Dockerfile"
+    r"(?: and try again)?"
+)
+_UNSUPPORTED = re.compile(
+    r"Cannot deploy an unsupported Astro Runtime version\. Modify your Astro Runtime version "
+    r"to a supported version in your Dockerfile"
+)
+_SUPPORTED_LIST = re.compile(r"^Supported versions: (?P<list>.*)$", re.MULTILINE)
+_AF3_MINIMUM = re.compile(
+    r"Can only upgrade deployment from Airflow 2 to Airflow 3 with deployment at Astro "
+    r"Runtime (?P<minimum>\S+) or higher"
+)
+_AF3_FLAG = re.compile(
+    r"Can only upgrade deployment from Airflow 2 to Airflow 3 with the --force-upgrade-to-af3 flag"
+)
+_NOT_RUNTIME = re.compile(
+    r"WARNING! The image in your Dockerfile '(?P<image>[^']*)' is not based on Astro Runtime "
+    r"and is not supported\.[^\n]*"
+)
+_NOT_RUNTIME_IMAGE = re.compile(
+    r"WARNING! The image '(?P<image>[^']*)' does not appear to be based on Astro Runtime[^\n]*"
+)
+_UNCOMMITTED = re.compile(r"Project directory has uncommitted changes, use [^\n]*")
+_BAD_WORKSPACE = re.compile(
+    r"Invalid workspace id (?P<ws>\S*) was provided through the --workspace-id flag"
+)
+# Not anchored: after a prompt read from a closed stdin it may share the prompt's line.
+_CANCELING = re.compile(r"Canceling deploy\.\.\.")
+
+_IMAGE_TAG = re.compile(r"^Deployed Image Tag:\s+(?P<v>\S+)", re.MULTILINE)
+_DAG_BUNDLE = re.compile(r"^Deployed DAG bundle:\s+(?P<v>\S+)", re.MULTILINE)
+_DEPLOYMENT_VIEW = re.compile(r"^\s*Deployment View:\s+(?P<v>\S+)", re.MULTILINE)
+_AIRFLOW_UI = re.compile(r"^\s*Airflow UI:\s+(?P<v>\S+)", re.MULTILINE)
+_PUSHED = "Successfully pushed image to Astronomer registry"
+_WARNING = re.compile(r"^WARNING! .*$", re.MULTILINE)
+
+# The root hook's two mapped messages and the JWT check are documented (§2.1); the rest are
+# guesses at how a 401/403 from the platform API or a missing login reads.
+_AUTH = re.compile(
+    r"API Token is invalid or malformed|API Token is expired|token is invalid or malformed"
+    r"|does not appear to be an Astro API Token|The given API Token \S* has expired"
+    r"|Please use API Tokens instead|status 401|status 403|\bUnauthorized\b|\bForbidden\b"
+    r"|not authenticated|please log ?in|run astro login",
+    re.IGNORECASE,
+)
+_NOT_FOUND = re.compile(
+    r"the Deployment specified was not found in this workspace"
+    r"|\bdeployment\b[^\n]*\b(?:not found|does not exist|doesn't exist)"
+    r"|\b(?:not found|does not exist)\b[^\n]*\bdeployment\b|status 404",
+    re.IGNORECASE,
+)
+_NO_DEPLOYMENTS = re.compile(r"^no Deployments found in workspace (?P<ws>\S*)", re.MULTILINE)
+_OLD_CLI = re.compile(r"unknown flag: --json|unknown shorthand flag: 'o'")
+
+
+def clean_output(text: str) -> str:
+    """Drop ANSI colour codes and carriage returns (colour is forced by CLICOLOR_FORCE)."""
+    return _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` non-blank lines of ``text``, minus the CLI-update nag."""
+    kept = [ln for ln in text.splitlines() if ln.strip() and not _NAG.search(ln)]
+    return "\n".join(kept[-lines:])
+
+
+def error_lines(text: str) -> list[str]:
+    """Cobra's ``Error: <message>`` lines, message only."""
+    return [m.group(1).strip() for m in _ERROR_LINE.finditer(text)]
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An aware datetime from RFC 3339 text (any fraction length) or a datetime; else None."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).strip().replace(" ", "T", 1)
+    # Go prints up to 9 fractional digits; Python takes at most 6.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    text = re.sub(r"[Zz]$", "+00:00", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def extract_document(text: str) -> Any:
+    """The JSON or YAML document in ``text``, skipping preamble lines printed before it.
+
+    Raises ValueError when there is none.
+    """
+    lines = text.splitlines(keepends=True)
+    offset = 0
+    for line in lines:
+        if line.lstrip().startswith(("{", "[")):
+            try:
+                doc, _ = json.JSONDecoder().raw_decode(text[offset:].lstrip())
+            except json.JSONDecodeError:
+                pass
+            else:
+                return doc
+        offset += len(line)
+    offset = 0
+    for line in lines:
+        if re.match(r"^[A-Za-z_][\w-]*:(\s|$)", line) and not line.startswith(
+            ("Using an Astro", "Only one Deployment", "Error:", "WARNING")
+        ):
+            try:
+                doc = yaml.load(text[offset:], Loader=_YAML_LOADER)
+            except yaml.YAMLError:
+                pass
+            else:
+                if isinstance(doc, dict):
+                    return doc
+        offset += len(line)
+    raise ValueError("no JSON or YAML document in the output")
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def deployment_info(doc: Any) -> DeploymentInfo:
+    """Build a ``DeploymentInfo`` from the parsed inspect document (§5)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("deployment"), Mapping):
+        raise ValueError("the document has no 'deployment' mapping")
+    dep = doc["deployment"]
+    meta = dep.get("metadata")
+    conf = dep.get("configuration") or {}
+    if not isinstance(meta, Mapping) or not meta.get("deployment_id"):
+        raise ValueError("'deployment.metadata.deployment_id' is missing")
+    if not isinstance(conf, Mapping):
+        raise ValueError("'deployment.configuration' is not a mapping")
+    return DeploymentInfo(
+        id=_text(meta.get("deployment_id")),
+        name=_text(conf.get("name")),
+        workspace_id=_text(meta.get("workspace_id")),
+        runtime_version=_text(conf.get("runtime_version")),
+        airflow_version=_text(meta.get("airflow_version")),
+        status=_text(meta.get("status")).upper(),
+        image_tag=_text(meta.get("current_tag")),
+        airflow_api_url=_text(meta.get("airflow_api_url")),
+        webserver_url=_text(meta.get("webserver_url")),
+        deployment_url=_text(meta.get("deployment_url")),
+        created_at=parse_timestamp(meta.get("created_at")),
+        updated_at=parse_timestamp(meta.get("updated_at")),
+        description=_text(conf.get("description")),
+        workspace_name=_text(conf.get("workspace_name")),
+        deployment_type=_text(conf.get("deployment_type")),
+        executor=_text(conf.get("executor")),
+        cluster_id=_text(meta.get("cluster_id")),
+        dag_deploy_enabled=bool(conf.get("dag_deploy_enabled", False)),
+        ci_cd_enforcement=bool(conf.get("ci_cd_enforcement", False)),
+        raw=doc,
+    )
+
+
+def deployment_summaries(doc: Any, workspace_id: str | None) -> list[DeploymentSummary]:
+    """Build the rows of ``deployment list --json`` (§4)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("deployments"), list):
+        raise ValueError("the document has no 'deployments' list")
+    rows = []
+    for item in doc["deployments"]:
+        if not isinstance(item, Mapping) or not item.get("deploymentId"):
+            raise ValueError(f"a row has no 'deploymentId': {item!r}")
+        rows.append(
+            DeploymentSummary(
+                id=_text(item["deploymentId"]),
+                name=_text(item.get("name")),
+                runtime_version=_text(item.get("runtimeVersion")),
+                airflow_version=_text(item.get("airflowVersion")),
+                workspace_id=workspace_id,
+                workspace_name=_text(item.get("workspaceName")),
+                namespace=_text(item.get("namespace")),
+                cluster_name=_text(item.get("clusterName")),
+                cloud_provider=_text(item.get("cloudProvider")),
+                region=_text(item.get("region")),
+                type=_text(item.get("type")),
+                dag_deploy_enabled=bool(item.get("isDagDeployEnabled", False)),
+                cicd_enforced=bool(item.get("isCicdEnforced", False)),
+                remote_execution_enabled=bool(item.get("isRemoteExecutionEnabled", False)),
+            )
+        )
+    return rows
+
+
+def _context(result: CommandResult, deployment_id: str | None, astro_message: str) -> dict:
+    return {
+        "deployment_id": deployment_id,
+        "command": result.argv,
+        "returncode": result.returncode,
+        "astro_message": astro_message,
+        "output": tail(result.stdout + "\n" + result.stderr),
+    }
+
+
+def _common_failure(
+    result: CommandResult, deployment_id: str | None, what: str, default: type[AstroError]
+) -> AstroError:
+    """Classify a failed command: auth, unknown Deployment, old CLI, or ``default``."""
+    text = result.stdout + "\n" + result.stderr
+    errors = error_lines(text)
+    message = errors[-1] if errors else tail(text, 3)
+    ctx = _context(result, deployment_id, message)
+    # Only Astro's own lines are searched: a failed docker build may well say "Forbidden".
+    own = "\n".join(errors)
+    own += "".join(f"\n{ln}" for ln in text.splitlines() if "API Token" in ln)
+    auth = _AUTH.search(own)
+    if auth:
+        return AstroAuthError(
+            f"{what} was not authorised by Astro: {message or auth.group(0)}. Check that the "
+            "API token in the environment is valid, unexpired and has access to the workspace.",
+            **ctx,
+        )
+    if _NOT_FOUND.search(own):
+        return DeploymentNotFound(
+            f"{what}: Astro does not know Deployment {deployment_id} in that workspace: "
+            f"{message}. Check the Deployment id and its workspace id in the inventory.",
+            **ctx,
+        )
+    if _OLD_CLI.search(text):
+        return AstroError(
+            f"{what}: this astro CLI is too old ({message}); JSON output needs astro-cli "
+            "v1.42.0 or newer.",
+            **ctx,
+        )
+    where = f"exit code {result.returncode}"
+    detail = f": {message}" if message else " with no message"
+    return default(f"{what} failed ({where}){detail}", **ctx)
+
+
+def classify_deploy(
+    result: CommandResult, deployment_id: str, workspace_id: str
+) -> DeployOutcome:
+    """Turn a finished ``astro deploy`` into an outcome, or raise the typed failure."""
+    text = result.stdout + "\n" + result.stderr
+    what = f"astro deploy {deployment_id}"
+    refused = _refusal(text, result, deployment_id)
+    if refused:
+        raise refused
+    if result.returncode == 0:
+        tag = _IMAGE_TAG.search(result.stdout)
+        if tag or _PUSHED in result.stdout:
+            return DeployOutcome(
+                deployment_id=deployment_id,
+                workspace_id=workspace_id,
+                image_tag=tag.group("v") if tag else None,
+                dag_bundle_version=_group(_DAG_BUNDLE, result.stdout),
+                deployment_url=_group(_DEPLOYMENT_VIEW, result.stdout),
+                airflow_ui_url=_group(_AIRFLOW_UI, result.stdout),
+                warnings=tuple(m.group(0) for m in _WARNING.finditer(result.stdout)),
+                duration=result.duration,
+                output=result.stdout,
+            )
+        raise _noop(text, result, deployment_id, workspace_id)
+    raise _common_failure(result, deployment_id, what, DeployFailed)
+
+
+def _group(pattern: re.Pattern[str], text: str) -> str | None:
+    match = pattern.search(text)
+    return match.group("v") if match else None
+
+
+def _refusal(text: str, result: CommandResult, deployment_id: str) -> DeployRefused | None:
+    """Astro's runtime-version and base-image refusals (§3.4), printed on stdout."""
+    what = f"Astro refused to deploy {deployment_id}"
+    if m := _DOWNGRADE.search(text) or _DOWNGRADE_LEGACY.search(text):
+        cur = m.group("current")
+        msg = " ".join(m.group(0).split())
+        return DeployRefused(
+            f"{what}: {msg}. A Runtime can never be downgraded; the Deployment already runs "
+            f"{cur}, so pin {cur} or higher.",
+            reason="downgrade", current_version=cur, **_context(result, deployment_id, msg),
+        )
+    if m := _UNSUPPORTED.search(text):
+        listed = _SUPPORTED_LIST.search(text)
+        supported = tuple(
+            v.strip() for v in (listed.group("list") if listed else "").split(",") if v.strip()
+        )
+        msg = m.group(0) + (f"\n{listed.group(0)}" if listed else "")
+        return DeployRefused(
+            f"{what}: {msg}. Pick a version this organisation may deploy.",
+            reason="unsupported", supported_versions=supported,
+            **_context(result, deployment_id, msg),
+        )
+    if m := _AF3_MINIMUM.search(text):
+        return DeployRefused(
+            f"{what}: {m.group(0)}. Upgrade to Runtime {m.group('minimum')} or higher on "
+            "Airflow 2 first.",
+            reason="af3-minimum", minimum_version=m.group("minimum"),
+            **_context(result, deployment_id, m.group(0)),
+        )
+    if m := _AF3_FLAG.search(text):
+        return DeployRefused(
+            f"{what}: {m.group(0)}. This astro CLI (v1.35-v1.37) needs an upgrade to v1.38.0+.",
+            reason="af3-flag", **_context(result, deployment_id, m.group(0)),
+        )
+    if m := _NOT_RUNTIME.search(text) or _NOT_RUNTIME_IMAGE.search(text):
+        return DeployRefused(
+            f"{what}: {m.group(0)}",
+            reason="not-runtime", image=m.group("image"),
+            **_context(result, deployment_id, m.group(0)),
+        )
+    return None
+
+
+def _noop(
+    text: str, result: CommandResult, deployment_id: str, workspace_id: str
+) -> DeployNoop:
+    """The exit-0 paths that deploy nothing (§3.5), or an unexplained exit 0."""
+    what = f"astro deploy {deployment_id} exited 0 but deployed nothing"
+    if m := _UNCOMMITTED.search(text):
+        return DeployNoop(
+            f"{what}: {m.group(0)} Commit the change (the tool always passes -f, so an older "
+            "CLI that ignores it may be in use).",
+            reason="uncommitted-changes", **_context(result, deployment_id, m.group(0)),
+        )
+    if m := _BAD_WORKSPACE.search(text):
+        return DeployNoop(
+            f"{what}: {m.group(0)}. Deployment {deployment_id} is not in workspace "
+            f"{workspace_id}; fix its workspace_id in the inventory.",
+            reason="workspace-mismatch", **_context(result, deployment_id, m.group(0)),
+        )
+    if _CANCELING.search(text):
+        return DeployNoop(
+            f"{what}: the deploy was cancelled at a prompt (the 'No DAGs found' warning is "
+            "answered 'no' when stdin is closed). Add DAGs or deploy with -f.",
+            reason="declined-prompt", **_context(result, deployment_id, "Canceling deploy..."),
+        )
+    errors = error_lines(text)
+    message = errors[-1] if errors else ""
+    return DeployNoop(
+        f"{what}: no 'Deployed Image Tag:' or success line in its output"
+        + (f" (it said: {message})" if message else "")
+        + ". Treat the Deployment as not deployed.",
+        reason="no-success-text", **_context(result, deployment_id, message),
+    )
+
+
+def classify_inspect(result: CommandResult, deployment_id: str) -> DeploymentInfo:
+    """Parse ``astro deployment inspect`` output, or raise the typed failure."""
+    what = f"astro deployment inspect {deployment_id}"
+    text = result.stdout + "\n" + result.stderr
+    if result.returncode != 0:
+        raise _common_failure(result, deployment_id, what, AstroError)
+    if m := _NO_DEPLOYMENTS.search(result.stdout):
+        raise DeploymentNotFound(
+            f"{what}: workspace {m.group('ws')} has no Deployments. Check the workspace id.",
+            **_context(result, deployment_id, m.group(0)),
+        )
+    try:
+        info = deployment_info(extract_document(result.stdout))
+    except ValueError as exc:
+        if error_lines(text):
+            raise _common_failure(result, deployment_id, what, AstroError) from None
+        raise AstroOutputError(
+            f"{what} printed output this tool cannot read ({exc}).",
+            **_context(result, deployment_id, ""),
+        ) from None
+    if info.id != deployment_id:
+        raise AstroOutputError(
+            f"{what} described Deployment {info.id} instead; refusing to use it.",
+            **_context(result, deployment_id, ""),
+        )
+    return info
+
+
+def classify_list(result: CommandResult, workspace_id: str | None) -> list[DeploymentSummary]:
+    """Parse ``astro deployment list --json`` output, or raise the typed failure."""
+    what = "astro deployment list" + (f" in workspace {workspace_id}" if workspace_id else "")
+    if result.returncode != 0:
+        raise _common_failure(result, None, what, AstroError)
+    if _NO_DEPLOYMENTS.search(result.stdout):
+        return []
+    try:
+        return deployment_summaries(extract_document(result.stdout), workspace_id)
+    except ValueError as exc:
+        if error_lines(result.stdout + result.stderr) or "DEPLOYMENT ID" in result.stdout:
+            raise _common_failure(result, None, what, AstroError) from None
+        raise AstroOutputError(
+            f"{what} printed output this tool cannot read ({exc}).",
+            **_context(result, None, ""),
+        ) from None
+
+
+# --------------------------------------------------------------------------- runner
+
+
+def _timed_out(
+    argv: Sequence[str], timeout: float, elapsed: float, output: str,
+    deployment_id: str | None, *, runner: str | None = None,
+) -> AstroTimeout:
+    """The error for a command killed on time-out; ``output`` must be redacted already."""
+    partial = tail(output)
+    where = f" on runner {runner}" if runner else ""
+    log.warning("%s timed out%s after %.1fs; killed", shlex.join(argv), where, elapsed)
+    return AstroTimeout(
+        f"{shlex.join(argv)} did not finish within {timeout:g}s{where} and was killed"
+        + (f"; last output:\n{partial}" if partial else ""),
+        deployment_id=deployment_id, command=argv, output=partial,
+    )
+
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_id(kind: str, value: str) -> str:
+    # A value starting with "-" would be read as a flag; an empty one opens a picker.
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InputError(
+            f"{kind} {value!r} is not a valid Astro id (letters, digits, '-', '_', '.'; "
+            "must not start with '-'). Fix it in the inventory."
+        )
+    return value
+
+
+class AstroCLI:
+    """Runs ``astro`` as a child process: argument lists, no stdin, bounded time."""
+
+    def __init__(
+        self,
+        astro_bin: str = "astro",
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        deploy_timeout: float = 1800.0,
+        inspect_timeout: float = 60.0,
+        kill_grace: float = 5.0,
+        secret_names: Iterable[str] = ("ASTRO_API_TOKEN",),
+    ):
+        self.astro_bin = astro_bin
+        self.extra_env = dict(extra_env or {})
+        self.deploy_timeout = deploy_timeout
+        self.inspect_timeout = inspect_timeout
+        self.kill_grace = kill_grace
+        self.secret_names = tuple(secret_names)
+
+    def env(self) -> dict[str, str]:
+        """The child's whole environment: ours, plus ``extra_env``, with colour off."""
+        env = {**os.environ, **self.extra_env}
+        env.pop("CLICOLOR_FORCE", None)
+        env["CLICOLOR"] = "0"
+        return env
+
+    def remote_env(self) -> dict[str, str]:
+        """What ``astro`` on a runner gets on top of the runner's environment: the CLI's
+        variables set here (FORWARDED_ENV, ``secret_names``), ``extra_env``, colour off."""
+        names = (*FORWARDED_ENV, *self.secret_names)
+        env = {name: os.environ[name] for name in names if name in os.environ}
+        env.update(self.extra_env)
+        env["CLICOLOR"] = "0"
+        return env
+
+    def redactor(self, env: Mapping[str, str] | None = None) -> Redactor:
+        """A redactor for every secret the child can see."""
+        return Redactor.from_env(env if env is not None else self.env(), names=self.secret_names)
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        timeout: float,
+        cwd: str | Path | None = None,
+        deployment_id: str | None = None,
+        host: Host | None = None,
+    ) -> CommandResult:
+        """Run ``astro <args>``; kill its process group if it outlives ``timeout``.
+
+        With ``host`` (a repo's runner), it runs there instead, through ``host.run``.
+        """
+        argv = (self.astro_bin, *args)
+        if host is not None:
+            return self._run_on(host, argv, timeout=timeout, cwd=cwd, deployment_id=deployment_id)
+        env = self.env()
+        redact = self.redactor(env)
+        log.debug("running %s (cwd=%s, timeout=%ss)", shlex.join(argv), cwd or ".", timeout)
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,  # its own process group, so a time-out kills builds too
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            raise AstroError(
+                f"cannot run the astro CLI {self.astro_bin!r}: {exc.strerror}. Install it or "
+                "set control_plane.astro_bin to its path.",
+                deployment_id=deployment_id, command=argv,
+            ) from None
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out, err = self._kill(proc)
+            elapsed = time.monotonic() - started
+            raise _timed_out(argv, timeout, elapsed, redact(clean_output(out + "\n" + err)),
+                             deployment_id) from None
+        result = CommandResult(
+            argv=argv,
+            returncode=proc.returncode,
+            stdout=redact(clean_output(out)),
+            stderr=redact(clean_output(err)),
+            duration=time.monotonic() - started,
+        )
+        log.debug(
+            "%s exited %s after %.1fs\nstdout:\n%s\nstderr:\n%s",
+            result.command, result.returncode, result.duration, result.stdout, result.stderr,
+        )
+        return result
+
+    def _run_on(
+        self,
+        host: Host,
+        argv: tuple[str, ...],
+        *,
+        timeout: float,
+        cwd: str | Path | None,
+        deployment_id: str | None,
+    ) -> CommandResult:
+        """``run`` on a runner: the host kills the command's process group on time-out."""
+        env = self.remote_env()
+        # The host passes env without putting values on a command line (an SSH host sends
+        # them over the channel); every value is still redacted from what comes back.
+        redact = self.redactor({**os.environ, **env})
+        where = str(cwd) if cwd is not None else "."
+        log.debug("running %s on runner %s (cwd=%s, timeout=%ss)",
+                  shlex.join(argv), host.name, where, timeout)
+        done = host.run(argv, cwd=where, timeout=timeout, env=env)
+        if done.timed_out:
+            raise _timed_out(argv, timeout, done.duration,
+                             redact(clean_output(done.stdout + "\n" + done.stderr)),
+                             deployment_id, runner=host.name)
+        if done.exit_code in (126, 127) and not done.stdout and self.astro_bin in done.stderr:
+            raise AstroError(
+                f"cannot run the astro CLI {self.astro_bin!r} on runner {host.name}: "
+                f"{redact(done.stderr.strip())}. Install it there or set "
+                "control_plane.astro_bin to its path.",
+                deployment_id=deployment_id, command=argv,
+            )
+        result = CommandResult(
+            argv=argv,
+            returncode=done.exit_code,
+            stdout=redact(clean_output(done.stdout)),
+            stderr=redact(clean_output(done.stderr)),
+            duration=done.duration,
+        )
+        log.debug(
+            "%s exited %s after %.1fs on runner %s\nstdout:\n%s\nstderr:\n%s",
+            result.command, result.returncode, result.duration, host.name, result.stdout,
+            result.stderr,
+        )
+        return result
+
+    def _kill(self, proc: subprocess.Popen[str]) -> tuple[str, str]:
+        """SIGTERM the process group, SIGKILL after the grace period; return partial output."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                out, err = proc.communicate(timeout=self.kill_grace)
+                return out or "", err or ""
+            except subprocess.TimeoutExpired:
+                continue
+        # A grandchild that left the group may still hold the pipes; stop waiting on them.
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+        proc.wait()
+        return "", ""
+
+    def deploy(
+        self,
+        deployment_id: str,
+        workspace_id: str,
+        repo_dir: str | Path,
+        description: str,
+        *,
+        host: Host | None = None,
+        timeout: float | None = None,
+    ) -> DeployOutcome:
+        """``astro deploy <id> -f --workspace-id <ws> --description <text>`` in ``repo_dir``.
+
+        With ``host`` (the repo's runner), the deploy (and its image build) runs there.
+        ``timeout`` (a playbook's) applies when stricter than the configured one.
+        """
+        _check_id("deployment id", deployment_id)
+        _check_id("workspace id", workspace_id)
+        repo = Path(repo_dir)
+        if host is None and not repo.is_dir():
+            raise InputError(f"cannot deploy {deployment_id}: {repo} is not a directory.")
+        if host is not None and not host.exists(str(repo)):
+            raise InputError(
+                f"cannot deploy {deployment_id}: {repo} does not exist on runner {host.name}.")
+        args = [
+            "deploy", deployment_id, "-f",
+            "--workspace-id", workspace_id,
+            "--description", description,
+        ]
+        limit = self.deploy_timeout if timeout is None else min(timeout, self.deploy_timeout)
+        result = self.run(args, timeout=limit, cwd=repo, deployment_id=deployment_id, host=host)
+        outcome = classify_deploy(result, deployment_id, workspace_id)
+        log.info("deployed %s: image tag %s", deployment_id, outcome.image_tag)
+        return outcome
+
+    def inspect(self, deployment_id: str, workspace_id: str) -> DeploymentInfo:
+        """``astro deployment inspect <id> -o json --workspace-id <ws>``."""
+        _check_id("deployment id", deployment_id)
+        _check_id("workspace id", workspace_id)
+        args = ["deployment", "inspect", deployment_id, "-o", "json",
+                "--workspace-id", workspace_id]
+        result = self.run(args, timeout=self.inspect_timeout, deployment_id=deployment_id)
+        return classify_inspect(result, deployment_id)
+
+    def list(self, workspace_id: str) -> list[DeploymentSummary]:
+        """``astro deployment list --json --workspace-id <ws>``."""
+        _check_id("workspace id", workspace_id)
+        args = ["deployment", "list", "--json", "--workspace-id", workspace_id]
+        return classify_list(self.run(args, timeout=self.inspect_timeout), workspace_id)
+
+    def list_all(self) -> list[DeploymentSummary]:
+        """``astro deployment list --json --all``: every workspace of the organisation."""
+        args = ["deployment", "list", "--json", "--all"]
+        return classify_list(self.run(args, timeout=self.inspect_timeout), None)

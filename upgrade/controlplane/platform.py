@@ -1,0 +1,365 @@
+"""Astro's platform API, read-only: one Deployment, or every Deployment of a workspace.
+
+The astro CLI reads Deployments this way itself: ``deploy --wait`` polls
+``GET /organizations/{org}/deployments/{id}`` and ``deployment list`` pages through
+``GET /organizations/{org}/deployments`` (reference/astro-cli.md §3.7, §9). One pooled
+HTTP client costs well under a millisecond of CPU per read, where one ``astro deployment
+inspect`` process costs tens of milliseconds, so status reads (verification, verify-all)
+go here when a token allows it. Deploys never do: only the CLI builds and pushes images.
+
+Failures are the CLI path's typed errors, so callers need not know which path read::
+
+    AstroError (upgrade.astro)
+    ├── AstroAuthError        401/403: the token was refused (never retried)
+    ├── DeploymentNotFound    404, or the Deployment is in another workspace
+    └── PlatformError         5xx, 429, connection errors and time-outs still failing after
+                              the retries, or a body that is not the documented shape
+
+The token is sent only over https or to this machine, and never appears in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from upgrade.controlplane.airflow import RetryPolicy
+from upgrade.controlplane.astro import (
+    AstroAuthError,
+    AstroError,
+    DeploymentInfo,
+    DeploymentNotFound,
+    Redactor,
+    parse_timestamp,
+)
+from upgrade.errors import InputError
+
+if TYPE_CHECKING:
+    from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "ASTRO_API_TOKEN"  # the variable the astro CLI authenticates with (§2.1)
+DEFAULT_DOMAIN = "astronomer.io"
+PAGE = 1000  # the platform API's largest page
+LIST_TIMEOUT = 30.0  # s for one page of up to PAGE Deployments
+SNIPPET = 200  # characters of an error body kept in a message
+# Every verification thread may hold one connection; more than this are opened and closed.
+KEEPALIVE = 64
+_PR_DOMAIN = re.compile(r"^(pr\d+)\.(.+)$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class PlatformError(AstroError):
+    """The platform API kept failing through the retries, or answered an unreadable body."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 1,
+                 **kw: Any):
+        self.status_code = status_code
+        self.attempts = attempts
+        super().__init__(message, **kw)
+
+
+class PlatformReader:
+    """Astro's platform API, read-only, over one pooled client (safe to share across threads)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        organization: str | None = None,
+        domain: str = DEFAULT_DOMAIN,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.domain = domain
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.retry = retry or RetryPolicy()
+        self._token = token
+        self._organization = organization
+        self._org_lock = threading.Lock()
+        self._redact = Redactor([token])
+        self._client = httpx.Client(
+            transport=transport,
+            follow_redirects=False,  # a redirect could carry the token elsewhere
+            limits=httpx.Limits(max_keepalive_connections=KEEPALIVE),
+            headers={"Accept": "application/json", "User-Agent": "astro-fleet-upgrade",
+                     "Authorization": f"Bearer {token}"},
+        )
+
+    @classmethod
+    def for_config(cls, config: ControlPlaneConfig) -> PlatformReader | None:
+        """The reader for the Astro (or simulator) and token the CLI of ``config`` uses.
+
+        None without ``ASTRO_API_TOKEN``, or when the API would be reached in clear text
+        off this machine (the token is a credential).
+        """
+        env = {**os.environ, **config.extra_env}
+        token = env.get(TOKEN_ENV, "").strip()
+        if not token:
+            return None
+        domain = env.get("ASTRO_DOMAIN") or DEFAULT_DOMAIN
+        # The simulator's URL counts only when the CLI in use is the simulator's.
+        sim = config.extra_env.get("ASTRO_SIM_URL") or (
+            os.environ.get("ASTRO_SIM_URL") if Path(config.astro_bin).name == "astro-sim"
+            else None)
+        base = sim.rstrip("/") + "/v1" if sim else api_base(domain)
+        parts = urlsplit(base)
+        if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+            return None
+        return cls(base, token, domain=DEFAULT_DOMAIN if sim else domain,
+                   timeout=config.http_timeout, connect_timeout=config.http_connect_timeout,
+                   retry=config.retry_policy())
+
+    @classmethod
+    def for_control_plane(cls, cp: ControlPlane) -> PlatformReader | None:
+        """``for_config(cp.config)``: a reader of its own, for the caller to close."""
+        return cls.for_config(cp.config)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._client.close()
+
+    def __enter__(self) -> PlatformReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def organization(self) -> str:
+        """The organisation id: from the token's ``organizationId:`` permission, as astro-cli."""
+        with self._org_lock:
+            if self._organization:
+                return self._organization
+            for perm in token_permissions(self._token):
+                if perm.startswith("organizationId:") and perm.split(":", 1)[1]:
+                    self._organization = perm.split(":", 1)[1]
+                    return self._organization
+            # As astro-cli: the first organisation the token sees (§2.1 step 5).
+            orgs = self._get("/organizations").get("organizations") or []
+            if not orgs or not isinstance(orgs[0], Mapping) or not orgs[0].get("id"):
+                raise PlatformError("the Astro API token sees no organisation.")
+            self._organization = str(orgs[0]["id"])
+            return self._organization
+
+    def deployment(self, deployment_id: str, workspace_id: str | None = None) -> DeploymentInfo:
+        """``GET /organizations/{org}/deployments/{id}``, as ``astro deployment inspect`` reads it.
+
+        With ``workspace_id``, a Deployment of another workspace is DeploymentNotFound, as
+        the CLI's ``inspect --workspace-id`` says.
+        """
+        _check_id("deployment id", deployment_id)
+        org = self.organization()
+        doc = self._get(f"/organizations/{quote(org, safe='')}/deployments/"
+                        f"{quote(deployment_id, safe='')}", deployment_id=deployment_id)
+        info = platform_info(doc, self.domain)
+        if info.id != deployment_id:
+            raise PlatformError(f"Astro's API answered for Deployment {info.id} when asked for "
+                                f"{deployment_id}; refusing to use it.",
+                                deployment_id=deployment_id)
+        if workspace_id is not None and info.workspace_id != workspace_id:
+            raise DeploymentNotFound(
+                f"Deployment {deployment_id} is not in workspace {workspace_id} (Astro has it "
+                f"in {info.workspace_id or 'no workspace'}). Check its workspace id in the "
+                "inventory.",
+                deployment_id=deployment_id,
+                astro_message=f"not in workspace {workspace_id}",
+            )
+        return info
+
+    def workspace(self, workspace_id: str) -> dict[str, DeploymentInfo]:
+        """Every Deployment of one workspace, by id (paged, as ``astro deployment list``)."""
+        _check_id("workspace id", workspace_id)
+        org = self.organization()
+        found: dict[str, DeploymentInfo] = {}
+        offset = 0
+        while True:
+            page = self._get(f"/organizations/{quote(org, safe='')}/deployments", params={
+                "workspaceIds": workspace_id, "limit": PAGE, "offset": offset},
+                timeout=max(self.timeout, LIST_TIMEOUT))
+            items = page.get("deployments")
+            if not isinstance(items, list):
+                raise PlatformError("Astro's API answered a Deployment list without a "
+                                    "'deployments' list.")
+            for item in items:
+                info = platform_info(item, self.domain)
+                found[info.id] = info
+            offset += len(items)
+            total = page.get("totalCount")
+            if not items or not isinstance(total, int) or offset >= total:
+                return found
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None, *,
+             deployment_id: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """GET one JSON object, retrying 5xx, 429, connection errors and time-outs."""
+        url = self.base_url + path
+        policy = self.retry
+        per_try = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + max(policy.total, per_try)
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = max(0.05, deadline - time.monotonic())
+            limit = httpx.Timeout(min(per_try, remaining),
+                                  connect=min(self.connect_timeout, remaining))
+            wait: float | None = None
+            try:
+                resp = self._client.get(url, params=params, timeout=limit)
+            except httpx.TimeoutException as exc:
+                failure = PlatformError(f"GET {url} timed out ({type(exc).__name__})",
+                                        deployment_id=deployment_id)
+            except httpx.TransportError as exc:
+                detail = self._redact(str(exc)) or type(exc).__name__
+                failure = PlatformError(f"GET {url} failed: {detail}",
+                                        deployment_id=deployment_id)
+            else:
+                code = resp.status_code
+                if code == 200:
+                    return self._json(resp, url, deployment_id)
+                said = self._message(resp)
+                context = {"deployment_id": deployment_id, "astro_message": said}
+                if code in (401, 403):
+                    raise AstroAuthError(
+                        f"Astro's API refused the token ({code}) for GET {url}: {said}. Check "
+                        f"that ${TOKEN_ENV} holds a valid, unexpired token with access to the "
+                        "workspace.", **context)
+                if code == 404:
+                    raise DeploymentNotFound(
+                        f"GET {url} answered 404: {said}. Check the Deployment id and its "
+                        "workspace id in the inventory.", **context)
+                if code < 500 and code != 429:
+                    raise PlatformError(f"GET {url} answered {code}: {said}", status_code=code,
+                                        **context)
+                failure = PlatformError(f"GET {url} answered {code}: {said}",
+                                        status_code=code, **context)
+                wait = _retry_after(resp)
+            delay = max(policy.delay(attempt), wait or 0.0)
+            if attempt >= policy.attempts or time.monotonic() + delay >= deadline:
+                failure.attempts = attempt
+                failure.args = (f"{failure.args[0]}; gave up after {attempt} attempt(s).",)
+                raise failure
+            log.info("%s; retrying in %.2fs (attempt %d of %d)", failure, delay, attempt + 1,
+                     policy.attempts)
+            time.sleep(delay)
+
+    def _json(self, resp: httpx.Response, url: str, deployment_id: str | None
+              ) -> dict[str, Any]:
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise PlatformError(f"GET {url} answered 200 with a body that is not JSON.",
+                                status_code=200, deployment_id=deployment_id) from None
+        if not isinstance(doc, dict):
+            raise PlatformError(f"GET {url} answered 200 with a body that is not an object.",
+                                status_code=200, deployment_id=deployment_id)
+        return doc
+
+    def _message(self, resp: httpx.Response) -> str:
+        """Astro's ``message`` (as the CLI shows it), else the reason; redacted, cut short."""
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        text = str(body.get("message") or "") if isinstance(body, Mapping) else ""
+        text = " ".join(text.split())[:SNIPPET]
+        return self._redact(text) or resp.reason_phrase or f"status {resp.status_code}"
+
+
+def platform_info(item: Any, domain: str = DEFAULT_DOMAIN) -> DeploymentInfo:
+    """A platform API ``Deployment`` object (§9.3) as the ``DeploymentInfo`` inspect gives."""
+    if not isinstance(item, Mapping) or not item.get("id"):
+        raise PlatformError("Astro's API answered a Deployment without an id.")
+
+    def text(*keys: str) -> str:
+        for key in keys:
+            if item.get(key) not in (None, ""):
+                return str(item[key])
+        return ""
+
+    dep_id, ws = text("id"), text("workspaceId")
+    kind = text("type")
+    return DeploymentInfo(
+        id=dep_id, name=text("name"), workspace_id=ws,
+        # The CLI still reads the deprecated runtimeVersion (§9.3).
+        runtime_version=text("runtimeVersion", "astroRuntimeVersion"),
+        airflow_version=text("airflowVersion"), status=text("status").upper(),
+        image_tag=text("imageTag"), airflow_api_url=text("webServerAirflowApiUrl"),
+        webserver_url=text("webServerUrl"),
+        deployment_url=f"cloud.{domain}/{ws}/deployments/{dep_id}",
+        created_at=parse_timestamp(item.get("createdAt")),
+        updated_at=parse_timestamp(item.get("updatedAt")),
+        description=text("description"), workspace_name=text("workspaceName"),
+        deployment_type=kind, executor=text("executor"),
+        # inspect prints N/A for a Standard Deployment's cluster (§5).
+        cluster_id="N/A" if kind == "STANDARD" else text("clusterId"),
+        dag_deploy_enabled=bool(item.get("isDagDeployEnabled", False)),
+        ci_cd_enforcement=bool(item.get("isCicdEnforced", False)),
+        raw=item,
+    )
+
+
+def api_base(domain: str) -> str:
+    """The platform API's base URL for an Astro domain, as astro-cli v1.43+ builds it (§9.1)."""
+    domain = domain.strip().lower().removeprefix("www.")
+    if domain == "localhost":
+        return "http://localhost:8888/v1"
+    if m := _PR_DOMAIN.match(domain):
+        return f"https://{m.group(1)}.api.{m.group(2)}/v1"
+    return f"https://api.{domain}/v1"
+
+
+def token_permissions(token: str) -> list[str]:
+    """The JWT's ``permissions`` claim, read without verifying it (as astro-cli does)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return []
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeError):
+        return []
+    perms = claims.get("permissions") if isinstance(claims, dict) else None
+    return [p for p in perms if isinstance(p, str)] if isinstance(perms, list) else []
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses: the only clear-text targets allowed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (a 429's hint), when it is a number."""
+    try:
+        return max(0.0, float(resp.headers.get("retry-after", "")))
+    except ValueError:
+        return None
+
+
+def _check_id(kind: str, value: str) -> None:
+    # Ids go into the URL path: nothing that could change the path or open a picker.
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InputError(
+            f"{kind} {value!r} is not a valid Astro id (letters, digits, '-', '_', '.'; "
+            "must not start with '-'). Fix it in the inventory."
+        )

@@ -1,0 +1,1 @@
+"""`make demo`: the sample fleet upgraded against the simulator."""

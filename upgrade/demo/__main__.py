@@ -1,0 +1,78 @@
+"""`make demo`: the sample fleet, upgraded for real against the local simulator.
+
+Runs the same commands a platform engineer types, each shown before it runs, so the
+output reads like a runbook: create the fleet's repos, start and seed the simulator,
+show the catalog and the plan, run the three waves through their gates (soak, approval),
+check the whole fleet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from upgrade.demo import sample_fleet
+
+ROOT = Path(__file__).resolve().parents[2]
+INVOKE = str(Path(sys.executable).parent / "invoke")
+# 0.02 turns the simulator's realistic 60 s deploy and 120 s rollout into ~1 s and ~2 s.
+TIME_SCALE = "0.02"
+
+SOAK = 10  # seconds: the sample inventory's soak for waves 1 and 2
+
+# (title, invoke arguments, seconds to wait before running it)
+STEPS: list[tuple[str, list[str], int]] = [
+    ("The Runtime catalog: what '12.4' means today", ["catalog", "--resolve", "12.4"], 0),
+    ("Start the local Astro control-plane simulator",
+     ["sim.start", "--time-scale", TIME_SCALE], 0),
+    ("Create the fleet's Deployments in it, at their Dockerfiles' versions", ["sim.seed"], 0),
+    ("What would change (exit 3: partner-feeds is already past 12.4 and is refused)",
+     ["plan"], 0),
+    ("Wave 1, the canaries: render, commit, deploy, verify", ["upgrade", "--wave", "1"], 0),
+    ("The journal: where the rollout stands", ["status"], 0),
+    ("Wave 2 right away: the gate refuses while wave 1 soaks", ["upgrade", "--wave", "2"], 0),
+    ("Wave 2 after the soak: the gate verifies wave 1 again, then opens",
+     ["upgrade", "--wave", "2"], SOAK),
+    ("Wave 3 (production) requires an approval", ["upgrade", "--wave", "3"], SOAK),
+    ("Approve it", ["approve", "--wave", "3", "--reason", "CHG-0042 approved in the demo"], 0),
+    ("Wave 3: production; partner-feeds is skipped, never lowered", ["upgrade", "--wave", "3"], 0),
+    ("The whole fleet checked: deployed == Dockerfile == journal, healthy", ["verify-all"], 0),
+    ("The journal at the end", ["status"], 0),
+]
+
+
+def run(args: list[str]) -> int:
+    """Run one `invoke` command in the project directory, echoing it first."""
+    print(f"\n$ invoke {' '.join(args)}", flush=True)
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160")}
+    return subprocess.run([INVOKE, *args], cwd=ROOT, env=env).returncode
+
+
+def main() -> int:
+    """Reset the demo state, then walk through the runbook."""
+    run(["sim.stop"])
+    for leftover in ("demo-fleet", ".sim", ".upgrade"):
+        shutil.rmtree(ROOT / leftover, ignore_errors=True)
+    print("Creating the sample fleet's repositories under demo-fleet/ ...")
+    created = sample_fleet.create(ROOT / "inventory.yaml", ROOT / "examples" / "sample-fleet")
+    print(f"  {len(created)} Astro projects, each a git repository")
+    for title, args, wait in STEPS:
+        print(f"\n=== {title}")
+        if wait:
+            print(f"(waiting {wait} s for the soak to end)", flush=True)
+            time.sleep(wait)
+        code = run(args)
+        print(f"(exit {code})")
+    print(
+        "\nThe simulator keeps running so you can explore (`invoke status`, `invoke verify-all`,"
+        " docs/simulator.md for faults); stop it with `invoke sim.stop`."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

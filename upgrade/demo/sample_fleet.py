@@ -1,0 +1,98 @@
+"""Create the sample fleet's repos (examples/sample-fleet) as real Astro projects with git.
+
+`make demo` runs this so the committed inventory.yaml points at real repositories; the
+tests use it to get a believable fleet. Template-managed repos get their Dockerfile
+rendered from their template at the version given in ``STARTING_VERSIONS``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from upgrade.model.catalog import load_catalog
+from upgrade.model.template import render_template
+from upgrade.model.versions import parse_version
+from upgrade.plan.plan import runtime_context
+
+# The version a template-managed sample repo starts from (its Dockerfile is rendered).
+STARTING_VERSIONS = {"data-quality": "12.1.0"}
+
+ASTRO_CONFIG = "project:\n  name: {name}\n"
+EXAMPLE_DAG = '''"""A small DAG so every sample project has something to parse and deploy."""
+
+from datetime import datetime
+
+from airflow.decorators import dag, task
+
+
+@dag(start_date=datetime(2024, 1, 1), schedule="@daily", catchup=False, tags=["{name}"])
+def {ident}_daily():
+    @task
+    def extract() -> int:
+        return 42
+
+    extract()
+
+
+{ident}_daily()
+'''
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Sample Fleet",
+    "GIT_AUTHOR_EMAIL": "sample-fleet@example.invalid",
+    "GIT_COMMITTER_NAME": "Sample Fleet",
+    "GIT_COMMITTER_EMAIL": "sample-fleet@example.invalid",
+}
+
+
+def create(inventory_path: Path, examples: Path, *, fresh: bool = True) -> list[Path]:
+    """Materialise every inventory repo found in ``examples/<repo>`` as a git repository.
+
+    Reads the inventory as plain YAML: the repos do not exist yet, so the validating
+    loader (which checks that repo paths exist) cannot be used before this runs.
+    """
+    doc = yaml.safe_load(inventory_path.read_text("utf-8")) or {}
+    root = inventory_path.resolve().parent
+    catalog = load_catalog()
+    created = []
+    for name, spec in (doc.get("repos") or {}).items():
+        source = examples / name
+        if not source.is_dir():
+            continue
+        path = root / spec["path"]
+        if fresh and path.exists():
+            shutil.rmtree(path)
+        shutil.copytree(source, path, dirs_exist_ok=True)
+        (path / ".astro").mkdir(exist_ok=True)
+        (path / ".astro" / "config.yaml").write_text(ASTRO_CONFIG.format(name=name))
+        (path / "dags").mkdir(exist_ok=True)
+        ident = name.replace("-", "_")
+        (path / "dags" / f"{ident}.py").write_text(EXAMPLE_DAG.format(name=name, ident=ident))
+        template = spec.get("template")
+        if template:
+            version = parse_version(STARTING_VERSIONS.get(name, "12.1.0"))
+            text = render_template(
+                root / "templates",
+                template["name"],
+                runtime=runtime_context(version, catalog),
+                vars=dict(template.get("vars") or {}),
+            )
+            (path / spec.get("dockerfile", "Dockerfile")).write_text(text, newline="")
+        _git_init(path)
+        created.append(path)
+    return created
+
+
+def _git_init(path: Path) -> None:
+    env = {**os.environ, **GIT_ENV}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "Initial Astro project")

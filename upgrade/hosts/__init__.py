@@ -1,0 +1,1 @@
+"""Where repositories live: the Host interface, this machine, SSH runners, the pool, git."""

@@ -1,0 +1,427 @@
+"""Git operations on an Astro project repo, always through a :class:`~upgrade.hosts.Host`.
+
+Every call is ``git`` with an argument list, ``cwd`` set to the repo directory, a time-out,
+``LC_ALL=C`` (stable output to parse) and ``GIT_TERMINAL_PROMPT=0`` (a missing credential
+fails instead of waiting for a password nobody will type). Nothing here stages or commits
+any file but the one it is asked to.
+
+The repo directory may be a subdirectory of a repository (an Astro project inside a
+monorepo) or a linked worktree; paths given to these functions are relative to it.
+
+Errors (leaves added here, see ``upgrade/errors.py`` for the tree)::
+
+    InputError
+    └── RepoError              not a repository, unknown remote, bad branch name
+        └── RepoNotClean       uncommitted changes, or a merge/rebase/... in progress
+    UpgradeError
+    └── CommandFailed          (upgrade.hosts)
+        └── PushFailed         git push failed or timed out
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from upgrade.errors import InputError
+from upgrade.hosts.host import CommandFailed, CommandResult, Host, redact, run_checked
+
+# Local git commands (status, add, commit, switch) on a healthy repo take well under a second;
+# the margin is for slow disks and hooks.
+GIT_TIMEOUT = 60.0
+# Pushing crosses the network and may run server-side hooks.
+PUSH_TIMEOUT = 300.0
+
+# The identity used for commits when neither the environment nor git config provides one
+# (a fresh build host), instead of failing the whole Deployment.
+FALLBACK_NAME = "Astro Fleet Upgrade"
+FALLBACK_EMAIL = "astro-fleet-upgrade@localhost"
+
+GIT_ENV: Mapping[str, str] = {
+    "LC_ALL": "C",
+    "GIT_TERMINAL_PROMPT": "0",
+    # Read-only commands (status) must not take index.lock behind the user's back.
+    "GIT_OPTIONAL_LOCKS": "0",
+    # A path like ":(glob)*" is a file name here, never pathspec magic.
+    "GIT_LITERAL_PATHSPECS": "1",
+    "GIT_PAGER": "cat",
+    "GIT_EDITOR": "true",
+}
+
+_CHANGE_WORDS = {
+    "M": "modified", "A": "added", "D": "deleted", "R": "renamed", "C": "copied",
+    "T": "type changed",
+}
+# How many dirty files an error names before it says "and N more".
+_MAX_LISTED = 20
+
+Operation = Literal["rebase", "am", "merge", "cherry-pick", "revert", "bisect"]
+BranchAction = Literal["created", "switched", "current"]
+
+# State files under the git dir (resolved with `git rev-parse --git-path`, so linked
+# worktrees work), in the order they are reported.
+_STATE_FILES: tuple[tuple[str, Operation], ...] = (
+    ("rebase-merge", "rebase"),
+    ("rebase-apply", "rebase"),
+    ("MERGE_HEAD", "merge"),
+    ("CHERRY_PICK_HEAD", "cherry-pick"),
+    ("REVERT_HEAD", "revert"),
+    ("BISECT_LOG", "bisect"),
+)
+
+_HOW_TO_FINISH: Mapping[Operation, str] = {
+    "rebase": "resolve the conflicts and run `git rebase --continue`, or `git rebase --abort`",
+    "am": "resolve the conflicts and run `git am --continue`, or `git am --abort`",
+    "merge": "resolve the conflicts and run `git commit`, or `git merge --abort`",
+    "cherry-pick": (
+        "resolve the conflicts and run `git cherry-pick --continue`, or `git cherry-pick --abort`"
+    ),
+    "revert": "resolve the conflicts and run `git revert --continue`, or `git revert --abort`",
+    "bisect": "run `git bisect reset` when the bisect is done",
+}
+
+
+class RepoError(InputError):
+    """A repo that cannot be used as configured: not a repository, unknown remote, bad branch."""
+
+
+class RepoNotClean(RepoError):
+    """A repo with uncommitted changes or an unfinished merge, rebase, cherry-pick, ..."""
+
+
+class PushFailed(CommandFailed):
+    """``git push`` failed or timed out; names the repo, the remote and git's own words."""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One entry of ``git status --porcelain``: the XY code and the path from the top level."""
+
+    code: str
+    path: str
+    orig_path: str | None = None
+
+    def describe(self) -> str:
+        """The XY code in words: "modified, not staged", "untracked", "conflicted"."""
+        if self.code == "??":
+            return "untracked"
+        if "U" in self.code or self.code in ("AA", "DD"):
+            return "conflicted"
+        staged, unstaged = self.code[0], self.code[1]
+        parts = [f"{_CHANGE_WORDS.get(staged, staged)}, staged"] if staged != " " else []
+        if unstaged != " ":
+            parts.append(f"{_CHANGE_WORDS.get(unstaged, unstaged)}, not staged")
+        return "; ".join(parts)
+
+    def __str__(self) -> str:
+        moved = f" from {self.orig_path}" if self.orig_path else ""
+        return f"{self.path} ({self.describe()}{moved})"
+
+
+@dataclass(frozen=True)
+class RepoStatus:
+    """What a repo looks like before we touch it."""
+
+    repo_dir: str
+    is_repo: bool
+    problem: str = ""  # git's words when this is not a usable work tree
+    toplevel: str = ""
+    prefix: str = ""  # repo_dir relative to toplevel, "" or ending in "/"
+    branch: str | None = None  # None when HEAD is detached
+    head: str | None = None  # None before the first commit
+    changes: tuple[FileChange, ...] = ()
+    in_progress: tuple[Operation, ...] = ()
+    remotes: tuple[str, ...] = ()
+
+    @property
+    def detached(self) -> bool:
+        """True when HEAD points at a commit rather than a branch."""
+        return self.is_repo and self.branch is None
+
+    @property
+    def dirty_files(self) -> tuple[str, ...]:
+        """Paths (from the top level) with staged, unstaged or untracked changes."""
+        return tuple(change.path for change in self.changes)
+
+    @property
+    def clean(self) -> bool:
+        """True for a repo with no changes and nothing in progress."""
+        return self.is_repo and not self.changes and not self.in_progress
+
+
+def status(host: Host, repo_dir: str) -> RepoStatus:
+    """Inspect ``repo_dir``: branch, HEAD, changed files, operations in progress, remotes."""
+    if not host.exists(repo_dir):
+        return RepoStatus(repo_dir, False, problem="the directory does not exist")
+    paths = [name for name, _ in _STATE_FILES] + ["rebase-apply/applying", "sequencer/todo"]
+    probe = _git(
+        host,
+        repo_dir,
+        ["rev-parse", "--is-inside-work-tree", "--show-toplevel", "--show-prefix"]
+        + [arg for path in paths for arg in ("--git-path", path)],
+    )
+    if not probe.ok:
+        return RepoStatus(repo_dir, False, problem=_first_line(probe.stderr) or "git failed")
+    inside, toplevel, prefix, *git_paths = probe.stdout.split("\n")[: 3 + len(paths)]
+    if inside != "true":
+        return RepoStatus(repo_dir, False, problem="it has no work tree (a bare repository?)")
+    # Relative answers are relative to repo_dir; a linked worktree's are absolute.
+    state = {
+        name: posixpath.join(repo_dir, found)
+        for name, found in zip(paths, git_paths, strict=True)
+    }
+    head = _git(host, repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+    branch = _git(host, repo_dir, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+    porcelain = _git_checked(
+        host, repo_dir, ["status", "--porcelain=v1", "-z", "--untracked-files=all"]
+    )
+    remotes = _git_checked(host, repo_dir, ["remote"])
+    return RepoStatus(
+        repo_dir=repo_dir,
+        is_repo=True,
+        toplevel=toplevel,
+        prefix=prefix,
+        branch=branch.stdout.strip() if branch.ok else None,
+        head=head.stdout.strip() if head.ok else None,
+        changes=parse_porcelain(porcelain.stdout),
+        in_progress=_in_progress(host, state),
+        remotes=tuple(remotes.stdout.split()),
+    )
+
+
+def ensure_clean(
+    host: Host, repo_dir: str, *, allow: Iterable[str] = frozenset()
+) -> RepoStatus:
+    """Refuse a repo that has uncommitted changes or an operation in progress.
+
+    ``allow`` holds paths (relative to ``repo_dir``, ``fnmatch`` patterns allowed) that may
+    be dirty, e.g. the Dockerfile a killed run already rewrote. Returns the status.
+    """
+    found = status(host, repo_dir)
+    if not found.is_repo:
+        raise RepoError(
+            f"{repo_dir} is not a usable git repository: {found.problem}. "
+            "Point the inventory at the Astro project's checkout."
+        )
+    if found.in_progress:
+        raise RepoNotClean(_in_progress_message(repo_dir, found.in_progress))
+    allowed = [posixpath.normpath(found.prefix + pattern) for pattern in allow]
+    dirty = [
+        change
+        for change in found.changes
+        if not any(
+            fnmatchcase(path, pattern)
+            for path in filter(None, (change.path, change.orig_path))
+            for pattern in allowed
+        )
+    ]
+    if dirty:
+        listed = ", ".join(str(change) for change in dirty[:_MAX_LISTED])
+        more = f" and {len(dirty) - _MAX_LISTED} more" if len(dirty) > _MAX_LISTED else ""
+        raise RepoNotClean(
+            f"{repo_dir} has uncommitted changes ({len(dirty)} files): {listed}{more}. "
+            "Commit, stash or discard them, then run again."
+        )
+    return found
+
+
+def prepare_branch(host: Host, repo_dir: str, branch: str) -> BranchAction:
+    """Switch ``repo_dir`` to ``branch``, creating it from HEAD if it does not exist yet.
+
+    Idempotent: on the branch already, nothing happens. Only local branches count; a
+    branch that exists only on a remote is created anew from HEAD.
+    """
+    check = _git(host, repo_dir, ["check-ref-format", "--branch", branch])
+    # --branch also expands "@{-1}" to the previous branch; we want the name as written.
+    if not check.ok or check.stdout.strip() != branch:
+        raise RepoError(
+            f"{branch!r} is not a valid git branch name (for {repo_dir}). "
+            "Choose a name `git check-ref-format --branch` accepts, e.g. upgrade/runtime-12.4.0."
+        )
+    current = _git(host, repo_dir, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+    if current.ok and current.stdout.strip() == branch:
+        return "current"
+    exists = _git(host, repo_dir, ["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"])
+    if exists.ok:
+        _git_checked(
+            host, repo_dir, ["switch", "--no-guess", branch],
+            action=f"Could not switch {repo_dir} to its existing branch {branch!r}",
+        )
+        return "switched"
+    _git_checked(
+        host, repo_dir, ["switch", "--no-track", "-c", branch],
+        action=f"Could not create branch {branch!r} in {repo_dir}",
+    )
+    return "created"
+
+
+def commit_file(host: Host, repo_dir: str, relpath: str, message: str) -> str | None:
+    """Commit exactly ``relpath`` (relative to ``repo_dir``) with ``message``; return the sha.
+
+    Returns None when the file already matches HEAD, so a re-run commits nothing twice.
+    Other files, staged or not, are left exactly as they were. The identity is the one
+    git config or the environment gives; if there is none, FALLBACK_NAME/FALLBACK_EMAIL.
+    """
+    if not message.strip():
+        raise ValueError("a commit message must not be empty")
+    path = posixpath.normpath(relpath)
+    if posixpath.isabs(path) or path == ".." or path.startswith("../"):
+        raise RepoError(f"{relpath!r} must be a path inside {repo_dir}, relative to it.")
+    known = _git_checked(
+        host, repo_dir, ["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", path]
+    )
+    matches = [entry for entry in known.stdout.split("\0") if entry]
+    if matches != [path]:
+        what = "is not a single file" if matches else "does not exist or is ignored by git"
+        raise RepoError(f"Cannot commit {path} in {repo_dir}: it {what}.")
+    action = f"Could not commit {path} in {repo_dir}"
+    _git_checked(host, repo_dir, ["add", "--", path], action=action)
+    unchanged = _git(host, repo_dir, ["diff", "--cached", "--quiet", "--", path])
+    if unchanged.exit_code == 0 and not unchanged.timed_out:
+        return None
+    if unchanged.exit_code != 1:
+        raise CommandFailed(host.name, unchanged, env=GIT_ENV, action=action)
+    # --only commits this path's content and nothing else the user may have staged.
+    _git_checked(
+        host,
+        repo_dir,
+        [*_identity_options(host, repo_dir), "commit", "--quiet", "--only", "-m", message,
+         "--", path],
+        action=action,
+    )
+    return _git_checked(host, repo_dir, ["rev-parse", "HEAD"]).stdout.strip()
+
+
+def has_commit_with_message(
+    host: Host, repo_dir: str, message: str, *, rev: str = "HEAD", max_count: int = 200
+) -> str | None:
+    """The sha of the newest of the last ``max_count`` commits of ``rev`` whose message is
+    exactly ``message`` (surrounding whitespace ignored), or None."""
+    log = _git(
+        host, repo_dir, ["log", f"--max-count={max_count}", "--format=%H%x00%B%x00", rev, "--"]
+    )
+    if not log.ok:
+        return None  # no commits yet, or no such rev
+    # "sha\0body\0\n" per commit: after splitting, each sha but the first carries a
+    # leading newline and a lone "\n" trails, hence strip() and strict=False.
+    fields = log.stdout.split("\0")
+    wanted = message.strip()
+    for sha, body in zip(fields[0::2], fields[1::2], strict=False):
+        if body.strip() == wanted:
+            return sha.strip()
+    return None
+
+
+def push(
+    host: Host, repo_dir: str, remote: str, branch: str, *, timeout: float = PUSH_TIMEOUT
+) -> None:
+    """``git push --set-upstream remote branch``; PushFailed (naming repo and remote) on failure."""
+    remotes = _git_checked(host, repo_dir, ["remote"]).stdout.split()
+    if remote not in remotes:
+        known = ", ".join(remotes) if remotes else "none"
+        raise RepoError(
+            f"{repo_dir} has no git remote named {remote!r} (its remotes: {known}). "
+            f"Add it with `git remote add {remote} <url>` or fix the remote in the inventory."
+        )
+    url = _git(host, repo_dir, ["remote", "get-url", "--push", remote]).stdout.strip()
+    result = host.run(
+        ["git", "push", "--set-upstream", remote, f"refs/heads/{branch}:refs/heads/{branch}"],
+        cwd=repo_dir,
+        timeout=timeout,
+        env=GIT_ENV,
+    )
+    if not result.ok:
+        where = f"{remote!r} ({redact(url, ())})" if url else repr(remote)
+        raise PushFailed(
+            host.name,
+            result,
+            env=GIT_ENV,
+            action=f"Could not push branch {branch!r} of {repo_dir} to remote {where}",
+        )
+
+
+def parse_porcelain(output: str) -> tuple[FileChange, ...]:
+    """Parse ``git status --porcelain=v1 -z`` output."""
+    entries = output.split("\0")
+    changes: list[FileChange] = []
+    index = 0
+    while index < len(entries):
+        entry = entries[index]
+        index += 1
+        if len(entry) < 4:
+            continue  # the empty tail after the last NUL
+        code, path = entry[:2], entry[3:]
+        orig = None
+        if "R" in code or "C" in code:
+            # Renames and copies are followed by their source path as a separate field.
+            orig = entries[index]
+            index += 1
+        changes.append(FileChange(code, path, orig))
+    return tuple(changes)
+
+
+def _in_progress(host: Host, state: Mapping[str, str]) -> tuple[Operation, ...]:
+    found: list[Operation] = []
+    for name, operation in _STATE_FILES:
+        if operation in found or not host.exists(state[name]):
+            continue
+        # `git am` keeps its state in rebase-apply too, marked by an "applying" file.
+        if name == "rebase-apply" and host.exists(state["rebase-apply/applying"]):
+            operation = "am"
+        found.append(operation)
+    if not {"cherry-pick", "revert"} & set(found) and host.exists(state["sequencer/todo"]):
+        # A multi-commit cherry-pick or revert stopped between commits.
+        todo = host.read_text(state["sequencer/todo"]).split()
+        found.append("revert" if todo[:1] == ["revert"] else "cherry-pick")
+    return tuple(found)
+
+
+def _in_progress_message(repo_dir: str, operations: Sequence[Operation]) -> str:
+    names = " and ".join(f"a {op}" for op in operations)
+    how = "; ".join(_HOW_TO_FINISH[op] for op in operations)
+    return f"{repo_dir} is in the middle of {names}. To finish: {how}. Then run again."
+
+
+def _identity_options(host: Host, repo_dir: str) -> list[str]:
+    """``-c user.name=... -c user.email=...`` for whatever identity git cannot find itself."""
+    # useConfigOnly stops git guessing root@hostname; env vars and config still count.
+    complete = all(
+        _git(host, repo_dir, ["-c", "user.useConfigOnly=true", "var", ident]).ok
+        for ident in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
+    )
+    if complete:
+        return []
+    options: list[str] = []
+    for key, fallback in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)):
+        configured = _git(host, repo_dir, ["config", "--get", key])
+        if not (configured.ok and configured.stdout.strip()):
+            options += ["-c", f"{key}={fallback}"]
+    return options
+
+
+def _git(
+    host: Host, repo_dir: str, args: Sequence[str], *, timeout: float = GIT_TIMEOUT
+) -> CommandResult:
+    return host.run(["git", *args], cwd=repo_dir, timeout=timeout, env=GIT_ENV)
+
+
+def _git_checked(
+    host: Host,
+    repo_dir: str,
+    args: Sequence[str],
+    *,
+    timeout: float = GIT_TIMEOUT,
+    action: str | None = None,
+) -> CommandResult:
+    return run_checked(
+        host, ["git", *args], cwd=repo_dir, timeout=timeout, env=GIT_ENV,
+        action=action or f"git {args[0]} failed in {repo_dir}",
+    )
+
+
+def _first_line(text: str) -> str:
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line.removeprefix("fatal: ")

@@ -1,0 +1,695 @@
+"""A build host reached over SSH: the :class:`~upgrade.hosts.Host` contract on Fabric.
+
+One :class:`SSHHost` per runner holds one SSH connection (a ``fabric.Connection``), opened
+on first use and shared by every thread: each command is its own channel on that
+connection, as OpenSSH multiplexes them. A connection found dead is replaced once, under a
+lock, so concurrent callers never open two.
+
+How a command is built (nothing from the inventory or the caller is ever pasted into shell
+text): the remote command is ``sh -c SCRIPT sh CWD LIMIT GRACE ARGV...`` with every word
+``shlex.quote``-d. ``SCRIPT`` is the constant :data:`REMOTE_SCRIPT`; it changes into CWD,
+reads the environment from the channel's stdin (one ``NAME=value`` per line, an empty line
+ends it), exports it, and runs ARGV under GNU ``timeout``. Environment values therefore
+never appear on a command line (``ps`` on the runner shows names of nothing secret), and
+``timeout`` kills the command's whole process group on the runner when it overruns, even
+if this process or the connection is gone by then.
+
+Faults, and what the caller sees::
+
+    UpgradeError
+    └── RunnerUnreachable       cannot connect: refused, time-out, DNS, authentication
+        ├── HostKeyRefused      unknown key under ``strict``, or a changed key (any policy
+        │                       but ``ignore``); names the host and the key's fingerprint
+        └── ConnectionLost      the connection dropped while a command ran that was not
+                                safe to repeat (``idempotent=False``)
+
+A connection that died before a command was sent is always reopened once (nothing ran, so
+nothing can run twice). One that dies while a command runs is reopened and the command
+repeated once only when the caller said ``idempotent=True``. After a failed connect, the
+same error is raised at once for ``retry_after`` seconds, so a dead runner's Deployments
+fail fast instead of each waiting for its own connect time-out.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import contextlib
+import errno
+import fcntl
+import hashlib
+import io
+import logging
+import posixpath
+import re
+import secrets
+import shlex
+import signal
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import fabric
+import invoke
+import paramiko
+from fabric.runners import Remote
+from paramiko.config import SSHConfig
+
+from upgrade.config.inventory import Runner
+from upgrade.errors import UpgradeError
+from upgrade.hosts.host import KILL_GRACE, CommandResult, _check_argv
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The user's known_hosts (read, and appended to under accept-new) and the system-wide one
+# (read only), as OpenSSH uses them.
+USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
+CONNECT_TIMEOUT = 10.0  # s for TCP connect, SSH banner and authentication, each
+IO_TIMEOUT = 60.0  # s an SFTP request or a channel open may take before the runner is deemed gone
+KEEPALIVE = 30  # s between keepalives, so a silently dead peer is noticed
+RETRY_AFTER = 30.0  # s a failed connect is remembered before the next attempt
+# OpenSSH's default MaxSessions: channels one connection may have open at once. One is kept
+# for SFTP; a runner whose sshd allows more can be given a larger max_sessions.
+MAX_SESSIONS = 10
+# How much longer than the remote ``timeout`` we wait before giving up on the channel
+# ourselves (the remote kill normally ends it first; this covers a wedged runner).
+LOCAL_MARGIN = 10.0
+# GNU timeout's exit statuses for "timed out, stopped by TERM" and "... needed KILL".
+_TIMEOUT_TERM, _TIMEOUT_KILL = 124, 128 + signal.SIGKILL
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED_PREFIX = "_UPGRADE_"
+
+#: Runs on the runner as ``sh -c REMOTE_SCRIPT sh CWD LIMIT GRACE ARGV...``. A missing CWD
+#: exits 1 and a missing command 127, as LocalHost does. The command is not exec'ed, so a
+#: signal death comes back as the shell's 128+N exit status (SSH's exit-signal is dropped
+#: by paramiko) and GNU timeout's 124/137 mark a time-out.
+REMOTE_SCRIPT = """\
+CDPATH= cd -- "$1" 2>/dev/null || {
+  printf 'cd: %s: No such file or directory\\n' "$1" >&2; exit 1; }
+_UPGRADE_LIMIT=$2 _UPGRADE_GRACE=$3; shift 3
+while IFS= read -r _UPGRADE_KV && [ -n "$_UPGRADE_KV" ]; do
+  export "$_UPGRADE_KV" || exit 125; done
+command -v timeout >/dev/null 2>&1 || {
+  echo 'timeout: not found (install GNU coreutils on this runner)' >&2; exit 127; }
+timeout -k "$_UPGRADE_GRACE" "$_UPGRADE_LIMIT" "$@"
+exit $?"""
+
+
+class _RetriedRefusals(logging.Filter):
+    """Drops paramiko's ERROR line for a session open that sshd refused: SSHHost retries those
+    (see ``SSHHost._open_session``) and counts them in ``sessions_refused``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Secsh channel") and "open FAILED" in message)
+
+
+logging.getLogger("paramiko.transport").addFilter(_RetriedRefusals())
+
+
+class RunnerUnreachable(UpgradeError):
+    """The runner cannot be reached over SSH; its Deployments fail, other runners go on."""
+
+    def __init__(self, runner: str, message: str):
+        self.runner = runner
+        super().__init__(message)
+
+    def remembered(self, note: str) -> RunnerUnreachable:
+        """The same error (same type and details) with ``note`` appended to its message."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.args = (f"{self} {note}",)
+        return clone
+
+
+class HostKeyRefused(RunnerUnreachable):
+    """The runner's host key is unknown (under ``strict``) or differs from known_hosts."""
+
+    def __init__(self, runner: str, message: str, *, fingerprint: str):
+        self.fingerprint = fingerprint
+        super().__init__(runner, message)
+
+
+class ConnectionLost(RunnerUnreachable):
+    """The connection dropped while a command that is not safe to repeat was running."""
+
+
+class _NotStarted(Exception):
+    """The connection was dead before the command was sent: nothing ran."""
+
+
+class _SessionRefused(Exception):
+    """sshd kept refusing a new session on a live connection (its MaxSessions is reached)."""
+
+
+class _Lost(Exception):
+    """The connection died after the command was sent: it may or may not have run."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's fingerprint of a public key: ``SHA256:`` and unpadded base64."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def remote_command(argv: Sequence[str], cwd: str, timeout: float) -> str:
+    """The one command string sent to sshd for ``argv`` in ``cwd`` (see REMOTE_SCRIPT)."""
+    args = _check_argv(argv)
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    # timeout(1) reads 0 as "no limit"; the smallest representable limit is the honest one.
+    limit = f"{max(timeout, 0.001):.3f}"
+    return shlex.join(["sh", "-c", REMOTE_SCRIPT, "sh", cwd, limit, f"{KILL_GRACE:g}", *args])
+
+
+def env_payload(env: Mapping[str, str] | None, stdin: str | None = None) -> str:
+    """What the channel's stdin carries: ``NAME=value`` lines, an empty line, then ``stdin``."""
+    lines = []
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.match(name) or name.startswith(_RESERVED_PREFIX):
+            raise ValueError(f"{name!r} is not a usable environment variable name")
+        if "\n" in value or "\0" in value:
+            # Values travel one per line; the name is safe to show, the value may be secret.
+            raise ValueError(f"environment variable {name} has a newline or NUL in its value")
+        lines.append(f"{name}={value}\n")
+    return "".join(lines) + "\n" + (stdin or "")
+
+
+class _Remote(Remote):
+    """Fabric's ``Remote`` runner, adjusted for many short commands on one shared connection."""
+
+    def __init__(self, *args: Any, channel: paramiko.Channel, **kwargs: Any):
+        # SSHHost opens the channel itself: Fabric's create_session() would silently reopen
+        # a dead connection, outside SSHHost's lock, and knows nothing of session limits.
+        self._opened = channel
+        super().__init__(*args, **kwargs)
+
+    def start(self, command: str, shell: str, env: dict[str, str], timeout: Any = None) -> None:
+        self.channel = self._opened
+        try:
+            self.channel.exec_command(command)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise _Lost(str(exc) or type(exc).__name__) from exc
+
+    def wait(self) -> None:
+        # Invoke polls every input_sleep (10 ms), which would add ~5 ms to every command;
+        # paramiko sets status_event the moment the exit status (or a close) arrives.
+        while not (self.process_is_finished or self.has_dead_threads):
+            self.channel.status_event.wait(0.5)
+
+    def handle_stdin(self, input_: IO[str], output: IO[str], echo: bool = False) -> None:
+        # Our stdin is always a finite in-memory stream: send it, then EOF, and stop.
+        # Invoke's loop would keep sleeping until the command exits, delaying every result.
+        try:
+            while data := input_.read(self.read_chunk_size):
+                self.write_proc_stdin(data)
+            self.close_proc_stdin()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the command exited without reading it all, as with EPIPE locally
+
+    def read_proc_output(self, reader: Callable[[int], bytes]) -> Iterator[str]:
+        # Invoke decodes each 1000-byte chunk on its own, garbling characters that straddle
+        # two chunks; an incremental decoder keeps them whole.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while data := reader(self.read_chunk_size):
+            yield decoder.decode(data)
+        if rest := decoder.decode(b"", final=True):
+            yield rest
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """What to do with a host key known_hosts does not list: refuse, or record and accept."""
+
+    def __init__(self, host: SSHHost):
+        self.host = host
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        policy = self.host.known_hosts
+        if policy == "ignore":
+            log.warning("runner %s: host key not checked (known_hosts: ignore); it presented %s %s",
+                        self.host.name, key.get_name(), fingerprint(key))
+            return
+        if policy == "accept-new":
+            self.host.remember_host_key(hostname, key)
+            return
+        file = self.host.known_hosts_file
+        where = f"in {file}" if file.exists() else f"because {file} does not exist"
+        raise HostKeyRefused(
+            self.host.name,
+            f"Runner {self.host.name} ({self.host.address}) presented a host key that is not "
+            f"known {where}: {key.get_name()} {fingerprint(key)}. With known_hosts: strict "
+            "an unknown key is never accepted. Verify the fingerprint on the runner "
+            "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it with "
+            f"`ssh-keyscan -p {self.host.port} {self.host.hostname} >> {file}`, "
+            "or set known_hosts: accept-new for this runner.",
+            fingerprint=fingerprint(key),
+        )
+
+
+class SSHHost:
+    """A runner over SSH: commands on channels of one shared connection, files via SFTP."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        known_hosts_file: str | Path | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        max_sessions: int = MAX_SESSIONS,
+        retry_after: float = RETRY_AFTER,
+    ):
+        if runner.is_local or not runner.host:
+            raise ValueError(f"runner {runner.name!r} has no host; use LocalHost for it")
+        if max_sessions < 2:
+            raise ValueError("max_sessions must be at least 2 (one is kept for SFTP)")
+        self.name = runner.name
+        self.hostname = runner.host
+        self.port = runner.port
+        self.user = runner.user
+        self.key_file = runner.key_file
+        self.known_hosts = runner.known_hosts
+        self.known_hosts_file = Path(known_hosts_file or USER_KNOWN_HOSTS).expanduser()
+        self.connect_timeout = connect_timeout
+        self.retry_after = retry_after
+        #: SSH connections opened so far (1 for a healthy runner, +1 per reconnect).
+        self.connections_opened = 0
+        #: Commands and file operations repeated after the connection was reopened.
+        self.retries = 0
+        #: Session opens sshd refused (its MaxSessions, momentarily) and that were retried.
+        self.sessions_refused = 0
+        self._lock = threading.Lock()  # guards _conn and _failure
+        self._conn: fabric.Connection | None = None
+        self._failure: tuple[float, RunnerUnreachable] | None = None
+        self._sftp_lock = threading.Lock()  # paramiko's SFTPClient is not thread-safe
+        self._sftp: tuple[fabric.Connection, paramiko.SFTPClient] | None = None
+        self._channels = threading.BoundedSemaphore(max_sessions - 1)
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` as shown in messages."""
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self.hostname}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"SSHHost({self.name!r}, {self.address!r})"
+
+    # ------------------------------------------------------------------ commands
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+        idempotent: bool = False,
+    ) -> CommandResult:
+        """Run ``argv`` in ``cwd`` on the runner; the runner kills its process group on time-out.
+
+        Never raises for a command that fails or times out. Raises RunnerUnreachable when
+        the runner cannot be reached, and ConnectionLost when the connection drops mid-command
+        and ``idempotent`` is false (when true, the command is run once more on a new connection).
+        """
+        command = remote_command(argv, cwd, timeout)
+        payload = env_payload(env, stdin)
+        args = tuple(argv)
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                with self._channels:  # waiting for a free session is not the command's time
+                    started = time.monotonic()
+                    result, local_timeout = self._exec(conn, command, payload, timeout)
+                    duration = time.monotonic() - started
+            except _SessionRefused as exc:
+                raise self._unreachable(str(exc)) from None
+            except _NotStarted as exc:
+                if attempt == 2:
+                    raise self._unreachable(f"the connection failed again: {exc}") from None
+                log.warning("runner %s: connection closed before `%s` started (%s); reconnecting",
+                            self.name, shlex.join(args), exc)
+            except _Lost as exc:
+                if not idempotent or attempt == 2:
+                    raise self._lost(args, cwd, str(exc), repeated=attempt == 2) from None
+                log.warning("runner %s: connection dropped while `%s` ran (%s); running it again",
+                            self.name, shlex.join(args), exc)
+            else:
+                return self._result(args, cwd, timeout, result, local_timeout, duration)
+            self._discard(conn)
+            self._count_retry()
+        raise AssertionError("unreachable")
+
+    def _exec(
+        self, conn: fabric.Connection, command: str, payload: str, timeout: float
+    ) -> tuple[invoke.Result, bool]:
+        runner = _Remote(context=conn, inline_env=False, channel=self._open_session(conn))
+        try:
+            result = runner.run(
+                command, hide=True, warn=True, pty=False, echo=False, encoding="utf-8",
+                in_stream=io.StringIO(payload), timeout=timeout + KILL_GRACE + LOCAL_MARGIN,
+            )
+        except invoke.CommandTimedOut as exc:
+            # Our own deadline passed although the runner's timeout(1) should have ended the
+            # command: the channel is closed; the runner's kill still applies there.
+            return exc.result, True
+        except invoke.ThreadException as exc:
+            raise _Lost(f"reading the command's output failed: {exc}") from exc
+        if result.exited == -1 and not conn.is_connected:
+            raise _Lost("the connection closed before the command's exit status arrived")
+        return result, False
+
+    def _open_session(self, conn: fabric.Connection) -> paramiko.Channel:
+        """A new session channel; waits out sshd's session limit for up to IO_TIMEOUT."""
+        # sshd frees a session slot only after the close handshake of a finished command, so
+        # under churn it may briefly refuse one even below MaxSessions: wait, never reconnect
+        # (that would cut every other command on the connection). paramiko hands a refusal
+        # to whichever thread asks first, so one may surface as a bare "Unable to open
+        # channel."; a live transport is what tells a refusal from a dead connection.
+        transport = conn.transport
+        if transport is None or not transport.is_active():
+            raise _NotStarted("the connection is closed")
+        deadline = time.monotonic() + IO_TIMEOUT
+        delay = 0.01
+        while True:
+            try:
+                return transport.open_session(timeout=IO_TIMEOUT)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                if not transport.is_active():
+                    raise _NotStarted(str(exc) or type(exc).__name__) from exc
+                if time.monotonic() + delay > deadline:
+                    raise _SessionRefused(
+                        f"sshd refused new sessions for {IO_TIMEOUT:g}s ({exc}); is its "
+                        "MaxSessions lower than max_sessions for this runner?") from exc
+            with self._lock:
+                self.sessions_refused += 1
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def _result(
+        self, argv: tuple[str, ...], cwd: str, timeout: float, result: invoke.Result,
+        local_timeout: bool, duration: float,
+    ) -> CommandResult:
+        code = result.exited
+        timed_out = local_timeout or (
+            code in (_TIMEOUT_TERM, _TIMEOUT_KILL) and duration >= timeout)
+        if timed_out:
+            # The same convention as LocalHost: killed means -signal.
+            code = -signal.SIGKILL if code != _TIMEOUT_TERM else -signal.SIGTERM
+        return CommandResult(argv, cwd, code, result.stdout, result.stderr, duration, timed_out)
+
+    # --------------------------------------------------------------------- files
+
+    def read_text(self, path: str) -> str:
+        """The file's exact text (UTF-8, CRLF kept); FileNotFoundError if absent."""
+
+        def read(sftp: paramiko.SFTPClient) -> bytes:
+            with sftp.open(path, "rb") as handle:
+                handle.prefetch()
+                return handle.read()
+
+        return self._sftp_call(read).decode("utf-8")
+
+    def write_text(self, path: str, text: str) -> None:
+        """Replace the file atomically (temp file beside it, then posix-rename), keeping its mode.
+
+        A symlink is followed; a new file gets the runner's usual mode for new files.
+        """
+        data = text.encode("utf-8")
+
+        def write(sftp: paramiko.SFTPClient) -> None:
+            target = _resolve(sftp, path)
+            directory, base = posixpath.split(target)
+            try:
+                info: paramiko.SFTPAttributes | None = sftp.stat(target)
+            except FileNotFoundError:
+                info = None
+            tmp = posixpath.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+            try:
+                with sftp.open(tmp, "wbx") as handle:
+                    handle.set_pipelined(True)
+                    handle.write(data)
+                if info is not None and info.st_mode is not None:
+                    sftp.chmod(tmp, stat.S_IMODE(info.st_mode))
+                    mine = sftp.stat(tmp)
+                    if (info.st_uid, info.st_gid) != (mine.st_uid, mine.st_gid):
+                        # Only root may give a file away; otherwise keeping ours is fine.
+                        with contextlib.suppress(PermissionError):
+                            sftp.chown(tmp, info.st_uid, info.st_gid)
+                sftp.posix_rename(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                    sftp.remove(tmp)
+                raise
+
+        self._sftp_call(write)
+
+    def exists(self, path: str) -> bool:
+        """True if ``path`` exists (a file or a directory; a dangling symlink does not)."""
+
+        def probe(sftp: paramiko.SFTPClient) -> bool:
+            try:
+                sftp.stat(path)
+            except (FileNotFoundError, PermissionError):
+                return False
+            return True
+
+        return self._sftp_call(probe)
+
+    def _sftp_call(self, op: Callable[[paramiko.SFTPClient], T]) -> T:
+        # File operations are safe to repeat (reads, and a write that renames into place),
+        # so one whose session or connection broke is always tried once more.
+        for attempt in (1, 2):
+            conn = self._connection()
+            with self._sftp_lock:
+                try:
+                    sftp = self._sftp_for(conn)
+                    return op(sftp)
+                except (EOFError, paramiko.SSHException, OSError) as exc:
+                    broken = (isinstance(exc, EOFError | paramiko.SSHException | TimeoutError)
+                              or not conn.is_connected
+                              or (self._sftp is not None and self._sftp[1].get_channel().closed))
+                    if not broken:
+                        raise  # the runner's own answer: no such file, permission denied
+                    if self._sftp is not None:
+                        _close_quietly(self._sftp[1])
+                    self._sftp = None
+                    error = exc
+            if attempt == 2:
+                raise self._unreachable(f"SFTP failed again: {error}") from None
+            log.warning("runner %s: SFTP failed (%s); trying once more", self.name, error)
+            if not conn.is_connected:
+                self._discard(conn)
+            self._count_retry()
+        raise AssertionError("unreachable")
+
+    def _sftp_for(self, conn: fabric.Connection) -> paramiko.SFTPClient:
+        # One SFTP session per connection, outside the command sessions' semaphore (it is
+        # the one session max_sessions keeps back).
+        if self._sftp is None or self._sftp[0] is not conn:
+            client = conn.client.open_sftp()
+            client.get_channel().settimeout(IO_TIMEOUT)
+            self._sftp = (conn, client)
+        return self._sftp[1]
+
+    # ---------------------------------------------------------------- connection
+
+    def _connection(self) -> fabric.Connection:
+        conn = self._conn
+        if conn is not None and conn.is_connected:
+            return conn
+        with self._lock:
+            conn = self._conn
+            if conn is not None and conn.is_connected:
+                return conn
+            if self._failure is not None:
+                failed_at, error = self._failure
+                ago = time.monotonic() - failed_at
+                if ago < self.retry_after:
+                    raise error.remembered(f"(Remembered from {ago:.0f}s ago; the next "
+                                           f"attempt is made after {self.retry_after:g}s.)")
+            if conn is not None:
+                _close_quietly(conn)
+            try:
+                self._conn = self._open()
+            except RunnerUnreachable as exc:
+                self._conn = None
+                self._failure = (time.monotonic(), exc)
+                raise
+            self._failure = None
+            self.connections_opened += 1
+            return self._conn
+
+    def _open(self) -> fabric.Connection:
+        kwargs: dict[str, Any] = {
+            "timeout": self.connect_timeout,
+            "banner_timeout": self.connect_timeout,
+            "auth_timeout": self.connect_timeout,
+            "channel_timeout": IO_TIMEOUT,
+        }
+        if self.key_file is not None:
+            if not Path(self.key_file).is_file():
+                raise self._unreachable(
+                    f"its key_file {self.key_file} does not exist. Fix runners.{self.name}."
+                    "key_file in the inventory, or remove it to use ssh-agent and ~/.ssh keys")
+            kwargs.update(key_filename=str(self.key_file), allow_agent=False, look_for_keys=False)
+        # No ssh_config and no Fabric config files: the inventory alone decides where and how.
+        config = fabric.Config(ssh_config=SSHConfig(), lazy=True)
+        conn = fabric.Connection(
+            self.hostname, user=self.user, port=self.port, config=config, connect_kwargs=kwargs
+        )
+        client = conn.client
+        client.set_missing_host_key_policy(_HostKeyPolicy(self))
+        if self.known_hosts != "ignore":
+            for file, load in ((SYSTEM_KNOWN_HOSTS, client.load_system_host_keys),
+                               (self.known_hosts_file, client.load_host_keys)):
+                try:
+                    with open(file, "rb") as handle:
+                        # Shared lock: another runner may be appending under accept-new.
+                        fcntl.flock(handle, fcntl.LOCK_SH)
+                        load(str(file))
+                except FileNotFoundError:
+                    continue
+                except (OSError, paramiko.SSHException, ValueError) as exc:
+                    raise self._unreachable(
+                        f"its known_hosts file {file} cannot be read: {exc}") from None
+        try:
+            conn.open()
+        except BaseException as exc:
+            # paramiko reports some failures (no SSH banner in time) as a vague "No existing
+            # session"; the transport keeps the real cause.
+            transport = conn.client.get_transport()
+            cause = transport.get_exception() if transport is not None else None
+            _close_quietly(conn)
+            if isinstance(exc, RunnerUnreachable):
+                raise
+            if isinstance(exc, Exception):
+                raise self._connect_error(cause or exc) from None
+            raise
+        conn.transport.set_keepalive(KEEPALIVE)
+        # Each command is a few small packets (open, exec, stdin, EOF); with Nagle on, each
+        # waits for the peer's delayed ACK, which costs ~40 ms per packet pair.
+        with contextlib.suppress(OSError, AttributeError):
+            conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.debug("runner %s: connected to %s", self.name, self.address)
+        return conn
+
+    def _discard(self, conn: fabric.Connection) -> None:
+        """Forget ``conn`` (if still current) so the next call opens a fresh connection."""
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+        with self._sftp_lock:
+            if self._sftp is not None and self._sftp[0] is conn:
+                self._sftp = None
+        _close_quietly(conn)
+
+    def _count_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def close(self) -> None:
+        """Close the connection (and its SFTP session); the next call reconnects."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        with self._sftp_lock:
+            if self._sftp is not None:
+                _close_quietly(self._sftp[1])
+            self._sftp = None
+        if conn is not None:
+            _close_quietly(conn)
+
+    # ---------------------------------------------------------------- host keys
+
+    def remember_host_key(self, hostname: str, key: paramiko.PKey) -> None:
+        """Append a first-seen host key to known_hosts (the accept-new policy)."""
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        self.known_hosts_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.known_hosts_file, "a", encoding="ascii") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            out.write(line)
+        log.warning("runner %s: accepted its new host key %s %s and added it to %s",
+                    self.name, key.get_name(), fingerprint(key), self.known_hosts_file)
+
+    # ------------------------------------------------------------------- errors
+
+    def _unreachable(self, reason: str) -> RunnerUnreachable:
+        return RunnerUnreachable(
+            self.name,
+            f"Runner {self.name} ({self.address}) is unreachable: {reason}. Its Deployments "
+            "fail; other runners go on. `invoke runners` checks every runner.",
+        )
+
+    def _connect_error(self, exc: Exception) -> RunnerUnreachable:
+        if isinstance(exc, paramiko.BadHostKeyException):
+            found, known = fingerprint(exc.key), fingerprint(exc.expected_key)
+            return HostKeyRefused(
+                self.name,
+                f"Runner {self.name} ({self.address}) presented a host key that DIFFERS from "
+                f"the one in known_hosts: it presented {exc.key.get_name()} {found}, "
+                f"known_hosts has {exc.expected_key.get_name()} {known}. The connection was "
+                "refused: someone may be intercepting it. If the runner was re-installed, "
+                "verify the new fingerprint on it, then remove the old key with "
+                f"`ssh-keygen -R '{_known_hosts_name(self.hostname, self.port)}' "
+                f"-f {self.known_hosts_file}`.",
+                fingerprint=found,
+            )
+        if isinstance(exc, paramiko.PasswordRequiredException):
+            reason = (f"its key file {self.key_file} is encrypted; load it into ssh-agent and "
+                      "remove key_file, or use an unencrypted deploy key")
+        elif isinstance(exc, paramiko.AuthenticationException):
+            key = f"the key {self.key_file}" if self.key_file else "ssh-agent and ~/.ssh keys"
+            reason = f"authentication as {self.user or 'the local user'} with {key} failed ({exc})"
+        elif isinstance(exc, socket.gaierror):
+            reason = f"the host name {self.hostname!r} does not resolve ({exc.strerror})"
+        elif isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            reason = "the connection was refused (is sshd running, and is the port right?)"
+        elif isinstance(exc, TimeoutError | socket.timeout):
+            reason = f"no answer within the connect time-out of {self.connect_timeout:g}s"
+        elif isinstance(exc, paramiko.SSHException) and (
+                "banner" in str(exc) or "No existing session" in str(exc)):
+            # The latter is what paramiko says when the handshake outlives the time-out.
+            reason = f"it did not complete an SSH handshake within {self.connect_timeout:g}s"
+        elif isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH,
+                                                         errno.ENETUNREACH):
+            reason = exc.strerror or str(exc)
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        return self._unreachable(reason)
+
+    def _lost(self, argv: tuple[str, ...], cwd: str, why: str, *, repeated: bool) -> ConnectionLost:
+        what = "again after it was repeated once" if repeated else (
+            "and it was not repeated because it is not safe to repeat")
+        return ConnectionLost(
+            self.name,
+            f"The connection to runner {self.name} ({self.address}) dropped while "
+            f"`{shlex.join(argv)}` ran in {cwd} ({why}), {what}. Whether it finished is "
+            "unknown: check the repo on the runner, then run again.",
+        )
+
+
+def _resolve(sftp: paramiko.SFTPClient, path: str) -> str:
+    """``path`` with symlinks resolved by the runner; a missing file resolves its directory."""
+    try:
+        return sftp.normalize(path)
+    except FileNotFoundError:
+        directory, base = posixpath.split(path)
+        return posixpath.join(sftp.normalize(directory or "."), base)
+
+
+def _known_hosts_name(hostname: str, port: int) -> str:
+    return hostname if port == 22 else f"[{hostname}]:{port}"
+
+
+def _close_quietly(conn: fabric.Connection | paramiko.SFTPClient) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()

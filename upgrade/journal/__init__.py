@@ -1,0 +1,1 @@
+"""The durable record of rollouts and the run lock."""

@@ -1,0 +1,1 @@
+"""The domain model: Runtime versions, images, the release catalog, Dockerfiles, templates."""

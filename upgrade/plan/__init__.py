@@ -1,0 +1,1 @@
+"""Planning: facts gathered, the monotonic policy, the plan (pure)."""

@@ -1,0 +1,1 @@
+"""What people read: tables, recaps, progress, Markdown."""

@@ -1,0 +1,1 @@
+"""Execution: rollouts, waves, steps, budgets, the gate, verification, drift, notifications."""

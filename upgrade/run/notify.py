@@ -1,0 +1,268 @@
+"""Tell people what a rollout is doing: a webhook on wave start, pass, halt and gate refusal.
+
+The message is Slack-compatible JSON (``text`` and ``blocks``), which Slack, Mattermost,
+Rocket.Chat and most chat bridges accept, with the event and its details alongside for
+other receivers. A webhook that fails or hangs never stops a rollout: ``send`` returns a
+warning for the caller to show and never raises. The URL is a secret (Slack puts the
+credential in the path), so messages show only ``scheme://host/…``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from upgrade.config.inventory import Inventory
+from upgrade.config.located_yaml import did_you_mean
+from upgrade.errors import InventoryError, Problem
+from upgrade.run.verify import display_url
+
+EVENTS = ("wave_started", "wave_passed", "wave_halted", "gate_refused")
+DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 60.0
+NOTIFICATION_KEYS = ("webhook",)
+WEBHOOK_KEYS = ("url", "url_env", "timeout", "events")
+MAX_NAMES = 20  # Deployment names listed in one message
+# Past the time-out, how long a stuck request may take to give up before we stop waiting.
+GRACE = 1.0
+
+_ICON = {"wave_started": ":arrow_forward:", "wave_passed": ":white_check_mark:",
+         "wave_halted": ":x:", "gate_refused": ":no_entry:"}
+_HEADLINE = {"wave_started": "started", "wave_passed": "passed its gate",
+             "wave_halted": "halted", "gate_refused": "was refused by the gate"}
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """Posts rollout events to one webhook."""
+
+    url: str
+    timeout: float = DEFAULT_TIMEOUT
+    events: tuple[str, ...] = EVENTS
+
+    def __repr__(self) -> str:  # the URL is a secret: keep it out of logs and tracebacks
+        return f"Notifier(url={self.where!r}, timeout={self.timeout}, events={self.events})"
+
+    @property
+    def where(self) -> str:
+        """The webhook as it may be shown: ``scheme://host/…``."""
+        return display_url(self.url)
+
+    @classmethod
+    def from_inventory(cls, inv: Inventory) -> Notifier | None:
+        """The notifier the inventory's ``notifications:`` asks for, or None.
+
+        Raises InventoryError naming ``inventory.yaml:LINE: notifications.webhook.KEY``.
+        """
+        section = inv.notifications
+        if not section:
+            return None
+        problems: list[Problem] = []
+
+        def bad(keys: tuple[Any, ...], message: str) -> None:
+            problems.append(inv.problem(("notifications", *keys), message))
+
+        for key in section:
+            if key not in NOTIFICATION_KEYS:
+                hint = did_you_mean(str(key), NOTIFICATION_KEYS) or " The only kind is 'webhook'."
+                bad((key,), f"unknown notification kind.{hint}")
+        hook = section.get("webhook")
+        if hook is None:
+            if "webhook" in section:
+                bad(("webhook",), "is empty: give it a url (or url_env).")
+            raise_if(problems)
+            return None
+        if not isinstance(hook, Mapping):
+            bad(("webhook",), "must be a mapping with url (or url_env), timeout and events.")
+            raise_if(problems)
+        for key in hook:
+            if key not in WEBHOOK_KEYS:
+                hint = did_you_mean(str(key), WEBHOOK_KEYS) or (
+                    f" Valid keys: {', '.join(WEBHOOK_KEYS)}.")
+                bad(("webhook", key), f"unknown key.{hint}")
+        url = _url(hook, bad)
+        timeout = _timeout(hook.get("timeout", DEFAULT_TIMEOUT), bad)
+        events = _events(hook.get("events", list(EVENTS)), bad)
+        raise_if(problems)
+        assert url is not None
+        return cls(url, timeout, events)
+
+    def send(self, event: str, payload: Mapping[str, Any]) -> str | None:
+        """Post one event; a warning to show when it was not delivered, else None.
+
+        Never raises. Events not listed in ``events`` are skipped (None).
+        """
+        try:
+            if event not in EVENTS:
+                return f"notification '{event}' not sent: unknown event (known: " \
+                       f"{', '.join(EVENTS)})."
+            if event not in self.events:
+                return None
+            return self._post(event, message(event, payload))
+        except Exception as exc:  # a notification must never take a rollout down
+            return f"notification '{event}' to {self.where} not sent: " \
+                   f"{self._clean(type(exc).__name__ + ': ' + str(exc))}"
+
+    def _post(self, event: str, body: dict[str, Any]) -> str | None:
+        box: dict[str, Any] = {}
+
+        def post() -> None:
+            try:
+                with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+                    box["response"] = client.post(self.url, json=body)
+            except BaseException as exc:  # reported by the waiting thread
+                box["error"] = exc
+
+        # httpx's time-out is per read, so a server that trickles bytes could hold a
+        # request far longer; the thread bounds the whole exchange.
+        worker = threading.Thread(target=post, name=f"notify-{event}", daemon=True)
+        worker.start()
+        worker.join(self.timeout + GRACE)
+        what = f"notification '{event}' to {self.where}"
+        if worker.is_alive() or isinstance(box.get("error"), httpx.TimeoutException):
+            return f"{what} not delivered: no answer within {self.timeout:g} s."
+        if "error" in box:
+            exc = box["error"]
+            return f"{what} not delivered: {type(exc).__name__}: {self._clean(str(exc))}"
+        resp: httpx.Response = box["response"]
+        if 200 <= resp.status_code < 300:
+            return None
+        snippet = self._clean(" ".join(resp.text.split())[:200])
+        return f"{what} not delivered: it answered {resp.status_code}" + (
+            f" ({snippet})." if snippet else ".")
+
+    def _clean(self, text: str) -> str:
+        """``text`` without the URL or any long piece of its path or query."""
+        text = text.replace(self.url, self.where)
+        parts = urlsplit(self.url)
+        for piece in [*parts.path.split("/"), *parts.query.split("&"), parts.password or ""]:
+            if len(piece) >= 6:
+                text = text.replace(piece, "…")
+        return text
+
+
+def raise_if(problems: list[Problem]) -> None:
+    """Raise InventoryError listing ``problems``, if there are any."""
+    if problems:
+        raise InventoryError(problems)
+
+
+def _url(hook: Mapping[str, Any], bad: Any) -> str | None:
+    has_url, has_env = "url" in hook, "url_env" in hook
+    if has_url == has_env:
+        bad(("webhook",), "give exactly one of url (the webhook URL) or url_env (the name of "
+                          "an environment variable holding it, so the secret stays out of "
+                          "the inventory).")
+        return None
+    if has_env:
+        name = hook["url_env"]
+        if not isinstance(name, str) or not name.strip():
+            bad(("webhook", "url_env"), "must be the name of an environment variable.")
+            return None
+        value = os.environ.get(name)
+        if not value:
+            bad(("webhook", "url_env"), f"environment variable {name} is not set (or empty). "
+                                        "Export the webhook URL in it.")
+            return None
+        return _check_url(value, ("webhook", "url_env"), bad, f"the value of {name}")
+    return _check_url(hook["url"], ("webhook", "url"), bad, "it")
+
+
+def _check_url(value: Any, keys: tuple[str, ...], bad: Any, what: str) -> str | None:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        ok = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        # Never echo the value: it may be a secret pasted in the wrong place.
+        bad(keys, f"must be an http:// or https:// URL with a host; {what} is not.")
+        return None
+    return value
+
+
+def _timeout(value: Any, bad: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT):
+        bad(("webhook", "timeout"), f"must be a number of seconds, more than 0 and at most "
+                                    f"{MAX_TIMEOUT:g}, got {value!r}.")
+        return DEFAULT_TIMEOUT
+    return float(value)
+
+
+def _events(value: Any, bad: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        bad(("webhook", "events"), f"must be a non-empty list of events: {', '.join(EVENTS)}.")
+        return EVENTS
+    out: list[str] = []
+    for i, event in enumerate(value):
+        if event not in EVENTS:
+            hint = did_you_mean(str(event), EVENTS) or f" Known events: {', '.join(EVENTS)}."
+            bad(("webhook", "events", i), f"unknown event {event!r}.{hint}")
+        elif event not in out:
+            out.append(event)
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------- message
+
+
+def message(event: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body for one event: Slack ``text`` and ``blocks``, plus ``event``/``details``.
+
+    Payload keys read (all optional): ``rollout``, ``wave``, ``target``, ``deployments``
+    (a count or names), ``failed`` (names), ``reason``, ``by`` (who overrode a gate).
+    """
+    wave = payload.get("wave")
+    rollout = payload.get("rollout")
+    title = f"Wave {wave}" if wave is not None else "A wave"
+    if rollout:
+        title += f" of rollout {rollout}"
+    title += f" {_HEADLINE.get(event, event)}"
+    target = payload.get("target")
+    if target:
+        title += f" (Astro Runtime {target})"
+    lines = [f"{_ICON.get(event, '')} {title}.".strip()]
+    deployments = payload.get("deployments")
+    if isinstance(deployments, int) and not isinstance(deployments, bool):
+        lines.append(f"Deployments: {deployments}.")
+    elif isinstance(deployments, list | tuple) and deployments:
+        lines.append(f"Deployments ({len(deployments)}): {_names(deployments)}.")
+    failed = payload.get("failed")
+    if isinstance(failed, list | tuple) and failed:
+        lines.append(f"Failed ({len(failed)}): {_names(failed)}.")
+    if payload.get("reason"):
+        lines.append(f"Reason: {payload['reason']}")
+    if payload.get("by"):
+        lines.append(f"By: {payload['by']}")
+    text = "\n".join(lines)
+    return {
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        "event": event,
+        "details": {str(k): _plain(v) for k, v in payload.items()},
+    }
+
+
+def _names(items: Any) -> str:
+    names = [str(n) for n in items]
+    more = f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
+    return ", ".join(names[:MAX_NAMES]) + more
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe data: containers kept, anything else as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return str(value)
