@@ -11,11 +11,7 @@ import yaml
 
 from upgrade.controlplane import astro
 from upgrade.controlplane.astro import (
-    AstroAuthError,
-    AstroError,
-    AstroOutputError,
     CommandResult,
-    DeploymentNotFound,
     DeployOutcome,
     Redactor,
     classify_deploy,
@@ -24,7 +20,14 @@ from upgrade.controlplane.astro import (
     extract_document,
     parse_timestamp,
 )
-from upgrade.errors import EXIT_POLICY, UpgradeError
+from upgrade.errors import (
+    EXIT_POLICY,
+    AstroAuthError,
+    AstroError,
+    AstroOutputError,
+    DeploymentNotFound,
+    UpgradeError,
+)
 
 RECORDED = Path(__file__).parent / "recorded"
 DEPLOY_CASES = sorted((RECORDED / "deploy").glob("*.yaml"))

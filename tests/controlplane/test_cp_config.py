@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.controlplane.astro import DeploymentInfo, DeploymentNotHealthy
+from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
-from upgrade.errors import EXIT_INPUT, InputError, ProblemsError
+from upgrade.errors import EXIT_INPUT, DeploymentNotHealthy, InputError, ProblemsError
 
 
 def test_defaults_are_production() -> None:

@@ -11,17 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.controlplane.airflow import AirflowTimeout, AirflowUnavailable
-from upgrade.controlplane.astro import (
+from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.errors import (
+    EXIT_POLICY,
+    AirflowTimeout,
+    AirflowUnavailable,
     AstroTimeout,
     DeployFailed,
     DeploymentNotFound,
     DeploymentNotHealthy,
     DeployNoop,
     DeployRefused,
+    InputError,
+    UpgradeError,
 )
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
-from upgrade.errors import EXIT_POLICY, InputError, UpgradeError
 from upgrade.sim.testing import make_astro_project
 
 AF2_IMAGE = "quay.io/astronomer/astro-runtime"

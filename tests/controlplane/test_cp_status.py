@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.controlplane.astro import (
-    AstroAuthError,
-    AstroError,
-    DeploymentInfo,
-    DeploymentNotFound,
-)
+from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
-from upgrade.errors import InputError, ProblemsError
+from upgrade.errors import AstroAuthError, AstroError, DeploymentNotFound, InputError, ProblemsError
 from upgrade.sim.testing import SimHandle, make_astro_project
 
 FIELDS = [f.name for f in dataclasses.fields(DeploymentInfo) if f.name != "raw"]

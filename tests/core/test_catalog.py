@@ -12,15 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.errors import CatalogError
-from upgrade.model.catalog import (
-    Catalog,
-    NothingToResolve,
-    UnknownVersion,
-    load_catalog,
-    load_feed,
-    load_snapshot,
-)
+from upgrade.errors import CatalogError, NothingToResolve, UnknownVersion
+from upgrade.model.catalog import Catalog, load_catalog, load_feed, load_snapshot
 from upgrade.model.versions import parse_version
 
 TODAY = date(2026, 11, 25)

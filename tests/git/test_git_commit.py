@@ -6,16 +6,15 @@ import subprocess
 
 import pytest
 
+from upgrade.errors import CommandFailed, RepoError
 from upgrade.hosts.git import (
     FALLBACK_EMAIL,
     FALLBACK_NAME,
-    RepoError,
     commit_file,
     has_commit_with_message,
     prepare_branch,
     status,
 )
-from upgrade.hosts.host import CommandFailed
 
 NEW_FROM = "FROM quay.io/astronomer/astro-runtime:12.5.0\n"
 

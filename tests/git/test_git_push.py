@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from upgrade.hosts.git import PushFailed, RepoError, commit_file, prepare_branch, push
-from upgrade.hosts.host import CommandFailed
+from upgrade.errors import CommandFailed, PushFailed, RepoError
+from upgrade.hosts.git import commit_file, prepare_branch, push
 
 BRANCH = "upgrade/runtime-12.5.0"
 

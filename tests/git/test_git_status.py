@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.errors import InputError
+from upgrade.errors import InputError, RepoError, RepoNotClean
 from upgrade.hosts import git as repo_git
-from upgrade.hosts.git import RepoError, RepoNotClean, ensure_clean, status
+from upgrade.hosts.git import ensure_clean, status
 
 
 def _conflict(repo: Path, git, *, theirs: str = "feature") -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.journal.helpers import FROM, TARGET, FakeClock, V, entries
-from upgrade.errors import InputError
-from upgrade.journal.store import IllegalTransition, Journal, Rollout, actor
+from upgrade.errors import IllegalTransition, InputError
+from upgrade.journal.store import Journal, Rollout, actor
 
 # -- rollouts -------------------------------------------------------------------------------
 

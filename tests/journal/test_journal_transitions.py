@@ -9,7 +9,8 @@ from itertools import product
 import pytest
 
 from tests.journal.helpers import entries
-from upgrade.journal.store import STATES, IllegalTransition, Journal, Rollout
+from upgrade.errors import IllegalTransition
+from upgrade.journal.store import STATES, Journal, Rollout
 
 # Written out by hand (not derived from the module) so a change to the table shows up here.
 FORWARD_ALL = {"rendered", "committed", "tested", "deploying", "deployed", "verified"}

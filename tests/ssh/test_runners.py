@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from upgrade.config.inventory import load_inventory
+from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import LocalHost
 from upgrade.hosts.pool import HostPool, RunnerProblem, check_runners, run_idempotent
-from upgrade.hosts.ssh import RunnerUnreachable, SSHHost
+from upgrade.hosts.ssh import SSHHost
 
 pytestmark = pytest.mark.sshd
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.hosts.ssh import ConnectionLost, HostKeyRefused, RunnerUnreachable, SSHHost
+from upgrade.errors import ConnectionLost, HostKeyRefused, RunnerUnreachable
+from upgrade.hosts.ssh import SSHHost
 
 pytestmark = pytest.mark.sshd
 

@@ -30,8 +30,16 @@ from typing import Any
 
 import httpx
 
-from upgrade.controlplane.astro import Redactor, parse_timestamp
-from upgrade.errors import UpgradeError
+from upgrade.controlplane.astro import parse_timestamp
+from upgrade.errors import (
+    AirflowAPIError,
+    AirflowAuthError,
+    AirflowNotFound,
+    AirflowResponseError,
+    AirflowTimeout,
+    AirflowUnavailable,
+)
+from upgrade.model.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -39,48 +47,6 @@ DEFAULT_TOKEN_ENV = "ASTRO_API_TOKEN"
 IMPORT_ERRORS_PAGE = 100
 # A runaway server that keeps reporting more entries must not keep us paging forever.
 MAX_PAGES = 1000
-
-# ---------------------------------------------------------------------------- errors
-
-
-class AirflowAPIError(UpgradeError):
-    """A call to a Deployment's Airflow API failed."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        deployment_id: str,
-        url: str = "",
-        status_code: int | None = None,
-        attempts: int = 1,
-    ):
-        self.deployment_id = deployment_id
-        self.url = url
-        self.status_code = status_code
-        self.attempts = attempts
-        super().__init__(message)
-
-
-class AirflowAuthError(AirflowAPIError):
-    """The Airflow API refused the token (401 or 403)."""
-
-
-class AirflowNotFound(AirflowAPIError):
-    """The Airflow API answered 404."""
-
-
-class AirflowResponseError(AirflowAPIError):
-    """The Airflow API answered 2xx with a body that is not the documented shape."""
-
-
-class AirflowUnavailable(AirflowAPIError):
-    """The Airflow API kept failing (5xx, refused or reset connections) through all retries."""
-
-
-class AirflowTimeout(AirflowUnavailable):
-    """The Airflow API kept timing out through all retries."""
-
 
 # ------------------------------------------------------------------------ data types
 
@@ -296,7 +262,7 @@ class AirflowAPI:
         source = env if env is not None else os.environ
         self.token_env = token_env
         self._token = source.get(token_env) or None
-        self._redact = Redactor([self._token] if self._token else [])
+        self._redact = Redactor.from_env(os.environ, source, names=[token_env])
         self.timeout = timeout
         self.connect_timeout = connect_timeout or min(timeout, 10.0)
         self.retry = retry or RetryPolicy()

@@ -19,8 +19,8 @@ Errors (Astro's own message is kept verbatim in ``astro_message``)::
         ├── DeployNoop               ``astro deploy`` exited 0 without deploying
         └── DeployRefused            Astro refused the image (also PolicyRefusal, exit 3)
 
-Tokens never leave this module: captured output is passed through a ``Redactor`` before
-it is parsed, logged or put in an exception.
+Tokens never leave this module: captured output is passed through the one redaction rule
+(``upgrade.model.redact``) before it is parsed, logged or put in an exception.
 """
 
 from __future__ import annotations
@@ -42,137 +42,28 @@ from typing import Any
 
 import yaml
 
-from upgrade.errors import InputError, PolicyRefusal, UpgradeError
+from upgrade.errors import (
+    AstroAuthError,
+    AstroError,
+    AstroOutputError,
+    AstroTimeout,
+    DeployFailed,
+    DeploymentNotFound,
+    DeployNoop,
+    DeployRefused,
+    InputError,
+)
 from upgrade.hosts.host import Host
+from upgrade.model.redact import Redactor
 
 log = logging.getLogger(__name__)
 
-REDACTED = "[REDACTED]"
 TAIL_LINES = 10
 # What a command on a runner (AstroCLI.run with a host) gets from this process's environment,
 # when set here: the variables the CLI reads (reference/astro-cli.md §1.3). Everything else
 # comes from the runner's own environment; ASTRO_HOME is a path here, so it is not sent.
 FORWARDED_ENV = ("ASTRO_API_TOKEN", "ASTRO_DOMAIN", "ASTRONOMER_KEY_ID",
                  "ASTRONOMER_KEY_SECRET", "ASTRONOMER_SKIP_PARSE")
-
-# --------------------------------------------------------------------------- errors
-
-
-class AstroError(UpgradeError):
-    """An ``astro`` command failed; carries the command, exit code and output tail."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        deployment_id: str | None = None,
-        command: Sequence[str] = (),
-        returncode: int | None = None,
-        astro_message: str = "",
-        output: str = "",
-    ):
-        self.deployment_id = deployment_id
-        self.command = tuple(command)
-        self.returncode = returncode
-        self.astro_message = astro_message
-        self.output = output
-        super().__init__(message)
-
-
-class AstroAuthError(AstroError):
-    """Astro rejected the API token (invalid, expired, wrong scope) or wants a login."""
-
-
-class AstroOutputError(AstroError):
-    """The CLI printed something that is not the documented output shape."""
-
-
-class AstroTimeout(AstroError):
-    """The command did not finish within its time-out; its process group was killed."""
-
-
-class DeploymentNotHealthy(AstroTimeout):
-    """The Deployment did not reach HEALTHY (with the new image) in time."""
-
-    def __init__(self, message: str, *, last: DeploymentInfo | None = None, **kw: Any):
-        self.last = last
-        super().__init__(message, **kw)
-
-
-class DeploymentNotFound(AstroError, LookupError):
-    """The Deployment id is unknown, or not in the workspace given."""
-
-
-class DeployFailed(AstroError):
-    """``astro deploy`` failed: an ``Error:`` line or a non-zero exit."""
-
-
-class DeployNoop(AstroError):
-    """``astro deploy`` exited 0 but did not deploy (one of the §3.5 traps)."""
-
-    def __init__(self, message: str, *, reason: str, **kw: Any):
-        self.reason = reason
-        super().__init__(message, **kw)
-
-
-class DeployRefused(AstroError, PolicyRefusal):
-    """Astro refused the image: downgrade, unsupported version, AF2→AF3 minimum, not Runtime."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str,
-        current_version: str | None = None,
-        minimum_version: str | None = None,
-        supported_versions: tuple[str, ...] = (),
-        image: str | None = None,
-        **kw: Any,
-    ):
-        self.reason = reason
-        self.current_version = current_version
-        self.minimum_version = minimum_version
-        self.supported_versions = supported_versions
-        self.image = image
-        super().__init__(message, **kw)
-
-
-# ------------------------------------------------------------------------ redaction
-
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|KEY_ID", re.IGNORECASE)
-# Shorter values are too likely to be ordinary words ("1", "true") to blank out everywhere.
-_MIN_SECRET_LEN = 6
-
-
-class Redactor:
-    """Blank out known secret values, JWTs and ``Bearer`` credentials from text."""
-
-    def __init__(self, secrets: Iterable[str] = ()):
-        values = {s for s in secrets if s and len(s) >= _MIN_SECRET_LEN}
-        # Longest first, so a token containing another secret is removed whole.
-        self._secrets = sorted(values, key=len, reverse=True)
-
-    @classmethod
-    def from_env(cls, *envs: Mapping[str, str], names: Iterable[str] = ()) -> Redactor:
-        """Collect the values of secret-looking variables (and ``names``) from ``envs``."""
-        wanted = set(names)
-        secrets = [
-            value
-            for env in envs
-            for key, value in env.items()
-            if key in wanted or _SECRET_NAME.search(key)
-        ]
-        return cls(secrets)
-
-    def __call__(self, text: str) -> str:
-        """Return ``text`` with every secret replaced by ``[REDACTED]``."""
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        text = _JWT.sub(REDACTED, text)
-        return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-
 
 # ----------------------------------------------------------------------- data types
 

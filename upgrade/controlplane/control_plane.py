@@ -26,25 +26,24 @@ from typing import Any
 from upgrade.controlplane.airflow import (
     DEFAULT_TOKEN_ENV,
     AirflowAPI,
-    AirflowAPIError,
     AirflowEndpoint,
     AirflowVersion,
     DagImportError,
     Health,
     RetryPolicy,
 )
-from upgrade.controlplane.astro import (
-    AstroCLI,
-    AstroTimeout,
-    DeploymentInfo,
-    DeploymentNotHealthy,
-    DeploymentSummary,
-    DeployOutcome,
-    Redactor,
-)
+from upgrade.controlplane.astro import AstroCLI, DeploymentInfo, DeploymentSummary, DeployOutcome
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
-from upgrade.errors import InputError, Problem, ProblemsError
+from upgrade.errors import (
+    AirflowAPIError,
+    AstroTimeout,
+    DeploymentNotHealthy,
+    InputError,
+    Problem,
+    ProblemsError,
+)
 from upgrade.hosts.host import Host
+from upgrade.model.redact import Redactor
 
 log = logging.getLogger(__name__)
 

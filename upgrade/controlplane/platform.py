@@ -37,14 +37,11 @@ import httpx
 
 from upgrade.controlplane.airflow import RetryPolicy
 from upgrade.controlplane.astro import (
-    AstroAuthError,
-    AstroError,
     DeploymentInfo,
-    DeploymentNotFound,
-    Redactor,
     parse_timestamp,
 )
-from upgrade.errors import InputError
+from upgrade.errors import AstroAuthError, DeploymentNotFound, InputError, PlatformError
+from upgrade.model.redact import Redactor
 
 if TYPE_CHECKING:
     from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
@@ -60,16 +57,6 @@ SNIPPET = 200  # characters of an error body kept in a message
 KEEPALIVE = 64
 _PR_DOMAIN = re.compile(r"^(pr\d+)\.(.+)$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class PlatformError(AstroError):
-    """The platform API kept failing through the retries, or answered an unreadable body."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 1,
-                 **kw: Any):
-        self.status_code = status_code
-        self.attempts = attempts
-        super().__init__(message, **kw)
 
 
 class PlatformReader:
@@ -95,7 +82,7 @@ class PlatformReader:
         self._token = token
         self._organization = organization
         self._org_lock = threading.Lock()
-        self._redact = Redactor([token])
+        self._redact = Redactor.from_env(os.environ).also(token)
         self._client = httpx.Client(
             transport=transport,
             follow_redirects=False,  # a redirect could carry the token elsewhere

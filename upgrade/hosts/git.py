@@ -8,13 +8,13 @@ any file but the one it is asked to.
 The repo directory may be a subdirectory of a repository (an Astro project inside a
 monorepo) or a linked worktree; paths given to these functions are relative to it.
 
-Errors (leaves added here, see ``upgrade/errors.py`` for the tree)::
+Errors (from ``upgrade.errors``)::
 
     InputError
     └── RepoError              not a repository, unknown remote, bad branch name
         └── RepoNotClean       uncommitted changes, or a merge/rebase/... in progress
-    UpgradeError
-    └── CommandFailed          (upgrade.hosts)
+    ServiceError
+    └── CommandFailed          a git command failed (upgrade.hosts.host.command_failed)
         └── PushFailed         git push failed or timed out
 """
 
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from upgrade.errors import InputError
-from upgrade.hosts.host import CommandFailed, CommandResult, Host, redact, run_checked
+from upgrade.errors import PushFailed, RepoError, RepoNotClean
+from upgrade.hosts.host import CommandResult, Host, command_failed, run_checked
+from upgrade.model.redact import redact
 
 # Local git commands (status, add, commit, switch) on a healthy repo take well under a second;
 # the margin is for slow disks and hooks.
@@ -82,18 +83,6 @@ _HOW_TO_FINISH: Mapping[Operation, str] = {
     "revert": "resolve the conflicts and run `git revert --continue`, or `git revert --abort`",
     "bisect": "run `git bisect reset` when the bisect is done",
 }
-
-
-class RepoError(InputError):
-    """A repo that cannot be used as configured: not a repository, unknown remote, bad branch."""
-
-
-class RepoNotClean(RepoError):
-    """A repo with uncommitted changes or an unfinished merge, rebase, cherry-pick, ..."""
-
-
-class PushFailed(CommandFailed):
-    """``git push`` failed or timed out; names the repo, the remote and git's own words."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +272,7 @@ def commit_file(host: Host, repo_dir: str, relpath: str, message: str) -> str | 
     if unchanged.exit_code == 0 and not unchanged.timed_out:
         return None
     if unchanged.exit_code != 1:
-        raise CommandFailed(host.name, unchanged, env=GIT_ENV, action=action)
+        raise command_failed(host.name, unchanged, env=GIT_ENV, action=action)
     # --only commits this path's content and nothing else the user may have staged.
     _git_checked(
         host,
@@ -334,12 +323,13 @@ def push(
         env=GIT_ENV,
     )
     if not result.ok:
-        where = f"{remote!r} ({redact(url, ())})" if url else repr(remote)
-        raise PushFailed(
+        where = f"{remote!r} ({redact(url)})" if url else repr(remote)
+        raise command_failed(
             host.name,
             result,
             env=GIT_ENV,
             action=f"Could not push branch {branch!r} of {repo_dir} to remote {where}",
+            kind=PushFailed,
         )
 
 

@@ -30,28 +30,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shlex
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from upgrade.errors import UpgradeError
+from upgrade.errors import CommandFailed
+from upgrade.model.redact import Redactor
 
 # After SIGTERM on time-out, how long the process group gets to exit before SIGKILL.
 KILL_GRACE = 2.0
 # How many trailing lines of stdout and stderr a CommandFailed message shows.
 TAIL_LINES = 10
-# Environment variables whose values are never shown (matched on the name's end).
-SECRET_SUFFIXES = ("TOKEN", "SECRET", "PASSWORD", "KEY")
-REDACTED = "***"
-# Shorter values cannot be real secrets; replacing them would garble every message.
-_MIN_SECRET_LEN = 4
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]+):[^/@\s]+@")
 
 
 def _read_umask() -> int:
@@ -224,52 +218,39 @@ class LocalHost:
         return os.path.exists(path)
 
 
-class CommandFailed(UpgradeError):
-    """A command exited non-zero or timed out; names host, command, exit code and output tails.
+def command_failed(
+    host: str,
+    result: CommandResult,
+    *,
+    env: Mapping[str, str] | None = None,
+    action: str | None = None,
+    kind: type[CommandFailed] = CommandFailed,
+) -> CommandFailed:
+    """The error for a failed ``result``: host, command, exit code and output tails.
 
-    Values of environment variables named ``*TOKEN``, ``*SECRET``, ``*PASSWORD`` or ``*KEY``
-    (this process's and the command's own ``env``) and passwords in URLs are replaced by
-    ``***`` in everything the error carries.
+    Values of secret-named environment variables (this process's and the command's own
+    ``env``) and passwords in URLs are redacted from everything it carries.
     """
-
-    def __init__(
-        self,
-        host: str,
-        result: CommandResult,
-        *,
-        env: Mapping[str, str] | None = None,
-        action: str | None = None,
-    ) -> None:
-        secrets = secret_values(os.environ, env or {})
-        self.host = host
-        self.argv = tuple(redact(arg, secrets) for arg in result.argv)
-        self.cwd = result.cwd
-        self.exit_code = result.exit_code
-        self.timed_out = result.timed_out
-        self.duration = result.duration
-        self.stdout_tail = redact(_tail(result.stdout), secrets)
-        self.stderr_tail = redact(_tail(result.stderr), secrets)
-        self.action = action
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        command = shlex.join(self.argv)
-        if self.timed_out:
-            what = f"timed out after {self.duration:.1f}s and was killed"
-        else:
-            what = f"exited with code {self.exit_code}"
-        lines = [f"{self.action}." if self.action else "A command failed."]
-        lines.append(f"On host {self.host}, in {self.cwd}: `{command}` {what}.")
-        for label, tail in (("stdout", self.stdout_tail), ("stderr", self.stderr_tail)):
-            if tail:
-                lines.append(f"--- {label} (last {TAIL_LINES} lines) ---")
-                lines.append(tail)
-        if not (self.stdout_tail or self.stderr_tail):
-            lines.append("It printed nothing.")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return f"<CommandFailed host={self.host!r} argv={self.argv!r} exit={self.exit_code}>"
+    redact = Redactor.from_env(os.environ, env or {})
+    argv = tuple(redact(arg) for arg in result.argv)
+    stdout_tail, stderr_tail = redact(_tail(result.stdout)), redact(_tail(result.stderr))
+    if result.timed_out:
+        what = f"timed out after {result.duration:.1f}s and was killed"
+    else:
+        what = f"exited with code {result.exit_code}"
+    lines = [f"{action}." if action else "A command failed."]
+    lines.append(f"On host {host}, in {result.cwd}: `{shlex.join(argv)}` {what}.")
+    for label, tail in (("stdout", stdout_tail), ("stderr", stderr_tail)):
+        if tail:
+            lines.append(f"--- {label} (last {TAIL_LINES} lines) ---")
+            lines.append(tail)
+    if not (stdout_tail or stderr_tail):
+        lines.append("It printed nothing.")
+    return kind(
+        "\n".join(lines), host=host, argv=argv, cwd=result.cwd, exit_code=result.exit_code,
+        timed_out=result.timed_out, duration=result.duration, stdout_tail=stdout_tail,
+        stderr_tail=stderr_tail, action=action,
+    )
 
 
 def run_checked(
@@ -289,31 +270,8 @@ def run_checked(
     """
     result = host.run(argv, cwd=cwd, timeout=timeout, env=env, stdin=stdin)
     if not result.ok:
-        raise CommandFailed(host.name, result, env=env, action=action)
+        raise command_failed(host.name, result, env=env, action=action)
     return result
-
-
-def is_secret_name(name: str) -> bool:
-    """True for environment variable names whose values must never be shown."""
-    return name.upper().endswith(SECRET_SUFFIXES)
-
-
-def secret_values(*envs: Mapping[str, str]) -> tuple[str, ...]:
-    """The values of secret-named variables in ``envs``, longest first (for redact)."""
-    found = {
-        value
-        for env in envs
-        for name, value in env.items()
-        if is_secret_name(name) and len(value) >= _MIN_SECRET_LEN
-    }
-    return tuple(sorted(found, key=len, reverse=True))
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value and every URL password replaced by ``***``."""
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return _URL_USERINFO.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
 
 
 def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:

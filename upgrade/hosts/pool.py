@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from upgrade.config.inventory import Inventory, Repo, Runner
+from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import CommandResult, Host, LocalHost
-from upgrade.hosts.ssh import CONNECT_TIMEOUT, RunnerUnreachable, SSHHost
+from upgrade.hosts.ssh import CONNECT_TIMEOUT, SSHHost
 
 # Checking a runner is a handful of `command -v` and stat calls; anything slower is broken.
 CHECK_TIMEOUT = 30.0

@@ -60,7 +60,7 @@ from fabric.runners import Remote
 from paramiko.config import SSHConfig
 
 from upgrade.config.inventory import Runner
-from upgrade.errors import UpgradeError
+from upgrade.errors import ConnectionLost, HostKeyRefused, RunnerUnreachable
 from upgrade.hosts.host import KILL_GRACE, CommandResult, _check_argv
 
 log = logging.getLogger(__name__)
@@ -113,33 +113,6 @@ class _RetriedRefusals(logging.Filter):
 
 
 logging.getLogger("paramiko.transport").addFilter(_RetriedRefusals())
-
-
-class RunnerUnreachable(UpgradeError):
-    """The runner cannot be reached over SSH; its Deployments fail, other runners go on."""
-
-    def __init__(self, runner: str, message: str):
-        self.runner = runner
-        super().__init__(message)
-
-    def remembered(self, note: str) -> RunnerUnreachable:
-        """The same error (same type and details) with ``note`` appended to its message."""
-        clone = type(self).__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        clone.args = (f"{self} {note}",)
-        return clone
-
-
-class HostKeyRefused(RunnerUnreachable):
-    """The runner's host key is unknown (under ``strict``) or differs from known_hosts."""
-
-    def __init__(self, runner: str, message: str, *, fingerprint: str):
-        self.fingerprint = fingerprint
-        super().__init__(runner, message)
-
-
-class ConnectionLost(RunnerUnreachable):
-    """The connection dropped while a command that is not safe to repeat was running."""
 
 
 class _NotStarted(Exception):

@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from upgrade.errors import InputError, JournalError
+from upgrade.errors import IllegalTransition, InputError, JournalError
+from upgrade.model.redact import Redactor
 from upgrade.model.versions import RuntimeVersion, parse_version
 
 JOURNAL_FILE = "journal.db"
@@ -68,10 +69,6 @@ def _legal_moves() -> dict[str, frozenset[str]]:
 
 
 TRANSITIONS: Mapping[str, frozenset[str]] = _legal_moves()
-
-
-class IllegalTransition(RuntimeError):
-    """A caller asked for a change the journal's rules forbid: a bug in the caller."""
 
 
 def os_user() -> str:
@@ -363,6 +360,9 @@ class Journal:
         self.path = path
         self.actor = actor  # recorded on events that name no one else
         self._clock = clock
+        # The one redaction rule, on every text the journal stores (messages, errors,
+        # reasons, event data): a secret that reached a message is never written down.
+        self._redact = Redactor.from_env(os.environ)
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Clock | None = None,
@@ -431,9 +431,13 @@ class Journal:
         cur = db.execute(
             "INSERT INTO events (at, rollout_id, wave, deployment_id, kind, from_state, "
             "to_state, message, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, rollout_id, wave, deployment_id, kind, from_state, to_state, message,
-             who or self.actor, None if data is None else _dumps(data)))
+            (at, rollout_id, wave, deployment_id, kind, from_state, to_state,
+             self._text(message), who or self.actor,
+             None if data is None else self._text(_dumps(data))))
         return int(cur.lastrowid or 0)
+
+    def _text(self, text: str | None) -> str | None:
+        return None if text is None else self._redact(text)
 
     @staticmethod
     def _active(db: sqlite3.Connection, rollout_id: int) -> None:
@@ -496,7 +500,8 @@ class Journal:
         with self._write() as db:
             self._active(db, rollout_id)
             db.execute("UPDATE rollouts SET status = ?, finished_at = ?, finished_by = ?, "
-                       "finish_reason = ? WHERE id = ?", (status, now, who, reason, rollout_id))
+                       "finish_reason = ? WHERE id = ?",
+                       (status, now, who, self._text(reason), rollout_id))
             self._event(db, now, f"rollout_{status}", rollout_id=rollout_id, who=who,
                         message=reason)
         return self._get_rollout(rollout_id)
@@ -567,7 +572,8 @@ class Journal:
             db.execute(
                 "UPDATE waves SET status = ?, finished_at = ?, passed_at = ?, proceed_after = ?, "
                 "halt_reason = ?, budget = coalesce(?, budget) WHERE rollout_id = ? AND number = ?",
-                (status, now, now if passed else None, proceed, None if passed else reason,
+                (status, now, now if passed else None, proceed,
+                 None if passed else self._text(reason),
                  None if budget is None else _dumps(budget), rollout_id, number))
             self._event(db, now, f"wave_{status}", rollout_id=rollout_id, wave=number,
                         from_state="running", to_state=status, message=reason,
@@ -595,7 +601,7 @@ class Journal:
                        (rollout_id, number))
             db.execute(f"UPDATE waves SET {prefix}_by = ?, {prefix}_at = ?, {reason_col} = ? "
                        "WHERE rollout_id = ? AND number = ?",
-                       (who, now, reason, rollout_id, number))
+                       (who, now, self._text(reason), rollout_id, number))
             self._event(db, now, kind, rollout_id=rollout_id, wave=number, message=reason, who=who)
         return self._get_wave(rollout_id, number)
 
@@ -685,7 +691,7 @@ class Journal:
                 "attempts = attempts + ?, deploys = deploys + ?, "
                 "started_at = coalesce(started_at, ?), updated_at = ? "
                 "WHERE rollout_id = ? AND deployment_id = ?",
-                (to_state, error if to_state in (FAILED, SKIPPED) else None,
+                (to_state, self._text(error) if to_state in (FAILED, SKIPPED) else None,
                  current if to_state == FAILED else None, int(begins), int(count_deploy),
                  now if begins else None, now, rollout_id, deployment_id))
             self._event(db, now, "transition", rollout_id=rollout_id, wave=row["wave"],
@@ -704,7 +710,7 @@ class Journal:
             self._active(db, rollout_id)
             cur = db.execute("UPDATE deployments SET baseline = ?, updated_at = ? "
                              "WHERE rollout_id = ? AND deployment_id = ?",
-                             (_dumps(data), now, rollout_id, deployment_id))
+                             (self._text(_dumps(data)), now, rollout_id, deployment_id))
             if cur.rowcount != 1:
                 raise IllegalTransition(f"{deployment_id} is not registered in rollout "
                                         f"{rollout_id}")

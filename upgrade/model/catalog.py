@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from upgrade.errors import CatalogError, PolicyRefusal, VersionError
+from upgrade.errors import CatalogError, NothingToResolve, UnknownVersion, VersionError
 from upgrade.model.image import CANONICAL_REPOSITORY
 from upgrade.model.versions import RuntimeVersion, VersionSpec, parse_spec, parse_version
 
@@ -27,14 +27,6 @@ FEED_TIMEOUT_SECONDS = 10.0
 # Channels a resolved (not exactly named) target may come from. The feed also has
 # "deprecated", "alpha" and "beta"; astro-cli picks its default only from "stable".
 RESOLVABLE_CHANNELS = frozenset({"stable", None})
-
-
-class UnknownVersion(PolicyRefusal):
-    """A target that the catalog does not list (exit 3: refused by policy)."""
-
-
-class NothingToResolve(PolicyRefusal):
-    """A spec whose line has no release a target may be resolved to."""
 
 
 @dataclass(frozen=True)

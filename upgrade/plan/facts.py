@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import Host
-from upgrade.hosts.ssh import RunnerUnreachable
 from upgrade.model.versions import try_parse_version
 from upgrade.plan.plan import DeployedFact, RepoFile
 

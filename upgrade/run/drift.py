@@ -31,11 +31,10 @@ from rich.table import Table
 from rich.text import Text
 
 from upgrade.config.inventory import Deployment, Inventory
-from upgrade.controlplane.airflow import AirflowAPIError
-from upgrade.controlplane.astro import HEALTHY_STATES, AstroError, DeploymentInfo, DeploymentSummary
+from upgrade.controlplane.astro import HEALTHY_STATES, DeploymentInfo, DeploymentSummary
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.platform import PlatformReader
-from upgrade.errors import EXIT_DRIFT, EXIT_OK, InputError
+from upgrade.errors import EXIT_DRIFT, EXIT_OK, AirflowAPIError, AstroError, InputError
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.plan import RepoFile

@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from upgrade.config.inventory import Inventory
-from upgrade.errors import PolicyRefusal
+from upgrade.errors import GateRefused
 from upgrade.journal.store import DeploymentRecord, Journal, WaveRecord
-
-
-class GateRefused(PolicyRefusal):
-    """The gate refused to start a wave (exit 3); the message says why and what to run."""
 
 
 @dataclass(frozen=True)

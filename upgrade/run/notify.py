@@ -22,6 +22,7 @@ import httpx
 from upgrade.config.inventory import Inventory
 from upgrade.config.located_yaml import did_you_mean
 from upgrade.errors import InventoryError, Problem
+from upgrade.model.redact import Redactor
 from upgrade.run.verify import display_url
 
 EVENTS = ("wave_started", "wave_passed", "wave_halted", "gate_refused")
@@ -139,13 +140,13 @@ class Notifier:
             f" ({snippet})." if snippet else ".")
 
     def _clean(self, text: str) -> str:
-        """``text`` without the URL or any long piece of its path or query."""
+        """``text`` with the URL shown as ``where`` and every secret piece of it redacted."""
         text = text.replace(self.url, self.where)
         parts = urlsplit(self.url)
-        for piece in [*parts.path.split("/"), *parts.query.split("&"), parts.password or ""]:
-            if len(piece) >= 6:
-                text = text.replace(piece, "…")
-        return text
+        # Slack and most chat services put the credential in the path or the query.
+        pieces = [*parts.path.split("/"), *parts.query.split("&"), parts.password]
+        return Redactor.from_env(os.environ).also(
+            *(piece for piece in pieces if piece and len(piece) >= 6))(text)
 
 
 def raise_if(problems: list[Problem]) -> None:

@@ -15,17 +15,13 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from upgrade.config.inventory import Deployment, Repo
-from upgrade.controlplane.astro import AstroError, DeploymentInfo
+from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane
-from upgrade.errors import UpgradeError
+from upgrade.errors import AstroError, CommandFailed, Interrupted, StepFailed
 from upgrade.hosts import git
-from upgrade.hosts.host import CommandFailed, Host, LocalHost, run_checked
+from upgrade.hosts.host import Host, LocalHost, run_checked
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.plan import PlannedDeployment, RepoChange
-
-
-class StepFailed(UpgradeError):
-    """A step failed for one repo or Deployment; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -205,10 +201,6 @@ def wait(seconds: float, stop: threading.Event) -> str:
     if stop.wait(seconds):
         raise Interrupted("wait interrupted")
     return f"waited {seconds:g}s"
-
-
-class Interrupted(UpgradeError):
-    """The run is stopping (Ctrl-C); the step left its Deployment resumable."""
 
 
 def _status(cp: ControlPlane, dep: Deployment) -> DeploymentInfo:

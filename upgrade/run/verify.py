@@ -14,6 +14,7 @@ semantics (order, reachability, inconclusive) are documented in docs/verificatio
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,22 +37,19 @@ from upgrade.config.verify import (
     VerifyConfig,
     merge_verify_config,
 )
-from upgrade.controlplane.airflow import (
+from upgrade.controlplane.airflow import ComponentHealth, DagImportError, Health
+from upgrade.controlplane.astro import DeploymentInfo
+from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.errors import (
     AirflowAPIError,
     AirflowAuthError,
-    ComponentHealth,
-    DagImportError,
-    Health,
-)
-from upgrade.controlplane.astro import (
     AstroAuthError,
     AstroError,
-    DeploymentInfo,
     DeploymentNotFound,
 )
-from upgrade.controlplane.control_plane import ControlPlane
-from upgrade.hosts.host import Host, redact, secret_values
+from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
+from upgrade.model.redact import Redactor
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 
 # Callers configure and run checks through this module; the configuration lives in
@@ -609,8 +607,8 @@ def _command(run: _Run, attempt: _Attempt) -> _Look:
     expect = int(settings.get("expect_exit", 0))
     remaining = max(0.5, attempt.deadline - time.monotonic())
     res = run.host.run(argv, cwd=run.repo_dir, timeout=remaining, env=env)
-    secrets = secret_values(env or {})
-    shown = redact(" ".join(argv), secrets)
+    redact = Redactor.from_env(os.environ, env or {})
+    shown = redact(" ".join(argv))
     where = f"`{shown}` on {run.host.name} in {run.repo_dir}"
     if res.timed_out:
         # The command is the judge; not answering in time is its answer.
@@ -618,7 +616,7 @@ def _command(run: _Run, attempt: _Attempt) -> _Look:
                      final=True)
     if res.exit_code == expect:
         return _Look(PASS, f"{where} exited {res.exit_code} in {res.duration:.1f} s.")
-    tail = redact(_tail(res.stderr) or _tail(res.stdout), secrets)
+    tail = redact(_tail(res.stderr) or _tail(res.stdout))
     text = f"{where} exited {res.exit_code}, expected {expect}" + (
         f": {tail}" if tail else "") + "."
     # Not found / not executable cannot change by waiting.
