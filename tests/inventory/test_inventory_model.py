@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from upgrade.config.checker import parse_duration
 from upgrade.config.inventory import Inventory, WaveSettings, merge
-from upgrade.config.located_yaml import parse_duration
 from upgrade.errors import InputError
 
 from .conftest import FleetDir

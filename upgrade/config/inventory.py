@@ -24,16 +24,15 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from upgrade.config.located_yaml import (
+from upgrade.config.checker import Checker, did_you_mean
+from upgrade.config.located import (
     FLOAT,
     INT,
     STR,
-    Checker,
     LMap,
     Located,
     LScalar,
     LSeq,
-    did_you_mean,
     join,
     load,
     paused_gc,

@@ -30,16 +30,8 @@ from typing import Any, Literal
 from jinja2 import StrictUndefined, Template, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
-from upgrade.config.located_yaml import (
-    Checker,
-    LMap,
-    Located,
-    LScalar,
-    LSeq,
-    did_you_mean,
-    join,
-    load,
-)
+from upgrade.config.checker import Checker, did_you_mean
+from upgrade.config.located import LMap, Located, LScalar, LSeq, join, load
 from upgrade.errors import PlaybookError, Problem
 
 # The one sandbox policy of the project (immutable, ``**`` capped) shared with Dockerfile

@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from upgrade.config.located_yaml import did_you_mean
+from upgrade.config.checker import did_you_mean
 from upgrade.errors import InputError
 
 if TYPE_CHECKING:

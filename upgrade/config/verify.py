@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from upgrade.config.checker import did_you_mean, parse_duration
 from upgrade.config.inventory import Deployment, Inventory, WaveSettings
-from upgrade.config.located_yaml import LMap, LScalar, LSeq, did_you_mean, parse_duration
+from upgrade.config.located import LMap, LScalar, LSeq
 from upgrade.errors import InventoryError, PlaybookError, Problem
 
 CHECK_NAMES = ("version", "healthy", "airflow_version", "health", "import_errors", "command",

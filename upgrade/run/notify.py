@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from upgrade.config.checker import did_you_mean
 from upgrade.config.inventory import Inventory
-from upgrade.config.located_yaml import did_you_mean
 from upgrade.errors import InventoryError, Problem
 from upgrade.model.redact import Redactor
 from upgrade.run.verify import display_url

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from upgrade.config.located_yaml import Checker, LMap, LScalar, LSeq, load, loads
+from upgrade.config.checker import Checker
+from upgrade.config.located import LMap, LScalar, LSeq, load, loads
 from upgrade.errors import PlaybookError, ProblemsError
 
 
