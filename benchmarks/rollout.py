@@ -80,7 +80,7 @@ sys.path.insert(0, str(ROOT))
 
 from ssh_overhead import _times  # noqa: E402 - benchmarks/ is this script's own directory
 
-from upgrade.config.inventory import load_inventory  # noqa: E402
+from upgrade.config.inventory_loader import load_inventory  # noqa: E402
 from upgrade.hosts.host import Host, LocalHost  # noqa: E402 - after the path set-up above
 from upgrade.hosts.pool import HostPool, run_idempotent  # noqa: E402
 from upgrade.sim import lifecycle  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from upgrade.config.inventory import Runner  # noqa: E402
+from upgrade.config.runners import Runner  # noqa: E402
 from upgrade.hosts.host import LocalHost  # noqa: E402 - after the path set-up above
 from upgrade.hosts.ssh import SSHHost  # noqa: E402
 

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The imports below come after the path set-up above (E402).
-from upgrade.config.inventory import load_inventory  # noqa: E402
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig  # noqa: E402
+from upgrade.config.control_plane import ControlPlaneConfig  # noqa: E402
+from upgrade.config.inventory_loader import load_inventory  # noqa: E402
+from upgrade.controlplane.control_plane import ControlPlane  # noqa: E402
 from upgrade.hosts.host import LocalHost  # noqa: E402
 from upgrade.model.versions import parse_version  # noqa: E402
 from upgrade.plan.facts import read_dockerfiles  # noqa: E402
@@ -80,7 +81,7 @@ def main() -> int:
             inventory_path, seed = build_fleet(root, args.deployments, args.workspaces)
             for i in range(0, len(seed), 500):
                 lifecycle.seed(info.url, seed[i:i + 500])
-            cp = ControlPlane(ControlPlaneConfig.simulator(info.url))
+            cp = ControlPlane(ControlPlaneConfig.for_simulator(info.url))
             inventory = load_inventory(inventory_path)
             deps = list(inventory.deployments)
             expected = {d.id: parse_version(VERSION) for d in deps}

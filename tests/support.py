@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE = str(Path(sys.executable).parent / "invoke")
@@ -47,3 +48,27 @@ class SampleFleet:
         return subprocess.run(
             ["git", *args], cwd=self.repo(repo), capture_output=True, text=True, check=True
         ).stdout
+
+
+class NotSettled(AssertionError):
+    """The Deployment did not become HEALTHY in time; ``last`` is what was last seen."""
+
+    def __init__(self, message: str, last: Any):
+        super().__init__(message)
+        self.last = last
+
+
+def wait_healthy(cp: Any, deployment_id: str, workspace_id: str, *, image_tag: str | None = None,
+                 timeout: float = 10.0, poll_interval: float = 0.05) -> Any:
+    """Read ``cp.status`` until HEALTHY (running ``image_tag``, if given); NotSettled if not."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = cp.status(deployment_id, workspace_id)
+        if last.is_healthy and (image_tag is None or last.image_tag == image_tag):
+            return last
+        if time.monotonic() + poll_interval > deadline:
+            raise NotSettled(f"{deployment_id} last seen {last.status}", last)
+        time.sleep(poll_interval)

@@ -36,7 +36,6 @@ The tree (exit code in brackets where a class sets it; a class without one inher
         │   ├── AstroAuthError       the token or login was refused
         │   ├── AstroOutputError     output that is not the documented shape
         │   ├── AstroTimeout         the command ran past its time-out and was killed
-        │   │   └── DeploymentNotHealthy   not HEALTHY in time
         │   ├── DeployFailed         ``astro deploy`` failed
         │   ├── DeployNoop           ``astro deploy`` exited 0 without deploying
         │   ├── PlatformError        Astro's platform API kept failing through the retries
@@ -315,14 +314,6 @@ class AstroOutputError(AstroError):
 
 class AstroTimeout(AstroError):
     """The command did not finish within its time-out; its process group was killed."""
-
-
-class DeploymentNotHealthy(AstroTimeout):
-    """The Deployment did not reach HEALTHY (with the new image) in time."""
-
-    def __init__(self, message: str, *, last: Any = None, **kw: Any):
-        self.last = last  # the last DeploymentInfo seen, if any
-        super().__init__(message, **kw)
 
 
 class DeployFailed(AstroError):

@@ -149,3 +149,4 @@ def fake_astro(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return make
+

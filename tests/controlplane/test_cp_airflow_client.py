@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.controlplane.airflow import AirflowAPI, AirflowEndpoint, RetryPolicy, parse_health
+from upgrade.controlplane.airflow import AirflowAPI, AirflowEndpoint, parse_health
+from upgrade.controlplane.http import RetryPolicy
 from upgrade.errors import (
     AirflowAPIError,
     AirflowAuthError,

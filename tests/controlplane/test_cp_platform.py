@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from upgrade.controlplane.airflow import RetryPolicy
-from upgrade.controlplane.control_plane import ControlPlaneConfig
+from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.controlplane.http import RetryPolicy
 from upgrade.controlplane.platform import PlatformReader, api_base, platform_info
 from upgrade.errors import AstroAuthError, AstroError, DeploymentNotFound, InputError, PlatformError
 

@@ -10,8 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from support import NotSettled, wait_healthy
 
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.errors import (
     EXIT_POLICY,
     AirflowTimeout,
@@ -19,10 +21,9 @@ from upgrade.errors import (
     AstroTimeout,
     DeployFailed,
     DeploymentNotFound,
-    DeploymentNotHealthy,
-    DeployNoop,
+        DeployNoop,
     DeployRefused,
-    InputError,
+    ServiceError,
     UpgradeError,
 )
 from upgrade.sim.testing import make_astro_project
@@ -63,7 +64,7 @@ def project(tmp_path: Path, tag: str, image: str = AF2_IMAGE) -> Path:
 
 def deploy_and_settle(cp, sim, tmp_path, dep="dep-1", tag="12.5.0", ws="ws-1", image=AF2_IMAGE):
     outcome = cp.deploy(dep, ws, project(tmp_path, tag, image), f"fleet rollout r-1 to {tag}")
-    return outcome, cp.wait_healthy(dep, ws, image_tag=outcome.image_tag)
+    return outcome, wait_healthy(cp, dep, ws, image_tag=outcome.image_tag)
 
 
 # ------------------------------------------------------------------- the happy path
@@ -102,16 +103,17 @@ def test_airflow3_deployment_uses_api_v2(cp, sim, tmp_path) -> None:
 
 def test_simulator_config_from_url_state_dir_and_inventory_mapping(sim, tmp_path) -> None:
     sim.add_deployment("dep-1", "one")
-    by_url = ControlPlaneConfig.simulator(sim.url)
-    by_dir = ControlPlaneConfig.simulator(sim.state_dir)
-    mapped = ControlPlaneConfig.from_mapping({"simulator": str(sim.state_dir), "http_retries": 1})
-    assert by_url == by_dir
-    assert mapped.airflow_scheme == "http" and mapped.http_retries == 1
-    assert Path(mapped.astro_bin).name == "astro-sim"
-    with ControlPlane(mapped) as plane:
+    by_url = ControlPlaneConfig.for_simulator(sim.url)
+    by_dir = ControlPlaneConfig.for_simulator(sim.state_dir)
+    given = ControlPlaneConfig.for_simulator(sim.state_dir, http_retries=1, token_env="X_TOKEN")
+    with ControlPlane(by_url) as a, ControlPlane(by_dir) as b, ControlPlane(given) as plane:
+        assert a.config == b.config
+        assert plane.config.airflow_scheme == "http" and plane.config.http_retries == 1
+        assert Path(plane.config.astro_bin).name == "astro-sim"
+        assert plane.config.token_env == "X_TOKEN" and plane.config.simulator is None
         assert plane.inspect("dep-1", "ws-1").name == "one"
-    with pytest.raises(InputError, match="no Astro simulator is running"):
-        ControlPlaneConfig.simulator(tmp_path / "nothing-here")
+    with pytest.raises(ServiceError, match="no Astro simulator is running"):
+        ControlPlane(ControlPlaneConfig.for_simulator(tmp_path / "nothing-here"))
 
 
 # ------------------------------------------------------------------ deploy faults
@@ -171,8 +173,8 @@ def test_stuck_deploying(cp, sim, tmp_path) -> None:
     sim.add_deployment("dep-1", "one")
     sim.set_fault("dep-1", stuck_deploying=True)
     outcome = cp.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
-    with pytest.raises(DeploymentNotHealthy) as info:
-        cp.wait_healthy("dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0.5)
+    with pytest.raises(NotSettled) as info:
+        wait_healthy(cp, "dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0.5)
     assert info.value.last.status == "DEPLOYING"
 
 
@@ -180,10 +182,9 @@ def test_unhealthy_after_deploy(cp, sim, tmp_path) -> None:
     sim.add_deployment("dep-1", "one")
     sim.set_fault("dep-1", unhealthy_after_deploy=True)
     outcome = cp.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
-    with pytest.raises(DeploymentNotHealthy) as info:
-        cp.wait_healthy("dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0.5)
+    with pytest.raises(NotSettled) as info:
+        wait_healthy(cp, "dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0.5)
     assert info.value.last.status == "UNHEALTHY"
-    assert "last seen UNHEALTHY" in str(info.value)
 
 
 def test_wrong_version_reported(cp, sim, tmp_path) -> None:

@@ -8,17 +8,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support import wait_healthy
 
+from upgrade.config.checker import Checker
+from upgrade.config.control_plane import ControlPlaneConfig, read_control_plane
+from upgrade.config.located import loads
 from upgrade.controlplane.astro import DeploymentInfo
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
-from upgrade.errors import AstroAuthError, AstroError, DeploymentNotFound, InputError, ProblemsError
+from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.errors import AstroAuthError, AstroError, DeploymentNotFound, InputError
 from upgrade.sim.testing import SimHandle, make_astro_project
 
 FIELDS = [f.name for f in dataclasses.fields(DeploymentInfo) if f.name != "raw"]
 
 
 def plane(sim: SimHandle, via: str, **overrides: object) -> ControlPlane:
-    return ControlPlane(ControlPlaneConfig.simulator(
+    return ControlPlane(ControlPlaneConfig.for_simulator(
         sim.url, status_via=via, http_retries=0, http_timeout=2.0, inspect_timeout=20,
         **overrides))
 
@@ -39,8 +43,7 @@ def test_api_and_cli_report_the_same_deployment(sim: SimHandle, tmp_path: Path, 
     repo = make_astro_project(tmp_path / "repo", f"FROM {image}:{runtime}\n")
     with plane(sim, "api") as api, plane(sim, "cli") as cli:
         outcome = cli.deploy("dep-1", "ws-1", repo, "status test")
-        settled = api.wait_healthy("dep-1", "ws-1", image_tag=outcome.image_tag, timeout=10,
-                                   poll_interval=0.05)
+        settled = wait_healthy(api, "dep-1", "ws-1", image_tag=outcome.image_tag)
         via_api, via_cli = api.status("dep-1", "ws-1"), cli.status("dep-1", "ws-1")
     assert api.status_source == "api" and cli.status_source == "cli"
     assert fields(via_api) == fields(via_cli)
@@ -80,7 +83,7 @@ def test_a_refused_token_is_an_auth_error_that_never_shows_the_token(sim: SimHan
                                                                      via: str) -> None:
     sim.add_deployment("dep-1", "one")
     secret = "not-a-jwt-but-a-secret-value"
-    config = ControlPlaneConfig.simulator(sim.url, status_via=via, http_retries=0)
+    config = ControlPlaneConfig.for_simulator(sim.url, status_via=via, http_retries=0)
     config = replace(config, extra_env={**config.extra_env, "ASTRO_API_TOKEN": secret})
     with ControlPlane(config) as cp, pytest.raises(AstroAuthError) as info:
         cp.status("dep-1", "ws-1")
@@ -88,11 +91,11 @@ def test_a_refused_token_is_an_auth_error_that_never_shows_the_token(sim: SimHan
 
 
 def test_status_via_is_validated_and_api_needs_a_token(monkeypatch) -> None:
-    with pytest.raises(ProblemsError) as info:
-        ControlPlaneConfig.from_mapping({"status_via": "psychic"}, lines={"status_via": 7})
-    assert "inventory.yaml:7: control_plane.status_via: must be one of auto, api, cli, got " \
-           "'psychic'" in str(info.value)
-    assert ControlPlaneConfig.from_mapping({"status_via": "cli"}).status_via == "cli"
+    checker = Checker("inventory.yaml")
+    read_control_plane(checker, loads("control_plane:\n  status_via: psychic\n",
+                                      file="inventory.yaml"), Path)
+    assert str(checker.problems[0]) == ("inventory.yaml:2: control_plane.status_via: must be one "
+                                        "of auto, api, cli, got 'psychic'.")
     assert ControlPlaneConfig().status_via == "auto"
 
     monkeypatch.delenv("ASTRO_API_TOKEN", raising=False)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.inventory import Inventory, load_inventory
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.config.inventory import Inventory
+from upgrade.config.inventory_loader import load_inventory
+from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import LocalHost
 from upgrade.plan.facts import read_dockerfiles
 from upgrade.plan.plan import RepoFile
@@ -46,7 +48,7 @@ class Fleet:
 
 
 def fast_cp(sim: SimHandle, **overrides: object) -> ControlPlane:
-    return ControlPlane(ControlPlaneConfig.simulator(
+    return ControlPlane(ControlPlaneConfig.for_simulator(
         sim.url, http_retries=0, http_timeout=0.5, http_connect_timeout=0.5,
         http_total_timeout=1.5, **overrides))
 

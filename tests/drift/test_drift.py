@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from support import wait_healthy
 
 from tests.drift.conftest import FLEET, Fleet, fast_cp
-from upgrade.config.inventory import load_inventory
+from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import InputError
 from upgrade.model.versions import parse_version
 from upgrade.plan.plan import RepoFile
+from upgrade.report.drift import drift_markdown, print_report
 from upgrade.run import drift
 from upgrade.sim.testing import SimHandle, make_astro_project
 
@@ -120,7 +122,7 @@ def test_a_stale_scheduler_after_a_deploy_is_unhealthy(sim: SimHandle, tmp_path:
     inv = load_inventory(tmp_path / "inventory.yaml")
     with fast_cp(sim) as cp:
         cp.deploy("dep-1", "ws-1", repo, "test")
-        cp.wait_healthy("dep-1", "ws-1", timeout=5, poll_interval=0.05)
+        wait_healthy(cp, "dep-1", "ws-1", timeout=5)
         files = {"repo": RepoFile((repo / "Dockerfile").read_text())}
         report = drift.check_fleet(cp, inv, inv.deployments, files, {"dep-1": V("12.5.0")})
 
@@ -142,7 +144,7 @@ def test_an_astro_that_refuses_the_token_makes_rows_unreachable(fleet: Fleet):
     assert all(row.messages[-1].startswith("Astro could not list workspace ")
                for row in report.rows)
     assert report.exit_code == 5
-    text = json.dumps(report.to_json()) + report.to_markdown()
+    text = json.dumps(report.to_json()) + drift_markdown(report)
     assert bad_token not in text
 
 
@@ -183,7 +185,7 @@ def test_json_document_follows_the_documented_schema(fleet: Fleet):
 def test_markdown_report_lists_drift_then_every_deployment(fleet: Fleet):
     report = drift.check_fleet(fleet.cp, fleet.inventory, fleet.inventory.deployments,
                                fleet.files(), EXPECTED)
-    text = report.to_markdown()
+    text = drift_markdown(report)
 
     assert text.startswith("# verify-all\n")
     assert "10 Deployment(s) checked in " in text and "6 drifted" in text
@@ -201,7 +203,7 @@ def test_rich_table_shows_every_row_and_the_reasons(fleet: Fleet):
                                fleet.files(), EXPECTED)
     console = Console(record=True, width=250, color_system=None)
 
-    drift.print_report(report, console)
+    print_report(report, console)
 
     out = console.export_text()
     for dep_id in rows_by_id(report):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.inventory import Inventory, load_inventory
+from upgrade.config.inventory import Inventory
+from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import InventoryError, Problem
 
 
@@ -62,7 +63,7 @@ control_plane:
   wait_timeout: 600
 journal: state/journal
 notifications:
-  slack: {channel: "#releases"}
+  webhook: {url: "https://hooks.example.com/services/T0/B0/x", events: [wave_halted]}
 runners:
   local: {parallel: 2}
   build-1:
@@ -95,7 +96,7 @@ waves:
     max_failures: 1
     approval: true
     soak: 2h
-    verify: {dag_runs: 1}
+    verify: {checks: [{name: import_errors, max_new: 0}]}
 repos:
   billing:
     path: repos/billing

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from upgrade.config.checker import parse_duration
-from upgrade.config.inventory import Inventory, WaveSettings, merge
+from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.config.inventory import Inventory, merge
+from upgrade.config.waves import WaveSettings
 from upgrade.errors import InputError
 
 from .conftest import FleetDir
@@ -22,10 +24,14 @@ def test_realistic_fleet_loads_into_plain_data(realistic: Inventory) -> None:
     assert str(realistic.target) == "12.4" and realistic.target.kind == "line"
     assert realistic.catalog.feed == str(root / "feeds" / "runtime.json")
     assert realistic.catalog.mode == "extend" and not realistic.catalog.is_url
-    assert realistic.journal == root / "state" / "journal"
-    assert realistic.control_plane == {"simulator": ".sim", "wait_timeout": 600}
-    assert realistic.control_plane_lines == {"simulator": 6, "wait_timeout": 7}
-    assert realistic.notifications == {"slack": {"channel": "#releases"}}
+    assert realistic.journal.dir == root / "state" / "journal"
+    assert realistic.journal.file == root / "state" / "journal" / "journal.db"
+    # Settings sections come typed, validated when loaded, paths resolved.
+    assert realistic.control_plane.simulator == str(root / ".sim")
+    assert realistic.control_plane.wait_timeout == 600.0
+    assert realistic.control_plane.given == {"simulator", "wait_timeout"}
+    assert realistic.notifications is not None
+    assert realistic.notifications.events == ("wave_halted",)
 
     billing = realistic.repos["billing"]
     assert billing.path == root / "repos" / "billing" and billing.path.is_absolute()
@@ -57,7 +63,8 @@ def test_wave_settings(realistic: Inventory) -> None:
     assert (w2.batch, w2.max_fail_percentage, w2.soak_seconds) == ((1, "50%"), 25, 5400)
     assert (w3.parallel, w3.batch, w3.max_failures, w3.approval, w3.soak_seconds) == (
         4, ("20%",), 1, True, 7200)
-    assert w3.verify == {"dag_runs": 1}
+    assert w3.verify is not None and w3.verify.label == "waves.3.verify"
+    assert w3.verify.checks == ({"name": "import_errors", "max_new": 0},)
     assert list(realistic.waves) == [1, 2, 3]
 
 
@@ -253,14 +260,6 @@ def test_unknown_deployment_has_a_did_you_mean(realistic: Inventory) -> None:
         "no Deployment is named 'billing-prd' or has that id. Did you mean 'billing-prod'?")
 
 
-def test_problem_helper_locates_later_sections(realistic: Inventory) -> None:
-    problem = realistic.problem(("control_plane", "wait_timeout"), "must be at most 300.")
-    assert str(problem) == (
-        f"{realistic.path}:7: control_plane.wait_timeout: must be at most 300.")
-    problem = realistic.problem(("repos", "billing", "deployments", 2, "vars"), "bad.")
-    assert (problem.line, problem.key) == (56, "repos.billing.deployments[2].vars")
-
-
 def test_catalog_url_feed_and_absolute_journal(fleet: FleetDir, tmp_path: Path) -> None:
     inventory = fleet.load(f"""
         target: "12.4"
@@ -274,7 +273,7 @@ def test_catalog_url_feed_and_absolute_journal(fleet: FleetDir, tmp_path: Path) 
             deployments: []
         """)
     assert inventory.catalog.is_url and inventory.catalog.mode == "replace"
-    assert inventory.journal == tmp_path / "elsewhere"
+    assert inventory.journal.dir == tmp_path / "elsewhere"
     assert inventory.deployments == () and list(inventory.repos) == ["app"]
 
 
@@ -286,10 +285,10 @@ def test_defaults_are_documented_values(fleet: FleetDir) -> None:
             path: repos/app
             deployments: [{id: d1, name: a, workspace_id: w, wave: 1}]
         """)
-    assert inventory.journal == fleet.root / ".upgrade"
+    assert inventory.journal.dir == fleet.root / ".upgrade"
     assert inventory.catalog.feed is None and inventory.catalog.mode == "extend"
     assert list(inventory.runners) == ["local"] and inventory.runners["local"].parallel == 4
-    assert inventory.control_plane == {} and inventory.notifications == {}
+    assert inventory.control_plane == ControlPlaneConfig() and inventory.notifications is None
     assert inventory.repos["app"].dockerfile == "Dockerfile"
 
 
@@ -316,11 +315,12 @@ def test_defaults_dockerfile_and_runner_apply_to_repos(fleet: FleetDir) -> None:
     assert inventory.repos["remote"].path == Path("/srv/remote")
 
 
-def test_the_documented_example_is_a_valid_inventory(tmp_path: Path) -> None:
+def test_the_documented_example_is_a_valid_inventory(tmp_path: Path, monkeypatch) -> None:
     doc = (Path(__file__).parents[2] / "docs" / "inventory.md").read_text()
     example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     fleet = FleetDir(tmp_path)
     fleet.repo("billing")
+    monkeypatch.setenv("FLEET_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/x")
     (tmp_path / "feeds").mkdir()
     (tmp_path / "feeds" / "runtime.json").write_text("{}")
     inventory = fleet.load(example)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.inventory import load_inventory
+from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import EXIT_INPUT, InventoryError, VersionError
 
 from .conftest import FleetDir

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.inventory import load_inventory
-from upgrade.config.selection import select
+from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import InventoryError
 
 REPOS = 2000
@@ -78,7 +77,7 @@ def test_ten_thousand_deployments_load_fast(big_fleet: Path) -> None:
     assert inventory.deployment("repo-1999-prod").vars == {
         "owner": "platform", "tier": "prod", "team": "t10", "env": "prod"}
     start = time.perf_counter()
-    chosen = select(inventory, 4, ["eu,!repo-000*"])
+    chosen = inventory.select(4, ["eu,!repo-000*"])
     assert time.perf_counter() - start < 1.0
     assert len(chosen) == 667 - 4  # repos 0, 3, ..., 1998 minus repo-0000 .. repo-0009 in eu
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from upgrade.config.inventory import Inventory
-from upgrade.config.selection import parse_terms, select, split
+from upgrade.config.selection import parse_terms, split
 from upgrade.errors import EXIT_INPUT, InputError
 
 from .conftest import FleetDir
 
 
 def names(inventory: Inventory, *limits: str, wave: int | None = None) -> list[str]:
-    return [d.name for d in select(inventory, wave, list(limits))]
+    return [d.name for d in inventory.select(wave, list(limits))]
 
 
 ALL = ["billing-dev", "billing-staging", "billing-prod", "search-dev", "search-prod", "etl-prod"]
@@ -80,7 +80,7 @@ def test_glob_matching_nothing_is_an_error(realistic: Inventory) -> None:
 
 def test_every_bad_pattern_is_reported_at_once(realistic: Inventory) -> None:
     with pytest.raises(InputError) as caught:
-        select(realistic, 9, ["nope", "~prod.*", "billing"])
+        realistic.select(9, ["nope", "~prod.*", "billing"])
     assert str(caught.value).splitlines() == [
         "--limit '~prod.*': regular expressions are not supported. Use a glob such as 'etl-*'.",
         "--limit 'nope' matches no Deployment, group or repo. Known groups: canary, dev, eu, "

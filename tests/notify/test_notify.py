@@ -13,10 +13,12 @@ from typing import ClassVar
 
 import pytest
 
-from upgrade.config.inventory import Inventory, load_inventory
+from upgrade.config.inventory import Inventory
+from upgrade.config.inventory_loader import load_inventory
+from upgrade.config.notifications import EVENTS, WebhookSettings
 from upgrade.errors import InventoryError
 from upgrade.model.versions import parse_version
-from upgrade.run.notify import EVENTS, Notifier, message
+from upgrade.run.notify import Notifier, message
 
 # Slack puts the credential in the path; it must never be shown.
 SECRET_PATH = "/services/T0FLEET/B0WAVES/xoxbSECRETsecret42"
@@ -69,15 +71,10 @@ def inventory(tmp_path: Path, notifications: str) -> Inventory:
     return load_inventory(path)
 
 
-def line_of(inv: Inventory, needle: str) -> int:
-    return next(i + 1 for i, line in enumerate(inv.path.read_text().splitlines())
-                if needle in line)
-
-
 def test_wave_events_are_posted_as_slack_json(tmp_path: Path, hook):
     url, handler = hook
     inv = inventory(tmp_path, f"notifications:\n  webhook:\n    url: {url}\n    timeout: 2\n")
-    notifier = Notifier.from_inventory(inv)
+    notifier = Notifier.for_inventory(inv)
     assert notifier is not None and notifier.events == EVENTS
 
     warning = notifier.send("wave_halted", {
@@ -104,7 +101,7 @@ def test_only_the_configured_events_are_sent(tmp_path: Path, hook):
     url, handler = hook
     inv = inventory(tmp_path, f"notifications:\n  webhook:\n    url: {url}\n"
                               "    events: [wave_halted, gate_refused]\n")
-    notifier = Notifier.from_inventory(inv)
+    notifier = Notifier.for_inventory(inv)
     assert notifier is not None
 
     assert notifier.send("wave_started", {"wave": 1, "deployments": 4}) is None
@@ -119,7 +116,7 @@ def test_only_the_configured_events_are_sent(tmp_path: Path, hook):
 def test_a_failing_webhook_is_a_warning_without_the_url(tmp_path: Path, hook):
     url, handler = hook
     handler.status = 500
-    notifier = Notifier(url, timeout=2)
+    notifier = Notifier(WebhookSettings(url, timeout=2))
 
     warning = notifier.send("wave_passed", {"wave": 1})
 
@@ -132,7 +129,7 @@ def test_a_failing_webhook_is_a_warning_without_the_url(tmp_path: Path, hook):
 def test_a_hanging_webhook_times_out_with_a_warning(hook):
     url, handler = hook
     handler.status = 0
-    notifier = Notifier(url, timeout=0.3)
+    notifier = Notifier(WebhookSettings(url, timeout=0.3))
 
     started = time.monotonic()
     warning = notifier.send("wave_started", {"wave": 1})
@@ -146,7 +143,7 @@ def test_an_unreachable_webhook_is_a_warning():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    notifier = Notifier(f"http://127.0.0.1:{port}{SECRET_PATH}", timeout=1)
+    notifier = Notifier(WebhookSettings(f"http://127.0.0.1:{port}{SECRET_PATH}", timeout=1))
 
     warning = notifier.send("wave_halted", {"wave": 3})
 
@@ -157,7 +154,7 @@ def test_an_unreachable_webhook_is_a_warning():
 
 def test_odd_calls_never_raise(hook):
     url, handler = hook
-    notifier = Notifier(url, timeout=1)
+    notifier = Notifier(WebhookSettings(url, timeout=1))
     assert "unknown event" in (notifier.send("wave_exploded", {}) or "")
 
     class Weird:
@@ -174,20 +171,21 @@ def test_url_may_come_from_the_environment(tmp_path: Path, hook, monkeypatch):
     monkeypatch.setenv("FLEET_WEBHOOK_URL", url)
     inv = inventory(tmp_path, "notifications:\n  webhook:\n    url_env: FLEET_WEBHOOK_URL\n")
 
-    notifier = Notifier.from_inventory(inv)
+    notifier = Notifier.for_inventory(inv)
 
     assert notifier is not None and notifier.send("wave_started", {"wave": 1}) is None
     assert len(handler.received) == 1
 
 
 def test_no_notifications_means_no_notifier(tmp_path: Path):
-    assert Notifier.from_inventory(inventory(tmp_path, "")) is None
-    assert Notifier.from_inventory(inventory(tmp_path, "notifications: {}\n")) is None
+    assert Notifier.for_inventory(inventory(tmp_path, "")) is None
+    assert Notifier.for_inventory(inventory(tmp_path, "notifications: {}\n")) is None
 
 
 def test_bad_settings_are_refused_with_file_line_and_key(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("NO_SUCH_HOOK", raising=False)
-    inv = inventory(tmp_path, (
+    with pytest.raises(InventoryError) as caught:
+        inventory(tmp_path, (
         "notifications:\n"
         "  webhook:\n"
         f"    url: ftp://hooks.example.com{SECRET_PATH}\n"
@@ -196,20 +194,22 @@ def test_bad_settings_are_refused_with_file_line_and_key(tmp_path: Path, monkeyp
         "    retries: 3\n"
         "  email: {to: ops@example.com}\n"))
 
-    with pytest.raises(InventoryError) as caught:
-        Notifier.from_inventory(inv)
+    f = str(tmp_path / "inventory.yaml")
+    text = (tmp_path / "inventory.yaml").read_text()
 
-    f = inv.file
+    def line_of(needle: str) -> int:
+        return next(i + 1 for i, line in enumerate(text.splitlines()) if needle in line)
+
     assert str(caught.value).splitlines() == [
-        f"{f}:{line_of(inv, 'ftp://')}: notifications.webhook.url: must be an http:// or "
+        f"{f}:{line_of('ftp://')}: notifications.webhook.url: must be an http:// or "
         "https:// URL with a host; it is not.",
-        f"{f}:{line_of(inv, 'timeout: 0')}: notifications.webhook.timeout: must be a number of "
-        "seconds, more than 0 and at most 60, got 0.",
-        f"{f}:{line_of(inv, 'wave_halt]')}: notifications.webhook.events[1]: unknown event "
+        f"{f}:{line_of('timeout: 0')}: notifications.webhook.timeout: must be a number of "
+        "seconds, more than 0 and at most 60, got the number 0.",
+        f"{f}:{line_of('wave_halt]')}: notifications.webhook.events[1]: unknown event "
         "'wave_halt'. Did you mean 'wave_halted'?",
-        f"{f}:{line_of(inv, 'retries')}: notifications.webhook.retries: unknown key. Valid "
+        f"{f}:{line_of('retries')}: notifications.webhook.retries: unknown key. Allowed "
         "keys: url, url_env, timeout, events.",
-        f"{f}:{line_of(inv, 'email')}: notifications.email: unknown notification kind. The "
+        f"{f}:{line_of('email')}: notifications.email: unknown notification kind. The "
         "only kind is 'webhook'.",
     ]
     assert "SECRET" not in str(caught.value)
@@ -222,7 +222,7 @@ def test_bad_settings_are_refused_with_file_line_and_key(tmp_path: Path, monkeyp
     ("notifications:\n  webhook:\n    url_env: NO_SUCH_HOOK\n", 4,
      "notifications.webhook.url_env: environment variable NO_SUCH_HOOK is not set"),
     ("notifications:\n  webhook: https://hooks.example.com/x\n", 3,
-     "notifications.webhook: must be a mapping with url (or url_env), timeout and events."),
+     "notifications.webhook: must be a mapping, got the string 'https://hooks.example.com/x'."),
     ("notifications:\n  webhook:\n    url: https://hooks.example.com/x\n    events: []\n", 5,
      "notifications.webhook.events: must be a non-empty list of events"),
 ])
@@ -230,7 +230,7 @@ def test_each_refusal_names_its_key(tmp_path: Path, monkeypatch, text: str, line
                                     expected: str):
     monkeypatch.delenv("NO_SUCH_HOOK", raising=False)
     with pytest.raises(InventoryError) as caught:
-        Notifier.from_inventory(inventory(tmp_path, text))
+        inventory(tmp_path, text)
     assert str(caught.value).startswith(f"{tmp_path / 'inventory.yaml'}:{line}: {expected}")
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.playbook import Playbook, default_playbook_path, load_playbook
+from upgrade.config.playbook import Playbook, default_playbook_path
+from upgrade.config.playbook_loader import load_playbook
 from upgrade.errors import PlaybookError, Problem
 
 SHOWN = "playbooks/upgrade.yaml"

@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.inventory import Inventory, load_inventory
-from upgrade.config.playbook import (
-    Playbook,
-    default_playbook_path,
-    load_playbook,
-    shared_vars,
-    step_context,
-)
+from upgrade.config.inventory import Inventory
+from upgrade.config.inventory_loader import load_inventory
+from upgrade.config.playbook import Playbook, default_playbook_path, shared_vars, step_context
+from upgrade.config.playbook_loader import load_playbook
 from upgrade.model.image import parse_image
 from upgrade.model.template import RuntimeContext
 

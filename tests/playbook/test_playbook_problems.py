@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.playbook import load_playbook
+from upgrade.config.playbook_loader import load_playbook
 from upgrade.errors import EXIT_INPUT, PlaybookError
 
 from .conftest import SHOWN, BookDir

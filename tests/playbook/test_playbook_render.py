@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from upgrade.config.playbook import Step
+from upgrade.config.step import Step
 from upgrade.errors import EXIT_INPUT, PlaybookError
 
 from .conftest import SHOWN, BookDir, context

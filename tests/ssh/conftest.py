@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from support import ROOT
 
-from upgrade.config.inventory import Runner
+from upgrade.config.runners import Runner
 from upgrade.hosts.ssh import SSHHost
 
 SCRIPT = ROOT / "scripts" / "sshd-test-server.sh"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.inventory import load_inventory
+from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import LocalHost
 from upgrade.hosts.pool import HostPool, RunnerProblem, check_runners, run_idempotent

@@ -7,8 +7,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from support import wait_healthy
 
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.errors import AstroError, AstroTimeout, DeployFailed
 from upgrade.hosts.ssh import SSHHost
 from upgrade.sim.testing import make_astro_project
@@ -30,6 +32,7 @@ def _plane(sim, astro_bin: str) -> ControlPlane:  # type: ignore[no-untyped-def]
     return ControlPlane(ControlPlaneConfig(
         astro_bin=astro_bin, extra_env=sim.env, airflow_scheme="http", deploy_timeout=60,
         inspect_timeout=15, wait_timeout=10, poll_interval=0.02,
+        status_via="cli",  # status reads are `astro deployment inspect`, on this machine
     ))
 
 
@@ -41,7 +44,7 @@ def test_astro_deploy_runs_on_the_runner_in_the_repo_dir(sim, ssh_host: SSHHost,
     astro = _wrapper(tmp_path, f'exec {sim.astro_bin} "$@"')
     with _plane(sim, str(astro)) as plane:
         outcome = plane.deploy("dep-1", "ws-1", repo, "fleet rollout r-1 to 12.5.0", host=ssh_host)
-        info = plane.wait_healthy("dep-1", "ws-1", image_tag=outcome.image_tag)
+        info = wait_healthy(plane, "dep-1", "ws-1", image_tag=outcome.image_tag)
     assert (info.status, info.runtime_version) == ("HEALTHY", "12.5.0")
     assert [d["description"] for d in sim.deployment("dep-1")["deploys"]] == [
         "fleet rollout r-1 to 12.5.0"]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.verify.helpers import TARGET
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.model.catalog import Catalog, load_catalog
 from upgrade.sim.testing import SimHandle, make_astro_project
 
@@ -16,7 +17,7 @@ from upgrade.sim.testing import SimHandle, make_astro_project
 @pytest.fixture
 def cp(sim: SimHandle) -> Iterator[ControlPlane]:
     """The production control plane driving the simulator, with short HTTP time-outs."""
-    config = ControlPlaneConfig.simulator(
+    config = ControlPlaneConfig.for_simulator(
         sim.url, http_retries=0, http_timeout=0.5, http_connect_timeout=0.5,
         http_total_timeout=2.0, poll_interval=0.05, wait_timeout=5.0,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from upgrade.config.inventory import Deployment
+from upgrade.config.verify import VerifyConfig, merge_verify_config
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
@@ -21,14 +22,14 @@ def deployment(dep_id: str = "dep-1", workspace_id: str = "ws-1") -> Deployment:
 
 
 def config(*checks: object, timeout: float = 20.0, poll: float = 0.05,
-           inconclusive: str = "fail") -> verify.VerifyConfig:
+           inconclusive: str = "fail") -> VerifyConfig:
     """A merged config as the playbook step would give it."""
-    return verify.merge_verify_config(
+    return merge_verify_config(
         {"checks": list(checks), "timeout": timeout, "poll_interval": poll,
          "inconclusive": inconclusive}, None, None)
 
 
-def check(cp: ControlPlane, catalog: Catalog, cfg: verify.VerifyConfig, *,
+def check(cp: ControlPlane, catalog: Catalog, cfg: VerifyConfig, *,
           dep: Deployment | None = None, target: str = TARGET, baseline: dict | None = None,
           host: Host | None = None, repo_dir: str | None = None,
           stop: threading.Event | None = None) -> verify.Verdict:

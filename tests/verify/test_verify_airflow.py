@@ -9,7 +9,7 @@ from tests.verify.helpers import TARGET, check, config
 from upgrade.controlplane.airflow import ComponentHealth, Health
 from upgrade.model.catalog import Catalog, Release
 from upgrade.model.versions import parse_version
-from upgrade.run import verify
+from upgrade.run import checks, verify
 from upgrade.sim.testing import SimHandle
 
 OLD_ERROR = {"filename": "/usr/local/airflow/dags/old_broken.py",
@@ -102,21 +102,21 @@ def test_heartbeat_age_threshold_and_absent_components():
         return ComponentHealth(status, None if age is None else now - timedelta(seconds=age))
 
     doc = Health("healthy", comp("healthy", 90), comp("healthy", 5), comp(None, None))
-    problems, notes = verify.assess_health(doc, max_heartbeat_age=60, now=now)
+    problems, notes = checks.assess_health(doc, max_heartbeat_age=60, now=now)
     assert problems == ["scheduler heartbeat is 90 s old (limit 60 s)"]
     assert "triggerer healthy (heartbeat 5 s old)" in notes
     assert "dag_processor not present, not checked" in notes
 
-    problems, _ = verify.assess_health(doc, max_heartbeat_age=120, now=now)
+    problems, _ = checks.assess_health(doc, max_heartbeat_age=120, now=now)
     assert problems == []
 
-    problems, _ = verify.assess_health(doc, max_heartbeat_age=120, now=now,
+    problems, _ = checks.assess_health(doc, max_heartbeat_age=120, now=now,
                                        components=("metadatabase", "scheduler",
                                                    "dag_processor"))
     assert problems == ["dag_processor is not running (no status, no heartbeat)"]
 
     down = Health("unhealthy", comp("healthy", 1), comp("unhealthy", 400), comp(None, None))
-    problems, _ = verify.assess_health(down, now=now)
+    problems, _ = checks.assess_health(down, now=now)
     assert problems == ["metadatabase is unhealthy", "triggerer is unhealthy (heartbeat 400 s old)"]
 
 

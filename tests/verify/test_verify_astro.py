@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 
 from tests.verify.helpers import TARGET, check, config, deployment
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import LocalHost
 from upgrade.sim.testing import SimHandle
 

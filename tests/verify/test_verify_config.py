@@ -1,4 +1,5 @@
-"""merge_verify_config: playbook step → wave → Deployment, and refusals that name the key."""
+"""Verification settings: read and checked with the inventory, then merged playbook → wave →
+Deployment; every refusal names its file, line and key."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from upgrade.config.inventory import Inventory, load_inventory
-from upgrade.config.playbook import load_playbook, step_context
+from upgrade.config import verify
+from upgrade.config.inventory import Inventory
+from upgrade.config.inventory_loader import load_inventory
+from upgrade.config.playbook import step_context
+from upgrade.config.playbook_loader import load_playbook
 from upgrade.errors import InventoryError, PlaybookError
-from upgrade.run import verify
 
 INVENTORY = """\
 target: "13.8"
@@ -114,7 +117,7 @@ def test_wave_then_deployment_merge_into_the_playbook(tmp_path: Path):
     inv = write_inventory(tmp_path, INVENTORY)
     prod = inv.deployment("billing-prod")
 
-    cfg = verify.merge_verify_config(playbook_args(tmp_path), inv.waves[2], prod, inventory=inv)
+    cfg = verify.merge_verify_config(playbook_args(tmp_path), inv.waves[2].verify, prod.verify)
 
     assert cfg.names() == ["version", "import_errors", "airflow_version", "http", "command"]
     by = {c.name: c for c in cfg.checks}
@@ -124,7 +127,7 @@ def test_wave_then_deployment_merge_into_the_playbook(tmp_path: Path):
     assert by["import_errors"].origin == "waves.2.verify"
     assert by["http"].settings == {"url": "https://billing.example.com/health", "status": 204}
     assert by["command"].settings == {"argv": ("pytest", "tests/smoke"), "expect_exit": 0}
-    assert by["command"].origin == "billing-prod: repos.billing.deployments[1].vars.verify"
+    assert by["command"].origin == "repos.billing.deployments[1].vars.verify"
     assert cfg.inconclusive == "pass"  # from the wave
     assert cfg.timeout == 1200.0  # "20m" from the Deployment
 
@@ -132,24 +135,25 @@ def test_wave_then_deployment_merge_into_the_playbook(tmp_path: Path):
 def test_a_groups_verify_variable_applies_to_its_deployments(tmp_path: Path):
     inv = write_inventory(tmp_path, INVENTORY)
 
-    cfg = verify.merge_verify_config(playbook_args(tmp_path), inv.waves[2],
-                                     inv.deployment("billing-eu"), inventory=inv)
+    cfg = verify.merge_verify_config(playbook_args(tmp_path), inv.waves[2].verify,
+                                     inv.deployment("billing-eu").verify)
 
     by = {c.name: c for c in cfg.checks}
     assert by["import_errors"].timeout == 300.0  # 5m from group prod, over the wave's entry
     assert by["import_errors"].settings == {"max_new": 1}  # kept from the wave
-    assert by["import_errors"].origin == "billing-eu: groups.prod.vars.verify"
+    assert by["import_errors"].origin == "groups.prod.vars.verify"
     assert "health" in by
 
 
 def test_repeatable_checks_accumulate_and_can_be_switched_off():
     pb = {"checks": ["version", {"name": "http", "url": "https://a.example/x"}]}
-    wave = {"checks": [{"name": "http", "url": "https://b.example/y"}]}
+    wave = verify.verify_layer({"checks": [{"name": "http", "url": "https://b.example/y"}]})
     cfg = verify.merge_verify_config(pb, wave, None)
     assert [c.settings["url"] for c in cfg.checks if c.name == "http"] == [
         "https://a.example/x", "https://b.example/y"]
 
-    cfg = verify.merge_verify_config(pb, wave, {"checks": [{"name": "http", "enabled": False}]})
+    off = verify.verify_layer({"checks": [{"name": "http", "enabled": False}]})
+    cfg = verify.merge_verify_config(pb, wave, off)
     assert cfg.names() == ["version"]
 
 
@@ -162,11 +166,8 @@ def test_inventory_problems_name_file_line_and_key(tmp_path: Path):
         '        - {name: http, url: "ftp://billing.example.com/health", expect_status: 99}\n'
         "        - {name: helth}\n",
     )
-    inv = write_inventory(tmp_path, text)
-
     with pytest.raises(InventoryError) as caught:
-        verify.merge_verify_config(None, inv.waves[2], inv.deployment("billing-dev"),
-                                   inventory=inv)
+        write_inventory(tmp_path, text)  # refused when loaded, before anything runs
 
     f = str(tmp_path / "inventory.yaml")
     http_line = line_of(text, "ftp://")
@@ -174,11 +175,11 @@ def test_inventory_problems_name_file_line_and_key(tmp_path: Path):
         f"{f}:{line_of(text, 'inconclussive')}: waves.2.verify.inconclussive: unknown key. "
         "Did you mean 'inconclusive'?",
         f"{f}:{line_of(text, 'poll_interval: 2h')}: waves.2.verify.poll_interval: must be a "
-        "number of seconds (more than 0, at most 3600) or a duration such as 90s or 2m, got '2h'.",
-        f"{f}:{http_line}: waves.2.verify.checks[0].expect_status: must be a whole number "
-        "from 100 to 599, got 99.",
+        "number of seconds > 0 and <= 3600, got the string '2h' (7200 s).",
+        f"{f}:{http_line}: waves.2.verify.checks[0].expect_status: must be an integer >= 100 "
+        "and <= 599, got the number 99.",
         f"{f}:{http_line}: waves.2.verify.checks[0].url: must be an http:// or https:// URL "
-        "with a host.",
+        "with a host, without spaces.",
         f"{f}:{line_of(text, 'helth')}: waves.2.verify.checks[1].name: unknown check 'helth'. "
         "Did you mean 'health'?",
     ]
@@ -187,11 +188,8 @@ def test_inventory_problems_name_file_line_and_key(tmp_path: Path):
 
 def test_a_deployment_problem_points_at_its_own_vars(tmp_path: Path):
     text = INVENTORY.replace("argv: [pytest, tests/smoke]", "argv: pytest tests/smoke")
-    inv = write_inventory(tmp_path, text)
-
     with pytest.raises(InventoryError) as caught:
-        verify.merge_verify_config(None, inv.waves[2], inv.deployment("billing-prod"),
-                                   inventory=inv)
+        write_inventory(tmp_path, text)
 
     assert str(caught.value) == (
         f"{tmp_path / 'inventory.yaml'}:{line_of(text, 'argv: pytest')}: "
@@ -205,19 +203,20 @@ def test_a_deployment_problem_points_at_its_own_vars(tmp_path: Path):
     ({"checks": [{"timeout": 5}]}, "vars.verify.checks[0]: 'name' is missing."),
     ({"checks": ["version", "version"]}, "vars.verify.checks[1]: check 'version' is listed twice"),
     ({"checks": [{"name": "health", "components": ["scheduler", "webserver"]}]},
-     "vars.verify.checks[0].components: unknown component 'webserver'."),
+     "vars.verify.checks[0].components: 'webserver' is not one of metadatabase, scheduler"),
     ({"checks": [{"name": "http", "url": "https://x.example", "status": 200,
                   "expect_status": 200}]},
      "vars.verify.checks[0].expect_status: give 'status' or 'expect_status', not both"),
     ({"checks": [{"name": "import_errors", "settle": -1}]},
-     "vars.verify.checks[0].settle: must be a number of seconds (0 or more"),
+     "vars.verify.checks[0].settle: must be a number of seconds >= 0 and <= 86400, got the "
+     "number -1"),
     ({"timeout": True}, "vars.verify.timeout: must be a number of seconds"),
-    ({"inconclusive": "maybe"}, "vars.verify.inconclusive: must be 'fail' or 'pass'"),
+    ({"inconclusive": "maybe"}, "vars.verify.inconclusive: must be one of fail, pass"),
     (["version"], "vars.verify: must be a mapping"),
 ])
 def test_each_refusal_names_its_key(level, message):
     with pytest.raises(InventoryError, match=None) as caught:
-        verify.merge_verify_config(None, None, level)
+        verify.verify_layer(level)
     assert message in str(caught.value)
 
 
@@ -225,4 +224,4 @@ def test_a_bad_playbook_level_is_a_playbook_error():
     with pytest.raises(PlaybookError) as caught:
         verify.merge_verify_config({"checks": [{"name": "http", "url": "nope"}]}, None, None)
     assert str(caught.value) == ("playbook: verify.checks[0].url: must be an http:// or "
-                                 "https:// URL with a host.")
+                                 "https:// URL with a host, without spaces.")

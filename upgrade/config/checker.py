@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from upgrade.config.located import LMap, Located, LScalar, LSeq, join
@@ -56,6 +56,23 @@ class Checker:
     def add(self, line: int | None, key: str, message: str) -> None:
         """Record one problem: ``file:line: key: message``."""
         self.problems.append(Problem(self.file, line, key, message))
+
+    def locator(self, node: Located, path: str) -> Callable[[tuple[Any, ...], str], None]:
+        """A function reporting problems at key paths below ``node`` (found at ``path``).
+
+        For validators that walk plain data (``node.plain()``): ``locate(("checks", 0,
+        "url"), message)`` records the problem on the line of the deepest key that exists,
+        named ``path.checks[0].url``.
+        """
+
+        def locate(keys: tuple[Any, ...], message: str) -> None:
+            line = node.line_of(*keys) if isinstance(node, LMap) else node.line
+            where = path
+            for key in keys:
+                where = f"{where}[{key}]" if isinstance(key, int) else join(where, key)
+            self.add(line, where, message)
+
+        return locate
 
     def raise_if_any(self, error: type[ProblemsError]) -> None:
         """Raise ``error`` with every recorded problem, sorted by line; do nothing if none."""

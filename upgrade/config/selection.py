@@ -21,13 +21,10 @@ import fnmatch
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from upgrade.config.checker import did_you_mean
 from upgrade.errors import InputError
-
-if TYPE_CHECKING:
-    from upgrade.config.inventory import Deployment, Inventory
 
 ALL = "all"
 _SEPARATORS = re.compile(r"[,:]")
@@ -171,36 +168,3 @@ def _listing(names: Collection[str]) -> str:
     shown = ", ".join(ordered[:_LISTED])
     more = len(ordered) - _LISTED
     return f"{shown} and {more} more" if more > 0 else shown
-
-
-def select(
-    inventory: Inventory, wave: int | None = None, limits: Sequence[str] = ()
-) -> list[Deployment]:
-    """Deployments in ``wave`` (all waves if None) chosen by ``limits``, in inventory order.
-
-    Raises InputError for a malformed pattern, a pattern that matches nothing, or a wave
-    the inventory does not have. An empty result is returned as an empty list.
-    """
-    problems = []
-    terms = []
-    for value in limits:
-        try:
-            terms.extend(parse_terms([value]))
-        except InputError as exc:
-            problems.append(f"--limit {exc}")
-    for term in terms:
-        try:
-            inventory.index.resolve(term)
-        except InputError as exc:
-            problems.append(f"--limit {exc}")
-    if wave is not None and wave not in inventory.waves:
-        known = ", ".join(str(n) for n in sorted(inventory.waves)) or "(none)"
-        problems.append(f"--wave {wave}: the inventory has no wave {wave}. Its waves are: {known}.")
-    if problems:
-        raise InputError("\n".join(dict.fromkeys(problems)))
-    chosen = inventory.index.evaluate(terms) if terms else None
-    return [
-        d
-        for i, d in enumerate(inventory.deployments)
-        if (chosen is None or i in chosen) and (wave is None or d.wave == wave)
-    ]

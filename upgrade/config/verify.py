@@ -2,21 +2,23 @@
 
 The playbook's verify step is the starting list; ``waves.N.verify`` and then the
 Deployment's ``vars.verify`` patch it by check name (``enabled: false`` removes one).
-Every problem is reported at once with the file, line and key. Running the checks is
-:mod:`upgrade.verify`'s business; this module only decides what to run.
+The inventory's levels are validated when the inventory is loaded
+(:func:`read_verify_layer`, every problem with its file, line and key) into
+:class:`VerifyLayer` objects; :func:`merge_verify_config` only merges. Running the checks
+is ``upgrade.run.verify``'s business; this module only decides what to run.
+
+Every check setting has one schema (:data:`CHECK_ARGS`), which the playbook loader uses
+for the verify step's arguments too.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from upgrade.config.checker import did_you_mean, parse_duration
-from upgrade.config.inventory import Deployment, Inventory, WaveSettings
-from upgrade.config.located import LMap, LScalar, LSeq
+from upgrade.config.schema import DAY, Arg, literal_problem, timeout_arg
 from upgrade.errors import InventoryError, PlaybookError, Problem
 
 CHECK_NAMES = ("version", "healthy", "airflow_version", "health", "import_errors", "command",
@@ -33,22 +35,42 @@ CHECK_TIMEOUTS: Mapping[str, float] = {
     "version": 600.0, "healthy": 600.0, "airflow_version": 300.0, "health": 300.0,
     "import_errors": 120.0, "command": 300.0, "http": 60.0,
 }
-DAY = 86_400.0
 
 TOP_KEYS = ("checks", "inconclusive", "timeout", "poll_interval")
 # A playbook step's own keys, which are not verification settings.
 STEP_KEYS = ("when", "retries", "name")
 COMMON_KEYS = ("name", "timeout", "poll_interval", "enabled")
-SETTINGS: Mapping[str, tuple[str, ...]] = {
-    "version": (),
-    "healthy": (),
-    "airflow_version": ("expected",),
-    "health": ("components", "max_heartbeat_age"),
-    "import_errors": ("max_new", "settle"),
-    "command": ("argv", "env", "expect_exit"),
-    "http": ("url", "status", "expect_status", "contains", "request_timeout"),
+
+_COMMON: Mapping[str, Arg] = {
+    "timeout": timeout_arg(None),
+    "poll_interval": timeout_arg(None, maximum=3600),
+    "enabled": Arg("bool"),
 }
-REQUIRED: Mapping[str, tuple[str, ...]] = {"command": ("argv",), "http": ("url",)}
+_STATUS = Arg("integer", minimum=100, maximum=599)
+#: Every check and its settings (besides ``name``): the one schema of a check.
+CHECK_ARGS: Mapping[str, Mapping[str, Arg]] = {
+    "version": _COMMON,
+    "healthy": _COMMON,
+    "airflow_version": {**_COMMON, "expected": Arg("string")},  # default: the catalog's
+    "health": {**_COMMON, "components": Arg("strings", choices=COMPONENTS),
+               "max_heartbeat_age": timeout_arg(None)},
+    "import_errors": {**_COMMON,
+                      "max_new": Arg("integer", 0, minimum=0, maximum=100_000),
+                      "settle": Arg("number", None, minimum=0, maximum=DAY, seconds=True)},
+    "command": {**_COMMON, "argv": Arg("argv", required=True), "env": Arg("env", {}),
+                "expect_exit": Arg("integer", minimum=0, maximum=255)},
+    "http": {**_COMMON, "url": Arg("url", required=True), "status": _STATUS,
+             "expect_status": _STATUS, "contains": Arg("string"),
+             "request_timeout": timeout_arg(None)},
+}
+_TOP_ARGS: Mapping[str, Arg] = {
+    "inconclusive": Arg("choice", choices=("fail", "pass")),
+    "timeout": timeout_arg(None),
+    "poll_interval": timeout_arg(None, maximum=3600),
+}
+
+# Reports a problem at a key path below the level's own key: locate(("checks", 0, "url"), msg).
+Locate = Callable[[tuple[Any, ...], str], None]
 
 
 @dataclass(frozen=True)
@@ -76,26 +98,68 @@ class VerifyConfig:
         return [c.name for c in self.checks]
 
 
+@dataclass(frozen=True)
+class VerifyLayer:
+    """One validated level of settings: a playbook step, ``waves.N.verify``, a ``vars.verify``.
+
+    ``values`` holds the top-level settings it gives (inconclusive, timeout, poll_interval);
+    ``checks`` its normalised check entries in order, or None when it gives no list.
+    """
+
+    label: str
+    values: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    checks: tuple[Mapping[str, Any], ...] | None = None
+    starts_list: bool = False  # a playbook step's list replaces the default, not patches it
 
 
-class _Level:
-    """One source of settings and how to name a key of it in a problem."""
+def read_verify_layer(data: Any, label: str, locate: Locate, *,
+                      step: bool = False) -> VerifyLayer | None:
+    """Validate one level's settings, reporting each problem through ``locate``.
 
-    def __init__(self, label: str, data: Any, locate: Callable[[tuple[Any, ...], str], Problem],
-                 *, from_inventory: bool, step: bool = False):
-        self.label = label
-        self.data = data
-        self.locate = locate
-        self.from_inventory = from_inventory
-        self.step = step
+    Returns None when something was wrong (every problem reported), else the layer.
+    """
+    bad = _Counter(locate)
+    if not data:
+        return VerifyLayer(label, starts_list=step)
+    if not isinstance(data, Mapping):
+        bad((), "must be a mapping with checks, inconclusive, timeout or poll_interval, got "
+                f"{_kind(data)}.")
+        return None
+    allowed = TOP_KEYS + (STEP_KEYS if step else ())
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in allowed:
+            hint = did_you_mean(str(key), TOP_KEYS) or f" Valid keys: {', '.join(TOP_KEYS)}."
+            bad((key,), f"unknown key.{hint}")
+        elif key in _TOP_ARGS:
+            parsed = _value(_TOP_ARGS[key], value, (key,), bad)
+            if parsed is not _INVALID:
+                values[key] = parsed
+    checks = None
+    if "checks" in data:
+        checks = tuple(_read_checks(data["checks"], label, bad, step=step))
+    if bad.count:
+        return None
+    return VerifyLayer(label, values, checks, starts_list=step)
+
+
+def verify_layer(data: Any, label: str = "vars.verify") -> VerifyLayer:
+    """``read_verify_layer`` for settings that come from no file: InventoryError on problems."""
+    problems: list[Problem] = []
+
+    def locate(keys: tuple[Any, ...], message: str) -> None:
+        problems.append(Problem("inventory.yaml", None, key_path((label, *keys)), message))
+
+    layer = read_verify_layer(data, label, locate)
+    if layer is None:
+        raise InventoryError(problems)
+    return layer
 
 
 def merge_verify_config(
     playbook: Mapping[str, Any] | None,
-    wave: WaveSettings | Mapping[str, Any] | None,
-    deployment: Deployment | Mapping[str, Any] | None,
-    *,
-    inventory: Inventory | None = None,
+    wave: VerifyLayer | None,
+    deployment: VerifyLayer | None,
 ) -> VerifyConfig:
     """Merge the playbook verify step's args, ``waves.N.verify`` and ``vars.verify``.
 
@@ -104,36 +168,23 @@ def merge_verify_config(
     wave's and then a Deployment's ``checks`` are merged into it by name: a check already
     listed gets the new settings on top of its own, a new one is added, ``enabled: false``
     removes it. ``command`` and ``http`` may repeat: each entry is added (``enabled:
-    false`` on one removes all of that name). Every problem is reported at once
-    (InventoryError, or PlaybookError when only the playbook's args are wrong), naming
-    the file, line (when ``inventory`` is given) and key.
+    false`` on one removes all of that name). The inventory's levels were validated when
+    it was loaded; the playbook's rendered arguments are validated here (PlaybookError).
     """
-    levels = [
-        _playbook_level(playbook),
-        _wave_level(wave, inventory),
-        _deployment_level(deployment, inventory),
-    ]
-    problems: list[Problem] = []
+    levels = [_playbook_layer(playbook), wave, deployment]
     top: dict[str, Any] = {"inconclusive": "fail", "timeout": DEFAULT_TIMEOUT,
                            "poll_interval": DEFAULT_POLL_INTERVAL}
     checks: list[dict[str, Any]] = [{"name": n, "_origin": "default"} for n in DEFAULT_CHECKS]
     for level in levels:
         if level is None:
             continue
-        found = _read_level(level, problems)
-        if found is None:
+        top.update(level.values)
+        if level.checks is None:
             continue
-        values, items = found
-        top.update(values)
-        if items is None:
-            continue
-        if level.step:
+        if level.starts_list:
             checks = []  # the playbook's list is the starting list, not a patch
-        for item in items:
-            _merge_check(checks, item)
-    if problems:
-        error = InventoryError if any(p.file != _PLAYBOOK for p in problems) else PlaybookError
-        raise error(problems)
+        for item in level.checks:
+            _merge_check(checks, {**item, "_origin": level.label})
     specs = []
     for item in checks:
         name = item["name"]
@@ -156,79 +207,22 @@ def merge_verify_config(
     )
 
 
-_PLAYBOOK = "playbook"
-
-
-def _playbook_level(data: Mapping[str, Any] | None) -> _Level | None:
+def _playbook_layer(data: Mapping[str, Any] | None) -> VerifyLayer | None:
     if data is None:
         return None
+    problems: list[Problem] = []
 
-    def locate(keys: tuple[Any, ...], message: str) -> Problem:
-        return Problem(_PLAYBOOK, None, _key_path(("verify", *keys)), message)
+    def locate(keys: tuple[Any, ...], message: str) -> None:
+        problems.append(Problem("playbook", None, key_path(("verify", *keys)), message))
 
-    return _Level("the playbook's verify step", data, locate, from_inventory=False, step=True)
-
-
-def _wave_level(wave: WaveSettings | Mapping[str, Any] | None,
-                inventory: Inventory | None) -> _Level | None:
-    if wave is None:
-        return None
-    if isinstance(wave, WaveSettings):
-        prefix: tuple[Any, ...] = ("waves", wave.number, "verify")
-        data: Any = wave.verify
-    else:
-        prefix, data = ("waves", "N", "verify"), wave
-    return _Level(_key_path(prefix), data, _locator(prefix, inventory), from_inventory=True)
+    layer = read_verify_layer(data, "the playbook's verify step", locate, step=True)
+    if layer is None:
+        raise PlaybookError(problems)
+    return layer
 
 
-def _deployment_level(deployment: Deployment | Mapping[str, Any] | None,
-                      inventory: Inventory | None) -> _Level | None:
-    if deployment is None:
-        return None
-    if not isinstance(deployment, Deployment):
-        prefix: tuple[Any, ...] = ("vars", "verify")
-        return _Level("vars.verify", deployment, _locator(prefix, None), from_inventory=True)
-    if "verify" not in deployment.vars:
-        return None
-    prefix = _vars_origin(deployment, inventory)
-    return _Level(f"{deployment.name}: {_key_path(prefix)}", deployment.vars["verify"],
-                  _locator(prefix, inventory), from_inventory=True)
-
-
-def _vars_origin(deployment: Deployment, inventory: Inventory | None) -> tuple[Any, ...]:
-    """The key path of the ``verify`` variable in the layer that set it."""
-    if inventory is None:
-        return ("deployments", deployment.name, "vars", "verify")
-    label = next((lbl for lbl, layer in reversed(inventory.layers(deployment))
-                  if "verify" in layer), "")
-    kind, _, name = label.partition(" ")
-    if kind == "defaults":
-        return ("defaults", "vars", "verify")
-    if kind == "group":
-        return ("groups", name, "vars", "verify")
-    if kind == "repo":
-        return ("repos", name, "vars", "verify")
-    repos = inventory.source.get("repos")
-    repo = repos.get(deployment.repo) if isinstance(repos, LMap) else None
-    items = repo.get("deployments") if isinstance(repo, LMap) else None
-    for i, node in enumerate(items.items if isinstance(items, LSeq) else ()):
-        ident = node.get("id") if isinstance(node, LMap) else None
-        if isinstance(ident, LScalar) and ident.value == deployment.id:
-            return ("repos", deployment.repo, "deployments", i, "vars", "verify")
-    return ("repos", deployment.repo, "deployments", deployment.name, "vars", "verify")
-
-
-def _locator(prefix: tuple[Any, ...], inventory: Inventory | None
-             ) -> Callable[[tuple[Any, ...], str], Problem]:
-    def locate(keys: tuple[Any, ...], message: str) -> Problem:
-        if inventory is not None:
-            return inventory.problem((*prefix, *keys), message)
-        return Problem("inventory.yaml", None, _key_path((*prefix, *keys)), message)
-
-    return locate
-
-
-def _key_path(keys: Sequence[Any]) -> str:
+def key_path(keys: Sequence[Any]) -> str:
+    """``waves.2.verify.checks[0].url``: list positions in brackets, wave numbers dotted."""
     out, previous = "", None
     for key in keys:
         if isinstance(key, int) and previous != "waves":  # a list index, not a wave number
@@ -239,179 +233,95 @@ def _key_path(keys: Sequence[Any]) -> str:
     return out
 
 
-def _read_level(level: _Level, problems: list[Problem]
-                ) -> tuple[dict[str, Any], list[dict[str, Any]] | None] | None:
-    """Validate one level: its top-level values and its normalised check entries."""
-    data = level.data
-    if not data:
-        return {}, None
-    if not isinstance(data, Mapping):
-        problems.append(level.locate((), "must be a mapping with checks, inconclusive, "
-                                         f"timeout or poll_interval, got {_kind(data)}."))
-        return None
-    allowed = TOP_KEYS + (STEP_KEYS if level.step else ())
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in allowed:
-            hint = did_you_mean(key, TOP_KEYS) or f" Valid keys: {', '.join(TOP_KEYS)}."
-            problems.append(level.locate((key,), f"unknown key.{hint}"))
-        elif key == "inconclusive":
-            if value not in ("fail", "pass"):
-                problems.append(level.locate((key,), f"must be 'fail' or 'pass', got {value!r}."))
-            else:
-                values[key] = value
-        elif key in ("timeout", "poll_interval"):
-            seconds = _seconds(value, level, (key,), problems,
-                               maximum=3600.0 if key == "poll_interval" else DAY)
-            if seconds is not None:
-                values[key] = seconds
-    items = None
-    if "checks" in data:
-        items = _read_checks(data["checks"], level, problems)
-    return values, items
+class _Counter:
+    """``locate`` that also counts the problems it was given."""
+
+    def __init__(self, locate: Locate) -> None:
+        self.locate = locate
+        self.count = 0
+
+    def __call__(self, keys: tuple[Any, ...], message: str) -> None:
+        self.count += 1
+        self.locate(keys, message)
 
 
-def _read_checks(node: Any, level: _Level, problems: list[Problem]) -> list[dict[str, Any]]:
-    if not isinstance(node, list | tuple) or (level.step and not node):
-        problems.append(level.locate(("checks",), "must be a list of check names or mappings "
-                                     "with 'name', e.g. [version, health, {name: http, url: "
-                                     f"'https://...'}}], got {_kind(node)}."))
+def _read_checks(node: Any, label: str, bad: _Counter, *, step: bool
+                 ) -> list[dict[str, Any]]:
+    if not isinstance(node, list | tuple) or (step and not node):
+        bad(("checks",), "must be a list of check names or mappings with 'name', e.g. "
+                         "[version, health, {name: http, url: 'https://...'}], got "
+                         f"{_kind(node)}.")
         return []
     out = []
     seen: set[str] = set()
     for i, item in enumerate(node):
-        entry = _read_check(item, level, ("checks", i), problems)
+        entry = _read_check(item, ("checks", i), bad)
         if entry is None:
             continue
         name = entry["name"]
         if name in seen and name not in REPEATABLE:
-            problems.append(level.locate(("checks", i), f"check '{name}' is listed twice; "
-                                         "give its settings once."))
+            bad(("checks", i), f"check '{name}' is listed twice; give its settings once.")
             continue
         seen.add(name)
-        entry["_origin"] = level.label
         out.append(entry)
     return out
 
 
-def _read_check(item: Any, level: _Level, where: tuple[Any, ...], problems: list[Problem]
-                ) -> dict[str, Any] | None:
-    def bad(keys: tuple[Any, ...], message: str) -> None:
-        problems.append(level.locate((*where, *keys), message))
-
+def _read_check(item: Any, where: tuple[Any, ...], bad: _Counter) -> dict[str, Any] | None:
+    before = bad.count
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, Mapping):
-        bad((), f"must be a check name or a mapping with 'name', got {_kind(item)}.")
+        bad(where, f"must be a check name or a mapping with 'name', got {_kind(item)}.")
         return None
     name = item.get("name")
     if not isinstance(name, str) or name not in CHECK_NAMES:
         hint = did_you_mean(name, CHECK_NAMES) if isinstance(name, str) else ""
         what = f"unknown check {name!r}" if name is not None else "'name' is missing"
-        bad(("name",) if name is not None else (),
+        bad((*where, "name") if name is not None else where,
             f"{what}.{hint or ' Known checks: ' + ', '.join(CHECK_NAMES) + '.'}")
         return None
-    known = COMMON_KEYS + SETTINGS[name]
+    spec = CHECK_ARGS[name]
     entry: dict[str, Any] = {"name": name}
-    n_before = len(problems)
     for key, value in item.items():
         if key == "name":
             continue
-        if key not in known:
-            hint = did_you_mean(key, known) or f" Check '{name}' takes: {', '.join(known[1:])}."
-            bad((key,), f"unknown setting.{hint}")
+        if key not in spec:
+            known = ", ".join(spec)
+            hint = did_you_mean(str(key), list(spec)) or f" Check '{name}' takes: {known}."
+            bad((*where, key), f"unknown setting.{hint}")
             continue
-        parsed = _setting(name, key, value, level, (*where, key), problems)
+        parsed = _value(spec[key], value, (*where, key), bad)
         if parsed is not _INVALID:
             entry[key] = parsed
     if entry.get("enabled") is False:
-        return entry
+        return entry if bad.count == before else None
     if "status" in entry and "expect_status" in entry:
-        bad(("expect_status",), "give 'status' or 'expect_status', not both (they mean the same).")
-    for key in REQUIRED.get(name, ()):
-        if key not in item:
-            bad((), f"check '{name}' needs '{key}'. Write it as a mapping: {{name: {name}, "
-                f"{key}: ...}}.")
-    return entry if len(problems) == n_before else None
+        bad((*where, "expect_status"), "give 'status' or 'expect_status', not both (they mean "
+                                       "the same).")
+    for key, arg in spec.items():
+        if arg.required and key not in item:
+            bad(where, f"check '{name}' needs '{key}'. Write it as a mapping: {{name: {name}, "
+                       f"{key}: ...}}.")
+    return entry if bad.count == before else None
 
 
 _INVALID = object()
 
 
-def _setting(name: str, key: str, value: Any, level: _Level, where: tuple[Any, ...],
-             problems: list[Problem]) -> Any:
-    def bad(message: str) -> object:
-        problems.append(level.locate(where, message))
+def _value(arg: Arg, value: Any, where: tuple[Any, ...], bad: _Counter) -> Any:
+    """The setting as stored (durations become seconds, lists tuples), or _INVALID."""
+    problem = literal_problem(arg, value, durations=True)
+    if problem:
+        bad(where, f"{problem}.")
         return _INVALID
-
-    if key in ("timeout", "max_heartbeat_age", "request_timeout"):
-        seconds = _seconds(value, level, where, problems, maximum=DAY)
-        return _INVALID if seconds is None else seconds
-    if key == "poll_interval":
-        seconds = _seconds(value, level, where, problems, maximum=3600.0)
-        return _INVALID if seconds is None else seconds
-    if key == "settle":
-        seconds = _seconds(value, level, where, problems, maximum=DAY, zero=True)
-        return _INVALID if seconds is None else seconds
-    if key == "enabled":
-        return value if isinstance(value, bool) else bad(f"must be true or false, got {value!r}.")
-    if key in ("max_new", "expect_exit", "status", "expect_status"):
-        low, high = {"max_new": (0, 100_000), "expect_exit": (0, 255)}.get(key, (100, 599))
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            return bad(f"must be a whole number from {low} to {high}, got {value!r}.")
-        return value
-    if key in ("expected", "contains"):
-        if not isinstance(value, str) or not value.strip():
-            return bad(f"must be a non-empty string, got {value!r}.")
-        return value
-    if key == "components":
-        if not isinstance(value, list | tuple) or not value:
-            return bad(f"must be a non-empty list of {', '.join(COMPONENTS)}.")
-        for comp in value:
-            if comp not in COMPONENTS:
-                hint = did_you_mean(str(comp), COMPONENTS) or f" Known: {', '.join(COMPONENTS)}."
-                return bad(f"unknown component {comp!r}.{hint}")
+    if arg.type == "number":
+        return float(parse_duration(value)) if isinstance(value, str) else float(value)
+    if arg.type in ("argv", "strings"):
         return tuple(value)
-    if key == "argv":
-        if isinstance(value, str):
-            return bad("must be a list of arguments, not one string: write "
-                       f"{value.split()!r}, nothing is split or given to a shell.")
-        if not isinstance(value, list | tuple) or not value or not all(
-                isinstance(a, str) for a in value):
-            return bad(f"must be a non-empty list of strings, got {_kind(value)}.")
-        return tuple(value)
-    if key == "env":
-        if not isinstance(value, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            return bad("must map variable names to string values (quote numbers).")
+    if arg.type == "env":
         return dict(value)
-    if key == "url":
-        parts = urlsplit(value) if isinstance(value, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            return bad("must be an http:// or https:// URL with a host.")
-        return value
-    raise AssertionError(f"unhandled setting {name}.{key}")  # pragma: no cover
-
-
-def _seconds(value: Any, level: _Level, where: tuple[Any, ...], problems: list[Problem], *,
-             maximum: float, zero: bool = False) -> float | None:
-    """A number of seconds, or a duration such as ``90s``, ``2m``, ``1h30m``."""
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        seconds = float(value)
-    elif isinstance(value, str):
-        try:
-            seconds = float(parse_duration(value))
-        except ValueError:
-            seconds = None
-    low_ok = seconds is not None and (seconds >= 0 if zero else seconds > 0)
-    if seconds is None or not low_ok or seconds > maximum:
-        least = "0 or more" if zero else "more than 0"
-        problems.append(level.locate(where, f"must be a number of seconds ({least}, at most "
-                                     f"{maximum:g}) or a duration such as 90s or 2m, "
-                                     f"got {value!r}."))
-        return None
-    return seconds
+    return value
 
 
 def _merge_check(checks: list[dict[str, Any]], item: dict[str, Any]) -> None:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +29,7 @@ from typing import Any
 import httpx
 
 from upgrade.controlplane.astro import parse_timestamp
+from upgrade.controlplane.http import Retry, RetryPolicy, read_with_retries, retry_after
 from upgrade.errors import (
     AirflowAPIError,
     AirflowAuthError,
@@ -170,23 +169,6 @@ class DagImportError:
     bundle_name: str | None = None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential back-off: ``attempts`` tries within ``total`` s."""
-
-    attempts: int = 4
-    backoff: float = 0.5
-    backoff_max: float = 8.0
-    total: float = 60.0
-    jitter: bool = True
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        base = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
-        # Equal jitter: spread a fleet's retries without ever waiting less than half.
-        return base / 2 + random.uniform(0, base / 2) if self.jitter else base
-
-
 def parse_health(doc: Any) -> Health:
     """Type an Airflow 2 or 3 health document; unknown keys are ignored."""
     if not isinstance(doc, Mapping):
@@ -323,69 +305,52 @@ class AirflowAPI:
         """GET ``path`` under the endpoint's base, retrying transient failures; return JSON."""
         url = endpoint.base + path
         who = f"Deployment {endpoint.deployment_id}"
+        dep = endpoint.deployment_id
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        policy = self.retry
-        deadline = time.monotonic() + policy.total
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = max(0.05, deadline - time.monotonic())
-            timeout = httpx.Timeout(
-                min(self.timeout, remaining), connect=min(self.connect_timeout, remaining)
-            )
-            try:
-                resp = self._client.get(url, params=params, headers=headers, timeout=timeout)
-            except httpx.TimeoutException as exc:
-                failure: AirflowAPIError = AirflowTimeout(
-                    f"{who}: GET {url} timed out ({type(exc).__name__})",
-                    deployment_id=endpoint.deployment_id, url=url,
+
+        def on_response(resp: httpx.Response) -> Any:
+            code = resp.status_code
+            if 200 <= code < 300:
+                try:
+                    return resp.json()
+                except ValueError:
+                    raise AirflowResponseError(
+                        f"{who}: GET {url} answered {code} with a body that is not JSON: "
+                        f"{self._snippet(resp)}",
+                        deployment_id=dep, url=url, status_code=code,
+                    ) from None
+            if code in (401, 403):
+                raise AirflowAuthError(
+                    f"{who}: the Airflow API refused the token ({code}) for GET {url}: "
+                    f"{self._snippet(resp)}. Check that ${self.token_env} is set to a "
+                    "token with access to this Deployment.",
+                    deployment_id=dep, url=url, status_code=code,
                 )
-            except httpx.TransportError as exc:
-                failure = AirflowUnavailable(
-                    f"{who}: GET {url} failed: {self._redact(str(exc)) or type(exc).__name__}",
-                    deployment_id=endpoint.deployment_id, url=url,
+            if code == 404:
+                raise AirflowNotFound(
+                    f"{who}: GET {url} answered 404 Not Found: {self._snippet(resp)}. The "
+                    "Airflow API URL or its version (/api/v1 vs /api/v2) is wrong.",
+                    deployment_id=dep, url=url, status_code=code,
                 )
-            else:
-                code = resp.status_code
-                if 200 <= code < 300:
-                    try:
-                        return resp.json()
-                    except ValueError:
-                        raise AirflowResponseError(
-                            f"{who}: GET {url} answered {code} with a body that is not JSON: "
-                            f"{self._snippet(resp)}",
-                            deployment_id=endpoint.deployment_id, url=url, status_code=code,
-                        ) from None
-                if code in (401, 403):
-                    raise AirflowAuthError(
-                        f"{who}: the Airflow API refused the token ({code}) for GET {url}: "
-                        f"{self._snippet(resp)}. Check that ${self.token_env} is set to a "
-                        "token with access to this Deployment.",
-                        deployment_id=endpoint.deployment_id, url=url, status_code=code,
-                    )
-                if code == 404:
-                    raise AirflowNotFound(
-                        f"{who}: GET {url} answered 404 Not Found: {self._snippet(resp)}. The "
-                        "Airflow API URL or its version (/api/v1 vs /api/v2) is wrong.",
-                        deployment_id=endpoint.deployment_id, url=url, status_code=code,
-                    )
-                if code < 500 and code != 429:
-                    raise AirflowAPIError(
-                        f"{who}: GET {url} answered {code}: {self._snippet(resp)}",
-                        deployment_id=endpoint.deployment_id, url=url, status_code=code,
-                    )
-                failure = AirflowUnavailable(
-                    f"{who}: GET {url} answered {code}: {self._snippet(resp)}",
-                    deployment_id=endpoint.deployment_id, url=url, status_code=code,
-                )
-            delay = policy.delay(attempt)
-            if attempt >= policy.attempts or time.monotonic() + delay >= deadline:
-                failure.attempts = attempt
-                failure.args = (f"{failure.args[0]}; gave up after {attempt} attempt(s).",)
-                raise failure
-            log.info("%s; retrying in %.2fs (attempt %d of %d)", failure, delay, attempt + 1,
-                     policy.attempts)
-            time.sleep(delay)
+            failure = f"{who}: GET {url} answered {code}: {self._snippet(resp)}"
+            if code < 500 and code != 429:
+                raise AirflowAPIError(failure, deployment_id=dep, url=url, status_code=code)
+            raise Retry(AirflowUnavailable(failure, deployment_id=dep, url=url,
+                                           status_code=code), retry_after(resp))
+
+        def on_transport(exc: httpx.TransportError) -> AirflowAPIError:
+            if isinstance(exc, httpx.TimeoutException):
+                return AirflowTimeout(f"{who}: GET {url} timed out ({type(exc).__name__})",
+                                      deployment_id=dep, url=url)
+            return AirflowUnavailable(
+                f"{who}: GET {url} failed: {self._redact(str(exc)) or type(exc).__name__}",
+                deployment_id=dep, url=url)
+
+        return read_with_retries(
+            lambda limit: self._client.get(url, params=params, headers=headers, timeout=limit),
+            policy=self.retry, timeout=self.timeout, connect_timeout=self.connect_timeout,
+            on_response=on_response, on_transport=on_transport,
+        )
 
     def _snippet(self, resp: httpx.Response) -> str:
         """The error's ``detail``/``title``/``message``, or the start of the body, redacted."""

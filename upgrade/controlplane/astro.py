@@ -13,7 +13,6 @@ Errors (Astro's own message is kept verbatim in ``astro_message``)::
         ├── AstroAuthError           the token or login was rejected
         ├── AstroOutputError         output that is not the documented shape
         ├── AstroTimeout             the command ran past its time-out and was killed
-        │   └── DeploymentNotHealthy the Deployment did not become HEALTHY in time
         ├── DeploymentNotFound       no such Deployment in that workspace
         ├── DeployFailed             ``astro deploy`` failed (``Error: ...``, exit != 0)
         ├── DeployNoop               ``astro deploy`` exited 0 without deploying

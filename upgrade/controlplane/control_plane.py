@@ -5,24 +5,21 @@ binary, which extra environment, which URL scheme for the Airflow API); the code
 the same: spawn the CLI to deploy, read status from Astro's platform API over HTTP (or
 through ``astro deployment inspect`` when no API token is set), call the Airflow API.
 
-Failures are the typed errors of ``upgrade.astro`` and ``upgrade.airflow``; this module
-adds none of its own except ``DeploymentNotHealthy`` (from ``upgrade.astro``) for a
-Deployment that never settles.
+Failures are the typed errors of ``upgrade.errors`` (AstroError, AirflowAPIError and
+their subclasses); a simulator named in the settings that is not running is a ServiceError.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
-import math
 import os
 import sys
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from upgrade.config.control_plane import STATUS_VIA, ControlPlaneConfig
 from upgrade.controlplane.airflow import (
     DEFAULT_TOKEN_ENV,
     AirflowAPI,
@@ -30,158 +27,50 @@ from upgrade.controlplane.airflow import (
     AirflowVersion,
     DagImportError,
     Health,
-    RetryPolicy,
 )
 from upgrade.controlplane.astro import AstroCLI, DeploymentInfo, DeploymentSummary, DeployOutcome
+from upgrade.controlplane.http import retry_policy
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
 from upgrade.errors import (
     AirflowAPIError,
-    AstroTimeout,
-    DeploymentNotHealthy,
     InputError,
-    Problem,
-    ProblemsError,
+    ServiceError,
 )
 from upgrade.hosts.host import Host
 from upgrade.model.redact import Redactor
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("https", "http")
-STATUS_VIA = ("auto", "api", "cli")
+def resolve(config: ControlPlaneConfig) -> ControlPlaneConfig:
+    """``config`` with its simulator (if any) turned into what reaches it.
 
+    ``simulator:`` (a state directory or URL) becomes the simulator's URL, its
+    ``astro-sim`` and environment, and plain http for the Airflow API, except where the
+    config gives a key itself. Raises ServiceError when no simulator runs there.
+    """
+    if config.simulator is None:
+        return config
+    from upgrade.sim import lifecycle  # the simulator is optional in production installs
 
-@dataclass(frozen=True)
-class ControlPlaneConfig:
-    """How to reach the control plane. Every key can be set in ``control_plane:``."""
-
-    astro_bin: str = "astro"  # the astro CLI (or astro-sim), a path or a name on $PATH
-    extra_env: Mapping[str, str] = field(default_factory=dict)  # added to the child's env
-    deploy_timeout: float = 1800.0  # s for one `astro deploy` (it builds an image)
-    inspect_timeout: float = 60.0  # s for one `astro deployment inspect|list`
-    kill_grace: float = 5.0  # s between SIGTERM and SIGKILL of a timed-out command
-    airflow_scheme: str = "https"  # prepended to Astro's schemeless airflow_api_url
-    token_env: str = DEFAULT_TOKEN_ENV  # env var holding the bearer token for Airflow
-    http_timeout: float = 10.0  # s per Airflow API request (read)
-    http_connect_timeout: float = 5.0  # s to open a connection
-    http_retries: int = 3  # retries after the first try, on 5xx / connection / time-out
-    http_backoff: float = 0.5  # s before the first retry; doubles each time
-    http_backoff_max: float = 8.0  # s, cap of one back-off
-    http_total_timeout: float = 60.0  # s, all tries and waits of one call together
-    wait_timeout: float = 900.0  # s for a Deployment to become HEALTHY after a deploy
-    poll_interval: float = 10.0  # s between inspects while waiting
-    # How status is read: auto (the platform API when ASTRO_API_TOKEN is set, else the
-    # CLI), api (refused without a token), cli (always `astro deployment inspect`).
-    status_via: str = "auto"
-
-    @classmethod
-    def from_mapping(
-        cls,
-        data: Mapping[str, Any] | None,
-        *,
-        source: str = "inventory.yaml",
-        section: str = "control_plane",
-        lines: Mapping[str, int] | None = None,
-    ) -> ControlPlaneConfig:
-        """Validate a ``control_plane:`` mapping; every problem is reported at once.
-
-        ``simulator: <state dir or URL>`` starts from ``simulator(...)``; other keys override.
-        """
-        lines = lines or {}
-        problems: list[Problem] = []
-
-        def bad(key: str, message: str) -> None:
-            problems.append(Problem(source, lines.get(key), f"{section}.{key}", message))
-
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ProblemsError(
-                [Problem(source, None, section, "must be a mapping of settings")]
+    text = config.simulator
+    if text.startswith(("http://", "https://")):
+        url = text
+    else:
+        running = lifecycle.status(Path(text))
+        if running is None:
+            raise ServiceError(
+                f"no Astro simulator is running for state directory {text}: start one with "
+                "`invoke sim.start`, or give control_plane.simulator its http:// URL."
             )
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "simulator":
-                if not isinstance(value, str | Path) or not str(value):
-                    bad(key, "must be the simulator's state directory or its http:// URL")
-                continue
-            if key not in known:
-                bad(key, f"unknown key; valid keys: simulator, {', '.join(sorted(known))}")
-                continue
-            default = known[key].default
-            if key == "extra_env":
-                if not isinstance(value, Mapping) or not all(
-                    isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-                ):
-                    bad(key, "must map variable names to string values (quote numbers)")
-                    continue
-                values[key] = dict(value)
-            elif type(default) is int:
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    bad(key, f"must be a whole number of 0 or more, got {value!r}")
-                    continue
-                values[key] = value
-            elif isinstance(default, float):
-                if (
-                    not isinstance(value, int | float)
-                    or isinstance(value, bool)
-                    or not math.isfinite(value)
-                    or value <= 0
-                ):
-                    bad(key, f"must be a positive number of seconds, got {value!r}")
-                    continue
-                values[key] = float(value)
-            else:
-                if not isinstance(value, str) or not value.strip():
-                    bad(key, f"must be a non-empty string, got {value!r}")
-                    continue
-                if key == "airflow_scheme" and value not in SCHEMES:
-                    bad(key, f"must be one of {', '.join(SCHEMES)}, got {value!r}")
-                    continue
-                if key == "status_via" and value not in STATUS_VIA:
-                    bad(key, f"must be one of {', '.join(STATUS_VIA)}, got {value!r}")
-                    continue
-                values[key] = value
-        if problems:
-            raise ProblemsError(problems)
-        base = cls.simulator(data["simulator"]) if data.get("simulator") else cls()
-        if "extra_env" in values:
-            values["extra_env"] = {**base.extra_env, **values["extra_env"]}
-        return replace(base, **values)
-
-    @classmethod
-    def simulator(cls, target: str | Path, **overrides: Any) -> ControlPlaneConfig:
-        """The config that drives the simulator at ``target`` (its state dir or URL)."""
-        from upgrade.sim import lifecycle  # the simulator is optional in production installs
-
-        text = str(target)
-        if text.startswith(("http://", "https://")):
-            url = text
-        else:
-            running = lifecycle.status(Path(text))
-            if running is None:
-                raise InputError(
-                    f"no Astro simulator is running for state directory {text}; start one "
-                    "(see docs/simulator.md) or give its http:// URL."
-                )
-            url = running.url
-        settings: dict[str, Any] = {
-            "astro_bin": simulator_bin(),
-            "extra_env": dict(lifecycle.sim_env(url)),
-            "airflow_scheme": "http",
-        }
-        settings.update(overrides)
-        return cls(**settings)
-
-    def retry_policy(self) -> RetryPolicy:
-        """The Airflow API retry policy these settings describe."""
-        return RetryPolicy(
-            attempts=self.http_retries + 1,
-            backoff=self.http_backoff,
-            backoff_max=self.http_backoff_max,
-            total=self.http_total_timeout,
-        )
+        url = running.url
+    found: dict[str, Any] = {
+        "astro_bin": simulator_bin(),
+        "extra_env": {**lifecycle.sim_env(url), **config.extra_env},
+        "airflow_scheme": "http",
+    }
+    keep = {key: value for key, value in found.items()
+            if key not in config.given or key == "extra_env"}
+    return replace(config, simulator=None, **keep)
 
 
 def simulator_bin() -> str:
@@ -199,7 +88,8 @@ class ControlPlane:
     """
 
     def __init__(self, config: ControlPlaneConfig | None = None):
-        self.config = config = config or ControlPlaneConfig()
+        """Connect as ``config`` says; a simulator named there must be running (ServiceError)."""
+        self.config = config = resolve(config or ControlPlaneConfig())
         if config.status_via not in STATUS_VIA:
             raise InputError(f"control_plane.status_via must be one of {', '.join(STATUS_VIA)}, "
                              f"got {config.status_via!r}.")
@@ -223,7 +113,7 @@ class ControlPlane:
             env={**os.environ, **config.extra_env},
             timeout=config.http_timeout,
             connect_timeout=config.http_connect_timeout,
-            retry=config.retry_policy(),
+            retry=retry_policy(config),
         )
 
     def __enter__(self) -> ControlPlane:
@@ -290,47 +180,6 @@ class ControlPlane:
     def list_all(self) -> builtins.list[DeploymentSummary]:
         """The Deployments of every workspace the token can see."""
         return self.astro.list_all()
-
-    def wait_healthy(
-        self,
-        deployment_id: str,
-        workspace_id: str,
-        *,
-        image_tag: str | None = None,
-        timeout: float | None = None,
-        poll_interval: float | None = None,
-    ) -> DeploymentInfo:
-        """Inspect until HEALTHY (and running ``image_tag``, if given); else DeploymentNotHealthy.
-
-        UNHEALTHY does not end the wait early: like ``astro deploy --wait``, a rollout may
-        pass through it. (Still ``inspect``, not ``status``: tests/ssh checks that these
-        polls run on this machine through the CLI; ``status`` would serve as well.)
-        """
-        timeout = self.config.wait_timeout if timeout is None else timeout
-        interval = self.config.poll_interval if poll_interval is None else poll_interval
-        deadline = time.monotonic() + timeout
-        last: DeploymentInfo | None = None
-        while True:
-            try:
-                last = self.inspect(deployment_id, workspace_id)
-            except AstroTimeout as exc:
-                log.info("inspect %s timed out while waiting: %s", deployment_id, exc)
-            else:
-                if last.is_healthy and (image_tag is None or last.image_tag == image_tag):
-                    return last
-            if time.monotonic() + interval > deadline:
-                break
-            time.sleep(interval)
-        if last is None:
-            state = "no inspect succeeded"
-        else:
-            state = f"last seen {last.status}, image {last.image_tag or 'unknown'}"
-        want = f" with image {image_tag}" if image_tag else ""
-        raise DeploymentNotHealthy(
-            f"Deployment {deployment_id} did not become HEALTHY{want} within {timeout:g}s "
-            f"({state}).",
-            last=last, deployment_id=deployment_id,
-        )
 
     def airflow_endpoint(self, info: DeploymentInfo) -> AirflowEndpoint:
         """The Airflow API of ``info``, with the configured scheme for schemeless URLs."""

@@ -27,24 +27,28 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from upgrade.controlplane.airflow import RetryPolicy
+from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.controlplane.astro import (
     DeploymentInfo,
     parse_timestamp,
 )
+from upgrade.controlplane.http import (
+    Retry,
+    RetryPolicy,
+    read_with_retries,
+    retry_after,
+    retry_policy,
+)
 from upgrade.errors import AstroAuthError, DeploymentNotFound, InputError, PlatformError
 from upgrade.model.redact import Redactor
-
-if TYPE_CHECKING:
-    from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +117,7 @@ class PlatformReader:
             return None
         return cls(base, token, domain=DEFAULT_DOMAIN if sim else domain,
                    timeout=config.http_timeout, connect_timeout=config.http_connect_timeout,
-                   retry=config.retry_policy())
-
-    @classmethod
-    def for_control_plane(cls, cp: ControlPlane) -> PlatformReader | None:
-        """``for_config(cp.config)``: a reader of its own, for the caller to close."""
-        return cls.for_config(cp.config)
+                   retry=retry_policy(config))
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -197,54 +196,44 @@ class PlatformReader:
              deployment_id: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         """GET one JSON object, retrying 5xx, 429, connection errors and time-outs."""
         url = self.base_url + path
-        policy = self.retry
-        per_try = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + max(policy.total, per_try)
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = max(0.05, deadline - time.monotonic())
-            limit = httpx.Timeout(min(per_try, remaining),
-                                  connect=min(self.connect_timeout, remaining))
-            wait: float | None = None
-            try:
-                resp = self._client.get(url, params=params, timeout=limit)
-            except httpx.TimeoutException as exc:
-                failure = PlatformError(f"GET {url} timed out ({type(exc).__name__})",
-                                        deployment_id=deployment_id)
-            except httpx.TransportError as exc:
-                detail = self._redact(str(exc)) or type(exc).__name__
-                failure = PlatformError(f"GET {url} failed: {detail}",
-                                        deployment_id=deployment_id)
-            else:
-                code = resp.status_code
-                if code == 200:
-                    return self._json(resp, url, deployment_id)
-                said = self._message(resp)
-                context = {"deployment_id": deployment_id, "astro_message": said}
-                if code in (401, 403):
-                    raise AstroAuthError(
-                        f"Astro's API refused the token ({code}) for GET {url}: {said}. Check "
-                        f"that ${TOKEN_ENV} holds a valid, unexpired token with access to the "
-                        "workspace.", **context)
-                if code == 404:
-                    raise DeploymentNotFound(
-                        f"GET {url} answered 404: {said}. Check the Deployment id and its "
-                        "workspace id in the inventory.", **context)
-                if code < 500 and code != 429:
-                    raise PlatformError(f"GET {url} answered {code}: {said}", status_code=code,
-                                        **context)
-                failure = PlatformError(f"GET {url} answered {code}: {said}",
-                                        status_code=code, **context)
-                wait = _retry_after(resp)
-            delay = max(policy.delay(attempt), wait or 0.0)
-            if attempt >= policy.attempts or time.monotonic() + delay >= deadline:
-                failure.attempts = attempt
-                failure.args = (f"{failure.args[0]}; gave up after {attempt} attempt(s).",)
+
+        def on_response(resp: httpx.Response) -> dict[str, Any]:
+            code = resp.status_code
+            if code == 200:
+                return self._json(resp, url, deployment_id)
+            said = self._message(resp)
+            context = {"deployment_id": deployment_id, "astro_message": said}
+            if code in (401, 403):
+                raise AstroAuthError(
+                    f"Astro's API refused the token ({code}) for GET {url}: {said}. Check "
+                    f"that ${TOKEN_ENV} holds a valid, unexpired token with access to the "
+                    "workspace.", **context)
+            if code == 404:
+                raise DeploymentNotFound(
+                    f"GET {url} answered 404: {said}. Check the Deployment id and its "
+                    "workspace id in the inventory.", **context)
+            failure = PlatformError(f"GET {url} answered {code}: {said}", status_code=code,
+                                    **context)
+            if code < 500 and code != 429:
                 raise failure
-            log.info("%s; retrying in %.2fs (attempt %d of %d)", failure, delay, attempt + 1,
-                     policy.attempts)
-            time.sleep(delay)
+            raise Retry(failure, retry_after(resp))
+
+        def on_transport(exc: httpx.TransportError) -> PlatformError:
+            if isinstance(exc, httpx.TimeoutException):
+                return PlatformError(f"GET {url} timed out ({type(exc).__name__})",
+                                     deployment_id=deployment_id)
+            detail = self._redact(str(exc)) or type(exc).__name__
+            return PlatformError(f"GET {url} failed: {detail}", deployment_id=deployment_id)
+
+        per_try = self.timeout if timeout is None else timeout
+        # A long read (a page of 1,000 Deployments) gets at least one whole try.
+        policy = replace(self.retry, total=max(self.retry.total, per_try))
+        return read_with_retries(
+            lambda limit: self._client.get(url, params=params, timeout=limit),
+            policy=policy, timeout=per_try,
+            connect_timeout=self.connect_timeout, on_response=on_response,
+            on_transport=on_transport,
+        )
 
     def _json(self, resp: httpx.Response, url: str, deployment_id: str | None
               ) -> dict[str, Any]:
@@ -333,14 +322,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (a 429's hint), when it is a number."""
-    try:
-        return max(0.0, float(resp.headers.get("retry-after", "")))
-    except ValueError:
-        return None
 
 
 def _check_id(kind: str, value: str) -> None:

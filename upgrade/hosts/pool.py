@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from upgrade.config.inventory import Inventory, Repo, Runner
+from upgrade.config.inventory import Inventory, Repo
+from upgrade.config.runners import Runner
 from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import CommandResult, Host, LocalHost
 from upgrade.hosts.ssh import CONNECT_TIMEOUT, SSHHost

@@ -59,7 +59,7 @@ import paramiko
 from fabric.runners import Remote
 from paramiko.config import SSHConfig
 
-from upgrade.config.inventory import Runner
+from upgrade.config.runners import Runner
 from upgrade.errors import ConnectionLost, HostKeyRefused, RunnerUnreachable
 from upgrade.hosts.host import KILL_GRACE, CommandResult, _check_argv
 

@@ -390,6 +390,11 @@ class Journal:
         """Open ``<journal_dir>/journal.db`` (the inventory's ``journal`` setting)."""
         return cls.open(Path(journal_dir) / JOURNAL_FILE, **kwargs)
 
+    @classmethod
+    def existing(cls, path: str | Path) -> Journal | None:
+        """Open the journal at ``path`` if there is one (for reading), else None."""
+        return cls.open(path) if Path(path).exists() else None
+
     def close(self) -> None:
         """Close the connection; everything was already committed."""
         with self._lock:

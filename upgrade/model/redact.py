@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
 
 REDACTED = "***"
 MIN_SECRET_LEN = 4
@@ -80,3 +81,20 @@ class Redactor:
 def redact(text: str, *envs: Mapping[str, str]) -> str:
     """``text`` redacted with the secrets of this process's environment (and ``envs``)."""
     return Redactor.from_env(os.environ, *envs)(text)
+
+
+def display_url(url: str, *, keep_path: bool = False) -> str:
+    """``scheme://host/…`` (or with its path): never the query, password or fragment.
+
+    For URLs that may carry a credential in their path or query (webhooks, health checks).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unreadable URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    path = parts.path if keep_path else ("/…" if parts.path not in ("", "/") else "")
+    return f"{parts.scheme}://{host}{port}{path}"

@@ -75,7 +75,7 @@ class _VarsProblem(Exception):
     """A template helper refused a value; reported at the template line that used it."""
 
 
-class _Environment(ImmutableSandboxedEnvironment):
+class Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, plus a cap on ``**`` so a template cannot hang the planner."""
 
     intercepted_binops = frozenset({"**"})
@@ -181,8 +181,8 @@ def _check_name(name: str, where: str, shown_dir: str) -> None:
         )
 
 
-def _environment(templates_dir: Path) -> _Environment:
-    env = _Environment(
+def _environment(templates_dir: Path) -> Sandbox:
+    env = Sandbox(
         loader=_ContainedLoader(templates_dir),
         undefined=StrictUndefined,
         keep_trailing_newline=True,

@@ -1,20 +1,22 @@
 """One command's view of the fleet: inventory, catalog, hosts and control plane, loaded once.
 
-Everything that plans goes through :meth:`Fleet.plan`, so ``plan``, ``render`` and
-``upgrade`` decide with the same facts and the same rules.
+A :class:`Fleet` is a context manager: the inventory is loaded and validated on entry
+(every problem at once), the catalog, the runners' hosts and the control plane are opened
+on first use, and every connection is closed on exit. Everything that plans goes through
+:meth:`Fleet.plan`, so ``plan``, ``render`` and ``upgrade`` decide with the same facts and
+the same rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from upgrade.config.inventory import Deployment, Inventory, Repo, load_inventory
-from upgrade.config.selection import select
-from upgrade.controlplane.control_plane import ControlPlane, ControlPlaneConfig
+from upgrade.config.inventory import Deployment, Inventory, Repo
+from upgrade.config.inventory_loader import load_inventory
+from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import Host
 from upgrade.hosts.pool import HostPool
 from upgrade.model.catalog import Catalog, Resolution, load_catalog
@@ -23,17 +25,23 @@ from upgrade.plan.facts import deployed_versions, org_airflow3_versions, read_do
 from upgrade.plan.plan import DeployedFact, Plan, PlanOptions, build_plan
 
 
-@dataclass
 class Fleet:
     """The loaded inventory plus what commands need around it (catalog, hosts, Astro)."""
 
-    inventory: Inventory
-    feed_override: str | None = None
+    def __init__(self, inventory: Inventory, feed_override: str | None = None):
+        self.inventory = inventory
+        self.feed_override = feed_override
 
     @classmethod
     def load(cls, path: str | Path, *, target: str | None = None, feed: str | None = None) -> Fleet:
         """Load and validate the inventory (every problem at once) and nothing else yet."""
         return cls(load_inventory(Path(path), target_override=target), feed)
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -45,11 +53,7 @@ class Fleet:
     @cached_property
     def control_plane(self) -> ControlPlane:
         """The Astro control plane (real CLI, or the simulator) configured in the inventory."""
-        inv = self.inventory
-        config = ControlPlaneConfig.from_mapping(
-            _with_root(inv.control_plane, inv.root), source=inv.file, lines=inv.control_plane_lines
-        )
-        return ControlPlane(config)
+        return ControlPlane(self.inventory.control_plane)
 
     @cached_property
     def hosts(self) -> HostPool:
@@ -72,7 +76,7 @@ class Fleet:
 
     def select(self, wave: int | None, limits: Sequence[str]) -> list[Deployment]:
         """Deployments of ``wave`` chosen by ``--limit`` (same grammar everywhere)."""
-        return select(self.inventory, wave, limits)
+        return self.inventory.select(wave, limits)
 
     def plan(
         self,
@@ -107,12 +111,3 @@ class Fleet:
             self.control_plane.close()
         if "hosts" in self.__dict__:
             self.hosts.close()
-
-
-def _with_root(section: Mapping, root: Path) -> dict:
-    # A simulator state dir in the inventory is relative to the inventory, like repo paths.
-    data = dict(section)
-    sim = data.get("simulator")
-    if isinstance(sim, str) and not sim.startswith(("http://", "https://")):
-        data["simulator"] = str(root / sim)
-    return data

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
-from upgrade.errors import DockerfileError, TemplateError
+from upgrade.errors import (
+    DockerfileError,
+    InputError,
+    PlanRefused,
+    ServiceError,
+    TemplateError,
+    UpgradeError,
+)
 from upgrade.model.catalog import Catalog, Resolution
 from upgrade.model.dockerfile import BaseImage, find_base_image, retarget
 from upgrade.model.image import CANONICAL_REPOSITORY, ImageRef, parse_image
@@ -147,10 +154,22 @@ class Plan:
             f"{c['refuse']} refused"
         )
 
-    def exit_code(self) -> int:
-        """2 when bad input (or an unreachable runner) refused something, 3 for policy, else 0."""
-        kinds = {p.refusal for p in self.deployments if p.action == "refuse"}
-        return 2 if kinds & {"input", "unreachable"} else 3 if "policy" in kinds else 0
+    def error(self) -> UpgradeError | None:
+        """Why this plan cannot be carried out as a whole, or None.
+
+        An unreachable runner is a ServiceError (7), bad input an InputError (2), a policy
+        refusal PlanRefused (3), in that order of precedence; each names the Deployments.
+        """
+        refused = [p for p in self.deployments if p.action == "refuse"]
+        for kind, error in (("unreachable", ServiceError), ("input", InputError),
+                            ("policy", PlanRefused)):
+            names = [p.deployment.name for p in refused if p.refusal == kind]
+            if names:
+                shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more"
+                                                 if len(names) > 10 else "")
+                return error(f"{len(names)} Deployment(s) refused ({kind}): {shown}. "
+                             "Each reason is in the plan above.")
+        return None
 
     def changed_repos(self) -> list[RepoChange]:
         """Repos whose Dockerfile the plan rewrites, for at least one Deployment upgrading."""

@@ -20,25 +20,24 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from upgrade.config.inventory import Deployment, Inventory
 from upgrade.controlplane.astro import HEALTHY_STATES, DeploymentInfo, DeploymentSummary
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.platform import PlatformReader
-from upgrade.errors import EXIT_DRIFT, EXIT_OK, AirflowAPIError, AstroError, InputError
+from upgrade.errors import EXIT_OK, AirflowAPIError, AstroError, DriftFound, InputError
+from upgrade.journal.store import Journal
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
+from upgrade.plan.facts import read_dockerfiles
+from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import RepoFile
-from upgrade.run.verify import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
+from upgrade.run.checks import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
 
 DEPLOYED_NE_DOCKERFILE = "deployed_ne_dockerfile"
 DEPLOYED_BELOW_EXPECTED = "deployed_below_expected"
@@ -104,10 +103,15 @@ class DriftReport:
         """The rows with at least one drift kind."""
         return [row for row in self.rows if row.drifted]
 
+    def error(self) -> DriftFound | None:
+        """DriftFound (5) when anything drifted, else None."""
+        return DriftFound(self.summary()) if self.drifted else None
+
     @property
     def exit_code(self) -> int:
-        """5 when anything drifted, else 0."""
-        return EXIT_DRIFT if self.drifted else EXIT_OK
+        """The exit code ``verify-all`` ends with (the JSON document carries it)."""
+        error = self.error()
+        return error.exit_code if error else EXIT_OK
 
     def by_kind(self) -> dict[str, int]:
         """How many Deployments show each drift kind (every kind listed, zeros included)."""
@@ -138,64 +142,6 @@ class DriftReport:
             "notes": list(self.notes),
             "deployments": [row.to_json() for row in self.rows],
         }
-
-    def to_markdown(self) -> str:
-        """The report for ``--report PATH``: drifted Deployments first, then every one."""
-        out = ["# verify-all", "",
-               f"Checked at {self.checked_at.isoformat(timespec='seconds')}. "
-               f"{self.summary()}", ""]
-        out += [f"- {note}" for note in self.notes]
-        if self.notes:
-            out.append("")
-        if self.drifted:
-            out += ["## Drift", "", "| Deployment | Repo | Drift | Details |", "|---|---|---|---|"]
-            for row in self.drifted:
-                out.append(_md_row(row.deployment, row.repo, ", ".join(row.kinds),
-                                   "<br>".join(row.messages)))
-            out.append("")
-        out += ["## All Deployments", "",
-                "| Deployment | Repo | Deployed | Status | Dockerfile | Expected | Health "
-                "| Import errors | Drift |", "|---|---|---|---|---|---|---|---|---|"]
-        for row in self.rows:
-            out.append(_md_row(row.deployment, row.repo, row.deployed or "?",
-                               row.status or "?", row.dockerfile or "?", row.expected or "-",
-                               row.health, _count(row.import_errors),
-                               ", ".join(row.kinds) or "none"))
-        return "\n".join(out) + "\n"
-
-
-def _md_row(*cells: str) -> str:
-    clean = [c.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ") for c in cells]
-    return "| " + " | ".join(clean) + " |"
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else str(value)
-
-
-def print_report(report: DriftReport, console: Console) -> None:
-    """The human view: one table row per Deployment, then what drifted and why."""
-    table = Table(show_lines=False)
-    for column in ("deployment", "repo", "deployed", "status", "dockerfile", "expected"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("health", overflow="fold")
-    table.add_column("import errors", justify="right")
-    table.add_column("drift", overflow="fold")
-    for row in report.rows:
-        style = "bold red" if row.drifted else ""
-        table.add_row(
-            Text(row.deployment, style=style), row.repo, row.deployed or "?",
-            Text(row.status or "?", style="" if row.status in HEALTHY_STATES else "red"),
-            row.dockerfile or "?", row.expected or "-", row.health, _count(row.import_errors),
-            Text(", ".join(row.kinds) or "none", style=style or "green"),
-        )
-    console.print(table)
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
-    for row in report.drifted:
-        for message in row.messages:
-            console.print(Text(f"{row.deployment}: {message}", style="red"))
-    console.print(Text(report.summary(), style="bold red" if report.drifted else "bold green"))
 
 
 # ---------------------------------------------------------------------- the check
@@ -393,3 +339,16 @@ class _Context:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
+
+def verify_all(fleet: Fleet, limits: Sequence[str] = ()) -> DriftReport:
+    """``verify-all``: every selected Deployment's sources compared, with the journal's marks."""
+    inv = fleet.inventory
+    deployments = fleet.select(None, limits)
+    files = read_dockerfiles(inv, deployments, fleet.host_for)
+    expected: dict[str, RuntimeVersion] = {}
+    journal = Journal.existing(inv.journal.file)
+    if journal is not None:
+        with journal:
+            expected = journal.high_water()
+    return check_fleet(fleet.control_plane, inv, deployments, files, expected)

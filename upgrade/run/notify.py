@@ -9,7 +9,6 @@ credential in the path), so messages show only ``scheme://host/…``.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Mapping
@@ -19,17 +18,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from upgrade.config.checker import did_you_mean
 from upgrade.config.inventory import Inventory
-from upgrade.errors import InventoryError, Problem
-from upgrade.model.redact import Redactor
-from upgrade.run.verify import display_url
+from upgrade.config.notifications import EVENTS, WebhookSettings
+from upgrade.model.redact import Redactor, display_url
 
-EVENTS = ("wave_started", "wave_passed", "wave_halted", "gate_refused")
-DEFAULT_TIMEOUT = 5.0
-MAX_TIMEOUT = 60.0
-NOTIFICATION_KEYS = ("webhook",)
-WEBHOOK_KEYS = ("url", "url_env", "timeout", "events")
 MAX_NAMES = 20  # Deployment names listed in one message
 # Past the time-out, how long a stuck request may take to give up before we stop waiting.
 GRACE = 1.0
@@ -42,14 +34,27 @@ _HEADLINE = {"wave_started": "started", "wave_passed": "passed its gate",
 
 @dataclass(frozen=True)
 class Notifier:
-    """Posts rollout events to one webhook."""
+    """Posts rollout events to one webhook (settings validated with the inventory)."""
 
-    url: str
-    timeout: float = DEFAULT_TIMEOUT
-    events: tuple[str, ...] = EVENTS
+    settings: WebhookSettings
+
+    @property
+    def url(self) -> str:
+        """The webhook URL: a secret, never shown."""
+        return self.settings.url
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one post may take."""
+        return self.settings.timeout
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The events this webhook wants."""
+        return self.settings.events
 
     def __repr__(self) -> str:  # the URL is a secret: keep it out of logs and tracebacks
-        return f"Notifier(url={self.where!r}, timeout={self.timeout}, events={self.events})"
+        return f"Notifier({self.settings!r})"
 
     @property
     def where(self) -> str:
@@ -57,43 +62,9 @@ class Notifier:
         return display_url(self.url)
 
     @classmethod
-    def from_inventory(cls, inv: Inventory) -> Notifier | None:
-        """The notifier the inventory's ``notifications:`` asks for, or None.
-
-        Raises InventoryError naming ``inventory.yaml:LINE: notifications.webhook.KEY``.
-        """
-        section = inv.notifications
-        if not section:
-            return None
-        problems: list[Problem] = []
-
-        def bad(keys: tuple[Any, ...], message: str) -> None:
-            problems.append(inv.problem(("notifications", *keys), message))
-
-        for key in section:
-            if key not in NOTIFICATION_KEYS:
-                hint = did_you_mean(str(key), NOTIFICATION_KEYS) or " The only kind is 'webhook'."
-                bad((key,), f"unknown notification kind.{hint}")
-        hook = section.get("webhook")
-        if hook is None:
-            if "webhook" in section:
-                bad(("webhook",), "is empty: give it a url (or url_env).")
-            raise_if(problems)
-            return None
-        if not isinstance(hook, Mapping):
-            bad(("webhook",), "must be a mapping with url (or url_env), timeout and events.")
-            raise_if(problems)
-        for key in hook:
-            if key not in WEBHOOK_KEYS:
-                hint = did_you_mean(str(key), WEBHOOK_KEYS) or (
-                    f" Valid keys: {', '.join(WEBHOOK_KEYS)}.")
-                bad(("webhook", key), f"unknown key.{hint}")
-        url = _url(hook, bad)
-        timeout = _timeout(hook.get("timeout", DEFAULT_TIMEOUT), bad)
-        events = _events(hook.get("events", list(EVENTS)), bad)
-        raise_if(problems)
-        assert url is not None
-        return cls(url, timeout, events)
+    def for_inventory(cls, inv: Inventory) -> Notifier | None:
+        """The notifier the inventory's ``notifications:`` asks for, or None."""
+        return cls(inv.notifications) if inv.notifications is not None else None
 
     def send(self, event: str, payload: Mapping[str, Any]) -> str | None:
         """Post one event; a warning to show when it was not delivered, else None.
@@ -147,69 +118,6 @@ class Notifier:
         pieces = [*parts.path.split("/"), *parts.query.split("&"), parts.password]
         return Redactor.from_env(os.environ).also(
             *(piece for piece in pieces if piece and len(piece) >= 6))(text)
-
-
-def raise_if(problems: list[Problem]) -> None:
-    """Raise InventoryError listing ``problems``, if there are any."""
-    if problems:
-        raise InventoryError(problems)
-
-
-def _url(hook: Mapping[str, Any], bad: Any) -> str | None:
-    has_url, has_env = "url" in hook, "url_env" in hook
-    if has_url == has_env:
-        bad(("webhook",), "give exactly one of url (the webhook URL) or url_env (the name of "
-                          "an environment variable holding it, so the secret stays out of "
-                          "the inventory).")
-        return None
-    if has_env:
-        name = hook["url_env"]
-        if not isinstance(name, str) or not name.strip():
-            bad(("webhook", "url_env"), "must be the name of an environment variable.")
-            return None
-        value = os.environ.get(name)
-        if not value:
-            bad(("webhook", "url_env"), f"environment variable {name} is not set (or empty). "
-                                        "Export the webhook URL in it.")
-            return None
-        return _check_url(value, ("webhook", "url_env"), bad, f"the value of {name}")
-    return _check_url(hook["url"], ("webhook", "url"), bad, "it")
-
-
-def _check_url(value: Any, keys: tuple[str, ...], bad: Any, what: str) -> str | None:
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-        ok = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok:
-        # Never echo the value: it may be a secret pasted in the wrong place.
-        bad(keys, f"must be an http:// or https:// URL with a host; {what} is not.")
-        return None
-    return value
-
-
-def _timeout(value: Any, bad: Any) -> float:
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT):
-        bad(("webhook", "timeout"), f"must be a number of seconds, more than 0 and at most "
-                                    f"{MAX_TIMEOUT:g}, got {value!r}.")
-        return DEFAULT_TIMEOUT
-    return float(value)
-
-
-def _events(value: Any, bad: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        bad(("webhook", "events"), f"must be a non-empty list of events: {', '.join(EVENTS)}.")
-        return EVENTS
-    out: list[str] = []
-    for i, event in enumerate(value):
-        if event not in EVENTS:
-            hint = did_you_mean(str(event), EVENTS) or f" Known events: {', '.join(EVENTS)}."
-            bad(("webhook", "events", i), f"unknown event {event!r}.{hint}")
-        elif event not in out:
-            out.append(event)
-    return tuple(out)
 
 
 # ------------------------------------------------------------------------- message

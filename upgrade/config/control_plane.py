@@ -1,0 +1,126 @@
+"""How to reach the Astro control plane: the ``control_plane:`` section, validated at load.
+
+Production and the simulator differ only here: which ``astro`` binary, which extra
+environment, which URL scheme for the Airflow API. ``simulator:`` names the local
+simulator (its state directory or URL); ``upgrade.controlplane`` turns that into the
+simulator's ``astro-sim``, environment and plain-http scheme when it connects, unless a key
+given here says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from upgrade.config.checker import Checker, did_you_mean
+from upgrade.config.located import LMap, LScalar, join
+
+SCHEMES = ("https", "http")
+STATUS_VIA = ("auto", "api", "cli")
+DEFAULT_TOKEN_ENV = "ASTRO_API_TOKEN"
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    """How to reach the control plane. Every key can be set in ``control_plane:``."""
+
+    astro_bin: str = "astro"  # the astro CLI (or astro-sim), a path or a name on $PATH
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # added to the child's env
+    deploy_timeout: float = 1800.0  # s for one `astro deploy` (it builds an image)
+    inspect_timeout: float = 60.0  # s for one `astro deployment inspect|list`
+    kill_grace: float = 5.0  # s between SIGTERM and SIGKILL of a timed-out command
+    airflow_scheme: str = "https"  # prepended to Astro's schemeless airflow_api_url
+    token_env: str = DEFAULT_TOKEN_ENV  # env var holding the bearer token for Airflow
+    http_timeout: float = 10.0  # s per Airflow API request (read)
+    http_connect_timeout: float = 5.0  # s to open a connection
+    http_retries: int = 3  # retries after the first try, on 5xx / connection / time-out
+    http_backoff: float = 0.5  # s before the first retry; doubles each time
+    http_backoff_max: float = 8.0  # s, cap of one back-off
+    http_total_timeout: float = 60.0  # s, all tries and waits of one call together
+    wait_timeout: float = 900.0  # s for a Deployment to become HEALTHY after a deploy
+    poll_interval: float = 10.0  # s between inspects while waiting
+    # How status is read: auto (the platform API when ASTRO_API_TOKEN is set, else the
+    # CLI), api (refused without a token), cli (always `astro deployment inspect`).
+    status_via: str = "auto"
+    # The local simulator: its state directory (absolute) or http:// URL; None in production.
+    simulator: str | None = None
+    # The keys the inventory (or caller) set; the simulator's settings never override them.
+    given: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_simulator(cls, target: str | Path, **settings: Any) -> ControlPlaneConfig:
+        """The config that drives the simulator at ``target`` (its state dir or URL)."""
+        return cls(simulator=str(target), given=frozenset(settings), **settings)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(ControlPlaneConfig) if f.name != "given")
+_DEFAULTS = {f.name: f.default for f in fields(ControlPlaneConfig)}
+
+
+def read_control_plane(c: Checker, top: LMap, resolve: Callable[[str], Path]
+                       ) -> ControlPlaneConfig:
+    """The ``control_plane:`` section; every problem is reported with its line."""
+    m = c.mapping(top, "control_plane", "")
+    if m is None:
+        return ControlPlaneConfig()
+    path = "control_plane"
+    c.keys(m, SETTING_NAMES, path)
+    values: dict[str, Any] = {}
+    for key, node in m.items():
+        if key not in SETTING_NAMES:
+            continue
+        line, full = m.key_line(key), join(path, key)
+        value = _setting(c, key, node, line, full, resolve)
+        if value is not None:
+            values[key] = value
+    return ControlPlaneConfig(given=frozenset(values), **values)
+
+
+def _setting(c: Checker, key: str, node: Any, line: int, full: str,
+             resolve: Callable[[str], Path]) -> Any:
+    if key == "extra_env":
+        if not c.expect(node, LMap, full, line):
+            return None
+        env: dict[str, str] = {}
+        for name, item in node.items():
+            value = item.value if isinstance(item, LScalar) else None
+            if not isinstance(name, str) or not isinstance(value, str):
+                c.add(node.key_line(name), join(full, name),
+                      "must map variable names to string values (quote numbers).")
+                continue
+            env[name] = value
+        return env
+    value = node.value if isinstance(node, LScalar) else node
+    default = _DEFAULTS[key]
+    if key == "simulator":
+        text = c.as_string(node, full, line)
+        if text is None:
+            return None
+        return text if text.startswith(("http://", "https://")) else str(resolve(text))
+    if type(default) is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            c.add(line, full, f"must be a whole number of 0 or more, got {_shown(node)}.")
+            return None
+        return value
+    if isinstance(default, float):
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value <= 0):
+            c.add(line, full, f"must be a positive number of seconds, got {_shown(node)}.")
+            return None
+        return float(value)
+    text = c.as_string(node, full, line)
+    if text is None:
+        return None
+    choices = {"airflow_scheme": SCHEMES, "status_via": STATUS_VIA}.get(key)
+    if choices and text not in choices:
+        c.add(line, full, f"must be one of {', '.join(choices)}, got '{text}'."
+              f"{did_you_mean(text, choices)}")
+        return None
+    return text
+
+
+def _shown(node: Any) -> str:
+    return node.kind if hasattr(node, "kind") else repr(node)

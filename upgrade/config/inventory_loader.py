@@ -1,0 +1,498 @@
+"""Load and validate ``inventory.yaml`` into the typed model of ``upgrade.config.inventory``.
+
+One walk over the located tree, every problem collected by one ``Checker`` and raised at
+once as an ``InventoryError`` (``inventory.yaml:LINE: key.path: problem. What to do.``).
+Each settings section has its own module (runners, groups, waves, the control plane,
+notifications, verification); this one holds the top level, repos and Deployments, names,
+and what is derived from them (membership, waves, merged variables).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from upgrade.config.checker import Checker
+from upgrade.config.control_plane import read_control_plane
+from upgrade.config.groups import Group, group_layers, read_groups
+from upgrade.config.inventory import (
+    DEFAULT_DOCKERFILE,
+    Defaults,
+    Deployment,
+    Inventory,
+    Repo,
+    TemplateRef,
+    layer_order,
+    merge,
+)
+from upgrade.config.located import FLOAT, INT, STR, LMap, Located, LScalar, join, load, paused_gc
+from upgrade.config.notifications import read_notifications
+from upgrade.config.runners import LOCAL, Runner, read_runners
+from upgrade.config.selection import ALL, Index, parse_terms
+from upgrade.config.settings import read_catalog, read_journal
+from upgrade.config.verify import VerifyLayer, read_verify_layer
+from upgrade.config.waves import MatchLines, WaveSettings, read_waves
+from upgrade.errors import InputError, InventoryError, Problem, VersionError
+from upgrade.model.versions import VersionSpec, parse_spec
+
+TOP_KEYS = ("target", "catalog", "control_plane", "journal", "notifications", "runners",
+            "defaults", "groups", "waves", "repos")
+DEFAULTS_KEYS = ("vars", "runner", "dockerfile")
+REPO_KEYS = ("path", "dockerfile", "template", "runner", "groups", "vars", "deployments")
+TEMPLATE_KEYS = ("name", "vars")
+DEPLOYMENT_KEYS = ("id", "name", "workspace_id", "wave", "groups", "vars")
+
+
+def load_inventory(path: Path, *, target_override: str | None = None) -> Inventory:
+    """Load and validate an inventory file; raise InventoryError listing every problem.
+
+    ``target_override`` (the ``--target`` flag) replaces the file's ``target``; an invalid
+    one raises VersionError naming the flag.
+    """
+    override = None
+    if target_override is not None:
+        override = parse_spec(target_override, source="--target")
+    path = Path(path)
+    with paused_gc():
+        root = load(path, error=InventoryError)
+        return _Loader(path, root).build(override)
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A Deployment while loading: before waves, groups and vars are settled."""
+
+    id: str | None
+    name: str | None
+    workspace_id: str | None
+    repo: str
+    wave: int | None
+    direct_groups: list[str]
+    vars: dict[str, Any]
+    line: int
+    path: str
+    node: LMap
+    unknown_group: bool
+
+
+class _Loader:
+    """Walks the located tree once, collecting every problem in a Checker."""
+
+    def __init__(self, path: Path, root: Located) -> None:
+        self.path = path
+        self.dir = os.path.abspath(path.parent)
+        self.tree = root
+        self.c = Checker(str(path))
+        self.match_where: MatchLines = {}  # line and key path of each waves.N.match pattern
+        self.broken_rules = False  # a bad waves.N.match: "no wave" problems may be its echo
+
+    def resolve(self, text: str) -> Path:
+        """A local path: ``~`` expanded, relative ones against the inventory's directory."""
+        return Path(self.resolve_str(text))
+
+    def resolve_str(self, text: str) -> str:
+        """``resolve`` as a string."""
+        return os.path.normpath(os.path.join(self.dir, os.path.expanduser(text)))
+
+    def build(self, override: VersionSpec | None) -> Inventory:
+        c, top = self.c, self.tree
+        if not isinstance(top, LMap):
+            if isinstance(top, LScalar) and top.value is None:
+                message = ("the file is empty. An inventory needs at least 'target' and 'repos'; "
+                           "see docs/inventory.md.")
+            else:
+                message = f"the top level must be a mapping (target, repos, ...), got {top.kind}."
+            raise InventoryError([Problem(c.file, top.line, "", message)])
+        c.keys(top, TOP_KEYS, "", required=("repos",))
+        target = self.target(top, override)
+        catalog = read_catalog(c, top, self.resolve)
+        journal = read_journal(c, top, self.resolve)
+        control_plane = read_control_plane(c, top, self.resolve)
+        notifications = read_notifications(c, top)
+        runners = read_runners(c, top, self.resolve, self.name_ok)
+        defaults = self.defaults(top, runners)
+        tree = read_groups(c, top, self.name_ok, self.check_group)
+        groups = tree.groups
+        waves, self.match_where = read_waves(c, top)
+        repos, drafts = self.repos(top, defaults, runners, groups)
+        self.check_names(groups, repos, drafts)
+        closure = tree.closure()
+        member_of = [closure(tuple(d.direct_groups)) for d in drafts]
+        index = self.index(drafts, member_of, groups, repos)
+        rules = self.rules(waves, index)
+        verify = _VerifyVars(c, top)
+        deployments = self.settle(drafts, member_of, rules, groups, defaults, repos, verify)
+        c.raise_if_any(InventoryError)
+        # Every Deployment left out of the model was reported, so positions still line up.
+        assert len(deployments) == index.size
+        for d in deployments:
+            waves.setdefault(d.wave, WaveSettings(d.wave))
+        assert target is not None  # a missing target is a recorded problem
+        return Inventory(
+            path=self.path,
+            root=Path(self.dir),
+            target=target,
+            target_source="--target" if override else "inventory",
+            catalog=catalog,
+            journal=journal,
+            control_plane=control_plane,
+            notifications=notifications,
+            runners=runners,
+            defaults=defaults,
+            groups=groups,
+            waves=dict(sorted(waves.items())),
+            repos=repos,
+            deployments=tuple(deployments),
+            index=index,
+            source=top,
+        )
+
+    # -- top-level settings -------------------------------------------------------------
+
+    def target(self, top: LMap, override: VersionSpec | None) -> VersionSpec | None:
+        node, line = top.get("target"), top.key_line("target")
+        if node is None:
+            if override is None:
+                self.c.add(line, "target", 'required key is missing. Add e.g. target: "12.4", '
+                           "or pass --target.")
+            return override
+        text = None
+        if isinstance(node, LScalar) and node.value is not None and node.tag in (STR, INT, FLOAT):
+            # The text as written: unquoted 12.10 would otherwise read as the float 12.1.
+            text = node.value if node.tag == STR else node.text
+        if text is None:
+            self.c.add(line, "target", f'must be a version spec such as "12.4", got {node.kind}.')
+            return override
+        try:
+            spec = parse_spec(text)
+        except VersionError as exc:
+            self.c.add(line, "target", str(exc))
+            return override
+        return override or spec
+
+    def defaults(self, top: LMap, runners: Mapping[str, Runner]) -> Defaults:
+        c = self.c
+        m = c.mapping(top, "defaults", "")
+        if m is None:
+            return Defaults()
+        c.keys(m, DEFAULTS_KEYS, "defaults")
+        runner = c.string(m, "runner", "defaults", default=LOCAL) or LOCAL
+        self.check_runner(runner, m.key_line("runner"), "defaults.runner", runners)
+        return Defaults(
+            vars=c.vars(m, "vars", "defaults"),
+            runner=runner,
+            dockerfile=self.dockerfile(m, "defaults", DEFAULT_DOCKERFILE),
+        )
+
+    # -- repos and Deployments ----------------------------------------------------------
+
+    def repos(
+        self,
+        top: LMap,
+        defaults: Defaults,
+        runners: Mapping[str, Runner],
+        groups: Mapping[str, Group],
+    ) -> tuple[dict[str, Repo], list[_Draft]]:
+        c = self.c
+        m = c.mapping(top, "repos", "")
+        repos: dict[str, Repo] = {}
+        drafts: list[_Draft] = []
+        for name, node in (m.items() if m else ()):
+            path, line = join("repos", name), m.key_line(name)  # type: ignore[union-attr]
+            if not self.name_ok(name, path, line) or not c.expect(node, LMap, path, line):
+                continue
+            assert isinstance(node, LMap)
+            c.keys(node, REPO_KEYS, path, required=("path",))
+            runner = c.string(node, "runner", path, default=defaults.runner) or defaults.runner
+            if "runner" in node:
+                self.check_runner(runner, node.key_line("runner"), join(path, "runner"), runners)
+            repo_groups = c.strings(node, "groups", path)
+            bad_groups = not all(
+                [self.check_group(g, ln, join(path, "groups"), groups) for g, ln in repo_groups])
+            template = self.template(node, path)
+            dockerfile = self.dockerfile(node, path, defaults.dockerfile)
+            repo_path = self.repo_path(node, path, runners.get(runner), dockerfile, template)
+            repos[name] = Repo(
+                name=name,
+                path=repo_path,
+                dockerfile=dockerfile,
+                template=template,
+                runner=runner,
+                groups=tuple(g for g, _ in repo_groups),
+                vars=c.vars(node, "vars", path),
+                line=line,
+            )
+            seq = c.sequence(node, "deployments", path)
+            for i, item in enumerate(seq or ()):
+                draft = self.deployment(item, f"{path}.deployments[{i}]", name, groups)
+                if draft is not None:
+                    draft.direct_groups[:0] = [g for g, _ in repo_groups]
+                    draft.unknown_group |= bad_groups
+                    drafts.append(draft)
+        return repos, drafts
+
+    def repo_path(
+        self,
+        node: LMap,
+        path: str,
+        runner: Runner | None,
+        dockerfile: str,
+        template: TemplateRef | None,
+    ) -> Path:
+        text = self.c.string(node, "path", path)
+        if text is None:
+            return Path()
+        if runner is None or not runner.is_local:
+            return Path(text)  # lives on the build host: nothing to check from here
+        # os.path on strings: a third of pathlib's cost, which shows at 2,000 repos.
+        local = self.resolve_str(text)
+        if not os.path.isdir(local):
+            self.c.add(node.key_line("path"), join(path, "path"),
+                       f"directory '{local}' does not exist. Fix the path (relative paths start "
+                       "at the inventory's directory).")
+        elif template is None and not os.path.isfile(os.path.join(local, dockerfile)):
+            key = "dockerfile" if "dockerfile" in node else "path"
+            self.c.add(node.key_line(key), join(path, "dockerfile"),
+                       f"'{os.path.join(local, dockerfile)}' does not exist. Add the Dockerfile, "
+                       "set 'dockerfile' to its path in the repo, or make the repo "
+                       "template-managed.")
+        return Path(local)
+
+    def template(self, node: LMap, path: str) -> TemplateRef | None:
+        m = self.c.mapping(node, "template", path)
+        if m is None:
+            return None
+        full = join(path, "template")
+        self.c.keys(m, TEMPLATE_KEYS, full, required=("name",))
+        name = self.c.string(m, "name", full)
+        if name is None:
+            return None
+        if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+            self.c.add(m.key_line("name"), join(full, "name"),
+                       f"'{name}' must be a file name inside templates/, not a path outside it.")
+        return TemplateRef(name, self.c.vars(m, "vars", full))
+
+    def dockerfile(self, m: LMap, path: str, default: str) -> str:
+        value = self.c.string(m, "dockerfile", path, default=default) or default
+        if value.startswith("/"):
+            self.c.add(m.key_line("dockerfile"), join(path, "dockerfile"),
+                       f"'{value}' must be relative to the repo's path, e.g. 'Dockerfile'.")
+        return value
+
+    def deployment(
+        self, item: Located, path: str, repo: str, groups: Mapping[str, Group]
+    ) -> _Draft | None:
+        c = self.c
+        if item.__class__ is not LMap and not c.expect(item, LMap, path):
+            return None
+        assert isinstance(item, LMap)
+        c.keys(item, DEPLOYMENT_KEYS, path, required=("id", "name", "workspace_id"))
+        own_groups = c.strings(item, "groups", path)
+        ok = True
+        if any(g not in groups for g, _ in own_groups):
+            ok = all([self.check_group(g, ln, join(path, "groups"), groups)
+                      for g, ln in own_groups])
+        return _Draft(
+            id=c.string(item, "id", path),
+            name=c.string(item, "name", path),
+            workspace_id=c.string(item, "workspace_id", path),
+            repo=repo,
+            wave=c.integer(item, "wave", path, minimum=1),
+            direct_groups=[g for g, _ in own_groups],
+            vars=c.vars(item, "vars", path),
+            line=item.line,
+            path=path,
+            node=item,
+            unknown_group=not ok,
+        )
+
+    # -- cross-references ---------------------------------------------------------------
+
+    def name_ok(self, name: Any, path: str, line: int) -> bool:
+        if isinstance(name, str) and name.strip():
+            return True
+        self.c.add(line, path, "names must be non-empty strings. Quote or rename it.")
+        return False
+
+    def check_runner(self, name: str, line: int, path: str, runners: Mapping[str, Runner]) -> None:
+        self.c.reference(name, line, path, runners, "runner",
+                         "Define it under runners: or use 'local'.")
+
+    def check_group(self, name: str, line: int, path: str, groups: Mapping[str, Any]) -> bool:
+        return self.c.reference(name, line, path, groups, "group",
+                                "Define it under groups: or fix the name.")
+
+    def check_names(
+        self, groups: Mapping[str, Group], repos: Mapping[str, Repo], drafts: list[_Draft]
+    ) -> None:
+        """One namespace for --limit: group, repo and Deployment names and ids never clash."""
+        # Where a name was claimed: (line, key path), or (draft, key) worked out only when
+        # there is a clash, so the 10,000-Deployment case does no formatting.
+        owners: dict[str, tuple[str, object, tuple[Any, str]]] = {}
+
+        def spot(where: tuple[Any, str]) -> tuple[int | None, str]:
+            first, key = where
+            if isinstance(first, _Draft):
+                return first.node.key_line(key), f"{first.path}.{key}"
+            return first, key
+
+        def claim(name: str | None, kind: str, owner: object, where: tuple[Any, str]) -> None:
+            if name is None:
+                return
+            previous = owners.setdefault(name, (kind, owner, where))
+            if previous[1] is owner and name != ALL:
+                return
+            line, path = spot(where)
+            if name == ALL:
+                self.c.add(line, path, "'all' is reserved: it selects every Deployment. "
+                           "Choose another name.")
+                return
+            was, _, was_where = previous
+            was_line, was_path = spot(was_where)
+            if (was_line or 0) > (line or 0):  # report the clash where it comes second
+                kind, was = was, kind
+                line, path, was_line, was_path = was_line, was_path, line, path
+            at = f"line {was_line} ({was_path})"
+            if kind == was == "Deployment id":
+                message = (f"Deployment id '{name}' is already used at {at}. Each Deployment "
+                           "must appear once; remove the duplicate or fix the id.")
+            elif kind == was == "Deployment name":
+                message = (f"Deployment name '{name}' is already used at {at}. "
+                           "Names must be unique; rename one.")
+            else:
+                message = (f"'{name}' is both a {kind} and a {was} at {at}, so --limit "
+                           f"'{name}' would be ambiguous. Rename one.")
+            self.c.add(line, path, message)
+
+        for g in groups.values():
+            claim(g.name, "group", g, (g.line, f"groups.{g.name}"))
+        for r in repos.values():
+            claim(r.name, "repo", r, (r.line, f"repos.{r.name}"))
+        for d in drafts:
+            claim(d.name, "Deployment name", d, (d, "name"))
+        for d in drafts:
+            claim(d.id, "Deployment id", d, (d, "id"))
+
+    # -- derived: membership, waves, vars -----------------------------------------------
+
+    def index(
+        self,
+        drafts: list[_Draft],
+        member_of: list[frozenset[str]],
+        groups: Mapping[str, Group],
+        repos: Mapping[str, Repo],
+    ) -> Index:
+        group_members: dict[str, list[int]] = {g: [] for g in groups}
+        repo_members: dict[str, list[int]] = {}
+        for i, (d, member) in enumerate(zip(drafts, member_of, strict=True)):
+            for g in member:
+                group_members[g].append(i)
+            repo_members.setdefault(d.repo, []).append(i)
+        for repo in repos:
+            repo_members.setdefault(repo, [])
+        return Index([d.name for d in drafts], [d.id for d in drafts], group_members, repo_members)
+
+    def rules(self, waves: Mapping[int, WaveSettings], index: Index) -> list[tuple[int, set[int]]]:
+        rules = []
+        for number in sorted(waves):
+            settings, ok, terms = waves[number], True, []
+            where = self.match_where.get(number, [])
+            for text, (line, key) in zip(settings.match, where, strict=True):
+                try:
+                    parsed = parse_terms([text])
+                    for term in parsed:
+                        index.resolve(term)
+                    terms.extend(parsed)
+                except InputError as exc:
+                    self.c.add(line, key, str(exc))
+                    ok = False
+                    self.broken_rules = True
+            if ok and terms:
+                rules.append((number, index.evaluate(terms)))
+        return rules
+
+    def settle(
+        self,
+        drafts: list[_Draft],
+        member_of: list[frozenset[str]],
+        rules: list[tuple[int, set[int]]],
+        groups: Mapping[str, Group],
+        defaults: Defaults,
+        repos: Mapping[str, Repo],
+        verify: _VerifyVars,
+    ) -> list[Deployment]:
+        by_rule: dict[int, int] = {}
+        for number, chosen in rules:  # ascending: the first rule that matches wins
+            for i in chosen:
+                by_rule.setdefault(i, number)
+        by_groups: dict[frozenset[str], tuple[int | None, str]] = {}
+        layers_of: dict[frozenset[str], list[tuple[str, Mapping[str, Any]]]] = {}
+        deployments = []
+        for i, (d, member) in enumerate(zip(drafts, member_of, strict=True)):
+            wave, source = d.wave, "deployment"
+            if wave is None and i in by_rule:
+                wave = by_rule[i]
+                source = f"waves.{wave}.match"
+            if wave is None:
+                if member not in by_groups:
+                    found = sorted((groups[g].wave, g) for g in member if groups[g].wave)
+                    by_groups[member] = (found[0][0], f"group {found[0][1]}") if found else (
+                        None, "")
+                wave, source = by_groups[member]
+            if wave is None:
+                if not d.unknown_group and "wave" not in d.node and not self.broken_rules:
+                    self.c.add(d.line, d.path, f"Deployment '{d.name}' has no wave. Give it one: "
+                               "set 'wave: N' on it, match it in waves.N.match, or put it in a "
+                               "group that has a 'wave'.")
+                continue
+            if d.id is None or d.name is None or d.workspace_id is None:
+                continue
+            if member not in layers_of:
+                layers_of[member] = group_layers(groups, member)
+            layers = layer_order(defaults.vars, layers_of[member], repos[d.repo], d.name, d.vars)
+            values, sources = merge(layers)
+            deployments.append(Deployment(
+                id=d.id, name=d.name, workspace_id=d.workspace_id, repo=d.repo, wave=wave,
+                groups=member, vars=values, own_vars=d.vars, wave_source=source, line=d.line,
+                verify=verify.of(d, sources["verify"]) if "verify" in values else None,
+            ))
+        return deployments
+
+
+class _VerifyVars:
+    """Every ``vars.verify`` of the inventory, validated where it is written.
+
+    Those of defaults, groups and repos are read once, up front (so one that every
+    Deployment overrides is still checked); a Deployment's own when it is settled.
+    """
+
+    def __init__(self, c: Checker, top: LMap) -> None:
+        self.c = c
+        self.layers: dict[str, VerifyLayer | None] = {}
+        self.read("defaults", _at(top, "defaults", "vars", "verify"), "defaults.vars.verify")
+        for section, kind in (("groups", "group"), ("repos", "repo")):
+            found = top.get(section)
+            for name in (found if isinstance(found, LMap) else ()):
+                self.read(f"{kind} {name}", _at(found, name, "vars", "verify"),
+                          f"{section}.{name}.vars.verify")
+
+    def read(self, label: str, node: Located | None, path: str) -> VerifyLayer | None:
+        if node is not None:
+            self.layers[label] = read_verify_layer(node.plain(), path,
+                                                   self.c.locator(node, path))
+        return self.layers.get(label)
+
+    def of(self, draft: _Draft, label: str) -> VerifyLayer | None:
+        """The layer of the variable ``label`` set for this Deployment."""
+        if label.startswith("deployment "):
+            return self.read(label, _at(draft.node, "vars", "verify"), f"{draft.path}.vars.verify")
+        return self.layers.get(label)
+
+
+def _at(node: Located | None, *keys: Any) -> Located | None:
+    for key in keys:
+        node = node.get(key) if isinstance(node, LMap) else None
+    return node

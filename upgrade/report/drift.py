@@ -1,0 +1,71 @@
+"""``verify-all`` as people read it: a table, what drifted and why, and a Markdown report."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from upgrade.controlplane.astro import HEALTHY_STATES
+from upgrade.run.drift import DriftReport
+
+
+def drift_markdown(report: DriftReport) -> str:
+    """The Markdown for ``verify-all --report PATH``: drifted Deployments first, then all."""
+    out = ["# verify-all", "",
+           f"Checked at {report.checked_at.isoformat(timespec='seconds')}. "
+           f"{report.summary()}", ""]
+    out += [f"- {note}" for note in report.notes]
+    if report.notes:
+        out.append("")
+    if report.drifted:
+        out += ["## Drift", "", "| Deployment | Repo | Drift | Details |", "|---|---|---|---|"]
+        for row in report.drifted:
+            out.append(_md_row(row.deployment, row.repo, ", ".join(row.kinds),
+                               "<br>".join(row.messages)))
+        out.append("")
+    out += ["## All Deployments", "",
+            "| Deployment | Repo | Deployed | Status | Dockerfile | Expected | Health "
+            "| Import errors | Drift |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in report.rows:
+        out.append(_md_row(row.deployment, row.repo, row.deployed or "?",
+                           row.status or "?", row.dockerfile or "?", row.expected or "-",
+                           row.health, _count(row.import_errors),
+                           ", ".join(row.kinds) or "none"))
+    return "\n".join(out) + "\n"
+
+
+def _md_row(*cells: str) -> str:
+    clean = [c.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ") for c in cells]
+    return "| " + " | ".join(clean) + " |"
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def print_report(report: DriftReport, console: Console) -> None:
+    """The human view: one table row per Deployment, then what drifted and why."""
+    table = Table(show_lines=False)
+    for column in ("deployment", "repo", "deployed", "status", "dockerfile", "expected"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("health", overflow="fold")
+    table.add_column("import errors", justify="right")
+    table.add_column("drift", overflow="fold")
+    for row in report.rows:
+        style = "bold red" if row.drifted else ""
+        table.add_row(
+            Text(row.deployment, style=style), row.repo, row.deployed or "?",
+            Text(row.status or "?", style="" if row.status in HEALTHY_STATES else "red"),
+            row.dockerfile or "?", row.expected or "-", row.health, _count(row.import_errors),
+            Text(", ".join(row.kinds) or "none", style=style or "green"),
+        )
+    console.print(table)
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+    for row in report.drifted:
+        for message in row.messages:
+            console.print(Text(f"{row.deployment}: {message}", style="red"))
+    console.print(Text(report.summary(), style="bold red" if report.drifted else "bold green"))
+
+

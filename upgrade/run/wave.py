@@ -1,0 +1,377 @@
+"""Run the Deployments of one wave: batches, parallelism per wave and per runner, budgets.
+
+A :class:`WaveRunner` takes the wave's items (each Deployment with the journal state it
+starts from) through the playbook's steps, batch by batch: at most ``parallel`` at once
+and at most each runner's own ``parallel`` on that runner, repo steps once per repo, every
+state change committed to the journal before the next step starts. It holds no state
+between waves; deciding what a wave is and recording how it ended is ``rollout``'s.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from upgrade.config.inventory import Deployment
+from upgrade.config.playbook import Playbook, shared_vars, step_context
+from upgrade.config.step import Step
+from upgrade.config.verify import VerifyConfig, merge_verify_config
+from upgrade.config.waves import WaveSettings
+from upgrade.errors import UpgradeError
+from upgrade.journal.store import Journal
+from upgrade.plan.fleet import Fleet
+from upgrade.plan.plan import Plan, PlannedDeployment
+from upgrade.run import steps
+from upgrade.run.budget import FailureBudget
+from upgrade.run.verify import capture_baseline, run_checks
+
+# The journal state each step kind leaves a Deployment in, and the order of states.
+STEP_STATE = {
+    "render": "rendered",
+    "commit": "committed",
+    "run": "tested",
+    "deploy": "deployed",
+    "verify": "verified",
+}
+STATE_RANK = {
+    s: i
+    for i, s in enumerate(
+        ("pending", "rendered", "committed", "tested", "deploying", "deployed", "verified")
+    )
+}
+DEFAULT_PARALLEL = 10
+
+ItemResult = Literal["ok", "failed", "interrupted"]
+
+
+class Reporter(Protocol):
+    """Where progress goes: a live display on a terminal, log lines elsewhere."""
+
+    def wave_started(self, wave: int, target: str, total: int, batches: list[int]) -> None: ...
+    def batch_started(self, index: int, size: int) -> None: ...
+    def step_started(self, deployment: str, step: str) -> None: ...
+    def item_finished(self, deployment: str, result: ItemResult, message: str) -> None: ...
+    def note(self, message: str) -> None: ...
+    def wave_finished(self) -> None: ...
+
+
+@dataclass
+class Item:
+    """One Deployment to run in this wave, with where it starts from."""
+
+    planned: PlannedDeployment
+    state: str
+    retry: bool = False
+    noop: bool = False
+    baseline: dict | None = None  # what verification compares with, taken before the deploy
+    fail_with: str | None = None  # a reason it cannot run (its runner is unreachable)
+
+    @property
+    def deployment(self) -> Deployment:
+        """The inventory Deployment."""
+        return self.planned.deployment
+
+
+class WaveRunner:
+    """Runs the items of one wave through the playbook. Holds no state between waves."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        journal: Journal,
+        playbook: Playbook,
+        rollout_id: int,
+        wave: WaveSettings,
+        plan: Plan,
+        reporter: Reporter,
+        stop: threading.Event,
+    ):
+        self.fleet, self.journal, self.playbook = fleet, journal, playbook
+        self.rollout_id, self.wave, self.plan = rollout_id, wave, plan
+        self.reporter, self.stop = reporter, stop
+        self.cp = fleet.control_plane
+        self._repo_futures: dict[tuple[str, int], Future[str]] = {}
+        self._repo_lock = threading.Lock()
+        self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
+        self._verify_step = next((s for s in playbook.steps if s.kind == "verify"), None)
+        by_repo: dict[str, list[Deployment]] = {}
+        for p in plan.deployments:
+            by_repo.setdefault(p.deployment.repo, []).append(p.deployment)
+        self._repo_vars = {repo: shared_vars(deps) for repo, deps in by_repo.items()}
+        release = fleet.catalog.get(plan.target)
+        self._runtime = {
+            "version": str(plan.target),
+            "airflow": release.airflow if release else None,
+            "python": release.python if release else None,
+        }
+
+    # ------------------------------------------------------------------ scheduling
+
+    def run(self, items: list[Item]) -> tuple[str | None, dict[str, ItemResult]]:
+        """Run ``items`` batch by batch; return (budget trip message, result per name)."""
+        results: dict[str, ItemResult] = {}
+        budget = FailureBudget(self.wave.max_fail_percentage, self.wave.max_failures)
+        sizes = self.wave.batch_sizes(len(items))
+        self.reporter.wave_started(self.wave.number, str(self.plan.target), len(items), sizes)
+        position = 0
+        limit = self.wave.parallel or DEFAULT_PARALLEL
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="deploy") as pool:
+            for index, size in enumerate(sizes):
+                if self.stop.is_set() or budget.tripped:
+                    break
+                batch = items[position : position + size]
+                position += size
+                budget.start_batch(size)
+                self.reporter.batch_started(index + 1, size)
+                self._run_batch(pool, batch, limit, budget, results)
+        self.reporter.wave_finished()
+        return budget.tripped, results
+
+    def _run_batch(
+        self,
+        pool: ThreadPoolExecutor,
+        batch: list[Item],
+        limit: int,
+        budget: FailureBudget,
+        results: dict[str, ItemResult],
+    ) -> None:
+        waiting: deque[Item] = deque(batch)
+        busy: dict[str, int] = {}  # runner name -> Deployments in flight
+        in_flight: dict[Future[ItemResult], Item] = {}
+        # Finished futures arrive on a queue: waiting on all in-flight futures again after
+        # every completion cost a fifth of the orchestrator's CPU at parallel 50.
+        finished: queue.SimpleQueue[Future[ItemResult]] = queue.SimpleQueue()
+        while waiting or in_flight:
+            while waiting and len(in_flight) < limit and not (self.stop.is_set() or budget.tripped):
+                item = self._next_startable(waiting, busy)
+                if item is None:
+                    break
+                runner = self.fleet.inventory.runner_of(item.deployment)
+                busy[runner.name] = busy.get(runner.name, 0) + 1
+                future = pool.submit(self._run_item, item)
+                in_flight[future] = item
+                future.add_done_callback(finished.put)
+            if not in_flight:
+                break
+            future = finished.get()
+            item = in_flight.pop(future)
+            runner = self.fleet.inventory.runner_of(item.deployment)
+            busy[runner.name] -= 1
+            result = future.result()
+            results[item.deployment.name] = result
+            if result != "interrupted":
+                tripped = budget.record(result == "failed")
+                if tripped:
+                    self.reporter.note(f"budget tripped: {tripped}; no new Deployment starts")
+
+    def _next_startable(self, waiting: deque[Item], busy: dict[str, int]) -> Item | None:
+        # The first Deployment whose runner has a free slot: a busy runner never blocks
+        # work queued behind it for another runner.
+        for i, item in enumerate(waiting):
+            runner = self.fleet.inventory.runner_of(item.deployment)
+            if busy.get(runner.name, 0) < runner.parallel:
+                del waiting[i]
+                return item
+        return None
+
+    # ------------------------------------------------------------------ one Deployment
+
+    def _run_item(self, item: Item) -> ItemResult:
+        dep = item.deployment
+        state = item.state
+        try:
+            if item.fail_with:
+                raise steps.StepFailed(item.fail_with)
+            for step in self._steps_from(state, item):
+                context = self._context(item, repo_scope=step.scope == "repo")
+                if not step.enabled(context):
+                    continue
+                args = step.render_args(context)
+                self.reporter.step_started(dep.name, step.name)
+                if step.kind == "deploy":
+                    state = self._deploy(item, state, args)
+                    continue
+                if step.scope == "repo":
+                    message = self._repo_step(item, step, args)
+                else:
+                    message = self._deployment_step(item, step, args)
+                state = self._advance(item, state, STEP_STATE.get(step.kind), message)
+            self.reporter.item_finished(dep.name, "ok", f"{state}")
+            return "ok"
+        except steps.Interrupted as exc:
+            self.reporter.item_finished(dep.name, "interrupted", str(exc))
+            return "interrupted"
+        except UpgradeError as exc:
+            self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc))
+            self.reporter.item_finished(dep.name, "failed", str(exc))
+            return "failed"
+        except Exception as exc:  # a bug in one worker must not take the wave down unrecorded
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+            self.journal.transition(self.rollout_id, dep.id, "failed", error=message)
+            self.reporter.item_finished(dep.name, "failed", message)
+            return "failed"
+
+    def _steps_from(self, state: str, item: Item) -> list[Step]:
+        """The steps still to do for a Deployment that is at ``state`` (resume)."""
+        all_steps = list(self.playbook.steps)
+        if item.noop:
+            return [s for s in all_steps if s.kind == "verify"]
+        rank = STATE_RANK[state]
+        after = "pending"
+        start = len(all_steps)
+        for i, step in enumerate(all_steps):
+            after = STEP_STATE.get(step.kind, after)
+            stateful = step.kind in STEP_STATE
+            if STATE_RANK[after] > rank or (not stateful and STATE_RANK[after] == rank):
+                start = i
+                break
+        return all_steps[start:]
+
+    def _advance(self, item: Item, state: str, new_state: str | None, message: str) -> str:
+        if new_state is None or STATE_RANK[new_state] <= STATE_RANK[state]:
+            return state
+        self.journal.transition(self.rollout_id, item.deployment.id, new_state, message=message)
+        return new_state
+
+    def _deploy(self, item: Item, state: str, args: dict[str, Any]) -> str:
+        planned, dep = item.planned, item.deployment
+        skip = steps.already_at_target(
+            self.cp, planned, resuming=state == "deploying" or item.retry
+        )
+        if skip:
+            return self._reach_deployed(item, state, skip)
+        self._capture_baseline(item)
+        # Durable before the deploy starts: a crash from here on is resumed by inspecting.
+        self.journal.transition(
+            self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started"
+        )
+        repo = self.fleet.inventory.repos[dep.repo]
+        message = steps.deploy(
+            self.cp,
+            planned,
+            self.fleet.host_for(repo),
+            repo,
+            args.get("description") or self._description(),
+            timeout=float(args["timeout"]) if args.get("timeout") else None,
+        )
+        return self._reach_deployed(item, "deploying", message)
+
+    def _reach_deployed(self, item: Item, state: str, message: str) -> str:
+        # The journal raises the high-water mark in the same transaction.
+        return self._advance(item, state, "deployed", message)
+
+    def _repo_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
+        # Once per repo and step per run: the first Deployment of a repo to get here runs
+        # it, the others wait for that result (and share its failure).
+        key = (item.deployment.repo, step.index)
+        with self._repo_lock:
+            future = self._repo_futures.get(key)
+            owner = future is None
+            if owner:
+                future = self._repo_futures[key] = Future()
+        assert future is not None
+        if owner:
+            try:
+                future.set_result(self._do_repo_step(item, step, args))
+            except BaseException as exc:
+                future.set_exception(exc)
+        try:
+            return future.result()
+        except steps.StepFailed as exc:
+            if owner:
+                raise
+            raise steps.StepFailed(f"repo step '{step.name}' failed: {exc}") from exc
+
+    def _do_repo_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
+        repo = self.fleet.inventory.repos[item.deployment.repo]
+        branch = None
+        if self._commit_step is not None:
+            context = self._context(item, repo_scope=True)
+            branch = self._commit_step.render_args(context).get("branch")
+        work = steps.RepoWork(
+            repo, self.fleet.host_for(repo), item.planned.repo, item.planned.target, branch
+        )
+        if step.kind == "render":
+            return steps.render(work)
+        if step.kind == "commit":
+            return steps.commit(work, args)
+        if step.kind == "run":
+            return steps.run(work, args)
+        raise steps.StepFailed(f"unknown repo step kind '{step.kind}'")
+
+    def _deployment_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
+        if step.kind == "verify":
+            return self._verify(item, args)
+        if step.kind == "wait":
+            return steps.wait(float(args["seconds"]), self.stop)
+        raise steps.StepFailed(f"unknown Deployment step kind '{step.kind}'")
+
+    def verify_config(self, item: Item) -> VerifyConfig:
+        """The merged checks for one Deployment: playbook step → wave → Deployment vars."""
+        step = self._verify_step
+        args = step.render_args(self._context(item)) if step is not None else None
+        return merge_verify_config(args, self.wave.verify, item.deployment.verify)
+
+    def _verify(self, item: Item, args: dict[str, Any]) -> str:
+        dep = item.deployment
+        repo = self.fleet.inventory.repos[dep.repo]
+        config = merge_verify_config(args, self.wave.verify, dep.verify)
+        verdict = run_checks(
+            self.cp,
+            config,
+            dep,
+            self.plan.target,
+            self.fleet.catalog,
+            baseline=item.baseline,
+            host=self.fleet.host_for(repo),
+            repo_dir=str(repo.path),
+            stop=self.stop,
+        )
+        if verdict.interrupted:
+            raise steps.Interrupted(f"{dep.name}: verification interrupted")
+        if not verdict.ok:
+            raise steps.StepFailed(verdict.summary)  # names the Deployment and each failed check
+        return verdict.summary
+
+    def _capture_baseline(self, item: Item) -> None:
+        # Only what a check will compare with, and only once: after a crash the stored
+        # baseline is the one from before the first deploy attempt.
+        if item.baseline is not None or "import_errors" not in self.verify_config(item).names():
+            return
+        dep = item.deployment
+        try:
+            info = self.cp.status(dep.id, dep.workspace_id)
+        except UpgradeError as exc:
+            raise steps.StepFailed(
+                f"{dep.name}: cannot take the pre-deploy baseline: {exc}"
+            ) from exc
+        item.baseline = capture_baseline(self.cp, info)
+        self.journal.set_baseline(self.rollout_id, dep.id, item.baseline)
+
+    def _description(self) -> str:
+        return (
+            f"astro-fleet-upgrade rollout {self.rollout_id} wave {self.wave.number}: "
+            f"Astro Runtime {self.plan.target}"
+        )
+
+    def _context(self, item: Item, *, repo_scope: bool = False) -> dict[str, Any]:
+        dep = item.deployment
+        repo = self.fleet.inventory.repos[dep.repo]
+        # A repo step runs once for all of the repo's Deployments in the wave: it sees only
+        # the variables they agree on.
+        shared = self._repo_vars.get(dep.repo, {}) if repo_scope else dep.vars
+        return step_context(
+            target=str(self.plan.target),
+            rollout=str(self.rollout_id),
+            wave=self.wave.number,
+            repo=repo,
+            vars=shared,
+            runtime=self._runtime,
+            deployment=None if repo_scope else dep,
+        )
+
+
