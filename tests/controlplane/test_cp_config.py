@@ -10,8 +10,8 @@ import pytest
 from upgrade.config.checker import Checker
 from upgrade.config.control_plane import ControlPlaneConfig, read_control_plane
 from upgrade.config.located import loads
-from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.controlplane.http import retry_policy
 from upgrade.errors import EXIT_INPUT, InputError, InventoryError
 

@@ -13,8 +13,8 @@ from support import wait_healthy
 from upgrade.config.checker import Checker
 from upgrade.config.control_plane import ControlPlaneConfig, read_control_plane
 from upgrade.config.located import loads
-from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.errors import AstroAuthError, AstroError, DeploymentNotFound, InputError
 from upgrade.sim.testing import SimHandle, make_astro_project
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.journal.helpers import TARGET, FakeClock
-from upgrade.journal.store import Journal, Rollout
+from upgrade.journal.records import Rollout
+from upgrade.journal.store import Journal
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from upgrade.journal.store import DeploymentEntry
+from upgrade.journal.records import DeploymentEntry
 from upgrade.model.versions import RuntimeVersion, parse_version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

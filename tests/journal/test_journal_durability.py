@@ -9,7 +9,8 @@ import sqlite3
 from pathlib import Path
 
 from tests.journal.helpers import python_child, wait_line
-from upgrade.journal.store import FORWARD, Journal
+from upgrade.journal.states import FORWARD
+from upgrade.journal.store import Journal
 
 N_DEPLOYMENTS = 240
 STEPS = FORWARD[1:]  # rendered … verified
@@ -19,7 +20,9 @@ STEPS = FORWARD[1:]  # rendered … verified
 # would report progress. Run again, it resumes (the same command, nothing done twice).
 CHILD = """
 import sys, threading
-from upgrade.journal.store import FORWARD, DeploymentEntry, Journal
+from upgrade.journal.states import FORWARD
+from upgrade.journal.records import DeploymentEntry
+from upgrade.journal.store import Journal
 from upgrade.model.versions import parse_version
 
 path, n = sys.argv[1], int(sys.argv[2])

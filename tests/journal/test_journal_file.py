@@ -11,7 +11,8 @@ import pytest
 
 from tests.journal.helpers import TARGET, V, entries, sha256
 from upgrade.errors import EXIT_INPUT, InputError, JournalError
-from upgrade.journal.store import APPLICATION_ID, SCHEMA_VERSION, Journal
+from upgrade.journal.sqlite import APPLICATION_ID, SCHEMA_VERSION
+from upgrade.journal.store import Journal
 
 
 def mode(path: Path) -> int:

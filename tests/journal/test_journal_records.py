@@ -10,7 +10,8 @@ import pytest
 
 from tests.journal.helpers import FROM, TARGET, FakeClock, V, entries
 from upgrade.errors import IllegalTransition, InputError
-from upgrade.journal.store import Journal, Rollout, actor
+from upgrade.journal.records import Rollout, actor
+from upgrade.journal.store import Journal
 
 # -- rollouts -------------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ import pytest
 
 from tests.journal.helpers import entries
 from upgrade.errors import IllegalTransition
-from upgrade.journal.store import STATES, Journal, Rollout
+from upgrade.journal.records import Rollout
+from upgrade.journal.states import STATES
+from upgrade.journal.store import Journal
 
 # Written out by hand (not derived from the module) so a change to the table shows up here.
 FORWARD_ALL = {"rendered", "committed", "tested", "deploying", "deployed", "verified"}

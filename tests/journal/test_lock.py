@@ -17,7 +17,7 @@ import pytest
 from tests.journal.helpers import python_child, wait_line
 from upgrade.errors import EXIT_LOCKED, LockHeld
 from upgrade.journal.lock import LOCK_FILE, Holder, RunLock, force_unlock
-from upgrade.journal.store import os_user
+from upgrade.journal.records import os_user
 
 # Holds the lock and, if asked, starts a long-lived grandchild (as `astro deploy` would be).
 HOLDER = """

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from upgrade.journal.lock import Holder
-from upgrade.journal.store import DeploymentRecord, Event, Journal
+from upgrade.journal.records import DeploymentRecord, Event
+from upgrade.journal.store import Journal
 from upgrade.sim import lifecycle
 from upgrade.sim.testing import SimHandle, make_astro_project
 

@@ -25,7 +25,8 @@ from tests.rollout.helpers import (
     records,
     wait_for,
 )
-from upgrade.journal.store import Journal, os_user
+from upgrade.journal.records import os_user
+from upgrade.journal.store import Journal
 from upgrade.sim.testing import SimHandle
 
 SINCE = r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+s ago\)"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from upgrade.hosts.host import LocalHost
-from upgrade.hosts.ssh import REMOTE_SCRIPT, SSHHost, env_payload, remote_command
+from upgrade.hosts.ssh import SSHHost
+from upgrade.hosts.ssh_channel import REMOTE_SCRIPT, env_payload, remote_command
 
 pytestmark = pytest.mark.sshd
 

@@ -61,7 +61,8 @@ from upgrade.errors import (
 )
 from upgrade.hosts.pool import check_runners
 from upgrade.journal.lock import force_unlock
-from upgrade.journal.store import Journal, actor
+from upgrade.journal.records import actor
+from upgrade.journal.store import Journal
 from upgrade.model.catalog import load_catalog
 from upgrade.plan.fleet import Fleet
 from upgrade.report import console

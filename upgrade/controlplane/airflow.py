@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from upgrade.controlplane.astro import parse_timestamp
+from upgrade.controlplane.deployment import parse_timestamp
 from upgrade.controlplane.http import Retry, RetryPolicy, read_with_retries, retry_after
 from upgrade.errors import (
     AirflowAPIError,

@@ -28,7 +28,8 @@ from upgrade.controlplane.airflow import (
     DagImportError,
     Health,
 )
-from upgrade.controlplane.astro import AstroCLI, DeploymentInfo, DeploymentSummary, DeployOutcome
+from upgrade.controlplane.astro import AstroCLI
+from upgrade.controlplane.deployment import DeploymentInfo, DeploymentSummary, DeployOutcome
 from upgrade.controlplane.http import retry_policy
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
 from upgrade.errors import (

@@ -36,10 +36,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from upgrade.config.control_plane import ControlPlaneConfig
-from upgrade.controlplane.astro import (
-    DeploymentInfo,
-    parse_timestamp,
-)
+from upgrade.controlplane.deployment import DeploymentInfo, parse_timestamp
 from upgrade.controlplane.http import (
     Retry,
     RetryPolicy,

@@ -130,7 +130,7 @@ class LocalHost:
         stdin: str | None = None,
     ) -> CommandResult:
         """Run ``argv`` in ``cwd`` in its own process group; kill the group on time-out."""
-        args = _check_argv(argv)
+        args = check_argv(argv)
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         merged = dict(os.environ)
@@ -274,7 +274,8 @@ def run_checked(
     return result
 
 
-def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+def check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """``argv`` as a tuple of strings; TypeError/ValueError for a string or an empty list."""
     # A bare string is a Sequence[str] too; running it would run its first character.
     if isinstance(argv, str | bytes):
         raise TypeError(f"argv must be a list of arguments, not a string: {argv!r}")

@@ -5,14 +5,8 @@ on first use and shared by every thread: each command is its own channel on that
 connection, as OpenSSH multiplexes them. A connection found dead is replaced once, under a
 lock, so concurrent callers never open two.
 
-How a command is built (nothing from the inventory or the caller is ever pasted into shell
-text): the remote command is ``sh -c SCRIPT sh CWD LIMIT GRACE ARGV...`` with every word
-``shlex.quote``-d. ``SCRIPT`` is the constant :data:`REMOTE_SCRIPT`; it changes into CWD,
-reads the environment from the channel's stdin (one ``NAME=value`` per line, an empty line
-ends it), exports it, and runs ARGV under GNU ``timeout``. Environment values therefore
-never appear on a command line (``ps`` on the runner shows names of nothing secret), and
-``timeout`` kills the command's whole process group on the runner when it overruns, even
-if this process or the connection is gone by then.
+How a command is built and run: ``upgrade.hosts.ssh_channel``; host keys:
+``upgrade.hosts.known_hosts``.
 
 Faults, and what the caller sees::
 
@@ -32,16 +26,12 @@ fail fast instead of each waiting for its own connect time-out.
 
 from __future__ import annotations
 
-import base64
-import codecs
 import contextlib
 import errno
 import fcntl
-import hashlib
 import io
 import logging
 import posixpath
-import re
 import secrets
 import shlex
 import signal
@@ -49,28 +39,39 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import fabric
 import invoke
 import paramiko
-from fabric.runners import Remote
 from paramiko.config import SSHConfig
 
 from upgrade.config.runners import Runner
 from upgrade.errors import ConnectionLost, HostKeyRefused, RunnerUnreachable
-from upgrade.hosts.host import KILL_GRACE, CommandResult, _check_argv
+from upgrade.hosts.host import KILL_GRACE, CommandResult
+from upgrade.hosts.known_hosts import (
+    SYSTEM_KNOWN_HOSTS,
+    USER_KNOWN_HOSTS,
+    HostKeyPolicy,
+    fingerprint,
+    known_hosts_name,
+)
+from upgrade.hosts.ssh_channel import (
+    LOCAL_MARGIN,
+    TIMEOUT_KILL,
+    TIMEOUT_TERM,
+    ChannelRunner,
+    Lost,
+    env_payload,
+    remote_command,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The user's known_hosts (read, and appended to under accept-new) and the system-wide one
-# (read only), as OpenSSH uses them.
-USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
-SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 CONNECT_TIMEOUT = 10.0  # s for TCP connect, SSH banner and authentication, each
 IO_TIMEOUT = 60.0  # s an SFTP request or a channel open may take before the runner is deemed gone
 KEEPALIVE = 30  # s between keepalives, so a silently dead peer is noticed
@@ -78,29 +79,6 @@ RETRY_AFTER = 30.0  # s a failed connect is remembered before the next attempt
 # OpenSSH's default MaxSessions: channels one connection may have open at once. One is kept
 # for SFTP; a runner whose sshd allows more can be given a larger max_sessions.
 MAX_SESSIONS = 10
-# How much longer than the remote ``timeout`` we wait before giving up on the channel
-# ourselves (the remote kill normally ends it first; this covers a wedged runner).
-LOCAL_MARGIN = 10.0
-# GNU timeout's exit statuses for "timed out, stopped by TERM" and "... needed KILL".
-_TIMEOUT_TERM, _TIMEOUT_KILL = 124, 128 + signal.SIGKILL
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED_PREFIX = "_UPGRADE_"
-
-#: Runs on the runner as ``sh -c REMOTE_SCRIPT sh CWD LIMIT GRACE ARGV...``. A missing CWD
-#: exits 1 and a missing command 127, as LocalHost does. The command is not exec'ed, so a
-#: signal death comes back as the shell's 128+N exit status (SSH's exit-signal is dropped
-#: by paramiko) and GNU timeout's 124/137 mark a time-out.
-REMOTE_SCRIPT = """\
-CDPATH= cd -- "$1" 2>/dev/null || {
-  printf 'cd: %s: No such file or directory\\n' "$1" >&2; exit 1; }
-_UPGRADE_LIMIT=$2 _UPGRADE_GRACE=$3; shift 3
-while IFS= read -r _UPGRADE_KV && [ -n "$_UPGRADE_KV" ]; do
-  export "$_UPGRADE_KV" || exit 125; done
-command -v timeout >/dev/null 2>&1 || {
-  echo 'timeout: not found (install GNU coreutils on this runner)' >&2; exit 127; }
-timeout -k "$_UPGRADE_GRACE" "$_UPGRADE_LIMIT" "$@"
-exit $?"""
 
 
 class _RetriedRefusals(logging.Filter):
@@ -121,112 +99,6 @@ class _NotStarted(Exception):
 
 class _SessionRefused(Exception):
     """sshd kept refusing a new session on a live connection (its MaxSessions is reached)."""
-
-
-class _Lost(Exception):
-    """The connection died after the command was sent: it may or may not have run."""
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's fingerprint of a public key: ``SHA256:`` and unpadded base64."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
-
-
-def remote_command(argv: Sequence[str], cwd: str, timeout: float) -> str:
-    """The one command string sent to sshd for ``argv`` in ``cwd`` (see REMOTE_SCRIPT)."""
-    args = _check_argv(argv)
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
-    # timeout(1) reads 0 as "no limit"; the smallest representable limit is the honest one.
-    limit = f"{max(timeout, 0.001):.3f}"
-    return shlex.join(["sh", "-c", REMOTE_SCRIPT, "sh", cwd, limit, f"{KILL_GRACE:g}", *args])
-
-
-def env_payload(env: Mapping[str, str] | None, stdin: str | None = None) -> str:
-    """What the channel's stdin carries: ``NAME=value`` lines, an empty line, then ``stdin``."""
-    lines = []
-    for name, value in (env or {}).items():
-        if not _ENV_NAME.match(name) or name.startswith(_RESERVED_PREFIX):
-            raise ValueError(f"{name!r} is not a usable environment variable name")
-        if "\n" in value or "\0" in value:
-            # Values travel one per line; the name is safe to show, the value may be secret.
-            raise ValueError(f"environment variable {name} has a newline or NUL in its value")
-        lines.append(f"{name}={value}\n")
-    return "".join(lines) + "\n" + (stdin or "")
-
-
-class _Remote(Remote):
-    """Fabric's ``Remote`` runner, adjusted for many short commands on one shared connection."""
-
-    def __init__(self, *args: Any, channel: paramiko.Channel, **kwargs: Any):
-        # SSHHost opens the channel itself: Fabric's create_session() would silently reopen
-        # a dead connection, outside SSHHost's lock, and knows nothing of session limits.
-        self._opened = channel
-        super().__init__(*args, **kwargs)
-
-    def start(self, command: str, shell: str, env: dict[str, str], timeout: Any = None) -> None:
-        self.channel = self._opened
-        try:
-            self.channel.exec_command(command)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise _Lost(str(exc) or type(exc).__name__) from exc
-
-    def wait(self) -> None:
-        # Invoke polls every input_sleep (10 ms), which would add ~5 ms to every command;
-        # paramiko sets status_event the moment the exit status (or a close) arrives.
-        while not (self.process_is_finished or self.has_dead_threads):
-            self.channel.status_event.wait(0.5)
-
-    def handle_stdin(self, input_: IO[str], output: IO[str], echo: bool = False) -> None:
-        # Our stdin is always a finite in-memory stream: send it, then EOF, and stop.
-        # Invoke's loop would keep sleeping until the command exits, delaying every result.
-        try:
-            while data := input_.read(self.read_chunk_size):
-                self.write_proc_stdin(data)
-            self.close_proc_stdin()
-        except (OSError, EOFError, paramiko.SSHException):
-            pass  # the command exited without reading it all, as with EPIPE locally
-
-    def read_proc_output(self, reader: Callable[[int], bytes]) -> Iterator[str]:
-        # Invoke decodes each 1000-byte chunk on its own, garbling characters that straddle
-        # two chunks; an incremental decoder keeps them whole.
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        while data := reader(self.read_chunk_size):
-            yield decoder.decode(data)
-        if rest := decoder.decode(b"", final=True):
-            yield rest
-
-
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """What to do with a host key known_hosts does not list: refuse, or record and accept."""
-
-    def __init__(self, host: SSHHost):
-        self.host = host
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        policy = self.host.known_hosts
-        if policy == "ignore":
-            log.warning("runner %s: host key not checked (known_hosts: ignore); it presented %s %s",
-                        self.host.name, key.get_name(), fingerprint(key))
-            return
-        if policy == "accept-new":
-            self.host.remember_host_key(hostname, key)
-            return
-        file = self.host.known_hosts_file
-        where = f"in {file}" if file.exists() else f"because {file} does not exist"
-        raise HostKeyRefused(
-            self.host.name,
-            f"Runner {self.host.name} ({self.host.address}) presented a host key that is not "
-            f"known {where}: {key.get_name()} {fingerprint(key)}. With known_hosts: strict "
-            "an unknown key is never accepted. Verify the fingerprint on the runner "
-            "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it with "
-            f"`ssh-keyscan -p {self.host.port} {self.host.hostname} >> {file}`, "
-            "or set known_hosts: accept-new for this runner.",
-            fingerprint=fingerprint(key),
-        )
 
 
 class SSHHost:
@@ -311,7 +183,7 @@ class SSHHost:
                     raise self._unreachable(f"the connection failed again: {exc}") from None
                 log.warning("runner %s: connection closed before `%s` started (%s); reconnecting",
                             self.name, shlex.join(args), exc)
-            except _Lost as exc:
+            except Lost as exc:
                 if not idempotent or attempt == 2:
                     raise self._lost(args, cwd, str(exc), repeated=attempt == 2) from None
                 log.warning("runner %s: connection dropped while `%s` ran (%s); running it again",
@@ -325,7 +197,7 @@ class SSHHost:
     def _exec(
         self, conn: fabric.Connection, command: str, payload: str, timeout: float
     ) -> tuple[invoke.Result, bool]:
-        runner = _Remote(context=conn, inline_env=False, channel=self._open_session(conn))
+        runner = ChannelRunner(context=conn, inline_env=False, channel=self._open_session(conn))
         try:
             result = runner.run(
                 command, hide=True, warn=True, pty=False, echo=False, encoding="utf-8",
@@ -336,9 +208,9 @@ class SSHHost:
             # command: the channel is closed; the runner's kill still applies there.
             return exc.result, True
         except invoke.ThreadException as exc:
-            raise _Lost(f"reading the command's output failed: {exc}") from exc
+            raise Lost(f"reading the command's output failed: {exc}") from exc
         if result.exited == -1 and not conn.is_connected:
-            raise _Lost("the connection closed before the command's exit status arrived")
+            raise Lost("the connection closed before the command's exit status arrived")
         return result, False
 
     def _open_session(self, conn: fabric.Connection) -> paramiko.Channel:
@@ -374,10 +246,10 @@ class SSHHost:
     ) -> CommandResult:
         code = result.exited
         timed_out = local_timeout or (
-            code in (_TIMEOUT_TERM, _TIMEOUT_KILL) and duration >= timeout)
+            code in (TIMEOUT_TERM, TIMEOUT_KILL) and duration >= timeout)
         if timed_out:
             # The same convention as LocalHost: killed means -signal.
-            code = -signal.SIGKILL if code != _TIMEOUT_TERM else -signal.SIGTERM
+            code = -signal.SIGKILL if code != TIMEOUT_TERM else -signal.SIGTERM
         return CommandResult(argv, cwd, code, result.stdout, result.stderr, duration, timed_out)
 
     # --------------------------------------------------------------------- files
@@ -521,7 +393,7 @@ class SSHHost:
             self.hostname, user=self.user, port=self.port, config=config, connect_kwargs=kwargs
         )
         client = conn.client
-        client.set_missing_host_key_policy(_HostKeyPolicy(self))
+        client.set_missing_host_key_policy(HostKeyPolicy(self))
         if self.known_hosts != "ignore":
             for file, load in ((SYSTEM_KNOWN_HOSTS, client.load_system_host_keys),
                                (self.known_hosts_file, client.load_host_keys)):
@@ -612,7 +484,7 @@ class SSHHost:
                 f"known_hosts has {exc.expected_key.get_name()} {known}. The connection was "
                 "refused: someone may be intercepting it. If the runner was re-installed, "
                 "verify the new fingerprint on it, then remove the old key with "
-                f"`ssh-keygen -R '{_known_hosts_name(self.hostname, self.port)}' "
+                f"`ssh-keygen -R '{known_hosts_name(self.hostname, self.port)}' "
                 f"-f {self.known_hosts_file}`.",
                 fingerprint=found,
             )
@@ -657,10 +529,6 @@ def _resolve(sftp: paramiko.SFTPClient, path: str) -> str:
     except FileNotFoundError:
         directory, base = posixpath.split(path)
         return posixpath.join(sftp.normalize(directory or "."), base)
-
-
-def _known_hosts_name(hostname: str, port: int) -> str:
-    return hostname if port == 22 else f"[{hostname}]:{port}"
 
 
 def _close_quietly(conn: fabric.Connection | paramiko.SFTPClient) -> None:

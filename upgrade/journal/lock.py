@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from upgrade.errors import JournalError, LockHeld
-from upgrade.journal.store import ensure_private_dir, os_user
+from upgrade.journal.records import os_user
+from upgrade.journal.sqlite import ensure_private_dir
 
 LOCK_FILE = "lock"
 _UNLOCK_HINT = "Wait for it, or if it is dead run `invoke unlock`."

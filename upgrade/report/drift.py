@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from upgrade.controlplane.astro import HEALTHY_STATES
+from upgrade.controlplane.deployment import HEALTHY_STATES
 from upgrade.run.drift import DriftReport
 
 

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from upgrade.journal.store import Journal, Signoff
+from upgrade.journal.records import Signoff
+from upgrade.journal.store import Journal
 from upgrade.report.recap import STATUS_STYLE
 
 

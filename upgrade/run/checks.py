@@ -24,8 +24,8 @@ from packaging.version import InvalidVersion, Version
 from upgrade.config.inventory import Deployment
 from upgrade.config.verify import CheckSpec, VerifyConfig
 from upgrade.controlplane.airflow import ComponentHealth, DagImportError, Health
-from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.errors import (
     AirflowAPIError,
     AirflowAuthError,

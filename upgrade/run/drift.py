@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from upgrade.config.inventory import Deployment, Inventory
-from upgrade.controlplane.astro import HEALTHY_STATES, DeploymentInfo, DeploymentSummary
 from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.controlplane.deployment import HEALTHY_STATES, DeploymentInfo, DeploymentSummary
 from upgrade.controlplane.platform import PlatformReader
 from upgrade.errors import EXIT_OK, AirflowAPIError, AstroError, DriftFound, InputError
 from upgrade.journal.store import Journal

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from upgrade.config.inventory import Inventory
 from upgrade.errors import GateRefused
-from upgrade.journal.store import DeploymentRecord, Journal, WaveRecord
+from upgrade.journal.records import DeploymentRecord, WaveRecord
+from upgrade.journal.store import Journal
 
 
 @dataclass(frozen=True)

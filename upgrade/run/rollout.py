@@ -21,7 +21,8 @@ from upgrade.config.verify import merge_verify_config
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import PolicyRefusal, WaveHalted
 from upgrade.journal.lock import RunLock
-from upgrade.journal.store import DeploymentEntry, Journal, Rollout
+from upgrade.journal.records import DeploymentEntry, Rollout
+from upgrade.journal.store import Journal
 from upgrade.model.catalog import Resolution
 from upgrade.model.versions import RuntimeVersion, parse_version
 from upgrade.plan.fleet import Fleet

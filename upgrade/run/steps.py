@@ -15,8 +15,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from upgrade.config.inventory import Deployment, Repo
-from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.errors import AstroError, CommandFailed, Interrupted, StepFailed
 from upgrade.hosts import git
 from upgrade.hosts.host import Host, LocalHost, run_checked

@@ -22,8 +22,8 @@ from typing import Any
 
 from upgrade.config.inventory import Deployment
 from upgrade.config.verify import CheckSpec, VerifyConfig
-from upgrade.controlplane.astro import DeploymentInfo
 from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.errors import (
     AirflowAPIError,
 )
