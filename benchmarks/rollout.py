@@ -82,7 +82,8 @@ from ssh_overhead import _times  # noqa: E402 - benchmarks/ is this script's own
 
 from upgrade.config.inventory_loader import load_inventory  # noqa: E402
 from upgrade.hosts.host import Host, LocalHost  # noqa: E402 - after the path set-up above
-from upgrade.hosts.pool import HostPool, run_idempotent  # noqa: E402
+from upgrade.hosts.pool import HostPool  # noqa: E402
+from upgrade.hosts.ssh import SSHHost  # noqa: E402
 from upgrade.sim import lifecycle  # noqa: E402
 from upgrade.sim.testing import make_astro_project  # noqa: E402
 
@@ -418,7 +419,8 @@ def _true(host: Host) -> None:
     # Safe to repeat: if the connection drops mid-command (paramiko's EOF-after-CLOSE race,
     # paramiko#1115, makes sshd cut it), SSHHost reconnects and runs it again; the
     # reconnects are counted and shown rather than ending the benchmark.
-    done = run_idempotent(host, ["true"], cwd="/", timeout=30)
+    repeat = {"idempotent": True} if isinstance(host, SSHHost) else {}
+    done = host.run(["true"], cwd="/", timeout=30, **repeat)
     if not done.ok:
         raise RuntimeError(f"`true` on {host.name} exited {done.exit_code}: {done.stderr[-300:]}")
 

@@ -127,7 +127,7 @@ def test_snapshot_carries_the_reference_facts() -> None:
         None,
         None,
     )
-    assert seen.airflow == "2.10.*" and seen.airflow_exact is None
+    assert seen.airflow == "2.10.*"
 
 
 def test_snapshot_is_newest_first() -> None:

@@ -11,7 +11,6 @@ from upgrade.hosts.git import (
     FALLBACK_EMAIL,
     FALLBACK_NAME,
     commit_file,
-    has_commit_with_message,
     prepare_branch,
     status,
 )
@@ -120,7 +119,7 @@ class TestCommitFile:
         assert git(repo, "show", "--name-only", "--format=", sha).split() == [
             "projects/etl/Dockerfile"
         ]
-        assert "projects/etl/other.py" in status(host, str(repo)).dirty_files
+        assert "projects/etl/other.py" in {c.path for c in status(host, str(repo)).changes}
 
     def test_glob_characters_are_a_file_name_not_a_pattern(self, host, repo, git):
         (repo / "D*").write_text("literal\n")
@@ -139,7 +138,7 @@ class TestCommitFile:
             commit_file(host, str(repo), "Nope", "msg")
         with pytest.raises(RepoError, match="must be a path inside"):
             commit_file(host, str(repo), "../elsewhere/Dockerfile", "msg")
-        assert status(host, str(repo)).dirty_files == ("dags/a.py", "dags/b.py")
+        assert tuple(c.path for c in status(host, str(repo)).changes) == ("dags/a.py", "dags/b.py")
 
     def test_identity_from_environment(self, host, repo, git):
         (repo / "Dockerfile").write_text(NEW_FROM)
@@ -196,10 +195,3 @@ class TestCommitFile:
         message = str(caught.value)
         assert message.startswith(f"Could not commit Dockerfile in {repo}.")
         assert "lint says no" in message
-
-    def test_has_commit_with_message(self, host, repo):
-        (repo / "Dockerfile").write_text(NEW_FROM)
-        sha = commit_file(host, str(repo), "Dockerfile", "Upgrade to 12.5.0\n\nRollout r1.")
-        assert has_commit_with_message(host, str(repo), "Upgrade to 12.5.0\n\nRollout r1.") == sha
-        assert has_commit_with_message(host, str(repo), "Upgrade to 12.5.0") is None
-        assert has_commit_with_message(host, str(repo), "initial") is not None

@@ -116,7 +116,7 @@ class TestStatus:
         (project / "Dockerfile").write_text("FROM y\n")
         found = status(host, str(project))
         assert found.prefix == "projects/etl/"
-        assert found.dirty_files == ("projects/etl/Dockerfile",)
+        assert tuple(c.path for c in found.changes) == ("projects/etl/Dockerfile",)
         ensure_clean(host, str(project), allow={"Dockerfile"})  # allow is relative to repo_dir
 
     def test_long_lists_are_cut_short(self, host, repo):

@@ -23,7 +23,7 @@ def test_realistic_fleet_loads_into_plain_data(realistic: Inventory) -> None:
     ]
     assert str(realistic.target) == "12.4" and realistic.target.kind == "line"
     assert realistic.catalog.feed == str(root / "feeds" / "runtime.json")
-    assert realistic.catalog.mode == "extend" and not realistic.catalog.is_url
+    assert realistic.catalog.mode == "extend"
     assert realistic.journal.dir == root / "state" / "journal"
     assert realistic.journal.file == root / "state" / "journal" / "journal.db"
     # Settings sections come typed, validated when loaded, paths resolved.
@@ -272,7 +272,7 @@ def test_catalog_url_feed_and_absolute_journal(fleet: FleetDir, tmp_path: Path) 
             path: repos/app
             deployments: []
         """)
-    assert inventory.catalog.is_url and inventory.catalog.mode == "replace"
+    assert inventory.catalog.mode == "replace"
     assert inventory.journal.dir == tmp_path / "elsewhere"
     assert inventory.deployments == () and list(inventory.repos) == ["app"]
 

@@ -28,7 +28,7 @@ def test_new_journal_is_owner_only_even_with_a_permissive_umask(tmp_path: Path) 
     journal_dir = tmp_path / "fleet" / ".upgrade"
     old = os.umask(0o002)
     try:
-        with Journal.open_dir(journal_dir) as j:
+        with Journal.open(journal_dir / "journal.db") as j:
             rollout = j.start_rollout("12.4", TARGET, "inventory.yaml")
             j.ensure_deployments(rollout.id, 1, entries(["d1"]))
             files = {p.name: mode(p) for p in journal_dir.iterdir()}

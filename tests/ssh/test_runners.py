@@ -13,7 +13,7 @@ import pytest
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import LocalHost
-from upgrade.hosts.pool import HostPool, RunnerProblem, check_runners, run_idempotent
+from upgrade.hosts.pool import HostPool, RunnerProblem, check_runners
 from upgrade.hosts.ssh import SSHHost
 
 pytestmark = pytest.mark.sshd
@@ -71,7 +71,7 @@ def test_the_pool_gives_each_repo_its_runners_host_and_connects_lazily(sshd, kno
         assert pool.host_for("no-dockerfile") is remote  # one Host, one connection per runner
         assert remote.connections_opened == 0  # nothing connects until used
         assert remote.read_text(str(tmp_path / "repos" / "ok" / "Dockerfile")) == "FROM x\n"
-        assert run_idempotent(remote, ["true"], cwd="/", timeout=5).ok
+        assert remote.run(["true"], cwd="/", timeout=5, idempotent=True).ok
         assert remote.connections_opened == 1
         with pytest.raises(RunnerUnreachable, match="Runner down"):
             pool.host("down").run(["true"], cwd="/", timeout=5)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from upgrade.config.step import SCOPES, Scope, Step
+from upgrade.config.step import Step
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,6 @@ class Playbook:
     name: str
     steps: tuple[Step, ...]
     warnings: tuple[str, ...] = ()
-
-    def steps_of(self, scope: Scope) -> tuple[Step, ...]:
-        """The steps of one scope (``repo`` or ``deployment``), in order."""
-        if scope not in SCOPES:
-            raise ValueError(f"unknown scope {scope!r}; use 'repo' or 'deployment'")
-        return tuple(step for step in self.steps if step.scope == scope)
 
     @property
     def deploys(self) -> bool:

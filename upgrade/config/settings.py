@@ -24,12 +24,6 @@ class CatalogSettings:
     feed: str | None = None  # absolute file path or http(s) URL
     mode: str = "extend"  # extend | replace
 
-    @property
-    def is_url(self) -> bool:
-        """True when the feed is fetched over HTTP(S)."""
-        return bool(self.feed and _URL.match(self.feed))
-
-
 @dataclass(frozen=True)
 class JournalSettings:
     """Where the journal lives: a directory holding ``journal.db``, the lock and reports."""

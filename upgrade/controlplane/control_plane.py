@@ -135,11 +135,6 @@ class ControlPlane:
         return self._platform
 
     @property
-    def status_source(self) -> str:
-        """``api`` or ``cli``: how ``status`` reads, for notes and reports."""
-        return "api" if self._platform is not None else "cli"
-
-    @property
     def redact(self) -> Redactor:
         """Redacts every token this control plane can see; use it on anything you print."""
         return self.astro.redactor()

@@ -131,11 +131,6 @@ class RepoStatus:
         return self.is_repo and self.branch is None
 
     @property
-    def dirty_files(self) -> tuple[str, ...]:
-        """Paths (from the top level) with staged, unstaged or untracked changes."""
-        return tuple(change.path for change in self.changes)
-
-    @property
     def clean(self) -> bool:
         """True for a repo with no changes and nothing in progress."""
         return self.is_repo and not self.changes and not self.in_progress
@@ -282,26 +277,6 @@ def commit_file(host: Host, repo_dir: str, relpath: str, message: str) -> str | 
         action=action,
     )
     return _git_checked(host, repo_dir, ["rev-parse", "HEAD"]).stdout.strip()
-
-
-def has_commit_with_message(
-    host: Host, repo_dir: str, message: str, *, rev: str = "HEAD", max_count: int = 200
-) -> str | None:
-    """The sha of the newest of the last ``max_count`` commits of ``rev`` whose message is
-    exactly ``message`` (surrounding whitespace ignored), or None."""
-    log = _git(
-        host, repo_dir, ["log", f"--max-count={max_count}", "--format=%H%x00%B%x00", rev, "--"]
-    )
-    if not log.ok:
-        return None  # no commits yet, or no such rev
-    # "sha\0body\0\n" per commit: after splitting, each sha but the first carries a
-    # leading newline and a lone "\n" trails, hence strip() and strict=False.
-    fields = log.stdout.split("\0")
-    wanted = message.strip()
-    for sha, body in zip(fields[0::2], fields[1::2], strict=False):
-        if body.strip() == wanted:
-            return sha.strip()
-    return None
 
 
 def push(

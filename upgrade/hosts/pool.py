@@ -13,7 +13,7 @@ the astro CLI present on it, every repo path on it there; all problems at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,17 +75,6 @@ class HostPool:
             for host in self._hosts.values():
                 if isinstance(host, SSHHost):
                     host.close()
-
-
-def run_idempotent(
-    host: Host, argv: Sequence[str], *, cwd: str, timeout: float,
-    env: Mapping[str, str] | None = None,
-) -> CommandResult:
-    """``host.run`` for a command that is safe to repeat (a read): an SSH host runs it once
-    more if the connection drops while it runs, instead of raising ConnectionLost."""
-    if isinstance(host, SSHHost):
-        return host.run(argv, cwd=cwd, timeout=timeout, env=env, idempotent=True)
-    return host.run(argv, cwd=cwd, timeout=timeout, env=env)
 
 
 @dataclass(frozen=True, order=True)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from upgrade.config.settings import JOURNAL_FILE
 from upgrade.errors import IllegalTransition, InputError, JournalError
 from upgrade.journal.records import (
     DeploymentEntry,
@@ -87,11 +86,6 @@ class Journal:
         for side in (f"{path}-wal", f"{path}-shm"):
             owner_only(Path(side))
         return cls(conn, path, clock or (lambda: datetime.now(UTC)), actor or whoami())
-
-    @classmethod
-    def open_dir(cls, journal_dir: str | Path, **kwargs: Any) -> Journal:
-        """Open ``<journal_dir>/journal.db`` (the inventory's ``journal`` setting)."""
-        return cls.open(Path(journal_dir) / JOURNAL_FILE, **kwargs)
 
     @classmethod
     def existing(cls, path: str | Path) -> Journal | None:

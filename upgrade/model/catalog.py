@@ -47,11 +47,6 @@ class Release:
     observed_only: bool = False  # tag seen in the wild; no release data was readable
     origin: str = "snapshot"
 
-    @property
-    def airflow_exact(self) -> str | None:
-        """The Airflow version when known to the patch, else None."""
-        return self.airflow if self.airflow and "*" not in self.airflow else None
-
     def past_maintenance(self, today: date) -> bool:
         """True when maintenance ended before ``today`` (unknown end: False)."""
         return self.end_of_maintenance is not None and self.end_of_maintenance < today

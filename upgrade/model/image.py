@@ -49,11 +49,6 @@ class ImageRef:
         return self.kind in ("runtime", "runtime-dev")
 
     @property
-    def variant_set(self) -> frozenset[str]:
-        """The variant tokens as a set: order carries no meaning."""
-        return frozenset(self.variants)
-
-    @property
     def home_scheme(self) -> Scheme | None:
         """The version scheme this repository is meant to carry."""
         if not self.is_runtime:
