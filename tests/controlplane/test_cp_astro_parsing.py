@@ -1,4 +1,4 @@
-"""Classify recorded ``astro`` outputs (reference/astro-cli.md) into typed outcomes."""
+"""Classify recorded ``astro`` outputs (tests/controlplane/recorded) into typed outcomes."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_downgrade_refusal_is_a_policy_refusal_with_exit_3() -> None:
 
 
 def test_every_deploy_case_file_is_covered() -> None:
-    # The exit-0 traps and each refusal of §3.4/§3.5 have a recorded case.
+    # The exit-0 traps and each runtime refusal the CLI prints have a recorded case.
     reasons = {yaml.safe_load(p.read_text())["expect"].get("reason") for p in DEPLOY_CASES}
     assert {
         "uncommitted-changes", "workspace-mismatch", "declined-prompt", "no-success-text",
@@ -162,7 +162,7 @@ def test_inspect_af3_json() -> None:
 
 
 def test_inspect_json_is_four_space_indented_in_struct_order() -> None:
-    # Guard the recording itself: it must stay the shape astro-cli prints (§5).
+    # Guard the recording itself: it must stay the shape astro-cli's inspect prints.
     text = (RECORDED / "inspect_af2.json").read_text()
     doc = json.loads(text)
     assert text == json.dumps(doc, indent=4) + "\n"

@@ -29,7 +29,7 @@ def jwt(*permissions: str) -> str:
 
 TOKEN = jwt(f"organizationId:{ORG}")
 
-# The §9.3 Deployment object, with the API reference's example values.
+# The platform API's v1 Deployment object, with the API reference's example values.
 DEPLOYMENT = {
     "id": "cldep0001", "name": "analytics-prod", "namespace": "stellar-orbit-1234",
     "organizationId": ORG, "workspaceId": "clws0001", "workspaceName": "Data Platform",

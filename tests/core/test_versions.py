@@ -10,7 +10,7 @@ from upgrade.errors import VersionError
 from upgrade.model.image import parse_image
 from upgrade.model.versions import RuntimeVersion, parse_spec, parse_version
 
-# (a, b, expected sign of a compared with b). Sources: reference/runtime-versions.md §2, §5
+# (a, b, expected sign of a compared with b): the two schemes, their traps (3.0.4 vs 3.0-4)
 # (astro-cli CompareRuntimeVersions worked results) and the catalog's real lines.
 TRAPS = [
     ("3.0-1", "13.1.0", 1),  # every Airflow 3 build beats every Airflow 2 build

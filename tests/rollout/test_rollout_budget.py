@@ -1,4 +1,4 @@
-"""Failure budgets and batches (reference/anchors.md §2.2–2.3), through `invoke upgrade`.
+"""Failure budgets and batches (Ansible's serial and max_fail_percentage), through `invoke upgrade`.
 
 Failures are injected with the simulator's `deploy_error` (it fails at finalize, in a
 fraction of the time a healthy Deployment takes to deploy and verify, so a faulted

@@ -1,4 +1,4 @@
-"""Resume (DESIGN.md invariant 4): the same command after a halt, a crash or Ctrl-C.
+"""Resume (durable, nothing done twice, nothing forgotten): the same command after a halt, a crash or Ctrl-C.
 
 Deploy counts come from both sides: the journal counts every deploy it started, the
 simulator every deploy that reached it; a resumed run must never deploy what is done.

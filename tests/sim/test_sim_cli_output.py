@@ -1,5 +1,5 @@
 """Output shapes of ``astro-sim deployment inspect|list`` and the CLI's refusals,
-compared with the examples in reference/astro-cli.md §4, §5."""
+compared with recorded examples of `deployment list` and `deployment inspect`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The port of astro-cli's CompareRuntimeVersions against the worked results
-in runtime-versions.md §5, plus the Airflow-major helper."""
+in astro-cli's CompareRuntimeVersions, plus the Airflow-major helper."""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """Read a Deployment's Airflow REST API: health, version and DAG import errors.
 
-Airflow 2 serves ``/api/v1`` and Airflow 3 ``/api/v2`` (reference/astro-cli.md §10); the
+Airflow 2 serves ``/api/v1`` and Airflow 3 ``/api/v2`` (FastAPI; ``/api/v1`` is gone); the
 version is picked from the suffix of the URL Astro gives (``webServerAirflowApiUrl``,
 which has no scheme). One ``AirflowAPI`` holds one pooled ``httpx.Client`` and may be
 used from many worker threads at once.

@@ -53,7 +53,8 @@ from upgrade.model.redact import Redactor
 log = logging.getLogger(__name__)
 
 # What a command on a runner (AstroCLI.run with a host) gets from this process's environment,
-# when set here: the variables the CLI reads (reference/astro-cli.md §1.3). Everything else
+# when set here: the variables the CLI reads (its token, domain, legacy API keys and the
+# skip-parse switch). Everything else
 # comes from the runner's own environment; ASTRO_HOME is a path here, so it is not sent.
 FORWARDED_ENV = ("ASTRO_API_TOKEN", "ASTRO_DOMAIN", "ASTRONOMER_KEY_ID",
                  "ASTRONOMER_KEY_SECRET", "ASTRONOMER_SKIP_PARSE")

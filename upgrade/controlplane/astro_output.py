@@ -103,7 +103,8 @@ _AIRFLOW_UI = re.compile(r"^\s*Airflow UI:\s+(?P<v>\S+)", re.MULTILINE)
 _PUSHED = "Successfully pushed image to Astronomer registry"
 _WARNING = re.compile(r"^WARNING! .*$", re.MULTILINE)
 
-# The root hook's two mapped messages and the JWT check are documented (§2.1); the rest are
+# The CLI's root hook maps token errors to 'API Token is invalid or malformed' and 'API Token
+# is expired', and refuses a JWT without permissions; the rest are
 # guesses at how a 401/403 from the platform API or a missing login reads.
 _AUTH = re.compile(
     r"API Token is invalid or malformed|API Token is expired|token is invalid or malformed"
@@ -178,7 +179,8 @@ def _text(value: Any) -> str:
 
 
 def deployment_info(doc: Any) -> DeploymentInfo:
-    """Build a ``DeploymentInfo`` from the parsed inspect document (§5)."""
+    """Build a ``DeploymentInfo`` from ``deployment inspect -o json`` (``deployment.metadata``,
+    ``.configuration`` and ``.status`` as the CLI prints them)."""
     if not isinstance(doc, Mapping) or not isinstance(doc.get("deployment"), Mapping):
         raise ValueError("the document has no 'deployment' mapping")
     dep = doc["deployment"]
@@ -213,7 +215,7 @@ def deployment_info(doc: Any) -> DeploymentInfo:
 
 
 def deployment_summaries(doc: Any, workspace_id: str | None) -> list[DeploymentSummary]:
-    """Build the rows of ``deployment list --json`` (§4)."""
+    """Build the rows of ``deployment list --json`` (a ``deployments`` list, one object each)."""
     if not isinstance(doc, Mapping) or not isinstance(doc.get("deployments"), list):
         raise ValueError("the document has no 'deployments' list")
     rows = []
@@ -319,7 +321,8 @@ def _group(pattern: re.Pattern[str], text: str) -> str | None:
 
 
 def _refusal(text: str, result: CommandResult, deployment_id: str) -> DeployRefused | None:
-    """Astro's runtime-version and base-image refusals (§3.4), printed on stdout."""
+    """Astro's runtime-version and base-image refusals (downgrade, unsupported version,
+    the Airflow 3 minimum, not a Runtime image), which the CLI prints on stdout."""
     what = f"Astro refused to deploy {deployment_id}"
     if m := _DOWNGRADE.search(text) or _DOWNGRADE_LEGACY.search(text):
         cur = m.group("current")
@@ -364,7 +367,8 @@ def _refusal(text: str, result: CommandResult, deployment_id: str) -> DeployRefu
 def _noop(
     text: str, result: CommandResult, deployment_id: str, workspace_id: str
 ) -> DeployNoop:
-    """The exit-0 paths that deploy nothing (§3.5), or an unexplained exit 0."""
+    """The exit-0 paths that deploy nothing (uncommitted changes, a workspace mismatch, a
+    declined prompt), or an unexplained exit 0."""
     what = f"astro deploy {deployment_id} exited 0 but deployed nothing"
     if m := _UNCOMMITTED.search(text):
         return DeployNoop(

@@ -2,7 +2,8 @@
 
 The astro CLI reads Deployments this way itself: ``deploy --wait`` polls
 ``GET /organizations/{org}/deployments/{id}`` and ``deployment list`` pages through
-``GET /organizations/{org}/deployments`` (reference/astro-cli.md §3.7, §9). One pooled
+``GET /organizations/{org}/deployments`` (base ``https://api.<domain>/v1`` since
+astro-cli 1.43). One pooled
 HTTP client costs well under a millisecond of CPU per read, where one ``astro deployment
 inspect`` process costs tens of milliseconds, so status reads (verification, verify-all)
 go here when a token allows it. Deploys never do: only the CLI builds and pushes images.
@@ -49,7 +50,7 @@ from upgrade.model.redact import Redactor
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "ASTRO_API_TOKEN"  # the variable the astro CLI authenticates with (§2.1)
+TOKEN_ENV = "ASTRO_API_TOKEN"  # the variable the astro CLI authenticates with in CI
 DEFAULT_DOMAIN = "astronomer.io"
 PAGE = 1000  # the platform API's largest page
 LIST_TIMEOUT = 30.0  # s for one page of up to PAGE Deployments
@@ -135,7 +136,7 @@ class PlatformReader:
                 if perm.startswith("organizationId:") and perm.split(":", 1)[1]:
                     self._organization = perm.split(":", 1)[1]
                     return self._organization
-            # As astro-cli: the first organisation the token sees (§2.1 step 5).
+            # As astro-cli: the first organisation GET /organizations lists.
             orgs = self._get("/organizations").get("organizations") or []
             if not orgs or not isinstance(orgs[0], Mapping) or not orgs[0].get("id"):
                 raise PlatformError("the Astro API token sees no organisation.")
@@ -256,7 +257,7 @@ class PlatformReader:
 
 
 def platform_info(item: Any, domain: str = DEFAULT_DOMAIN) -> DeploymentInfo:
-    """A platform API ``Deployment`` object (§9.3) as the ``DeploymentInfo`` inspect gives."""
+    """A platform API ``Deployment`` object as the ``DeploymentInfo`` inspect gives."""
     if not isinstance(item, Mapping) or not item.get("id"):
         raise PlatformError("Astro's API answered a Deployment without an id.")
 
@@ -270,7 +271,7 @@ def platform_info(item: Any, domain: str = DEFAULT_DOMAIN) -> DeploymentInfo:
     kind = text("type")
     return DeploymentInfo(
         id=dep_id, name=text("name"), workspace_id=ws,
-        # The CLI still reads the deprecated runtimeVersion (§9.3).
+        # The CLI still reads runtimeVersion, deprecated for astroRuntimeVersion.
         runtime_version=text("runtimeVersion", "astroRuntimeVersion"),
         airflow_version=text("airflowVersion"), status=text("status").upper(),
         image_tag=text("imageTag"), airflow_api_url=text("webServerAirflowApiUrl"),
@@ -280,7 +281,7 @@ def platform_info(item: Any, domain: str = DEFAULT_DOMAIN) -> DeploymentInfo:
         updated_at=parse_timestamp(item.get("updatedAt")),
         description=text("description"), workspace_name=text("workspaceName"),
         deployment_type=kind, executor=text("executor"),
-        # inspect prints N/A for a Standard Deployment's cluster (§5).
+        # inspect prints N/A for a Standard Deployment's cluster.
         cluster_id="N/A" if kind == "STANDARD" else text("clusterId"),
         dag_deploy_enabled=bool(item.get("isDagDeployEnabled", False)),
         ci_cd_enforcement=bool(item.get("isCicdEnforced", False)),
@@ -289,7 +290,8 @@ def platform_info(item: Any, domain: str = DEFAULT_DOMAIN) -> DeploymentInfo:
 
 
 def api_base(domain: str) -> str:
-    """The platform API's base URL for an Astro domain, as astro-cli v1.43+ builds it (§9.1)."""
+    """The platform API's base URL for an Astro domain, as astro-cli v1.43+ builds it:
+    ``https://api.<domain>/v1``; ``prNNNN.<domain>`` previews get ``prNNNN.api.<domain>``."""
     domain = domain.strip().lower().removeprefix("www.")
     if domain == "localhost":
         return "http://localhost:8888/v1"

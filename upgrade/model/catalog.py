@@ -2,7 +2,9 @@
 
 The snapshot (``upgrade/model/data/runtime-catalog.yaml``) carries what public sources say and
 nothing more: a field the sources do not give stays ``None`` (unknown), never a guess.
-Astronomer's runtime feed (reference/runtime-versions.md §4) is authoritative when given:
+Astronomer's runtime feed (``https://updates.astronomer.io/astronomer-runtime``: a JSON
+object of ``runtimeVersions`` keyed by version, each with ``metadata`` and ``migrations``;
+the same data the CLI reads) is authoritative when given:
 it replaces the snapshot or extends it, entry by entry.
 """
 

@@ -2,7 +2,8 @@
 
 A Runtime image tag is a version followed by variant tokens: ``12.4.0-python-3.12-slim-base``
 or ``3.1-12-ubi9-python-3.12-base``. The tokens are not part of the version, appear in any
-order in the wild (reference/runtime-versions.md §3), and must survive a version change,
+order in the wild (``-python-3.12-base`` and ``-base-python-3.12`` both exist on quay.io),
+and must survive a version change,
 so they are kept as an ordered tuple and compared as a set.
 """
 

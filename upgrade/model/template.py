@@ -33,7 +33,8 @@ from upgrade.errors import TemplateError
 from upgrade.model.image import ImageRef
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Debian package names (policy §5.6.1) with an optional =version pin; nothing a shell reads.
+# Debian package names (lower case, digits, + - . ; at least two characters) with an
+# optional =version pin; nothing a shell reads.
 _APT_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?")
 _URL = re.compile(r"https?://[^\s\"'`$\\]+")
 _PYTHON_VARIANT = re.compile(r"python-(\d+\.\d+)")

@@ -1,6 +1,6 @@
 """Astro Runtime versions and version specs: parsing and one total order.
 
-Two schemes coexist (reference/runtime-versions.md §2):
+Two schemes coexist (Astronomer switched to the second with Airflow 3, in 2025):
 
 * ``X.Y.Z`` — Airflow 2 era Runtime (2.1.1 … 13.x), ``quay.io/astronomer/astro-runtime``.
 * ``A.B-N`` — Airflow 3 era Runtime, where ``A.B`` is the Airflow major.minor and ``N`` is

@@ -16,7 +16,7 @@ from upgrade.model.versions import RuntimeVersion, parse_version
 Action = Literal["upgrade", "noop", "refuse"]
 
 # Astronomer's in-place Airflow 2 -> 3 rules (https://www.astronomer.io/docs/astro/airflow3/
-# upgrade-af3, reference/runtime-versions.md §7): the Deployment must already run Runtime
+# upgrade-af3): the Deployment must already run Runtime
 # 13.7.0 or later, and the target must be the latest patch of an Airflow 3 minor, or a 3.x
 # version already running in the Organization. The CLI's own deploy-time floor (12.0.0,
 # astro-cli ValidRuntimeVersion) is lower, so this one is the binding rule.

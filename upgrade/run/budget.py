@@ -1,6 +1,6 @@
 """The failure budget of one wave: Ansible's ``max_fail_percentage`` plus an absolute cap.
 
-Semantics (reference/anchors.md §2.3), decided once here:
+Semantics (those of Ansible's linear strategy), decided once here:
 
 * ``max_fail_percentage`` is per batch: it trips when ``failed / batch size`` is **strictly
   greater** than the percentage, the denominator being the batch's size when it started.

@@ -26,7 +26,7 @@ from upgrade.sim import apitoken, views
 from upgrade.sim.httpserver import Request, Response, json_response
 from upgrade.sim.state import Conflict, NotFound, SimState, now
 
-NOT_FOUND_MESSAGE = "Deployment not found"  # guessed: astro-cli.md §13
+NOT_FOUND_MESSAGE = "Deployment not found"  # guessed: no recorded 404 body
 
 
 class SimApp:
@@ -253,7 +253,7 @@ class SimApp:
                 )
             return json_response(200, views.import_error(match[0], af3))
         try:
-            # Airflow's page sizes: v1 default 100; v2 believed 50 (astro-cli.md §13).
+            # Airflow's page sizes: v1 default 100; v2 believed 50 (not recorded).
             limit = _int_param(request.query, "limit", 50 if af3 else 100, 0, 100)
             offset = _int_param(request.query, "offset", 0, 0, 10**9)
         except InputError as exc:

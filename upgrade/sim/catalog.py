@@ -1,8 +1,8 @@
 """The bundled Runtime catalog, served the way Astronomer serves its data.
 
 Two views of ``upgrade/model/data/runtime-catalog.yaml``: the runtime feed
-(``GET /astronomer-runtime``, runtime-versions.md §4) and
-``deployment-options.runtimeReleases`` (astro-cli.md §9.2). Fields the catalog
+(``GET /astronomer-runtime``, as updates.astronomer.io serves it) and
+``deployment-options.runtimeReleases`` (the platform API's list). Fields the catalog
 does not know are omitted rather than invented.
 """
 
@@ -97,7 +97,7 @@ class Catalog:
         return "NA"
 
     def feed(self) -> dict:
-        """The ``/astronomer-runtime`` JSON document (runtime-versions.md §4)."""
+        """The ``/astronomer-runtime`` JSON document: ``runtimeVersions`` keyed by version."""
         v2: dict[str, dict] = {}
         v3: dict[str, dict] = {}
         for e in sorted(self.entries, key=_sort_key):

@@ -1,4 +1,4 @@
-"""``astro deploy <ID>``: the image deploy path of astro-cli (astro-cli.md §3).
+"""``astro deploy <ID>``: the image deploy path of astro-cli.
 
 Order, messages and streams follow ``cmd/cloud/deploy.go`` and
 ``cloud/deploy/deploy.go``: workspace, the uncommitted-changes trap, the
@@ -258,7 +258,7 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
     if not Path(env_file).exists() and env_file != ".env":
         raise CliError(f"Env file path is incorrect:  {env_file}")
     dags = dag_files(project / "dags")
-    # astro-cli.md §2.4/§3.1: -f skips the prompt (the Go source read at one commit did
+    # -f skips the prompt (the Go source read at one commit did
     # not check -f; the reference, which the project follows, says it does).
     no_dags = deployment.get("isDagDeployEnabled") and not dags and not values["force"]
     if forced == "no_dags_declined" or no_dags:

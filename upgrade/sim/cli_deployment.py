@@ -1,4 +1,4 @@
-"""``astro deployment list`` and ``astro deployment inspect`` (astro-cli.md §4, §5)."""
+"""``astro deployment list`` and ``astro deployment inspect``, with the CLI's output shapes."""
 
 from __future__ import annotations
 

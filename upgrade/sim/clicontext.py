@@ -1,6 +1,6 @@
 """What every ``astro-sim`` cloud command shares: output, auth, the API.
 
-Mirrors astro-cli's pre-run hook (astro-cli.md §1–§2): ``ASTRO_API_TOKEN`` is
+Mirrors astro-cli's pre-run hook: ``ASTRO_API_TOKEN`` is
 read from the environment, announced with ``Using an Astro API Token`` (except
 for ``deployment inspect``), parsed as a JWT without verification, and its
 ``organizationId``/``workspaceId`` permissions become the context. The token

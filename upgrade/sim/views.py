@@ -1,8 +1,8 @@
 """JSON shapes: the Astro platform API, the Airflow REST API and the admin view.
 
-Field names and value formats follow astro-cli.md §9.3 (platform) and §10
-(Airflow v1/v2). Values Astro would compute from real infrastructure (CPU
-sizes, worker queues) are fixed, plausible constants.
+Field names and value formats follow the platform API's v1 Deployment object and
+Airflow's REST API (v1 for Airflow 2, v2 for Airflow 3). Values Astro would compute from
+real infrastructure (CPU sizes, worker queues) are fixed, plausible constants.
 """
 
 from __future__ import annotations
