@@ -50,8 +50,9 @@ The tree (exit code in brackets where a class sets it; a class without one inher
 
 ``tests/architecture/test_errors.py`` checks that this drawing and the classes agree.
 Messages are full sentences that say what is wrong and what to do; the command line prints
-them without a traceback. Only this module defines exceptions that can reach a user;
-modules keep private control-flow exceptions of their own.
+them without a traceback. Only this module defines exceptions that can reach a user; the
+signals that parts of one floor pass between them (a read to retry, a dropped channel)
+derive from :class:`Signal` and are always caught before the command line.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ EXIT_DRIFT = 5
 EXIT_LOCKED = 6
 EXIT_SERVICE = 7
 EXIT_SIGINT = 130  # a second Ctrl-C: exit at once, as the shell reports a SIGINT death
+
+
+class Signal(Exception):
+    """Control flow between two parts of one floor (e.g. "retry this read"); never shown."""
 
 
 class UpgradeError(Exception):

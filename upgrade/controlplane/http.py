@@ -18,7 +18,7 @@ from typing import TypeVar
 import httpx
 
 from upgrade.config.control_plane import ControlPlaneConfig
-from upgrade.errors import ServiceError
+from upgrade.errors import ServiceError, Signal
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def retry_policy(config: ControlPlaneConfig) -> RetryPolicy:
     )
 
 
-class Retry(Exception):
+class Retry(Signal):
     """Raised by a response handler: ``failure`` is transient, try again (after ``after`` s)."""
 
     def __init__(self, failure: ServiceError, after: float | None = None):

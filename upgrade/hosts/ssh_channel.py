@@ -23,6 +23,7 @@ from typing import IO, Any
 import paramiko
 from fabric.runners import Remote
 
+from upgrade.errors import Signal
 from upgrade.hosts.host import KILL_GRACE, check_argv
 
 # How much longer than the remote ``timeout`` we wait before giving up on the channel
@@ -50,7 +51,7 @@ timeout -k "$_UPGRADE_GRACE" "$_UPGRADE_LIMIT" "$@"
 exit $?"""
 
 
-class Lost(Exception):
+class Lost(Signal):
     """The connection died after the command was sent: it may or may not have run."""
 
 

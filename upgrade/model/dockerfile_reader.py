@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from upgrade.errors import VersionError
+from upgrade.errors import Signal, VersionError
 from upgrade.model.image import ImageRef, parse_image
 
 _DIRECTIVE = re.compile(r"^\ufeff?[ \t]*#[ \t]*([A-Za-z]+)[ \t]*=[ \t]*(\S+)[ \t]*$")
@@ -28,7 +28,7 @@ _HYPHEN_TYPO = re.compile(r"astro-runtime-\d")
 Origin = tuple[int, int, str | None]
 
 
-class Refusal(Exception):
+class Refusal(Signal):
     """A refusal located at a 0-based line; turned into a DockerfileError at the boundary."""
 
     def __init__(self, line: int, message: str):
@@ -37,7 +37,7 @@ class Refusal(Exception):
         self.message = message
 
 
-class Unresolved(Exception):
+class Unresolved(Signal):
     """A variable the FROM needs has no value the Dockerfile decides."""
 
     def __init__(self, name: str, reason: str, fix: str):

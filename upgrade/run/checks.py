@@ -32,6 +32,7 @@ from upgrade.errors import (
     AstroAuthError,
     AstroError,
     DeploymentNotFound,
+    Signal,
 )
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
@@ -60,7 +61,7 @@ class Look:
     final: bool = False  # waiting cannot change this
 
 
-class Abandoned(Exception):
+class Abandoned(Signal):
     """A call still in flight when the check's deadline passed or a stop was requested."""
 
     def __init__(self, stopped: bool):

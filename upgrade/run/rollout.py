@@ -21,12 +21,13 @@ from upgrade.config.verify import merge_verify_config
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import PolicyRefusal, WaveHalted
 from upgrade.journal.lock import RunLock
-from upgrade.journal.records import DeploymentEntry, Rollout
+from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout
+from upgrade.journal.states import FAILED, PENDING, SKIPPABLE, SKIPPED, VERIFIED
 from upgrade.journal.store import Journal
 from upgrade.model.catalog import Resolution
 from upgrade.model.versions import RuntimeVersion, parse_version
 from upgrade.plan.fleet import Fleet
-from upgrade.plan.plan import Plan
+from upgrade.plan.plan import Plan, PlannedDeployment
 from upgrade.run import gate
 from upgrade.run.notify import Notifier
 from upgrade.run.verify import run_checks
@@ -357,57 +358,65 @@ def _notify(notifier: Notifier | None, event: str, result: WaveResult, extra: di
         result.notes.append(f"warning: {warning}")
 
 
+@dataclass(frozen=True)
+class Resume:
+    """What one run does with one planned Deployment, given its journal record (pure).
+
+    ``move`` is the journal transition to record first (None: none), with ``why``; ``run``
+    says whether it is worked on, from ``state``; ``retry`` marks a failed one tried again
+    (Astro is asked before deploying it); ``fail_with`` makes it fail at once (its runner
+    is unreachable, which counts against the budget).
+    """
+
+    run: bool
+    state: str = "pending"
+    move: str | None = None
+    why: str = ""
+    retry: bool = False
+    fail_with: str | None = None
+
+
+def resume(p: PlannedDeployment, record: DeploymentRecord) -> Resume:
+    """The resume rules: verified is done; a refusal is skipped (policy) or failed (input);
+    an unreachable runner fails again; failed and skipped are decided afresh."""
+    state = record.state
+    again = state in (FAILED, SKIPPED)
+    retry_why = f"retry after: {record.error or state}"
+    if state == VERIFIED:
+        return Resume(run=False)
+    if p.action == "refuse" and p.refusal == "unreachable":
+        return Resume(run=True, state=PENDING if again else state,
+                      move=PENDING if again else None, why=retry_why, fail_with=p.reason)
+    if p.action == "refuse":
+        # A policy refusal (already newer, Airflow 3 not allowed...) is a skip. An input
+        # refusal (Astro does not know the Deployment, unreadable Dockerfile) leaves the
+        # Deployment un-upgraded, so it fails the wave (exit 4) and is retried by the
+        # next run once the input is fixed.
+        if again:
+            return Resume(run=False)
+        skip = p.refusal != "input" and state in SKIPPABLE
+        return Resume(run=False, move=SKIPPED if skip else FAILED, why=p.reason)
+    if again:
+        # Every run decides afresh: a failure is retried, and a refusal whose reason is
+        # gone (the Dockerfile was fixed, Astro now knows the Deployment) runs.
+        return Resume(run=True, move=PENDING, why=retry_why, retry=state == FAILED)
+    return Resume(run=True, state=state)
+
+
 def _items(journal: Journal, rollout_id: int, plan: Plan, records: dict) -> list[Item]:
-    """Classify each planned Deployment: done, refused, or to run (fresh, retried, resumed)."""
+    """Apply the resume rules to each planned Deployment: record its move, list what runs."""
     items = []
     for p in plan.deployments:
         record = records[p.deployment.id]
-        if record.state == "verified":
-            continue
-        if p.action == "refuse" and p.refusal == "unreachable":
-            # Runs, and fails at once: an unreachable runner counts against the budget.
-            if record.state in ("failed", "skipped"):
-                journal.transition(
-                    rollout_id,
-                    p.deployment.id,
-                    "pending",
-                    message=f"retry after: {record.error or record.state}",
-                )
-            items.append(
-                Item(
-                    p,
-                    "pending" if record.state in ("failed", "skipped") else record.state,
-                    fail_with=p.reason,
-                )
-            )
-            continue
-        if p.action == "refuse":
-            # A policy refusal (already newer, Airflow 3 not allowed...) is a skip. An input
-            # refusal (Astro does not know the Deployment, unreadable Dockerfile) leaves the
-            # Deployment un-upgraded, so it fails the wave (exit 4) and is retried by the
-            # next run once the input is fixed.
-            if record.state not in ("failed", "skipped"):
-                skip = p.refusal != "input" and record.state in _SKIPPABLE
-                journal.transition(
-                    rollout_id, p.deployment.id, "skipped" if skip else "failed", error=p.reason
-                )
-            continue
-        state, retry = record.state, False
-        if state in ("failed", "skipped"):
-            # Every run decides afresh: a failure is retried, and a refusal whose reason is
-            # gone (the Dockerfile was fixed, Astro now knows the Deployment) runs.
-            journal.transition(
-                rollout_id,
-                p.deployment.id,
-                "pending",
-                message=f"retry after: {record.error or state}",
-            )
-            state, retry = "pending", state == "failed"
-        items.append(Item(p, state, retry=retry, noop=p.action == "noop", baseline=record.baseline))
+        decided = resume(p, record)
+        if decided.move in (FAILED, SKIPPED):
+            journal.transition(rollout_id, p.deployment.id, decided.move, error=decided.why)
+        elif decided.move is not None:
+            journal.transition(rollout_id, p.deployment.id, decided.move, message=decided.why)
+        if decided.run:
+            items.append(Item(p, decided.state, retry=decided.retry, noop=p.action == "noop",
+                              baseline=record.baseline, fail_with=decided.fail_with))
     return items
-
-
-_SKIPPABLE = ("pending", "rendered", "committed", "tested")
 
 
 def _finish(
