@@ -104,7 +104,7 @@ def main() -> int:
                 print(f"  note: {note}")
 
             # Peers, same process, same simulator.
-            reader = PlatformReader.for_control_plane(cp)
+            reader = PlatformReader.for_config(cp.config)
             assert reader is not None
             infos = {}
             for ws in sorted({d.workspace_id for d in deps}):
