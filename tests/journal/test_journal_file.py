@@ -39,14 +39,14 @@ def test_new_journal_is_owner_only_even_with_a_permissive_umask(tmp_path: Path) 
     assert files == {"journal.db": 0o600, "journal.db-wal": 0o600, "journal.db-shm": 0o600}
 
 
-def test_journal_is_wal_full_sync_with_foreign_keys_and_our_identity(journal: Journal,
-                                                                     journal_path: Path) -> None:
+def test_journal_is_wal_full_sync_with_foreign_keys_and_our_identity(journal_path: Path) -> None:
     # Per-connection settings are only visible on the journal's own connection.
-    conn = journal._conn
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+    with Journal.open(journal_path) as journal:
+        conn = journal.database.conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
     other = sqlite3.connect(journal_path)
     try:
         assert other.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID

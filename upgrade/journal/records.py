@@ -41,7 +41,12 @@ def whoami() -> str:
 
 @dataclass(frozen=True)
 class Rollout:
-    """One rollout: a target pinned to an exact version, across all its waves."""
+    """One rollout: a target pinned to an exact version, across all its waves.
+
+    ``pins`` maps every target spec the rollout follows to the exact version it was pinned
+    to; a rollout with one target (and every rollout from schema 1) has
+    ``{target_spec: target_version}``.
+    """
 
     id: int
     target_spec: str
@@ -53,6 +58,7 @@ class Rollout:
     finished_at: datetime | None
     finished_by: str | None
     finish_reason: str | None
+    pins: Mapping[str, RuntimeVersion]
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class DeploymentEntry:
     repo: str
     to_version: RuntimeVersion
     from_version: RuntimeVersion | None = None
+    target_spec: str | None = None  # the target spec that applied to it, when it has its own
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class DeploymentRecord:
     baseline: Mapping[str, Any] | None
     started_at: datetime | None
     updated_at: datetime
+    target_spec: str | None  # the target spec that applied to it (None: the rollout's)
 
 
 @dataclass(frozen=True)
@@ -165,9 +173,13 @@ def _version(text: str | None) -> RuntimeVersion | None:
 
 
 def rollout_from_row(r: Row) -> Rollout:
-    return Rollout(r["id"], r["target_spec"], parse_version(r["target_version"]), r["inventory"],
+    target = parse_version(r["target_version"])
+    stored = _loads(r["pins"])
+    pins = ({r["target_spec"]: target} if stored is None
+            else {spec: parse_version(v) for spec, v in stored.items()})
+    return Rollout(r["id"], r["target_spec"], target, r["inventory"],
                    datetime.fromisoformat(r["created_at"]), r["created_by"], r["status"],
-                   _when(r["finished_at"]), r["finished_by"], r["finish_reason"])
+                   _when(r["finished_at"]), r["finished_by"], r["finish_reason"], pins)
 
 
 def _signoff_of(r: Row, prefix: str, reason_col: str) -> Signoff | None:
@@ -190,7 +202,7 @@ def deployment_from_row(r: Row) -> DeploymentRecord:
         r["rollout_id"], r["deployment_id"], r["name"], r["repo"], r["wave"], r["state"],
         _version(r["from_version"]), parse_version(r["to_version"]), r["error"],
         r["failed_from"], r["attempts"], r["deploys"], _loads(r["baseline"]),
-        _when(r["started_at"]), datetime.fromisoformat(r["updated_at"]))
+        _when(r["started_at"]), datetime.fromisoformat(r["updated_at"]), r["target_spec"])
 
 
 def event_from_row(r: Row) -> Event:

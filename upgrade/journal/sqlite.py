@@ -1,24 +1,24 @@
-"""The journal's SQLite file: its schema, and opening it only when it is ours.
+"""The journal's SQLite file: opening it only when it is ours, and the connection to it.
 
 A file that is not a SQLite database, belongs to another application or was written by a
-newer version of this tool is refused and left byte for byte. A new file is created
-owner-only (0600, in a 0700 directory), in WAL mode with ``synchronous=FULL``.
+newer version of this tool is refused and left byte for byte; one of an older schema is
+migrated in place, in one transaction. A new file is created owner-only (0600, in a 0700
+directory), in WAL mode with ``synchronous=FULL``. The schema is ``upgrade.journal.schema``.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import UTC, datetime
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from upgrade.errors import JournalError
-from upgrade.journal.records import iso, whoami
-from upgrade.journal.states import STATES
+from upgrade.journal.database import Database, Params, create_schema, migrate
+from upgrade.journal.schema import APPLICATION_NAME, SCHEMA_VERSION
 
-APPLICATION_NAME = "astro-fleet-upgrade"
 APPLICATION_ID = 0x41465550  # "AFUP" in the SQLite header (offset 68), set once at creation
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -31,100 +31,79 @@ def ensure_private_dir(path: Path) -> None:
     os.chmod(path, 0o700)  # the umask may have removed bits mkdir asked for
 
 
-# -- schema -------------------------------------------------------------------------------
+class SqliteDatabase(Database):
+    """The journal file's one connection (autocommit; transactions are explicit)."""
 
-_STATE_LIST = ", ".join(f"'{s}'" for s in STATES)
-_APPEND_ONLY = "SELECT RAISE(ABORT, 'events are append-only')"
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE rollouts (
-        id             INTEGER PRIMARY KEY,
-        target_spec    TEXT NOT NULL,
-        target_version TEXT NOT NULL,
-        inventory      TEXT NOT NULL,
-        created_at     TEXT NOT NULL,
-        created_by     TEXT NOT NULL,
-        status         TEXT NOT NULL CHECK (status IN ('active', 'completed', 'abandoned')),
-        finished_at    TEXT,
-        finished_by    TEXT,
-        finish_reason  TEXT)""",
-    # At most one active rollout per journal, whatever the code above it does.
-    "CREATE UNIQUE INDEX rollouts_one_active ON rollouts (status) WHERE status = 'active'",
-    """CREATE TABLE waves (
-        rollout_id       INTEGER NOT NULL REFERENCES rollouts (id),
-        number           INTEGER NOT NULL CHECK (number >= 1),
-        status           TEXT NOT NULL DEFAULT 'pending'
-                         CHECK (status IN ('pending', 'running', 'passed', 'halted')),
-        started_at       TEXT,
-        finished_at      TEXT,
-        passed_at        TEXT,
-        soak_seconds     INTEGER NOT NULL DEFAULT 0 CHECK (soak_seconds >= 0),
-        proceed_after    TEXT,
-        halt_reason      TEXT,
-        budget           TEXT NOT NULL DEFAULT '{}',
-        approved_by      TEXT,
-        approved_at      TEXT,
-        approval_reason  TEXT,
-        skip_gate_by     TEXT,
-        skip_gate_at     TEXT,
-        skip_gate_reason TEXT,
-        PRIMARY KEY (rollout_id, number))""",
-    f"""CREATE TABLE deployments (
-        rollout_id    INTEGER NOT NULL,
-        deployment_id TEXT NOT NULL,
-        name          TEXT NOT NULL,
-        repo          TEXT NOT NULL,
-        wave          INTEGER NOT NULL,
-        state         TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ({_STATE_LIST})),
-        from_version  TEXT,
-        to_version    TEXT NOT NULL,
-        error         TEXT,
-        failed_from   TEXT,
-        attempts      INTEGER NOT NULL DEFAULT 0,
-        deploys       INTEGER NOT NULL DEFAULT 0,
-        baseline      TEXT,
-        started_at    TEXT,
-        updated_at    TEXT NOT NULL,
-        PRIMARY KEY (rollout_id, deployment_id),
-        FOREIGN KEY (rollout_id, wave) REFERENCES waves (rollout_id, number))""",
-    "CREATE INDEX deployments_by_wave ON deployments (rollout_id, wave)",
-    """CREATE TABLE events (
-        seq           INTEGER PRIMARY KEY,
-        at            TEXT NOT NULL,
-        rollout_id    INTEGER REFERENCES rollouts (id),
-        wave          INTEGER,
-        deployment_id TEXT,
-        kind          TEXT NOT NULL,
-        from_state    TEXT,
-        to_state      TEXT,
-        message       TEXT,
-        actor         TEXT NOT NULL,
-        data          TEXT)""",
-    "CREATE INDEX events_by_rollout ON events (rollout_id, seq)",
-    f"CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN {_APPEND_ONLY}; END",
-    f"CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN {_APPEND_ONLY}; END",
-    """CREATE TABLE high_water (
-        deployment_id TEXT PRIMARY KEY,
-        version       TEXT NOT NULL,
-        rollout_id    INTEGER REFERENCES rollouts (id),
-        at            TEXT NOT NULL)""",
-)
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        super().__init__(str(path))
+        self.conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, tuple(params))
+
+    def insert(self, sql: str, params: Params, key: str) -> int:
+        return int(self.conn.execute(sql, tuple(params)).lastrowid or 0)
+
+    def restart_ids(self) -> None:
+        pass  # a rowid key is always max(rowid) + 1
+
+    def _begin(self, write: bool) -> None:
+        # IMMEDIATE takes the write lock at once: one writer at a time, across processes.
+        self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _end(self, commit: bool) -> None:
+        if commit:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def open_file(path: Path) -> SqliteDatabase:
+    """Open (or create) the journal file at ``path``; refuse any file that is not ours."""
+    ensure_private_dir(path.parent)
+    found = inspect(path)
+    if not path.exists():
+        # Created here, before SQLite does, so it is 0600 whatever the umask.
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    try:
+        db = SqliteDatabase(connect(path), path)
+        try:
+            if found is None or found < SCHEMA_VERSION:
+                _settle(db, path)
+        except BaseException:
+            db.close()
+            raise
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot open the journal ({exc}). Check that this user "
+                           "can write the file and its directory, and that the disk has "
+                           "room.") from exc
+    for side in (f"{path}-wal", f"{path}-shm"):
+        owner_only(Path(side))
+    return db
 
 
 # -- opening: refuse anything that is not our journal, without touching it ----------------
 
 
-def inspect(path: Path) -> bool:
-    """True when ``path`` must be initialised; raise JournalError unless it is our journal."""
+def inspect(path: Path) -> int | None:
+    """The schema version of our journal at ``path``, None when it must be created; raise
+    JournalError (touching nothing) unless it is our journal at a schema we can read."""
     if not path.exists():
-        return True
+        return None
     if not path.is_file():
         raise JournalError(f"{path}: the journal path is not a regular file. "
                            "Point the inventory's 'journal' at a directory of its own.")
     with path.open("rb") as f:
         header = f.read(100)
     if not header:
-        return True
+        return None
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
         raise JournalError(f"{path} is not a SQLite database (damaged, or some other file). "
                            "It was left untouched: move it aside (or restore it from a backup) "
@@ -149,15 +128,16 @@ def inspect(path: Path) -> bool:
         ro.close()
 
 
-def _check_identity(path: Path, db: sqlite3.Connection) -> bool:
-    """True for an empty SQLite database; raise unless ``db`` is our journal at our schema."""
+def _check_identity(path: Path, db: Any) -> int | None:
+    """None for an empty SQLite database, else our journal's schema version; raise unless
+    ``db`` (a connection, or our Database) is our journal at a schema we can read."""
     app_id = db.execute("PRAGMA application_id").fetchone()[0]
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     if app_id == 0 and not names:
-        return True  # a SQLite file with nothing in it (e.g. creation interrupted): nothing to lose
+        return None  # a SQLite file with nothing in it (e.g. creation interrupted): nothing to lose
     if app_id != APPLICATION_ID or "meta" not in names:
         raise _foreign(path)
-    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    meta = dict(tuple(row) for row in db.execute("SELECT key, value FROM meta").fetchall())
     if meta.get("application") != APPLICATION_NAME:
         raise _foreign(path)
     try:
@@ -169,10 +149,9 @@ def _check_identity(path: Path, db: sqlite3.Connection) -> bool:
             f"{path} was written by a newer version of this tool (journal schema {version}; "
             f"this version reads schema {SCHEMA_VERSION}). It was left untouched: "
             "upgrade the tool to continue this journal.")
-    if version < SCHEMA_VERSION:  # no older schema was ever released
-        raise JournalError(f"{path} has journal schema {version}, which this version cannot "
-                           "read. It was left untouched.")
-    return False
+    if version < 1:
+        raise _unreadable(path, ValueError(f"its schema version {version} does not exist"))
+    return version
 
 
 def _foreign(path: Path) -> JournalError:
@@ -187,8 +166,8 @@ def _unreadable(path: Path, exc: Exception) -> JournalError:
                         "untouched: move it aside (or restore it from a backup) and run again.")
 
 
-def connect(path: Path, fresh: bool) -> sqlite3.Connection:
-    """One connection, set up for durability; creates the schema in a fresh file."""
+def connect(path: Path) -> sqlite3.Connection:
+    """One connection, set up for durability."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                            timeout=BUSY_TIMEOUT_MS / 1000)
     try:
@@ -202,36 +181,22 @@ def connect(path: Path, fresh: bool) -> sqlite3.Connection:
         # ~0.25 ms a transition against ~0.06 ms with NORMAL, far below any step's cost.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        if fresh:
-            _initialise(conn, path)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _initialise(conn: sqlite3.Connection, path: Path) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Another process may have initialised it between our inspection and now.
-        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            _check_identity(path, conn)
-            conn.execute("ROLLBACK")
-            return
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", (
-            ("application", APPLICATION_NAME),
-            ("schema_version", str(SCHEMA_VERSION)),
-            ("created_at", iso(datetime.now(UTC))),
-            ("created_by", whoami()),
-        ))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+def _settle(db: SqliteDatabase, path: Path) -> None:
+    """Create or migrate, in one IMMEDIATE transaction: another process may have done it
+    since our inspection, so look again under the write lock."""
+    with db.write():
+        found = _check_identity(path, db)
+        if found is None:
+            create_schema(db)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        elif found < SCHEMA_VERSION:
+            migrate(db, found)
 
 
 def owner_only(path: Path) -> None:

@@ -1,30 +1,32 @@
-"""The rollout journal: rollouts, waves, Deployments and events in one SQLite file.
+"""The rollout journal: rollouts, waves, Deployments and events, in SQLite or PostgreSQL.
 
-Every state change is committed (WAL, ``synchronous=FULL``) before the method that
-makes it returns, so a run killed at any point resumes from what is written here: nothing
-done twice that is unsafe to repeat, nothing forgotten. The file is
-``<journal dir>/journal.db`` (its schema and opening rules: ``upgrade.journal.sqlite``);
-docs/journal.md describes how to read it with ``sqlite3``. The states and their legal
-moves are ``upgrade.journal.states``; the records returned are ``upgrade.journal.records``.
+Every state change is committed durably (SQLite: WAL, ``synchronous=FULL``; PostgreSQL:
+``synchronous_commit=on``) before the method that makes it returns, so a run killed at any
+point resumes from what is written here: nothing done twice that is unsafe to repeat,
+nothing forgotten. The SQL is one text for both backends (``upgrade.journal.database``);
+the schema is ``upgrade.journal.schema``, the SQLite file ``upgrade.journal.sqlite``, the
+PostgreSQL database ``upgrade.journal.postgres``. docs/journal.md describes how to read
+either. The states and their legal moves are ``upgrade.journal.states``; the records
+returned are ``upgrade.journal.records``.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from upgrade.errors import IllegalTransition, InputError, JournalError
+from upgrade.errors import IllegalTransition, InputError
+from upgrade.journal.database import Database
 from upgrade.journal.records import (
     DeploymentEntry,
     DeploymentRecord,
     Event,
     Rollout,
+    Row,
     WaveRecord,
     deployment_from_row,
     dumps,
@@ -34,7 +36,7 @@ from upgrade.journal.records import (
     wave_from_row,
     whoami,
 )
-from upgrade.journal.sqlite import connect, ensure_private_dir, inspect, owner_only
+from upgrade.journal.sqlite import open_file
 from upgrade.journal.states import (
     DEPLOYED,
     DEPLOYING,
@@ -55,13 +57,12 @@ Clock = Callable[[], datetime]
 class Journal:
     """The durable record of rollouts; safe to share between worker threads."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Clock, actor: str):
-        """Use ``Journal.open``; this wraps an already configured connection."""
-        self._conn = conn
-        self._lock = threading.Lock()  # one connection, one writer at a time (measured faster)
-        self.path = path
-        self.actor = actor  # recorded on events that name no one else
-        self._clock = clock
+    def __init__(self, db: Database, *, clock: Clock | None = None, actor: str | None = None):
+        """The journal in ``db`` (opened by ``Journal.open`` or ``upgrade.journal.backend``)."""
+        self._db = db
+        self.where = db.where  # the file, or the database URL without a password
+        self.actor = actor or whoami()  # recorded on events that name no one else
+        self._clock = clock or (lambda: datetime.now(UTC))
         # The one redaction rule, on every text the journal stores (messages, errors,
         # reasons, event data): a secret that reached a message is never written down.
         self._redact = Redactor.from_env(os.environ)
@@ -69,33 +70,22 @@ class Journal:
     @classmethod
     def open(cls, path: str | Path, *, clock: Clock | None = None,
              actor: str | None = None) -> Journal:
-        """Open (or create) the journal file at ``path``; refuse any file that is not ours."""
-        path = Path(path)
-        ensure_private_dir(path.parent)
-        fresh = inspect(path)
-        if not path.exists():
-            # Created here, before SQLite does, so it is 0600 whatever the umask.
-            with suppress(FileExistsError):
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        try:
-            conn = connect(path, fresh)
-        except sqlite3.Error as exc:
-            raise JournalError(f"{path}: cannot open the journal ({exc}). Check that this user "
-                               "can write the file and its directory, and that the disk has "
-                               "room.") from exc
-        for side in (f"{path}-wal", f"{path}-shm"):
-            owner_only(Path(side))
-        return cls(conn, path, clock or (lambda: datetime.now(UTC)), actor or whoami())
+        """Open (or create) the SQLite journal file at ``path``; refuse any file not ours."""
+        return cls(open_file(Path(path)), clock=clock, actor=actor)
 
     @classmethod
     def existing(cls, path: str | Path) -> Journal | None:
-        """Open the journal at ``path`` if there is one (for reading), else None."""
+        """Open the SQLite journal at ``path`` if there is one (for reading), else None."""
         return cls.open(path) if Path(path).exists() else None
+
+    @property
+    def database(self) -> Database:
+        """The connection this journal reads and writes through."""
+        return self._db
 
     def close(self) -> None:
         """Close the connection; everything was already committed."""
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -108,41 +98,30 @@ class Journal:
     def _now(self) -> str:
         return iso(self._clock())
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction, committed before the caller's method returns."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[Database]:
+        """One serialised transaction, committed before the caller's method returns."""
+        return self._db.write()
 
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        return self._db.rows(sql, params)
 
-    def _event(self, db: sqlite3.Connection, at: str, kind: str, *, rollout_id: int | None,
+    def _event(self, db: Database, at: str, kind: str, *, rollout_id: int | None,
                wave: int | None = None, deployment_id: str | None = None,
                from_state: str | None = None, to_state: str | None = None,
                message: str | None = None, data: Mapping[str, Any] | None = None,
                who: str | None = None) -> int:
-        cur = db.execute(
+        return db.insert(
             "INSERT INTO events (at, rollout_id, wave, deployment_id, kind, from_state, "
             "to_state, message, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (at, rollout_id, wave, deployment_id, kind, from_state, to_state,
              self._text(message), who or self.actor,
-             None if data is None else self._text(dumps(data))))
-        return int(cur.lastrowid or 0)
+             None if data is None else self._text(dumps(data))), "seq")
 
     def _text(self, text: str | None) -> str | None:
         return None if text is None else self._redact(text)
 
     @staticmethod
-    def _active(db: sqlite3.Connection, rollout_id: int) -> None:
+    def _active(db: Database, rollout_id: int) -> None:
         row = db.execute("SELECT status FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
         if row is None:
             raise IllegalTransition(f"rollout {rollout_id} does not exist in this journal")
@@ -166,9 +145,16 @@ class Journal:
         return [rollout_from_row(r) for r in self._rows("SELECT * FROM rollouts ORDER BY id")]
 
     def start_rollout(self, target_spec: str, target_version: RuntimeVersion,
-                      inventory: str | Path, actor: str | None = None) -> Rollout:
-        """Begin a rollout pinned to ``target_version``; only one may be active."""
+                      inventory: str | Path, actor: str | None = None, *,
+                      pins: Mapping[str, RuntimeVersion] | None = None) -> Rollout:
+        """Begin a rollout pinned to ``target_version``; only one may be active.
+
+        ``pins`` maps each target spec the rollout follows to its exact version (default:
+        ``{target_spec: target_version}``).
+        """
         now, who = self._now(), actor or self.actor
+        default = {target_spec: target_version}
+        pins = dict(pins) if pins is not None else default
         with self._write() as db:
             active = db.execute("SELECT id, target_version FROM rollouts "
                                 "WHERE status = 'active'").fetchone()
@@ -176,15 +162,16 @@ class Journal:
                 raise IllegalTransition(
                     f"rollout {active['id']} (to {active['target_version']}) is still active; "
                     "resume it, or complete or abandon it before starting another")
-            cur = db.execute(
+            rollout_id = db.insert(
                 "INSERT INTO rollouts (target_spec, target_version, inventory, created_at, "
-                "created_by, status) VALUES (?, ?, ?, ?, ?, 'active')",
-                (target_spec, str(target_version), str(inventory), now, who))
-            rollout_id = int(cur.lastrowid or 0)
+                "created_by, status, pins) VALUES (?, ?, ?, ?, ?, 'active', ?)",
+                (target_spec, str(target_version), str(inventory), now, who, dumps(pins)), "id")
+            data: dict[str, Any] = {"target_spec": target_spec, "target_version": target_version,
+                                    "inventory": str(inventory)}
+            if pins != default:
+                data["pins"] = pins
             self._event(db, now, "rollout_started", rollout_id=rollout_id, who=who,
-                        message=f"target {target_spec} pinned to {target_version}",
-                        data={"target_spec": target_spec, "target_version": target_version,
-                              "inventory": str(inventory)})
+                        message=f"target {target_spec} pinned to {target_version}", data=data)
         return self._get_rollout(rollout_id)
 
     def complete_rollout(self, rollout_id: int) -> Rollout:
@@ -237,8 +224,8 @@ class Journal:
             self._active(db, rollout_id)
             before = db.execute("SELECT status FROM waves WHERE rollout_id = ? AND number = ?",
                                 (rollout_id, number)).fetchone()
-            db.execute("INSERT OR IGNORE INTO waves (rollout_id, number) VALUES (?, ?)",
-                       (rollout_id, number))
+            db.execute("INSERT INTO waves (rollout_id, number) VALUES (?, ?) "
+                       "ON CONFLICT DO NOTHING", (rollout_id, number))
             db.execute(
                 "UPDATE waves SET status = 'running', started_at = coalesce(started_at, ?), "
                 "finished_at = NULL, passed_at = NULL, proceed_after = NULL, halt_reason = NULL, "
@@ -299,8 +286,8 @@ class Journal:
         reason_col = "approval_reason" if kind == "approval" else "skip_gate_reason"
         with self._write() as db:
             self._active(db, rollout_id)
-            db.execute("INSERT OR IGNORE INTO waves (rollout_id, number) VALUES (?, ?)",
-                       (rollout_id, number))
+            db.execute("INSERT INTO waves (rollout_id, number) VALUES (?, ?) "
+                       "ON CONFLICT DO NOTHING", (rollout_id, number))
             db.execute(f"UPDATE waves SET {prefix}_by = ?, {prefix}_at = ?, {reason_col} = ? "
                        "WHERE rollout_id = ? AND number = ?",
                        (who, now, self._text(reason), rollout_id, number))
@@ -325,17 +312,21 @@ class Journal:
         added: list[str] = []
         with self._write() as db:
             self._active(db, rollout_id)
-            db.execute("INSERT OR IGNORE INTO waves (rollout_id, number) VALUES (?, ?)",
-                       (rollout_id, wave))
+            db.execute("INSERT INTO waves (rollout_id, number) VALUES (?, ?) "
+                       "ON CONFLICT DO NOTHING", (rollout_id, wave))
+            # Registration order, across the journal (it was SQLite's rowid in schema 1).
+            position = db.execute("SELECT coalesce(max(position), 0) AS n "
+                                  "FROM deployments").fetchone()["n"]
             for e in entries:
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO deployments (rollout_id, deployment_id, name, repo, "
-                    "wave, state, from_version, to_version, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    "INSERT INTO deployments (rollout_id, deployment_id, name, repo, "
+                    "wave, state, from_version, to_version, updated_at, target_spec, position) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (rollout_id, e.deployment_id, e.name, e.repo, wave,
                      None if e.from_version is None else str(e.from_version),
-                     str(e.to_version), now))
+                     str(e.to_version), now, e.target_spec, position + 1))
                 if cur.rowcount == 1:
+                    position += 1
                     added.append(e.deployment_id)
                     self._event(db, now, "registered", rollout_id=rollout_id, wave=wave,
                                 deployment_id=e.deployment_id, to_state=PENDING,
@@ -352,10 +343,10 @@ class Journal:
         """A rollout's Deployments (of one wave, if given), by wave then registration order."""
         if wave is None:
             rows = self._rows("SELECT * FROM deployments WHERE rollout_id = ? "
-                              "ORDER BY wave, rowid", (rollout_id,))
+                              "ORDER BY wave, position", (rollout_id,))
         else:
             rows = self._rows("SELECT * FROM deployments WHERE rollout_id = ? AND wave = ? "
-                              "ORDER BY rowid", (rollout_id, wave))
+                              "ORDER BY position", (rollout_id, wave))
         return [deployment_from_row(r) for r in rows]
 
     def transition(self, rollout_id: int, deployment_id: str, to_state: str, *,
@@ -454,7 +445,7 @@ class Journal:
         rows = self._rows("SELECT deployment_id, version FROM high_water")
         return {r["deployment_id"]: parse_version(r["version"]) for r in rows}
 
-    def _raise(self, db: sqlite3.Connection, now: str, deployment_id: str,
+    def _raise(self, db: Database, now: str, deployment_id: str,
                version: RuntimeVersion, rollout_id: int | None) -> bool:
         row = db.execute("SELECT version FROM high_water WHERE deployment_id = ?",
                          (deployment_id,)).fetchone()
