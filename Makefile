@@ -18,6 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	bash scripts/sshd-test-server.sh install
+	bash scripts/postgres-test-server.sh install
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import ROOT, SampleFleet
 
-pytest_plugins = ["upgrade.sim.testing"]
+pytest_plugins = ["upgrade.sim.testing", "pg_server"]
 
 
 @pytest.fixture

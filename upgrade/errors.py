@@ -32,6 +32,8 @@ The tree (exit code in brackets where a class sets it; a class without one inher
         ├── RunnerUnreachable        an SSH runner cannot be reached
         │   ├── HostKeyRefused       its host key is unknown (strict) or changed
         │   └── ConnectionLost       the connection dropped under a command not safe to repeat
+        ├── JournalUnreachable       the journal's PostgreSQL database cannot be reached, or
+        │                            failed mid-run: nothing after the last commit is recorded
         ├── AstroError               an astro CLI command or Astro API call failed
         │   ├── AstroAuthError       the token or login was refused
         │   ├── AstroOutputError     output that is not the documented shape
@@ -283,6 +285,14 @@ class HostKeyRefused(RunnerUnreachable):
 
 class ConnectionLost(RunnerUnreachable):
     """The connection dropped while a command that is not safe to repeat was running."""
+
+
+class JournalUnreachable(ServiceError):
+    """The journal's database could not be reached, refused our login, or failed mid-run.
+
+    Whatever happened after its last committed change is not recorded; the same command,
+    run again once the database is back, resumes from what was committed.
+    """
 
 
 class AstroError(ServiceError):

@@ -1,4 +1,5 @@
-"""A run SIGKILLed at a random moment loses no transition it reported, and resumes."""
+"""A run SIGKILLed at a random moment loses no transition it reported, and resumes
+(on both backends: the run's process dies, the database does not)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import os
 import random
 import signal
 import sqlite3
-from pathlib import Path
+from collections.abc import Callable
 
 from tests.journal.helpers import python_child, wait_line
+from upgrade.config.settings import JournalSettings
 from upgrade.journal.states import FORWARD
 from upgrade.journal.store import Journal
 
@@ -20,14 +22,18 @@ STEPS = FORWARD[1:]  # rendered … verified
 # would report progress. Run again, it resumes (the same command, nothing done twice).
 CHILD = """
 import sys, threading
+from pathlib import Path
+from upgrade.config.settings import JournalSettings
+from upgrade.journal.backend import open_journal
 from upgrade.journal.states import FORWARD
 from upgrade.journal.records import DeploymentEntry
-from upgrade.journal.store import Journal
 from upgrade.model.versions import parse_version
 
-path, n = sys.argv[1], int(sys.argv[2])
+where, n = sys.argv[1], int(sys.argv[2])
 target = parse_version("12.4.2")
-j = Journal.open(path)
+settings = (JournalSettings(Path(".upgrade"), where) if "://" in where
+            else JournalSettings(Path(where).parent))
+j = open_journal(settings)
 r = j.active_rollout() or j.start_rollout("12.4", target, "inventory.yaml")
 ids = [f"dep-{i:04d}" for i in range(n)]
 j.ensure_deployments(r.id, 1, [DeploymentEntry(i, i, "repo", target) for i in ids])
@@ -50,9 +56,9 @@ print("done", flush=True)
 """
 
 
-def run_and_kill(path: Path, kill_after: int | None) -> list[tuple[str, str]]:
+def run_and_kill(where: str, kill_after: int | None, n: int) -> list[tuple[str, str]]:
     """Run the child; SIGKILL it after ``kill_after`` reported transitions (None: let it end)."""
-    proc = python_child(CHILD, str(path), str(N_DEPLOYMENTS))
+    proc = python_child(CHILD, where, str(n))
     try:
         wait_line(proc, "ready")
         assert proc.stdout is not None
@@ -85,18 +91,19 @@ def committed_moves(j: Journal, rollout_id: int) -> list[tuple[str, str]]:
 
 
 def test_sigkill_at_random_moments_loses_nothing_reported_and_resume_finishes(
-        tmp_path: Path) -> None:
+        settings: JournalSettings, open_journal: Callable[..., Journal]) -> None:
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    path = tmp_path / ".upgrade" / "journal.db"
-    total = N_DEPLOYMENTS * len(STEPS)
+    where = settings.url or str(settings.file)
+    n = N_DEPLOYMENTS if settings.url is None else N_DEPLOYMENTS // 2
+    total = n * len(STEPS)
     reported: list[tuple[str, str]] = []
 
     for round_ in range(3):
         kill_after = rng.randint(1, total // 4)
-        printed = run_and_kill(path, kill_after)
+        printed = run_and_kill(where, kill_after, n)
         reported += printed
-        with Journal.open(path) as j:
+        with open_journal() as j:
             rollout = j.active_rollout()
             assert rollout is not None
             moves = committed_moves(j, rollout.id)
@@ -105,21 +112,22 @@ def test_sigkill_at_random_moments_loses_nothing_reported_and_resume_finishes(
         assert not missing, f"seed {seed}, round {round_}: reported but lost: {sorted(missing)[:5]}"
         for dep, state in printed:  # the row agrees with the event log
             assert FORWARD.index(states[dep]) >= FORWARD.index(state), (seed, dep)
-        check = sqlite3.connect(path)
-        try:
-            assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        finally:
-            check.close()
+        if settings.url is None:
+            check = sqlite3.connect(settings.file)
+            try:
+                assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            finally:
+                check.close()
 
-    reported += run_and_kill(path, None)  # the same command, to the end
+    reported += run_and_kill(where, None, n)  # the same command, to the end
 
-    with Journal.open(path) as j:
+    with open_journal() as j:
         rollout = j.active_rollout()
         assert rollout is not None
         moves = committed_moves(j, rollout.id)
         rows = j.deployments(rollout.id)
     assert set(reported) <= set(moves)
     # Nothing done twice, nothing forgotten: each step exactly once for every Deployment.
-    assert sorted(moves) == sorted((f"dep-{i:04d}", s) for i in range(N_DEPLOYMENTS)
+    assert sorted(moves) == sorted((f"dep-{i:04d}", s) for i in range(n)
                                    for s in STEPS), f"seed {seed}"
     assert {(d.state, d.deploys) for d in rows} == {("verified", 1)}

@@ -6,9 +6,11 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.journal.helpers import FROM, TARGET, FakeClock, V, entries
+from upgrade.config.settings import JournalSettings
 from upgrade.errors import IllegalTransition, InputError
 from upgrade.journal.records import Rollout, actor
 from upgrade.journal.store import Journal
@@ -166,18 +168,26 @@ def test_baseline_is_kept_with_the_deployment(journal: Journal, rollout: Rollout
 # -- events ---------------------------------------------------------------------------------
 
 
-def test_events_are_append_only_even_for_raw_sql(journal: Journal, journal_path: Path,
+def test_events_are_append_only_even_for_raw_sql(journal: Journal, settings: JournalSettings,
                                                  rollout: Rollout) -> None:
     seq = journal.event("gate_refused", rollout_id=rollout.id, wave=2, message="wave 1 soaking")
-    raw = sqlite3.connect(journal_path)
-    try:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            raw.execute("UPDATE events SET message = 'edited' WHERE seq = ?", (seq,))
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            raw.execute("DELETE FROM events")
-        raw.rollback()
-    finally:
-        raw.close()
+    if settings.url is None:
+        raw = sqlite3.connect(settings.file)
+        try:
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                raw.execute("UPDATE events SET message = 'edited' WHERE seq = ?", (seq,))
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                raw.execute("DELETE FROM events")
+            raw.rollback()
+        finally:
+            raw.close()
+    else:
+        # The database enforces it for any client, not only for this tool.
+        with psycopg.connect(settings.url, autocommit=True) as raw:
+            for sql in ("UPDATE events SET message = 'edited'", "DELETE FROM events",
+                        "TRUNCATE events CASCADE"):
+                with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                    raw.execute(sql)
     assert journal.events(rollout.id, since_seq=seq - 1)[0].message == "wave 1 soaking"
 
 

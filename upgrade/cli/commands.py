@@ -60,9 +60,9 @@ from upgrade.errors import (
     UpgradeError,
 )
 from upgrade.hosts.pool import check_runners
-from upgrade.journal.lock import force_unlock
+from upgrade.journal.backend import existing_journal
+from upgrade.journal.backend import unlock as clear_lock
 from upgrade.journal.records import actor
-from upgrade.journal.store import Journal
 from upgrade.model.catalog import load_catalog
 from upgrade.plan.fleet import Fleet
 from upgrade.report import console
@@ -182,9 +182,9 @@ def plan(a: Args) -> int:
 def status(a: Args) -> int:
     """Show every rollout in the journal: waves, their state, soak time left."""
     inv = load_inventory(Path(a.inventory))
-    journal = Journal.existing(inv.journal.file)
+    journal = existing_journal(inv.journal)
     if journal is None:
-        console.say(f"no journal yet ({inv.journal.file}): nothing has been rolled out")
+        console.say(f"no journal yet ({inv.journal.where}): nothing has been rolled out")
         return EXIT_OK
     with journal:
         doc = rollout_status(journal, _now())
@@ -363,7 +363,7 @@ def abandon(a: Args) -> int:
 @command("unlock", INVENTORY)
 def unlock(a: Args) -> int:
     """Clear the journal lock left by a run that died (refused while a live run holds it)."""
-    cleared = force_unlock(load_inventory(Path(a.inventory)).journal.dir)
+    cleared = clear_lock(load_inventory(Path(a.inventory)).journal)
     console.say(f"cleared: {cleared}" if cleared else "the journal was not locked")
     return EXIT_OK
 

@@ -1,20 +1,35 @@
-"""The inventory's small top-level settings: where the release catalog and the journal are."""
+"""The inventory's small top-level settings: where the release catalog and the journal are.
+
+The journal is a directory (a SQLite file, its lock and the wave reports) or a PostgreSQL
+database shared by a team: ``journal: postgresql://user@host/db`` or ``journal: {url: ...}``
+(``url_env`` names a variable holding the URL, ``password_env`` one holding the password).
+A password is never read from the inventory: libpq takes it from ``PGPASSWORD`` or
+``~/.pgpass``, or it comes from ``password_env``.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from upgrade.config.checker import Checker, did_you_mean
-from upgrade.config.located import LMap
+from upgrade.config.located import LMap, join
+from upgrade.model.redact import Redactor
 
 CATALOG_KEYS = ("feed", "mode")
 CATALOG_MODES = ("extend", "replace")
 DEFAULT_JOURNAL = ".upgrade"
 JOURNAL_FILE = "journal.db"
+JOURNAL_KEYS = ("url", "url_env", "password_env")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 _URL = re.compile(r"^https?://", re.IGNORECASE)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NO_PASSWORD = ("Remove it: the password comes from PGPASSWORD or ~/.pgpass, or from the "
+                "variable named by journal.password_env, never from the inventory.")
 
 
 @dataclass(frozen=True)
@@ -26,19 +41,54 @@ class CatalogSettings:
 
 @dataclass(frozen=True)
 class JournalSettings:
-    """Where the journal lives: a directory holding ``journal.db``, the lock and reports."""
+    """Where the journal lives: a directory holding ``journal.db``, the lock and reports;
+    or, with ``url``, a PostgreSQL database (reports still go to the directory)."""
 
     dir: Path
+    url: str | None = None  # postgresql://...: the team's journal and lock
+    password_env: str | None = None  # the variable holding the database password
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        """Which database holds the journal."""
+        return "sqlite" if self.url is None else "postgresql"
 
     @property
     def file(self) -> Path:
-        """The SQLite journal file."""
+        """The SQLite journal file (unused with a PostgreSQL journal)."""
         return self.dir / JOURNAL_FILE
 
     @property
     def reports(self) -> Path:
         """Where wave reports are written."""
         return self.dir / "reports"
+
+    @property
+    def where(self) -> str:
+        """The journal for messages: its file, or its URL without any password."""
+        return str(self.file) if self.url is None else display_postgres_url(self.url)
+
+    def password(self) -> str | None:
+        """The database password from ``password_env``, if one is named and set."""
+        return os.environ.get(self.password_env) or None if self.password_env else None
+
+    def __repr__(self) -> str:  # a URL from url_env may hold a password: never show it
+        return (f"JournalSettings(dir={self.dir!r}, url={self.url and self.where!r}, "
+                f"password_env={self.password_env!r})")
+
+
+def display_postgres_url(url: str) -> str:
+    """``postgresql://user@host:port/db``: never a password, nor the query."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict  # only a PostgreSQL journal needs it
+
+        parts = conninfo_to_dict(url)
+    except Exception:  # a URL that does not parse is shown without any of its parts
+        return "postgresql://(an unreadable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = str(parts.get("host") or "")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
 
 
 def read_catalog(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> CatalogSettings:
@@ -74,6 +124,75 @@ def read_catalog(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> Catal
 
 
 def read_journal(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> JournalSettings:
-    """The ``journal:`` setting: a directory, relative to the inventory's."""
-    return JournalSettings(resolve(c.string(top, "journal", "", default=DEFAULT_JOURNAL)
-                                   or DEFAULT_JOURNAL))
+    """The ``journal:`` setting: a directory relative to the inventory's, or a PostgreSQL
+    database (a URL, or a mapping with ``url``/``url_env`` and ``password_env``)."""
+    local = resolve(DEFAULT_JOURNAL)
+    node = top.get("journal")
+    if isinstance(node, LMap):
+        return _journal_database(c, node, local)
+    text = c.string(top, "journal", "", default=DEFAULT_JOURNAL) or DEFAULT_JOURNAL
+    if "://" not in text:
+        return JournalSettings(resolve(text))
+    url = _postgres_url(c, text, top.key_line("journal"), "journal", "it", in_inventory=True)
+    return JournalSettings(local, url)
+
+
+def _journal_database(c: Checker, m: LMap, local: Path) -> JournalSettings:
+    c.keys(m, JOURNAL_KEYS, "journal")
+    line = m.line
+    has_url, has_env = "url" in m, "url_env" in m
+    password_env = _env_name(c, m, "password_env")
+    if has_url == has_env:
+        c.add(line, "journal", "give exactly one of url (postgresql://user@host/db) or url_env "
+              "(the name of an environment variable holding it).")
+        return JournalSettings(local)
+    if has_url:
+        text = c.string(m, "url", "journal")
+        url = text and _postgres_url(c, text, m.key_line("url"), "journal.url", "it",
+                                     in_inventory=True)
+        return JournalSettings(local, url or None, password_env)
+    name = _env_name(c, m, "url_env")
+    if name is None:
+        return JournalSettings(local)
+    value = os.environ.get(name, "").strip()
+    if not value:
+        c.add(m.key_line("url_env"), "journal.url_env", f"environment variable {name} is not "
+              "set (or empty). Export the journal's postgresql:// URL in it.")
+        return JournalSettings(local)
+    url = _postgres_url(c, value, m.key_line("url_env"), "journal.url_env",
+                        f"the value of {name}", in_inventory=False)
+    return JournalSettings(local, url, password_env)
+
+
+def _env_name(c: Checker, m: LMap, key: str) -> str | None:
+    name = c.string(m, key, "journal")
+    if name is not None and not _ENV_NAME.match(name):
+        c.add(m.key_line(key), join("journal", key), "is not an environment variable name "
+              "(letters, digits and _, not starting with a digit).")
+        return None
+    return name
+
+
+def _postgres_url(c: Checker, url: str, line: int, path: str, what: str, *,
+                  in_inventory: bool) -> str | None:
+    """``url`` if it is a PostgreSQL URL that libpq accepts, holding no password when it is
+    written in the inventory; else a problem (which never repeats the value: it may hold a
+    secret pasted in the wrong place)."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in POSTGRES_SCHEMES:
+        c.add(line, path, f"{what} is not a postgresql:// URL. Give a directory for a local "
+              "journal, or postgresql://user@host:port/database for a shared one.")
+        return None
+    try:
+        from psycopg.conninfo import conninfo_to_dict  # only a PostgreSQL journal needs it
+
+        parts = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg's ProgrammingError: libpq could not parse it
+        reason = Redactor([url.split("@", 1)[0]])(str(exc).strip().splitlines()[0])
+        c.add(line, path, f"{what} is not a URL libpq accepts ({reason}). See "
+              "docs/journal.md for the form.")
+        return None
+    if in_inventory and parts.get("password"):
+        c.add(line, path, f"{what} holds a password. {_NO_PASSWORD}")
+        return None
+    return url

@@ -31,7 +31,7 @@ from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deployment import HEALTHY_STATES, DeploymentInfo, DeploymentSummary
 from upgrade.controlplane.platform import PlatformReader
 from upgrade.errors import EXIT_OK, AirflowAPIError, AstroError, DriftFound, InputError
-from upgrade.journal.store import Journal
+from upgrade.journal.backend import existing_journal
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.facts import read_dockerfiles
@@ -347,7 +347,7 @@ def verify_all(fleet: Fleet, limits: Sequence[str] = ()) -> DriftReport:
     deployments = fleet.select(None, limits)
     files = read_dockerfiles(inv, deployments, fleet.host_for)
     expected: dict[str, RuntimeVersion] = {}
-    journal = Journal.existing(inv.journal.file)
+    journal = existing_journal(inv.journal)
     if journal is not None:
         with journal:
             expected = journal.high_water()

@@ -20,7 +20,7 @@ from upgrade.config.playbook import Playbook, step_context
 from upgrade.config.verify import merge_verify_config
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import PolicyRefusal, WaveHalted
-from upgrade.journal.lock import RunLock
+from upgrade.journal.backend import existing_journal, locked_journal
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout
 from upgrade.journal.states import FAILED, PENDING, SKIPPABLE, SKIPPED, VERIFIED
 from upgrade.journal.store import Journal
@@ -136,11 +136,9 @@ def upgrade_wave(
     command: str,
 ) -> WaveResult:
     """``upgrade --wave N``: take the journal lock (named ``command``), run or resume the wave."""
-    settings = fleet.inventory.journal
-    with RunLock(settings.dir, command) as lock, Journal.open(settings.file) as journal:
-        if lock.note:
-            reporter.note(f"note: {lock.note}")
-            journal.event("lock_taken_over", message=lock.note)
+    with locked_journal(fleet.inventory.journal, command) as (journal, note):
+        if note:
+            reporter.note(f"note: {note}")
         return run_wave(fleet, journal, playbook, request, reporter, stop)
 
 
@@ -148,7 +146,7 @@ def plan_wave(fleet: Fleet, wave: int, limits: Sequence[str]) -> Plan:
     """What ``upgrade --wave N`` would do now (its dry run): the active rollout's pinned
     target and the journal's high-water marks, with fresh facts. Changes nothing."""
     resolution, high_water = None, {}
-    journal = Journal.existing(fleet.inventory.journal.file)
+    journal = existing_journal(fleet.inventory.journal)
     if journal is not None:
         with journal:
             active = journal.active_rollout()
@@ -164,10 +162,7 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
     active; returns (rollout id, pinned target, note). ``command`` names the lock's holder."""
     inv = fleet.inventory
     inv.wave(wave)
-    with (
-        RunLock(inv.journal.dir, command),
-        Journal.open(inv.journal.file) as journal,
-    ):
+    with locked_journal(inv.journal, command) as (journal, _):
         rollout_id, resolution, note = pinned_target(fleet, journal, actor)
         journal.record_approval(rollout_id, wave, actor, reason)
     return rollout_id, resolution, note
@@ -175,8 +170,7 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
 
 def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout | None:
     """End the active rollout (recorded with who and why); None when there is none."""
-    settings = fleet.inventory.journal
-    with RunLock(settings.dir, command), Journal.open(settings.file) as journal:
+    with locked_journal(fleet.inventory.journal, command) as (journal, _):
         active = journal.active_rollout()
         if active is None:
             return None

@@ -1,0 +1,89 @@
+"""The configured journal: the one place a command opens it, and takes its run lock.
+
+``journal: <dir>`` (the default, ``.upgrade``) is a SQLite file, ``<dir>/journal.db``,
+locked by a ``flock`` on ``<dir>/lock`` (``sqlite``, ``lock``): one engineer, one
+machine. ``journal: postgresql://...`` is a database a team shares (``postgres``,
+``advisory``): the run lock is held by the very session the run writes through, so a run
+that loses its session loses its lock and its ability to write at the same moment.
+Callers never branch on which one it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from upgrade.config.settings import JournalSettings
+from upgrade.journal.lock import RunLock, force_unlock
+from upgrade.journal.store import Journal
+
+Clock = Callable[[], datetime]
+TAKEOVER_EVENT = "lock_taken_over"
+
+
+def open_journal(settings: JournalSettings, *, clock: Clock | None = None,
+                 actor: str | None = None) -> Journal:
+    """The journal, created if there is none yet (without taking the run lock)."""
+    if settings.url is None:
+        return Journal.open(settings.file, clock=clock, actor=actor)
+    from upgrade.journal.postgres import open_database
+
+    db = open_database(settings.url, settings.where, password=settings.password())
+    assert db is not None  # create=True
+    return Journal(db, clock=clock, actor=actor)
+
+
+def existing_journal(settings: JournalSettings) -> Journal | None:
+    """The journal if one was made already (to read it), else None; creates nothing."""
+    if settings.url is None:
+        return Journal.existing(settings.file)
+    from upgrade.journal.postgres import open_database
+
+    db = open_database(settings.url, settings.where, password=settings.password(),
+                       create=False)
+    return None if db is None else Journal(db)
+
+
+@contextmanager
+def locked_journal(settings: JournalSettings, command: str, *,
+                   clock: Clock | None = None) -> Iterator[tuple[Journal, str | None]]:
+    """The run lock (its holder named ``command``) and the journal, for one command that
+    writes. Yields (journal, note): the note says the lock was taken over from a run that
+    ended without releasing it, and is already recorded as a ``lock_taken_over`` event."""
+    if settings.url is None:
+        with RunLock(settings.dir, command) as lock, Journal.open(settings.file,
+                                                                  clock=clock) as journal:
+            yield _noted(journal, lock.note)
+        return
+    from upgrade.journal.advisory import PostgresRunLock
+    from upgrade.journal.postgres import PostgresDatabase
+
+    with open_journal(settings, clock=clock) as journal:
+        db = journal.database
+        assert isinstance(db, PostgresDatabase)
+        with PostgresRunLock(db, command) as lock:
+            yield _noted(journal, lock.note)
+
+
+def unlock(settings: JournalSettings) -> str | None:
+    """Clear the lock's holder left by a run that died (``invoke unlock``); what was
+    cleared, or None. LockHeld while a live run holds the lock."""
+    if settings.url is None:
+        return force_unlock(settings.dir)
+    from upgrade.journal.advisory import force_unlock_postgres
+    from upgrade.journal.postgres import PostgresDatabase
+
+    journal = existing_journal(settings)
+    if journal is None:
+        return None
+    with journal:
+        db = journal.database
+        assert isinstance(db, PostgresDatabase)
+        return force_unlock_postgres(db)
+
+
+def _noted(journal: Journal, note: str | None) -> tuple[Journal, str | None]:
+    if note:
+        journal.event(TAKEOVER_EVENT, message=note)
+    return journal, note
