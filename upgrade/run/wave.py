@@ -5,6 +5,11 @@ starts from) through the playbook's steps, batch by batch: at most ``parallel`` 
 and at most each runner's own ``parallel`` on that runner, repo steps once per repo, every
 state change committed to the journal before the next step starts. It holds no state
 between waves; deciding what a wave is and recording how it ended is ``rollout``'s.
+
+When the journal's database is lost (``JournalUnreachable``), no new step starts, steps
+in flight finish (their outcome unrecorded: the journal only says what it committed), and
+:meth:`WaveRunner.run` then raises it, so the command exits 7 and the same command, run
+again once the database is back, resumes from what was committed.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from upgrade.config.playbook import Playbook, shared_vars, step_context
 from upgrade.config.step import Step
 from upgrade.config.verify import VerifyConfig, merge_verify_config
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import UpgradeError
+from upgrade.errors import JournalUnreachable, UpgradeError
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan, PlannedDeployment
@@ -96,6 +101,7 @@ class WaveRunner:
         self.cp = fleet.control_plane
         self._repo_futures: dict[tuple[str, int], Future[str]] = {}
         self._repo_lock = threading.Lock()
+        self._journal_lost: JournalUnreachable | None = None
         self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
         self._verify_step = next((s for s in playbook.steps if s.kind == "verify"), None)
         by_repo: dict[str, list[Deployment]] = {}
@@ -112,7 +118,11 @@ class WaveRunner:
     # ------------------------------------------------------------------ scheduling
 
     def run(self, items: list[Item]) -> tuple[str | None, dict[str, ItemResult]]:
-        """Run ``items`` batch by batch; return (budget trip message, result per name)."""
+        """Run ``items`` batch by batch; return (budget trip message, result per name).
+
+        Raises JournalUnreachable, once every step in flight has finished, when the
+        journal's database was lost during the wave.
+        """
         results: dict[str, ItemResult] = {}
         budget = FailureBudget(self.wave.max_fail_percentage, self.wave.max_failures)
         sizes = self.wave.batch_sizes(len(items))
@@ -129,6 +139,8 @@ class WaveRunner:
                 self.reporter.batch_started(index + 1, size)
                 self._run_batch(pool, batch, limit, budget, results)
         self.reporter.wave_finished()
+        if self._journal_lost is not None:
+            raise self._journal_lost
         return budget.tripped, results
 
     def _run_batch(
@@ -181,6 +193,26 @@ class WaveRunner:
     # ------------------------------------------------------------------ one Deployment
 
     def _run_item(self, item: Item) -> ItemResult:
+        try:
+            return self._work(item)
+        except JournalUnreachable as exc:
+            return self._lost(item, exc)
+
+    def _lost(self, item: Item, exc: JournalUnreachable) -> ItemResult:
+        """The journal is gone: start nothing more; this Deployment's last step is unrecorded."""
+        with self._repo_lock:
+            first = self._journal_lost is None
+            if first:
+                self._journal_lost = exc
+        if first:
+            self.stop.set()
+            self.reporter.note("the journal's database is unreachable: no new step starts; "
+                               "steps in flight finish, unrecorded")
+        self.reporter.item_finished(item.deployment.name, "interrupted",
+                                    "stopped: the journal's database is unreachable")
+        return "interrupted"
+
+    def _work(self, item: Item) -> ItemResult:
         dep = item.deployment
         state = item.state
         try:
@@ -205,6 +237,8 @@ class WaveRunner:
         except steps.Interrupted as exc:
             self.reporter.item_finished(dep.name, "interrupted", str(exc))
             return "interrupted"
+        except JournalUnreachable:
+            raise  # not this Deployment's failure: nothing can be recorded (_run_item)
         except UpgradeError as exc:
             self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc))
             self.reporter.item_finished(dep.name, "failed", str(exc))
