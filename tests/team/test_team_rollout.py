@@ -154,3 +154,29 @@ def test_status_and_unlock_read_the_team_journal(tmp_path: Path, sim: SimHandle,
     assert shown.returncode == 0 and "rollout 1" in shown.stdout.lower()
     unlocked = fleet.invoke("unlock")
     assert unlocked.returncode == 0 and "the journal was not locked" in unlocked.stdout
+
+
+def test_a_laptop_journal_moves_to_postgresql_and_the_team_goes_on(
+        tmp_path: Path, sim: SimHandle, pg_url: str) -> None:
+    fleet = make_fleet(tmp_path / "laptop", sim, repos=2)  # journal: .upgrade (SQLite)
+    assert fleet.invoke("upgrade", "--wave", "1").returncode == 0
+    exported = fleet.invoke("journal.export", "--file", "journal.jsonl")
+    assert exported.returncode == 0, exported.stderr
+    assert "exported 1 rollouts, 1 waves, 2 deployments," in exported.stdout
+
+    settings = use_postgres(fleet, pg_url)
+    imported = fleet.invoke("journal.import", "--file", "journal.jsonl")
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 rollouts, 1 waves, 2 deployments," in imported.stdout
+    twice = fleet.invoke("journal.import", "--file", "journal.jsonl")
+    assert twice.returncode == 2 and "is not empty (1 rollouts" in twice.stderr
+
+    ci = working_copy(fleet, tmp_path / "ci" / "fleet")
+    shown = ci.invoke("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    # The high-water marks came along: verify-all on the CI runner sees no drift.
+    checked = ci.invoke("verify-all")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert ci.invoke("upgrade", "--wave", "1").returncode == 0
+    assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}  # nothing deployed again
+    assert {r.state for r in records(settings).values()} == {"verified"}

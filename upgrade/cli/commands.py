@@ -29,6 +29,7 @@ from upgrade.cli.flags import (
     DRY_RUN,
     FAULTS,
     FEED,
+    FILE,
     INVENTORY,
     JSON,
     LIMIT,
@@ -63,6 +64,7 @@ from upgrade.hosts.pool import check_runners
 from upgrade.journal.backend import existing_journal
 from upgrade.journal.backend import unlock as clear_lock
 from upgrade.journal.records import actor
+from upgrade.journal.transfer import export_journal, import_journal
 from upgrade.model.catalog import load_catalog
 from upgrade.plan.fleet import Fleet
 from upgrade.report import console
@@ -365,6 +367,27 @@ def unlock(a: Args) -> int:
     """Clear the journal lock left by a run that died (refused while a live run holds it)."""
     cleared = clear_lock(load_inventory(Path(a.inventory)).journal)
     console.say(f"cleared: {cleared}" if cleared else "the journal was not locked")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ journal
+
+
+@command("journal.export", FILE.needed("Where to write the journal (JSON lines; replaced)."),
+         INVENTORY)
+def journal_export(a: Args) -> int:
+    """Write the whole journal to a JSON-lines file, e.g. to move it to PostgreSQL."""
+    done = export_journal(load_inventory(Path(a.inventory)).journal, Path(a.file))
+    console.say(f"exported {done.summary()} from {done.journal} to {done.file}")
+    return EXIT_OK
+
+
+@command("journal.import", FILE.needed("A file written by journal.export."), INVENTORY)
+def journal_import(a: Args) -> int:
+    """Load a journal export into this inventory's journal, which must be empty."""
+    done = import_journal(load_inventory(Path(a.inventory)).journal, Path(a.file),
+                          command=f"{PROGRAM} journal.import")
+    console.say(f"imported {done.summary()} from {done.file} into {done.journal}")
     return EXIT_OK
 
 

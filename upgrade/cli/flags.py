@@ -140,3 +140,4 @@ PORT = Flag("port", "TCP port on 127.0.0.1 (default: any free port).", "int", 0)
 TIME_SCALE = Flag("time_scale", "Multiply every simulated delay (0.02 makes a 60 s deploy "
                                 "1.2 s).", "float", 1.0)
 FAULTS = Flag("faults", "A faults YAML file (docs/simulator.md).")
+FILE = Flag("file", "A journal export: JSON lines (docs/journal.md).")

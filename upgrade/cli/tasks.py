@@ -44,11 +44,17 @@ def task(cmd: Command) -> Task:
 
 
 def collection() -> Collection:
-    """Every command; ``sim.*`` in a ``sim`` sub-collection."""
-    root, sim = Collection(), Collection("sim")
+    """Every command; a dotted one in the sub-collection its prefix names (``sim.start``
+    in ``sim``, ``journal.export`` in ``journal``)."""
+    root, groups = Collection(), {}
     for cmd in COMMANDS.values():
-        (sim if cmd.name.startswith("sim.") else root).add_task(task(cmd))
-    root.add_collection(sim)
+        group, _, _ = cmd.name.rpartition(".")
+        if group:
+            groups.setdefault(group, Collection(group)).add_task(task(cmd))
+        else:
+            root.add_task(task(cmd))
+    for sub in groups.values():
+        root.add_collection(sub)
     return root
 
 

@@ -33,6 +33,8 @@ class Database(ABC):
     """One connection to one journal; safe to share between threads."""
 
     dialect: Dialect
+    # What the driver raises when the database refuses a statement (a constraint, a type).
+    row_errors: tuple[type[Exception], ...]
 
     def __init__(self, where: str):
         self.where = where  # the file, or the URL without a password: for messages

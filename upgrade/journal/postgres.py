@@ -84,6 +84,7 @@ class PostgresDatabase(Database):
     """One session with the journal's database (autocommit; transactions are explicit)."""
 
     dialect = "postgresql"
+    row_errors = (psycopg.Error,)  # a lost connection is JournalUnreachable by then
 
     def __init__(self, conn: psycopg.Connection[Any], where: str, redact: Redactor):
         super().__init__(where)

@@ -35,6 +35,7 @@ class SqliteDatabase(Database):
     """The journal file's one connection (autocommit; transactions are explicit)."""
 
     dialect = "sqlite"
+    row_errors = (sqlite3.Error,)
 
     def __init__(self, conn: sqlite3.Connection, path: Path):
         super().__init__(str(path))
