@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("sim_load", "sim_load.py", []),
     ("verify_all", "verify_all.py", []),
     ("ssh_overhead", "ssh_overhead.py", []),
+    ("journal", "journal.py", []),
 ]
 
 
