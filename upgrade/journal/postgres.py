@@ -25,6 +25,7 @@ committed is not recorded, and the same command resumes once the database is bac
 
 from __future__ import annotations
 
+import os
 import zlib
 from contextlib import suppress
 from functools import lru_cache
@@ -206,7 +207,7 @@ def _foreign(where: str) -> JournalError:
 
 def connect(url: str, where: str, password: str | None = None) -> PostgresDatabase:
     """A session with the journal's database, set up for the journal's promises."""
-    redact = Redactor.from_env({}).also(password)
+    redact = Redactor.from_env(os.environ).also(password)  # PGPASSWORD is secret-named
     params: dict[str, Any] = {**CLIENT_DEFAULTS, **conninfo_to_dict(url)}
     if password:
         params["password"] = password
