@@ -7,7 +7,7 @@ import json
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,11 @@ class Rollout:
     finished_at: datetime | None
     finished_by: str | None
     finish_reason: str | None
-    pins: Mapping[str, RuntimeVersion]
+    pins: Mapping[str, RuntimeVersion] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.pins:  # one target: its spec is pinned to its version
+            object.__setattr__(self, "pins", {self.target_spec: self.target_version})
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ class DeploymentRecord:
     baseline: Mapping[str, Any] | None
     started_at: datetime | None
     updated_at: datetime
-    target_spec: str | None  # the target spec that applied to it (None: the rollout's)
+    target_spec: str | None = None  # the target spec that applied to it (None: the rollout's)
 
 
 @dataclass(frozen=True)
@@ -174,9 +178,8 @@ def _version(text: str | None) -> RuntimeVersion | None:
 
 def rollout_from_row(r: Row) -> Rollout:
     target = parse_version(r["target_version"])
-    stored = _loads(r["pins"])
-    pins = ({r["target_spec"]: target} if stored is None
-            else {spec: parse_version(v) for spec, v in stored.items()})
+    stored = _loads(r["pins"]) or {}  # NULL in rollouts from schema 1: one target
+    pins = {spec: parse_version(v) for spec, v in stored.items()}
     return Rollout(r["id"], r["target_spec"], target, r["inventory"],
                    datetime.fromisoformat(r["created_at"]), r["created_by"], r["status"],
                    _when(r["finished_at"]), r["finished_by"], r["finish_reason"], pins)
