@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ import httpx
 from packaging.version import InvalidVersion, Version
 
 from upgrade.config.inventory import Deployment
-from upgrade.config.verify import CheckSpec, VerifyConfig
+from upgrade.config.verify import VerifyConfig
 from upgrade.controlplane.airflow import ComponentHealth, DagImportError, Health
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deployment import DeploymentInfo
@@ -32,12 +31,12 @@ from upgrade.errors import (
     AstroAuthError,
     AstroError,
     DeploymentNotFound,
-    Signal,
 )
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
 from upgrade.model.redact import Redactor, display_url
 from upgrade.model.versions import RuntimeVersion, try_parse_version
+from upgrade.run.look import Abandoned, Attempt, Look
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 REQUIRED_COMPONENTS = ("metadatabase", "scheduler")
@@ -50,33 +49,6 @@ STOP_SLICE = 0.05
 # (``healthy`` right after ``version`` passed) instead of asking Astro again.
 REUSE_WITHIN = 2.0
 NOT_RUN = "not run: "
-
-
-@dataclass(frozen=True)
-class Look:
-    """One observation: ``pass``, ``fail``, ``wait`` (not yet) or ``unknown`` (no answer)."""
-
-    state: str
-    message: str
-    final: bool = False  # waiting cannot change this
-
-
-class Abandoned(Signal):
-    """A call still in flight when the check's deadline passed or a stop was requested."""
-
-    def __init__(self, stopped: bool):
-        self.stopped = stopped
-
-
-@dataclass
-class Attempt:
-    """What a probe may know about the check it serves."""
-
-    spec: CheckSpec
-    started: float
-    deadline: float
-    one_look: bool
-    tries: int = 0  # looks taken so far, this one included
 
 
 class Run:

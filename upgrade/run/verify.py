@@ -30,17 +30,8 @@ from upgrade.errors import (
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
 from upgrade.model.versions import RuntimeVersion
-from upgrade.run.checks import (
-    FAIL,
-    INCONCLUSIVE,
-    NOT_RUN,
-    PASS,
-    PROBES,
-    Abandoned,
-    Attempt,
-    Look,
-    Run,
-)
+from upgrade.run.checks import FAIL, INCONCLUSIVE, NOT_RUN, PASS, PROBES, Run
+from upgrade.run.look import Abandoned, Attempt, Look
 
 FIRST_POLL = 0.5  # s before the second look; doubles up to the poll interval
 MIN_SLOT = 1.0  # s every check gets, even past the overall time-out

@@ -1,0 +1,39 @@
+"""One look of a check at a Deployment, and what a probe knows about the check it serves.
+
+A probe (``upgrade.run.checks``) answers each look with a :class:`Look`; the poller
+(``upgrade.run.verify``) decides when to look again and what the last look means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from upgrade.config.verify import CheckSpec
+from upgrade.errors import Signal
+
+
+@dataclass(frozen=True)
+class Look:
+    """One observation: ``pass``, ``fail``, ``wait`` (not yet) or ``unknown`` (no answer)."""
+
+    state: str
+    message: str
+    final: bool = False  # waiting cannot change this
+
+
+class Abandoned(Signal):
+    """A call still in flight when the check's deadline passed or a stop was requested."""
+
+    def __init__(self, stopped: bool):
+        self.stopped = stopped
+
+
+@dataclass
+class Attempt:
+    """What a probe may know about the check it serves."""
+
+    spec: CheckSpec
+    started: float
+    deadline: float
+    one_look: bool
+    tries: int = 0  # looks taken so far, this one included
