@@ -210,6 +210,18 @@ def test_a_deployment_problem_points_at_its_own_vars(tmp_path: Path):
     ({"checks": [{"name": "import_errors", "settle": -1}]},
      "vars.verify.checks[0].settle: must be a number of seconds >= 0 and <= 86400, got the "
      "number -1"),
+    ({"checks": [{"name": "dag_run"}]}, "vars.verify.checks[0]: check 'dag_run' needs 'dag_id'."),
+    ({"checks": [{"name": "dag_run", "dag_id": "my dag"}]},
+     "vars.verify.checks[0].dag_id: 'my dag' is not a DAG id: Airflow allows letters, digits"),
+    ({"checks": [{"name": "dag_run", "dag_id": "c", "conf": ["x"]}]},
+     "vars.verify.checks[0].conf: must be a mapping, got a list"),
+    ({"checks": [{"name": "dag_run", "dag_id": "c", "conf": {"when": float("inf")}}]},
+     "vars.verify.checks[0].conf: holds the number inf under 'when', which is not a JSON value"),
+    ({"checks": [{"name": "dag_run", "dag_id": "c", "unpause": "yes"}]},
+     "vars.verify.checks[0].unpause: must be true or false, got the string 'yes'"),
+    ({"checks": [{"name": "health", "fresh_heartbeats": 0}]},
+     "vars.verify.checks[0].fresh_heartbeats: must be an integer >= 1 and <= 10, got the "
+     "number 0"),
     ({"timeout": True}, "vars.verify.timeout: must be a number of seconds"),
     ({"inconclusive": "maybe"}, "vars.verify.inconclusive: must be one of fail, pass"),
     (["version"], "vars.verify: must be a mapping"),
@@ -225,3 +237,25 @@ def test_a_bad_playbook_level_is_a_playbook_error():
         verify.merge_verify_config({"checks": [{"name": "http", "url": "nope"}]}, None, None)
     assert str(caught.value) == ("playbook: verify.checks[0].url: must be an http:// or "
                                  "https:// URL with a host, without spaces.")
+
+
+def test_dag_run_settings_are_typed_and_the_check_may_repeat():
+    layer = verify.verify_layer({"checks": [
+        {"name": "dag_run", "dag_id": "canary", "conf": {"n": 1, "tags": ["a"]},
+         "unpause": True, "timeout": "5m"},
+        {"name": "dag_run", "dag_id": "second"}]})
+    cfg = verify.merge_verify_config(None, layer, None)
+    first, second = [c for c in cfg.checks if c.name == "dag_run"]
+    assert first.settings == {"dag_id": "canary", "conf": {"n": 1, "tags": ["a"]},
+                              "unpause": True}
+    assert first.timeout == 300.0 and second.timeout == verify.CHECK_TIMEOUTS["dag_run"] == 600
+
+
+def test_a_playbook_dag_run_check_is_validated_when_loaded(tmp_path: Path):
+    path = tmp_path / "playbook.yaml"
+    path.write_text(PLAYBOOK.replace(
+        "checks: [health, version, {name: import_errors, max_new: 0}, airflow_version]",
+        "checks: [version, {name: dag_run, dag_id: x, conf: [1]}]"))
+    with pytest.raises(PlaybookError) as caught:
+        load_playbook(path)
+    assert "checks[1].conf: must be a mapping, got a list." in str(caught.value)

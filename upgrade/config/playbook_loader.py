@@ -243,6 +243,8 @@ class _Loader:
             return self.strings(spec, node, path, line, rel)
         if spec.type == "checks":
             return self.checks(node, path, line, rel)
+        if spec.type == "mapping":
+            return self.mapping(spec, node, path, line)
         if not isinstance(node, LScalar) or node.value is None:
             c.add(line, path, f"must be {want(spec)}, got {node.kind}.")
             return spec.default
@@ -260,6 +262,17 @@ class _Loader:
         if problem:
             c.add(line, path, f"{problem}.{quote_hint(spec, value)}")
             return spec.default
+        return value
+
+    def mapping(self, spec: Arg, node: Located, path: str, line: int) -> dict[str, Any]:
+        """A literal mapping of JSON values (templates inside it are not rendered)."""
+        if isinstance(node, LScalar) and node.value is None:
+            return {}
+        value = node.plain()
+        problem = literal_problem(spec, value)
+        if problem:
+            self.c.add(line, path, f"{problem}.")
+            return {}
         return value
 
     def argv(self, node: Located, path: str, line: int, rel: str) -> list[str]:

@@ -22,6 +22,8 @@ from upgrade.errors import InputError
 DAY = 86_400.0
 
 _REF_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+# Airflow's rule for DAG ids (airflow.utils.helpers.KEY_REGEX, at most 250 characters).
+_DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class Arg:
 
     Types: ``bool``, ``number`` (float; a duration such as ``90s`` where ``durations`` is
     allowed), ``integer``, ``string``, ``ref`` (a git branch or remote name), ``url``,
-    ``path`` (relative, inside the repo), ``choice`` (literal), ``argv``, ``env``,
+    ``path`` (relative, inside the repo), ``dag_id`` (an Airflow DAG id), ``choice``
+    (literal), ``argv``, ``env``, ``mapping`` (literal JSON values under string keys),
     ``strings`` (with ``choices``: each one of them) and ``checks``.
     """
 
@@ -71,6 +74,8 @@ def want(spec: Arg) -> str:
         "ref": "a git name",
         "argv": "a non-empty list of strings",
         "env": "a mapping of variable names to strings",
+        "mapping": "a mapping",
+        "dag_id": "a DAG id",
         "strings": "a non-empty list of strings",
     }.get(spec.type, "a non-empty string")
 
@@ -134,6 +139,11 @@ def literal_problem(spec: Arg, value: Any, *, durations: bool = False) -> str | 
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             return "must map variable names to string values (quote numbers)"
         return None
+    if kind == "mapping":
+        if not isinstance(value, dict):
+            shown = "a list" if isinstance(value, list | tuple) else describe(value)
+            return f"must be a mapping, got {shown}"
+        return _json_problem(value)
     if kind == "strings":
         if not isinstance(value, list | tuple) or not value:
             return f"must be {want(spec)}" + (
@@ -149,6 +159,24 @@ def literal_problem(spec: Arg, value: Any, *, durations: bool = False) -> str | 
     return text_problem(spec, value)
 
 
+def _json_problem(value: Any, where: str = "") -> str | None:
+    """Why ``value`` cannot be sent as JSON as it is (None when it can)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"has the key {describe(key)}{where}; keys must be strings (quote it)"
+            problem = _json_problem(item, f" under '{key}'")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        return next((p for p in (_json_problem(v, where) for v in value) if p), None)
+    if value is None or isinstance(value, str | bool | int) or (
+            isinstance(value, float) and math.isfinite(value)):
+        return None
+    return f"holds {describe(value)}{where}, which is not a JSON value (quote it)"
+
+
 def text_problem(spec: Arg, text: str) -> str | None:
     """Why the (rendered) text is not valid for a string-like ``spec``."""
     if not text.strip():
@@ -159,6 +187,9 @@ def text_problem(spec: Arg, text: str) -> str | None:
     ):
         return f"'{text}' is not a valid git name (no spaces, '..', '~^:?*[\\', or leading " \
             "'-'). Choose a name `git check-ref-format --branch` accepts"
+    if spec.type == "dag_id" and not _DAG_ID.fullmatch(text):
+        return f"'{text}' is not a DAG id: Airflow allows letters, digits, '_', '.' and '-' " \
+            "(at most 250)"
     if spec.type == "path":
         pure = PurePosixPath(text)
         if text.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:", text) or "\x00" in text:

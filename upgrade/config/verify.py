@@ -21,9 +21,9 @@ from upgrade.config.checker import did_you_mean, parse_duration
 from upgrade.config.schema import DAY, Arg, literal_problem, timeout_arg
 from upgrade.errors import InventoryError, PlaybookError, Problem
 
-CHECK_NAMES = ("version", "healthy", "airflow_version", "health", "import_errors", "command",
-               "http")
-REPEATABLE = frozenset({"command", "http"})
+CHECK_NAMES = ("version", "healthy", "airflow_version", "health", "import_errors", "dag_run",
+               "command", "http")
+REPEATABLE = frozenset({"dag_run", "command", "http"})
 # These establish that the target is running; everything else reads that Runtime.
 FIRST = ("version", "healthy")
 DEFAULT_CHECKS = ("version", "healthy")  # the playbook's default too
@@ -33,7 +33,7 @@ DEFAULT_TIMEOUT = 900.0  # s, the whole verification
 DEFAULT_POLL_INTERVAL = 10.0
 CHECK_TIMEOUTS: Mapping[str, float] = {
     "version": 600.0, "healthy": 600.0, "airflow_version": 300.0, "health": 300.0,
-    "import_errors": 120.0, "command": 300.0, "http": 60.0,
+    "import_errors": 120.0, "dag_run": 600.0, "command": 300.0, "http": 60.0,
 }
 
 TOP_KEYS = ("checks", "inconclusive", "timeout", "poll_interval")
@@ -53,10 +53,13 @@ CHECK_ARGS: Mapping[str, Mapping[str, Arg]] = {
     "healthy": _COMMON,
     "airflow_version": {**_COMMON, "expected": Arg("string")},  # default: the catalog's
     "health": {**_COMMON, "components": Arg("strings", choices=COMPONENTS),
-               "max_heartbeat_age": timeout_arg(None)},
+               "max_heartbeat_age": timeout_arg(None),
+               "fresh_heartbeats": Arg("integer", minimum=1, maximum=10)},
     "import_errors": {**_COMMON,
                       "max_new": Arg("integer", 0, minimum=0, maximum=100_000),
                       "settle": Arg("number", None, minimum=0, maximum=DAY, seconds=True)},
+    "dag_run": {**_COMMON, "dag_id": Arg("dag_id", required=True), "conf": Arg("mapping", {}),
+                "unpause": Arg("bool", False)},
     "command": {**_COMMON, "argv": Arg("argv", required=True), "env": Arg("env", {}),
                 "expect_exit": Arg("integer", minimum=0, maximum=255)},
     "http": {**_COMMON, "url": Arg("url", required=True), "status": _STATUS,
@@ -319,7 +322,7 @@ def _value(arg: Arg, value: Any, where: tuple[Any, ...], bad: _Counter) -> Any:
         return float(parse_duration(value)) if isinstance(value, str) else float(value)
     if arg.type in ("argv", "strings"):
         return tuple(value)
-    if arg.type == "env":
+    if arg.type in ("env", "mapping"):
         return dict(value)
     return value
 
