@@ -42,6 +42,8 @@ class Seen:
     query: dict[str, list[str]]
     headers: dict[str, str]
     client_port: int
+    method: str = "GET"
+    body: bytes = b""
 
 
 @dataclass
@@ -85,9 +87,12 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
+            length = int(self.headers.get("Content-Length") or 0)
+            sent = self.rfile.read(length) if length else b""
             with server.lock:
                 server.seen.append(
-                    Seen(parts.path, query, dict(self.headers), self.client_address[1])
+                    Seen(parts.path, query, dict(self.headers), self.client_address[1],
+                         self.command, sent)
                 )
             step = server._next(parts.path)
             if callable(step):
@@ -114,6 +119,8 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
+
+        do_POST = do_PATCH = do_GET
 
     return Handler
 

@@ -1,15 +1,21 @@
-"""Read a Deployment's Airflow REST API: health, version and DAG import errors.
+"""A Deployment's Airflow REST API: health, version, DAG import errors, and canary DAG runs.
 
 Airflow 2 serves ``/api/v1`` and Airflow 3 ``/api/v2`` (FastAPI; ``/api/v1`` is gone); the
 version is picked from the suffix of the URL Astro gives (``webServerAirflowApiUrl``,
 which has no scheme). One ``AirflowAPI`` holds one pooled ``httpx.Client`` and may be
 used from many worker threads at once.
 
+What real Airflow 2.10.5 and 3.0.6 answer (recorded in tests/controlplane/recorded/airflow):
+``/health`` and ``/version`` need no auth; every other endpoint answers 401 without a token
+(2.x: an RFC 7807 body; 3.x: ``{"detail": "Not authenticated"}``) and 401 (2.x) or 403
+(3.x, ``{"detail": "Invalid JWT token"}``) with a bad one. Health timestamps end in
+``+00:00`` on both. Import-error file names are absolute.
+
 Errors::
 
     UpgradeError
     └── AirflowAPIError            any other unexpected status (names the Deployment)
-        ├── AirflowAuthError       401/403: the token was refused (never retried)
+        ├── AirflowAuthError       401/403: no token was sent, or it was refused (never retried)
         ├── AirflowNotFound        404: wrong URL or API version
         ├── AirflowResponseError   a 2xx body that is not the documented shape
         └── AirflowUnavailable     5xx or connection errors, still failing after retries
@@ -21,10 +27,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -43,7 +50,8 @@ from upgrade.model.redact import Redactor
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_ENV = "ASTRO_API_TOKEN"
-IMPORT_ERRORS_PAGE = 100
+# Airflow 2 caps a page at 100 ([api] maximum_page_limit); 3.0 defaults to 50 and caps none.
+PAGE = 100
 # A runaway server that keeps reporting more entries must not keep us paging forever.
 MAX_PAGES = 1000
 
@@ -85,6 +93,31 @@ class AirflowEndpoint:
     def health_path(self) -> str:
         """``/health`` on Airflow 2, ``/monitor/health`` on Airflow 3."""
         return "/health" if self.api_version == 1 else "/monitor/health"
+
+    def run_url(self, dag_id: str, run_id: str) -> str:
+        """Where a person sees a DAG run in the Airflow UI."""
+        if self.api_version == 1:
+            return f"{self.root}/dags/{_segment(dag_id)}/grid?{urlencode({'dag_run_id': run_id})}"
+        return f"{self.root}/dags/{_segment(dag_id)}/runs/{_segment(run_id)}"
+
+    def task_log_url(self, dag_id: str, run_id: str, task_id: str, *,
+                     try_number: int | None = None, map_index: int = -1) -> str:
+        """Where a person reads a task instance's log in the Airflow UI (served at the root)."""
+        if self.api_version == 1:  # Airflow 2's grid view, logs tab
+            query: dict[str, Any] = {"dag_run_id": run_id, "task_id": task_id, "tab": "logs"}
+            if map_index >= 0:
+                query["map_index"] = map_index
+            return f"{self.root}/dags/{_segment(dag_id)}/grid?{urlencode(query)}"
+        url = (f"{self.root}/dags/{_segment(dag_id)}/runs/{_segment(run_id)}"
+               f"/tasks/{_segment(task_id)}")
+        if map_index >= 0:
+            url += f"/mapped/{map_index}"
+        return url + (f"?try_number={try_number}" if try_number else "")
+
+
+def _segment(text: str) -> str:
+    """One path segment, escaped (run ids hold ``:`` and ``+``)."""
+    return quote(text, safe="")
 
 
 @dataclass(frozen=True)
@@ -169,6 +202,35 @@ class DagImportError:
     bundle_name: str | None = None
 
 
+@dataclass(frozen=True)
+class Dag:
+    """A DAG as the API reports it: what the canary check needs."""
+
+    dag_id: str
+    is_paused: bool
+
+
+@dataclass(frozen=True)
+class DagRun:
+    """One DAG run: ``state`` is queued, running, success or failed."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    """One task instance of a run (``map_index`` -1 unless mapped)."""
+
+    task_id: str
+    state: str | None
+    try_number: int = 0
+    map_index: int = -1
+
+
 def parse_health(doc: Any) -> Health:
     """Type an Airflow 2 or 3 health document; unknown keys are ignored."""
     if not isinstance(doc, Mapping):
@@ -225,6 +287,45 @@ def parse_import_errors(doc: Any) -> tuple[list[DagImportError], int]:
     return items, total
 
 
+def parse_dag(doc: Any) -> Dag:
+    """Type a DAG document (``GET``/``PATCH /dags/{dag_id}``)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("dag_id"), str):
+        raise ValueError("DAG document has no 'dag_id' string")
+    paused = doc.get("is_paused")
+    if not isinstance(paused, bool):
+        raise ValueError("DAG document has no boolean 'is_paused'")
+    return Dag(doc["dag_id"], paused)
+
+
+def parse_dag_run(doc: Any) -> DagRun:
+    """Type a DAG run document (v1 and v2 both name it ``dag_run_id``)."""
+    if not isinstance(doc, Mapping):
+        raise ValueError("DAG run is not a JSON object")
+    for key in ("dag_id", "dag_run_id", "state"):
+        if not isinstance(doc.get(key), str):
+            raise ValueError(f"DAG run has no '{key}' string")
+    return DagRun(doc["dag_id"], doc["dag_run_id"], doc["state"],
+                  parse_timestamp(doc.get("start_date")), parse_timestamp(doc.get("end_date")))
+
+
+def parse_task_instances(doc: Any) -> tuple[list[TaskInstance], int]:
+    """Type one page of ``.../taskInstances``: the entries and ``total_entries``."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("task_instances"), list):
+        raise ValueError("page has no 'task_instances' list")
+    total = doc.get("total_entries")
+    if not isinstance(total, int):
+        raise ValueError("page has no integer 'total_entries'")
+    out = []
+    for item in doc["task_instances"]:
+        if not isinstance(item, Mapping) or not isinstance(item.get("task_id"), str):
+            raise ValueError(f"task instance without 'task_id': {item!r}")
+        index = item.get("map_index")
+        out.append(TaskInstance(item["task_id"], item.get("state"),
+                                int(item.get("try_number") or 0),
+                                index if isinstance(index, int) else -1))
+    return out, total
+
+
 # ---------------------------------------------------------------------------- client
 
 
@@ -273,40 +374,90 @@ class AirflowAPI:
         return self._typed(endpoint, "/version", parse_version)
 
     def import_errors(
-        self, endpoint: AirflowEndpoint, *, page_size: int = IMPORT_ERRORS_PAGE
+        self, endpoint: AirflowEndpoint, *, page_size: int = PAGE
     ) -> list[DagImportError]:
         """Every import error, following ``total_entries`` page by page."""
-        found: list[DagImportError] = []
+        return self._all_pages(endpoint, "/importErrors", parse_import_errors, page_size,
+                               {"order_by": "import_error_id"})
+
+    def dag(self, endpoint: AirflowEndpoint, dag_id: str) -> Dag:
+        """``GET /dags/{dag_id}`` (AirflowNotFound when Airflow does not know the DAG)."""
+        return self._typed(endpoint, f"/dags/{_segment(dag_id)}", parse_dag)
+
+    def set_paused(self, endpoint: AirflowEndpoint, dag_id: str, paused: bool) -> Dag:
+        """Pause or unpause a DAG (``PATCH /dags/{dag_id}?update_mask=is_paused``)."""
+        return self._typed(endpoint, f"/dags/{_segment(dag_id)}", parse_dag, method="PATCH",
+                           params={"update_mask": "is_paused"}, body={"is_paused": paused})
+
+    def trigger_dag_run(self, endpoint: AirflowEndpoint, dag_id: str, run_id: str,
+                        conf: Mapping[str, Any] | None = None) -> DagRun:
+        """Start a run of ``dag_id`` now, with our ``run_id``; the run as created.
+
+        A retried trigger whose first try did create the run answers 409: the run with our
+        id is then ours, and is returned.
+        """
+        body: dict[str, Any] = {"dag_run_id": run_id, "conf": dict(conf or {})}
+        if endpoint.api_version == 2:
+            # Airflow 3.0 requires the key (422 "Field required" without it); null means now.
+            body["logical_date"] = None
+        path = f"/dags/{_segment(dag_id)}/dagRuns"
+        try:
+            return self._typed(endpoint, path, parse_dag_run, method="POST", body=body)
+        except AirflowAPIError as exc:
+            if exc.status_code != 409:
+                raise
+        return self.dag_run(endpoint, dag_id, run_id)
+
+    def dag_run(self, endpoint: AirflowEndpoint, dag_id: str, run_id: str) -> DagRun:
+        """``GET /dags/{dag_id}/dagRuns/{run_id}``."""
+        return self._typed(endpoint, f"/dags/{_segment(dag_id)}/dagRuns/{_segment(run_id)}",
+                           parse_dag_run)
+
+    def task_instances(self, endpoint: AirflowEndpoint, dag_id: str,
+                       run_id: str) -> list[TaskInstance]:
+        """Every task instance of one run."""
+        path = f"/dags/{_segment(dag_id)}/dagRuns/{_segment(run_id)}/taskInstances"
+        return self._all_pages(endpoint, path, parse_task_instances, PAGE, {})
+
+    def _all_pages(self, endpoint: AirflowEndpoint, path: str,
+                   parse: Callable[[Any], tuple[list[Any], int]], page_size: int,
+                   params: Mapping[str, Any]) -> list[Any]:
+        """Every entry of a paged list, following ``total_entries`` page by page."""
+        found: list[Any] = []
         for _ in range(MAX_PAGES):
-            params = {"limit": page_size, "offset": len(found), "order_by": "import_error_id"}
-            items, total = self._typed(
-                endpoint, "/importErrors", parse_import_errors, params=params
-            )
+            page = {**params, "limit": page_size, "offset": len(found)}
+            items, total = self._typed(endpoint, path, parse, params=page)
             found.extend(items)
             if not items or len(found) >= total:
                 break
         return found
 
-    def _typed(self, endpoint: AirflowEndpoint, path: str, parse: Any, **kw: Any) -> Any:
+    def _typed(self, endpoint: AirflowEndpoint, path: str, parse: Any, *,
+               method: str = "GET", **kw: Any) -> Any:
         url = endpoint.base + path
-        doc = self.get_json(endpoint, path, **kw)
+        doc = self.request_json(endpoint, path, method=method, **kw)
         try:
             return parse(doc)
         except (ValueError, TypeError) as exc:
             raise AirflowResponseError(
-                f"Deployment {endpoint.deployment_id}: GET {url} answered with a body that is "
-                f"not the documented shape ({self._redact(str(exc))}).",
+                f"Deployment {endpoint.deployment_id}: {method} {url} answered with a body "
+                f"that is not the documented shape ({self._redact(str(exc))}).",
                 deployment_id=endpoint.deployment_id, url=url, status_code=200,
             ) from None
 
-    def get_json(
-        self, endpoint: AirflowEndpoint, path: str, *, params: Mapping[str, Any] | None = None
+    def request_json(
+        self, endpoint: AirflowEndpoint, path: str, *, method: str = "GET",
+        params: Mapping[str, Any] | None = None, body: Any = None,
     ) -> Any:
-        """GET ``path`` under the endpoint's base, retrying transient failures; return JSON."""
+        """Send ``method path`` (JSON ``body``), retrying transient failures; return JSON.
+
+        Writes are retried too: pausing is idempotent, and a trigger carries its own run id.
+        """
         url = endpoint.base + path
         who = f"Deployment {endpoint.deployment_id}"
         dep = endpoint.deployment_id
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        call = f"{method} {url}"
 
         def on_response(resp: httpx.Response) -> Any:
             code = resp.status_code
@@ -315,24 +466,21 @@ class AirflowAPI:
                     return resp.json()
                 except ValueError:
                     raise AirflowResponseError(
-                        f"{who}: GET {url} answered {code} with a body that is not JSON: "
+                        f"{who}: {call} answered {code} with a body that is not JSON: "
                         f"{self._snippet(resp)}",
                         deployment_id=dep, url=url, status_code=code,
                     ) from None
             if code in (401, 403):
-                raise AirflowAuthError(
-                    f"{who}: the Airflow API refused the token ({code}) for GET {url}: "
-                    f"{self._snippet(resp)}. Check that ${self.token_env} is set to a "
-                    "token with access to this Deployment.",
-                    deployment_id=dep, url=url, status_code=code,
-                )
+                raise AirflowAuthError(self._refused(who, call, resp),
+                                       deployment_id=dep, url=url, status_code=code)
             if code == 404:
                 raise AirflowNotFound(
-                    f"{who}: GET {url} answered 404 Not Found: {self._snippet(resp)}. The "
-                    "Airflow API URL or its version (/api/v1 vs /api/v2) is wrong.",
+                    f"{who}: {call} answered 404 Not Found: {self._snippet(resp)}. The "
+                    "Airflow API URL or its version (/api/v1 vs /api/v2) is wrong, or it "
+                    "does not know what was asked for.",
                     deployment_id=dep, url=url, status_code=code,
                 )
-            failure = f"{who}: GET {url} answered {code}: {self._snippet(resp)}"
+            failure = f"{who}: {call} answered {code}: {self._snippet(resp)}"
             if code < 500 and code != 429:
                 raise AirflowAPIError(failure, deployment_id=dep, url=url, status_code=code)
             raise Retry(AirflowUnavailable(failure, deployment_id=dep, url=url,
@@ -340,17 +488,28 @@ class AirflowAPI:
 
         def on_transport(exc: httpx.TransportError) -> AirflowAPIError:
             if isinstance(exc, httpx.TimeoutException):
-                return AirflowTimeout(f"{who}: GET {url} timed out ({type(exc).__name__})",
+                return AirflowTimeout(f"{who}: {call} timed out ({type(exc).__name__})",
                                       deployment_id=dep, url=url)
             return AirflowUnavailable(
-                f"{who}: GET {url} failed: {self._redact(str(exc)) or type(exc).__name__}",
+                f"{who}: {call} failed: {self._redact(str(exc)) or type(exc).__name__}",
                 deployment_id=dep, url=url)
 
         return read_with_retries(
-            lambda limit: self._client.get(url, params=params, headers=headers, timeout=limit),
+            lambda limit: self._client.request(method, url, params=params, json=body,
+                                               headers=headers, timeout=limit),
             policy=self.retry, timeout=self.timeout, connect_timeout=self.connect_timeout,
             on_response=on_response, on_transport=on_transport,
         )
+
+    def _refused(self, who: str, call: str, resp: httpx.Response) -> str:
+        """Why a 401/403 happened: no token was sent, or the one sent was refused."""
+        said = f"{resp.status_code}: {self._snippet(resp)}"
+        if not self._token:
+            return (f"{who}: the Airflow API answered {call} with {said}; no token was sent "
+                    f"(set ${self.token_env} to an API token with access to this Deployment).")
+        return (f"{who}: the token was refused ({said}) for {call}. Check that "
+                f"${self.token_env} is a valid, unexpired API token with access to this "
+                "Deployment.")
 
     def _snippet(self, resp: httpx.Response) -> str:
         """The error's ``detail``/``title``/``message``, or the start of the body, redacted."""
@@ -362,9 +521,25 @@ class AirflowAPI:
         if isinstance(body, Mapping):
             for key in ("detail", "title", "message"):
                 if body.get(key):
-                    text = str(body[key])
+                    text = _detail_text(body[key])
                     break
         if not text:
             text = resp.text.strip() or resp.reason_phrase
         text = " ".join(text.split())
         return self._redact(text[:300])
+
+
+def _detail_text(detail: Any) -> str:
+    """An error's ``detail``: FastAPI gives a string, a list of field errors, or an object."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, Mapping):
+                where = ".".join(str(p) for p in item.get("loc") or ())
+                parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    if isinstance(detail, Mapping):  # Airflow 3's database errors: reason, then message
+        return str(detail.get("reason") or detail.get("message") or detail)
+    return str(detail)
