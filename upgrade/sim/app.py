@@ -11,18 +11,19 @@ Route map (all JSON):
     POST /v1/organizations/{org}/deployments/{id}/deploys/{deployId}/finalize
     GET  /d/{id}/api/v1/{health,version,importErrors[/{n}]}            (Airflow 2)
     GET  /d/{id}/api/v2/{monitor/health,version,importErrors[/{n}]}    (Airflow 3)
+    GET|PATCH /d/{id}/api/vN/dags/{dag}, POST|GET .../dagRuns[/{run}[/taskInstances]]
+                                                        (upgrade.sim.airflow_api)
     GET  /astronomer-runtime                                           (runtime feed)
     *    /_sim/...                                                     (admin, no auth)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from upgrade.errors import InputError, UpgradeError
-from upgrade.sim import apitoken, views
+from upgrade.sim import airflow_api, apitoken, views
 from upgrade.sim.httpserver import Request, Response, json_response
 from upgrade.sim.state import Conflict, NotFound, SimState, now
 
@@ -216,65 +217,11 @@ class SimApp:
 
     # -------------------------------------------------------- airflow
     def _airflow(self, request: Request, dep_id: str, version: str, rest: list[str]) -> Response:
-        state, t = self.state, now()
-        doc = state.visible(dep_id)
-        af3 = version == "v2"
-        if doc is None or version not in ("v1", "v2") or state.is_af3_running(doc, t) != af3:
-            return _airflow_error(af3, 404, "Not Found")
-        if self._claims(request) is None:
-            return _airflow_error(af3, 401, "Unauthorized")
-        gate = state.airflow_gate(dep_id)
-        if gate is not None:
-            kind, value = gate
-            if kind == "hang":
-                return Response(504, b"upstream timed out", "text/plain", delay=value)
-            status = int(value)
-            html = f"<html><body><h1>{status} Service Unavailable</h1></body></html>"
-            return Response(status, html.encode(), "text/html")
-        if request.method != "GET":
-            return _airflow_error(af3, 405, "Method Not Allowed")
-        if (af3 and rest == ["monitor", "health"]) or (not af3 and rest == ["health"]):
-            return json_response(200, views.airflow_health(state, doc, t))
-        if rest == ["version"]:
-            return json_response(200, views.airflow_version(state, doc, t))
-        if rest and rest[0] == "importErrors":
-            return self._import_errors(request, doc, t, af3, rest[1:])
-        return _airflow_error(af3, 404, "Not Found")
-
-    def _import_errors(
-        self, request: Request, doc: dict, t: float, af3: bool, rest: list[str]
-    ) -> Response:
-        errors = self.state.visible_import_errors(doc, t)
-        if rest:
-            match = [e for e in errors if str(e["import_error_id"]) == rest[0]]
-            if len(rest) > 1 or not match:
-                return _airflow_error(
-                    af3, 404, "The ImportError with import_error_id was not found"
-                )
-            return json_response(200, views.import_error(match[0], af3))
-        try:
-            # Airflow's page sizes: v1 default 100; v2 believed 50 (not recorded).
-            limit = _int_param(request.query, "limit", 50 if af3 else 100, 0, 100)
-            offset = _int_param(request.query, "offset", 0, 0, 10**9)
-        except InputError as exc:
-            return _airflow_error(af3, 400 if not af3 else 422, str(exc))
-        order = (request.query.get("order_by") or ["import_error_id"])[0]
-        key, reverse = order.lstrip("-"), order.startswith("-")
-        if key not in ("import_error_id", "timestamp", "filename"):
-            return _airflow_error(
-                af3,
-                400,
-                f"Ordering with '{key}' is disallowed or the attribute does not exist on the model",
-            )
-        ordered = sorted(errors, key=lambda e: e[key], reverse=reverse)
-        page = ordered[offset : offset + limit]
-        return json_response(
-            200,
-            {
-                "import_errors": [views.import_error(e, af3) for e in page],
-                "total_entries": len(errors),
-            },
-        )
+        if not request.headers.get("authorization"):
+            token = "none"
+        else:
+            token = "good" if self._claims(request) is not None else "bad"
+        return airflow_api.handle(self.state, request, dep_id, version, rest, token)
 
     # ---------------------------------------------------------- admin
     def _admin(self, request: Request, parts: list[str]) -> Response:
@@ -404,25 +351,6 @@ class SimApp:
             state.clear_faults(dep_id)
             return json_response(200, {})
         return self._astro_error(405, "Method not allowed")
-
-
-def _airflow_error(af3: bool, status: int, detail: str) -> Response:
-    if af3:  # FastAPI style
-        return json_response(status, {"detail": detail})
-    return Response(status, _problem(status, detail), "application/problem+json")
-
-
-def _problem(status: int, detail: str) -> bytes:
-    """An Airflow 2 RFC 7807 error body."""
-    titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
-    return json.dumps(
-        {
-            "type": "https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html#section/Errors",
-            "title": titles.get(status, detail),
-            "status": status,
-            "detail": detail,
-        }
-    ).encode()
 
 
 def _multi(query: dict[str, list[str]], name: str) -> set[str]:

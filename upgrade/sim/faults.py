@@ -3,7 +3,8 @@
 A fault set is a flat mapping of the fields in ``FAULT_FIELDS``. Deploy-time
 faults are one-shot (consumed by the next deploy that reaches them) unless the
 set says ``persistent: true``; the Airflow API counters (``airflow_5xx``,
-``airflow_hang``) count down per call; ``missing`` lasts until cleared.
+``airflow_hang``) count down per call; ``missing`` and the Airflow health and DAG run
+faults last until cleared.
 The YAML file format is ``faults: {<deployment id>: {<field>: <value>}}``.
 """
 
@@ -31,6 +32,16 @@ FAULT_FIELDS: dict[str, tuple[str, str]] = {
     "reported_runtime_version": ("str", "after the deploy the Deployment reports this Runtime"),
     "import_errors_after_deploy": ("count", "this many new DAG import errors after the deploy"),
     "scheduler_stale_after_deploy": ("bool", "the scheduler heartbeat stops at the deploy"),
+    "stale_heartbeat": (
+        "bool",
+        "the scheduler's heartbeat freezes (from when this is set, or a later rollout's end); "
+        "Airflow still reports it healthy for 30 s",
+    ),
+    "triggerer_unhealthy": ("bool", "the triggerer is stopped: unhealthy, heartbeat frozen"),
+    "dag_processor_unhealthy": (
+        "bool", "the DAG processor is stopped: unhealthy, heartbeat frozen"),
+    "dag_run_fails": ("bool", "DAG runs triggered from now on fail (the DAG's last task)"),
+    "dag_run_stuck": ("bool", "DAG runs triggered from now on keep running"),
     "airflow_5xx": ("count", "the next N Airflow API calls answer 5xx"),
     "airflow_5xx_status": ("status5xx", "the status code for airflow_5xx (default 503)"),
     "airflow_hang": ("count", "the next N Airflow API calls hang for hang_seconds"),

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 
 from upgrade.errors import InputError
+from upgrade.sim import dags
 from upgrade.sim.catalog import Catalog
 from upgrade.sim.faults import DEPLOY_TIME_FIELDS, merge_faults, validate_fault_set
 from upgrade.sim.runtime_compare import is_airflow3
@@ -20,6 +21,10 @@ from upgrade.sim.store import Store
 
 STATUSES = ("CREATING", "DEPLOYING", "HEALTHY", "HIBERNATING", "UNHEALTHY", "UNKNOWN")
 DEPLOY_TYPES = ("IMAGE_AND_DAG", "IMAGE_ONLY", "DAG_ONLY", "BUNDLE")
+
+# Airflow reports a scheduler or triggerer healthy until its heartbeat is this old (s, NOT
+# scaled: Airflow's scheduler_health_check_threshold / triggerer_health_check_threshold).
+AIRFLOW_HEALTH_THRESHOLD = 30.0
 
 # Simulated seconds, multiplied by time_scale, except where noted.
 DEFAULT_CONFIG: dict[str, object] = {
@@ -31,10 +36,14 @@ DEFAULT_CONFIG: dict[str, object] = {
     "wait_poll_seconds": 10.0,  # and then polls this often (real CLI: 10)
     "hang_seconds": 300.0,  # NOT scaled: a hang must outlast any client time-out
     "stale_heartbeat_age_seconds": 600.0,  # NOT scaled: age of a stopped scheduler heartbeat
+    "heartbeat_seconds": 5.0,  # how often Airflow's scheduler and friends heartbeat
+    "dag_run_seconds": 10.0,  # how long a triggered DAG run runs once it starts
     "organization_id": "org-sim",
     "runtime_releases": None,  # None = every non-yanked catalog version is deployable
 }
 _SCALED_KEYS = (
+    "heartbeat_seconds",
+    "dag_run_seconds",
     "deploy_seconds",
     "healthy_after_seconds",
     "deploying_after_seconds",
@@ -42,6 +51,7 @@ _SCALED_KEYS = (
     "wait_poll_seconds",
 )
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+DAGS_FOLDER = "/usr/local/airflow/dags"  # where Astro's images keep the project's dags/
 
 _SEED_FIELDS = {
     "id": str,
@@ -62,6 +72,8 @@ _SEED_FIELDS = {
     "cloud_provider": str,
     "region": str,
     "import_errors": list,
+    "dags": list,
+    "airflow_api_url": str,
 }
 
 
@@ -91,6 +103,8 @@ class SimState:
         self.config = dict(DEFAULT_CONFIG)
         self.config.update(store.load_meta("config", {}) or {})
         self.faults: dict[str, dict] = store.load_meta("faults", {}) or {}
+        # When a standing fault that starts a clock (stale_heartbeat) was set, per Deployment.
+        self.fault_since: dict[str, dict[str, float]] = store.load_meta("fault_since", {}) or {}
         self.deployments: dict[str, dict] = store.load_deployments()
         self.host = "127.0.0.1:0"  # set by the server once bound
 
@@ -185,6 +199,9 @@ class SimState:
             "scheduler_stale_since": None,
             "import_errors": [],
             "next_import_error_id": 1,
+            "dags": dags.seed_dags(spec.get("dags", []), t),
+            # Where Astro says the Airflow API is, when not here: a real Airflow for tests.
+            "airflow_api_url": spec.get("airflow_api_url"),
         }
         self._set_import_errors(doc, spec.get("import_errors", []), t)
         self.deployments[doc["id"]] = doc
@@ -215,6 +232,8 @@ class SimState:
             if key == "import_errors":
                 doc["import_errors"] = []
                 self._set_import_errors(doc, value, t)
+            elif key == "dags":
+                doc["dags"] = dags.seed_dags(value, t)
             else:
                 doc[key] = value
         doc["updated_at"] = t
@@ -232,6 +251,8 @@ class SimState:
         keep = {k: self.config[k] for k in ("time_scale", "organization_id")}
         self.deployments.clear()
         self.faults.clear()
+        self.fault_since.clear()
+        self.store.save_meta("fault_since", self.fault_since)
         self.store.clear()
         self.config = {**DEFAULT_CONFIG, **keep}
         self.store.save_meta("config", self.config)
@@ -251,6 +272,7 @@ class SimState:
         """Merge fault fields for one Deployment (a None value clears that field)."""
         validate_fault_set(update, where=f"faults.{deployment_id}")
         merged = merge_faults(self.faults.get(deployment_id, {}), update)
+        self._clocks(deployment_id, self.faults.get(deployment_id, {}), merged)
         if merged:
             self.faults[deployment_id] = merged
         else:
@@ -262,13 +284,32 @@ class SimState:
         """Install a whole faults file's content (replacing what was there)."""
         for dep_id, spec in faults.items():
             validate_fault_set(spec, where=f"faults.{dep_id}")
+        for dep_id in set(self.faults) | set(faults):
+            self._clocks(dep_id, self.faults.get(dep_id, {}), faults.get(dep_id) or {})
         self.faults = {k: dict(v) for k, v in faults.items() if v}
         self.store.save_meta("faults", self.faults)
 
     def clear_faults(self, deployment_id: str) -> None:
         """Remove every fault of one Deployment."""
+        self._clocks(deployment_id, self.faults.get(deployment_id, {}), {})
         self.faults.pop(deployment_id, None)
         self.store.save_meta("faults", self.faults)
+
+    def _clocks(self, deployment_id: str, before: dict, after: dict) -> None:
+        """Start the clock of a standing fault when it is switched on; stop it when off."""
+        since = self.fault_since.setdefault(deployment_id, {})
+        for field in ("stale_heartbeat",):
+            if after.get(field) and not before.get(field):
+                since[field] = now()
+            elif not after.get(field):
+                since.pop(field, None)
+        if not since:
+            self.fault_since.pop(deployment_id, None)
+        self.store.save_meta("fault_since", self.fault_since)
+
+    def save(self, doc: dict) -> None:
+        """Write one changed Deployment through (the Airflow API's DAG changes)."""
+        self.store.save_deployment(doc)
 
     def deploy_attempt(self, deployment_id: str) -> str | None:
         """astro-sim starts a deploy: fire (and consume) a forced exit-0 trap, if any."""
@@ -346,6 +387,19 @@ class SimState:
         since = doc["scheduler_stale_since"]
         return since if since is not None and since <= t else None
 
+    def scheduler_frozen_at(self, doc: dict, t: float) -> float | None:
+        """When the ``stale_heartbeat`` fault froze the scheduler's heartbeat, if it has:
+        when the fault was set, or the end of a rollout that ended after that."""
+        since = self.fault_since.get(doc["id"], {}).get("stale_heartbeat")
+        if since is None or not self.faults.get(doc["id"], {}).get("stale_heartbeat"):
+            return None
+        rollout = doc["rollout"]
+        ended = rollout["healthy_at"] if rollout is not None else None
+        if ended is not None and since < ended:
+            # The new scheduler beats until the rollout ends, then freezes.
+            return ended if ended <= t else None
+        return since if since <= t else None
+
     def _set_import_errors(self, doc: dict, errors: list, t: float) -> None:
         for i, err in enumerate(errors):
             if not (isinstance(err, dict) and isinstance(err.get("filename"), str)):
@@ -355,10 +409,12 @@ class SimState:
                 )
             ts = err.get("timestamp")
             stamp = _parse_time(ts) if isinstance(ts, str) else t
+            name = err["filename"]
             doc["import_errors"].append(
                 {
                     "import_error_id": doc["next_import_error_id"],
-                    "filename": err["filename"],
+                    # Airflow reports the absolute path of the file it parsed.
+                    "filename": name if name.startswith("/") else f"{DAGS_FOLDER}/{name}",
                     "stack_trace": str(err.get("stack_trace", "")),
                     "timestamp": stamp,
                     "visible_at": stamp if stamp <= t else t,
@@ -491,7 +547,7 @@ class SimState:
             doc["import_errors"].append(
                 {
                     "import_error_id": n,
-                    "filename": f"/usr/local/airflow/dags/broken_dag_{n}.py",
+                    "filename": f"{DAGS_FOLDER}/broken_dag_{n}.py",
                     "stack_trace": (
                         "Traceback (most recent call last):\n"
                         f'  File "/usr/local/airflow/dags/broken_dag_{n}.py", line 3, in <module>\n'

@@ -7,10 +7,12 @@ real infrastructure (CPU sizes, worker queues) are fixed, plausible constants.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime
 
-from upgrade.sim.state import SimState
+from upgrade.sim import dags
+from upgrade.sim.state import AIRFLOW_HEALTH_THRESHOLD, SimState
 
 _WORKER_QUEUE = {
     "name": "default",
@@ -77,7 +79,7 @@ def platform_deployment(state: SimState, doc: dict, t: float) -> dict:
         "webServerReplicas": 1,
         "webServerIngressHostname": web,
         "webServerUrl": f"{web}?orgId={doc['organization_id']}",
-        "webServerAirflowApiUrl": host + api_prefix(state, doc, t),
+        "webServerAirflowApiUrl": doc.get("airflow_api_url") or host + api_prefix(state, doc, t),
         "apiUrl": "http://" + host + api_prefix(state, doc, t),
         "uiUrl": f"http://{web}?orgId={doc['organization_id']}",
         "defaultTaskPodCpu": "0.25",
@@ -150,44 +152,61 @@ def deployment_options(releases: list[dict]) -> dict:
     }
 
 
-def _heartbeat(t: float) -> float:
-    # Airflow jobs heartbeat every 5 s: the latest one is up to 5 s old.
-    return math.floor(t / 5.0) * 5.0
+def _beat(state: SimState, t: float) -> float:
+    """The latest heartbeat at ``t``: Airflow's jobs beat every ``heartbeat_seconds``."""
+    every = state.scaled("heartbeat_seconds")
+    return math.floor(t / every) * every if every > 0 else t
 
 
 def airflow_health(state: SimState, doc: dict, t: float) -> dict:
-    """``/api/v1/health`` and ``/api/v2/monitor/health`` (same shape)."""
+    """``/api/v1/health`` and ``/api/v2/monitor/health`` (same shape, ``+00:00`` on both)."""
+    faults = state.faults.get(doc["id"], {})
+    beat = airflow_time(_beat(state, t))
+    stopped_at = t - float(state.config["stale_heartbeat_age_seconds"])
     stale = state.scheduler_stale_since(doc, t)
-    if stale is None:
-        scheduler = {"status": "healthy", "latest_scheduler_heartbeat": airflow_time(_heartbeat(t))}
+    frozen = state.scheduler_frozen_at(doc, t)
+    if stale is not None:
+        scheduler = {"status": "unhealthy", "latest_scheduler_heartbeat": airflow_time(
+            stale - float(state.config["stale_heartbeat_age_seconds"]))}
+    elif frozen is not None:
+        # A killed scheduler: its job row still says running, so Airflow calls it healthy
+        # until the heartbeat passes the threshold.
+        alive = t - frozen <= AIRFLOW_HEALTH_THRESHOLD
+        scheduler = {"status": "healthy" if alive else "unhealthy",
+                     "latest_scheduler_heartbeat": airflow_time(frozen)}
     else:
-        frozen = stale - float(state.config["stale_heartbeat_age_seconds"])
-        scheduler = {"status": "unhealthy", "latest_scheduler_heartbeat": airflow_time(frozen)}
-    beat = airflow_time(_heartbeat(t))
-    if state.is_af3_running(doc, t):
-        dag_processor = {"status": "healthy", "latest_dag_processor_heartbeat": beat}
-    else:
-        # Astro's Airflow 2 Deployments run no standalone DAG processor.
-        dag_processor = {"status": None, "latest_dag_processor_heartbeat": None}
+        scheduler = {"status": "healthy", "latest_scheduler_heartbeat": beat}
+
+    def stoppable(name: str, present: bool) -> dict:
+        if faults.get(f"{name}_unhealthy"):
+            return {"status": "unhealthy", f"latest_{name}_heartbeat": airflow_time(stopped_at)}
+        if not present:
+            return {"status": None, f"latest_{name}_heartbeat": None}
+        return {"status": "healthy", f"latest_{name}_heartbeat": beat}
+
     return {
         "metadatabase": {"status": "healthy"},
         "scheduler": scheduler,
-        "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": beat},
-        "dag_processor": dag_processor,
+        "triggerer": stoppable("triggerer", True),
+        # Astro's Airflow 2 Deployments run no standalone DAG processor.
+        "dag_processor": stoppable("dag_processor", state.is_af3_running(doc, t)),
     }
 
 
 def airflow_version(state: SimState, doc: dict, t: float) -> dict:
     """``/version``: the running image's Airflow with an Astro local build tag."""
     running = state.running_runtime(doc, t)
-    return {"version": state.airflow_version_for(doc, running) + "+astro.1", "git_version": None}
+    version = state.airflow_version_for(doc, running)
+    commit = hashlib.sha1(version.encode()).hexdigest()
+    return {"version": version + "+astro.1", "git_version": f".release:{commit}"}
 
 
 def import_error(err: dict, af3: bool) -> dict:
-    """One ``ImportError`` item (Airflow 3 adds ``bundle_name``)."""
+    """One ``ImportError`` item (Airflow 3 adds ``bundle_name`` and writes ``Z`` times)."""
+    stamp = airflow_time(err["timestamp"])
     out = {
         "import_error_id": err["import_error_id"],
-        "timestamp": airflow_time(err["timestamp"]),
+        "timestamp": stamp.replace("+00:00", "Z") if af3 else stamp,
         "filename": err["filename"],
         "stack_trace": err["stack_trace"],
     }
@@ -222,6 +241,12 @@ def admin_deployment(state: SimState, doc: dict, t: float) -> dict:
         "deploy_attempts": deploys,
         "import_errors": [import_error(e, False) for e in state.visible_import_errors(doc, t)],
         "heartbeats": airflow_health(state, doc, t),
+        "dags": {
+            dag_id: {"is_paused": dags.is_paused(dag, t), "tasks": dag["tasks"],
+                     "runs": {run_id: {"conf": run["conf"], "fate": run["fate"]}
+                              for run_id, run in dag["runs"].items()}}
+            for dag_id, dag in doc.get("dags", {}).items()
+        },
         "rollout": doc["rollout"],
         "faults": state.faults.get(doc["id"], {}),
         "missing": bool(state.faults.get(doc["id"], {}).get("missing")),
