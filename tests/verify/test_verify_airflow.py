@@ -227,7 +227,7 @@ def test_a_flaky_api_is_polled_until_it_answers(sim: SimHandle, cp, catalog):
     sim.add_deployment("dep-1", "one", runtime_version=TARGET)
     sim.set_fault("dep-1", airflow_5xx=2)
 
-    verdict = check(cp, catalog, config("health"))
+    verdict = check(cp, catalog, config({"name": "health", "fresh_heartbeats": 1}))
 
     assert verdict.ok
     assert verdict.results[0].attempts == 3

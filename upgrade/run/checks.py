@@ -36,11 +36,18 @@ from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
 from upgrade.model.redact import Redactor, display_url
 from upgrade.model.versions import RuntimeVersion, try_parse_version
+from upgrade.run import canary
 from upgrade.run.look import Abandoned, Attempt, Look
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 REQUIRED_COMPONENTS = ("metadatabase", "scheduler")
-DEFAULT_MAX_HEARTBEAT_AGE = 60.0
+# Airflow calls a scheduler or triggerer healthy until its heartbeat is 30 s old
+# (scheduler_health_check_threshold, triggerer_health_check_threshold): a SIGKILLed
+# scheduler reads "healthy" for that long. Our bound is below it, and a pass also needs
+# each component's heartbeat seen advancing (DEFAULT_FRESH_HEARTBEATS distinct ones), which
+# a dead component cannot do.
+DEFAULT_MAX_HEARTBEAT_AGE = 20.0
+DEFAULT_FRESH_HEARTBEATS = 2
 DEFAULT_REQUEST_TIMEOUT = 10.0
 MAX_LISTED = 10  # new import errors named in one message
 # How often a waiting check looks at the stop event while a call is in flight.
@@ -56,10 +63,15 @@ class Run:
 
     def __init__(self, cp: ControlPlane, config: VerifyConfig, deployment: Deployment,
                  target: RuntimeVersion, catalog: Catalog, baseline: dict | None,
-                 host: Host | None, repo_dir: str | None, stop: threading.Event):
+                 host: Host | None, repo_dir: str | None, stop: threading.Event,
+                 deployed_at: datetime | None = None):
         self.cp, self.config, self.dep, self.target = cp, config, deployment, target
         self.catalog, self.baseline, self.host, self.repo_dir = catalog, baseline, host, repo_dir
         self.stop = stop
+        # When our deploy command returned (None: no deploy in this run): heartbeats from
+        # before it do not count.
+        self.deployed_at = deployed_at
+        self.in_flight: threading.Event | None = None  # set when the last call has returned
         self.deadline = time.monotonic() + config.timeout
         self.info: DeploymentInfo | None = None  # Astro's last answer, and when it came
         self.info_at = -math.inf
@@ -76,7 +88,7 @@ class Run:
         HTTP and command time-outs all bound it); its answer is ignored.
         """
         box: dict[str, Any] = {}
-        done = threading.Event()
+        done = self.in_flight = threading.Event()
 
         def work() -> None:
             try:
@@ -120,8 +132,16 @@ class Run:
             return Look("unknown", f"Astro could not be asked for the Airflow API URL: "
                                     f"{_first_line(str(exc))}")
 
+    def settle(self, limit: float) -> None:
+        """Wait (up to ``limit`` s) for a call given up on to return, before undoing its work."""
+        if self.in_flight is not None:
+            self.in_flight.wait(limit)
+
 
 PROBES: dict[str, Callable[[Run, Attempt], Look]] = {}
+# Run once when a check ends, however it ends: undo what its probe changed. A note for the
+# check's message (a ``fail`` Look fails a check that passed), or None.
+FINISHERS: dict[str, Callable[[Run, Attempt], Look | None]] = {}
 
 
 def _probe(name: str) -> Callable[[Callable[[Run, Attempt], Look]],
@@ -247,10 +267,31 @@ def _health(run: Run, attempt: Attempt) -> Look:
         got,
         max_heartbeat_age=float(settings.get("max_heartbeat_age", DEFAULT_MAX_HEARTBEAT_AGE)),
         components=settings.get("components", REQUIRED_COMPONENTS),
+        newer_than=run.deployed_at,
     )
+    seen: dict[str, tuple[datetime, int]] = attempt.memory.setdefault("heartbeats", {})
     if problems:
+        seen.clear()  # fresh heartbeats must come one after the other
         return Look("wait", "; ".join(problems) + ".")
-    return Look(PASS, "; ".join(notes) + ".")
+    # One look cannot see a heartbeat advance: it takes what it sees.
+    need = 1 if attempt.one_look else int(
+        settings.get("fresh_heartbeats", DEFAULT_FRESH_HEARTBEATS))
+    waiting = []
+    for name, comp in got.components().items():
+        if comp.latest_heartbeat is None:
+            continue  # not present, and not required (assess_health said so)
+        last, count = seen.get(name, (None, 0))
+        if comp.latest_heartbeat != last:
+            count += 1
+        seen[name] = (comp.latest_heartbeat, count)
+        if count < need:
+            waiting.append(f"{name} {count} of {need}")
+    text = "; ".join(notes)
+    if waiting:
+        return Look("wait", f"{text}; waiting to see fresh heartbeats advance "
+                            f"({', '.join(waiting)}).")
+    return Look(PASS, f"{text}; heartbeats seen advancing ({need} fresh each)." if need > 1
+                else f"{text}.")
 
 
 def assess_health(
@@ -259,11 +300,13 @@ def assess_health(
     max_heartbeat_age: float = DEFAULT_MAX_HEARTBEAT_AGE,
     components: Sequence[str] = REQUIRED_COMPONENTS,
     now: datetime | None = None,
+    newer_than: datetime | None = None,
 ) -> tuple[list[str], list[str]]:
     """(problems, notes) of an Airflow health document; no problems means healthy.
 
     ``components`` must be present and healthy; the others are checked when present.
-    A heart-beating component also needs a heartbeat fresher than ``max_heartbeat_age``.
+    A heart-beating component also needs a heartbeat fresher than ``max_heartbeat_age``
+    and, when ``newer_than`` is given (the end of the deploy), newer than that.
     """
     required = set(components)
     now = now or datetime.now(UTC)
@@ -276,12 +319,14 @@ def assess_health(
     else:
         problems.append(f"metadatabase is {health.metadatabase or 'not reported'}")
     for name, comp in health.components().items():
-        _component(name, comp, name in required, max_heartbeat_age, now, problems, notes)
+        _component(name, comp, name in required, max_heartbeat_age, now, newer_than,
+                   problems, notes)
     return problems, notes
 
 
 def _component(name: str, comp: ComponentHealth, required: bool, max_age: float,
-               now: datetime, problems: list[str], notes: list[str]) -> None:
+               now: datetime, newer_than: datetime | None, problems: list[str],
+               notes: list[str]) -> None:
     if comp.status is None and comp.latest_heartbeat is None:
         if required:
             problems.append(f"{name} is not running (no status, no heartbeat)")
@@ -298,6 +343,10 @@ def _component(name: str, comp: ComponentHealth, required: bool, max_age: float,
     elif age > timedelta(seconds=max_age):
         problems.append(f"{name} heartbeat is {age.total_seconds():.0f} s old "
                         f"(limit {max_age:g} s)")
+    elif newer_than is not None and comp.latest_heartbeat is not None \
+            and comp.latest_heartbeat < newer_than:
+        problems.append(f"{name} heartbeat is from before the deploy ended "
+                        f"({max(0.0, age.total_seconds()):.0f} s old)")
     else:
         notes.append(f"{name} healthy{_age_text(age)}")
 
@@ -353,6 +402,26 @@ def _trace_line(trace: str) -> str:
     if lines[0].startswith("Traceback (most recent call last)"):
         return lines[-1]
     return lines[0]
+
+
+@_probe("dag_run")
+def _dag_run(run: Run, attempt: Attempt) -> Look:
+    if attempt.one_look:
+        # Triggering a run nobody waits for would only leave work behind.
+        return Look("unknown", f"{NOT_RUN}verification had already failed, so the canary "
+                               "was not triggered.", final=True)
+    return _airflow_call(run, lambda info: canary.look(
+        run.cp.airflow, run.cp.airflow_endpoint(info), attempt.spec.settings, attempt.memory))
+
+
+def _finish_dag_run(run: Run, attempt: Attempt) -> Look | None:
+    if attempt.memory.get("repause"):
+        # A call given up on may still be unpausing: let it land before pausing again.
+        run.settle(run.cp.airflow.retry.total + run.cp.airflow.timeout)
+    return canary.restore(run.cp.airflow, attempt.memory)
+
+
+FINISHERS["dag_run"] = _finish_dag_run
 
 
 @_probe("command")

@@ -6,7 +6,8 @@ A probe (``upgrade.run.checks``) answers each look with a :class:`Look`; the pol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from upgrade.config.verify import CheckSpec
 from upgrade.errors import Signal
@@ -37,3 +38,5 @@ class Attempt:
     deadline: float
     one_look: bool
     tries: int = 0  # looks taken so far, this one included
+    # What a probe keeps between its looks (heartbeats seen, the canary run it triggered).
+    memory: dict[str, Any] = field(default_factory=dict)

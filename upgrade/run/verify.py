@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from upgrade.errors import (
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
 from upgrade.model.versions import RuntimeVersion
-from upgrade.run.checks import FAIL, INCONCLUSIVE, NOT_RUN, PASS, PROBES, Run
+from upgrade.run.checks import FAIL, FINISHERS, INCONCLUSIVE, NOT_RUN, PASS, PROBES, Run
 from upgrade.run.look import Abandoned, Attempt, Look
 
 FIRST_POLL = 0.5  # s before the second look; doubles up to the poll interval
@@ -100,15 +100,18 @@ def run_checks(
     host: Host | None,
     repo_dir: str | None,
     stop: threading.Event,
+    deployed_at: datetime | None = None,
 ) -> Verdict:
     """Run the configured checks in order against one Deployment and return the verdict.
 
     ``baseline`` is :func:`capture_baseline`'s result from before the deploy (None: every
     import error counts as new). ``host`` and ``repo_dir`` are where ``command`` checks
-    run. Once a check has failed, later checks still run but look once, without waiting.
+    run. ``deployed_at`` is when this run's deploy ended (heartbeats must be newer). Once
+    a check has failed, later checks still run but look once, without waiting.
     ``stop`` set: returns promptly with ``interrupted`` and ``ok`` False.
     """
-    run = Run(cp, config, deployment, target, catalog, baseline, host, repo_dir, stop)
+    run = Run(cp, config, deployment, target, catalog, baseline, host, repo_dir, stop,
+              deployed_at)
     results: list[CheckResult] = []
     for spec in config.checks:
         if stop.is_set():
@@ -150,10 +153,23 @@ def _summary(dep: Deployment, results: list[CheckResult], ok: bool, run: Run) ->
 
 
 def _run_check(run: Run, spec: CheckSpec) -> CheckResult:
-    """Poll one check until it passes, fails for good, or its deadline passes."""
+    """Poll one check until it passes, fails for good, or its deadline passes; then let it
+    undo what it changed (the canary's unpause), which may fail a check that passed."""
     started = time.monotonic()
     deadline, budget = _deadline(spec, started, run)
     attempt = Attempt(spec, started, deadline, one_look=run.decided)
+    result = _poll(run, spec, attempt, budget)
+    finish = FINISHERS.get(spec.name)
+    note = finish(run, attempt) if finish else None
+    if note is None:
+        return result
+    status = FAIL if note.state == FAIL and result.status == PASS else result.status
+    return replace(result, status=status, message=f"{result.message} {note.message}",
+                   duration=time.monotonic() - started)
+
+
+def _poll(run: Run, spec: CheckSpec, attempt: Attempt, budget: str) -> CheckResult:
+    started, deadline = attempt.started, attempt.deadline
     # A command is killed at the deadline; give that kill time to be reported as such.
     grace = COMMAND_GRACE if spec.name == "command" else 0.0
     probe = PROBES[spec.name]

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from upgrade.config.inventory import Deployment
@@ -73,6 +74,7 @@ class Item:
     retry: bool = False
     noop: bool = False
     baseline: dict | None = None  # what verification compares with, taken before the deploy
+    deployed_at: datetime | None = None  # when this run's deploy command returned
     fail_with: str | None = None  # a reason it cannot run (its runner is unreachable)
 
     @property
@@ -292,6 +294,7 @@ class WaveRunner:
             args.get("description") or self._description(),
             timeout=float(args["timeout"]) if args.get("timeout") else None,
         )
+        item.deployed_at = datetime.now(UTC)
         return self._reach_deployed(item, "deploying", message)
 
     def _reach_deployed(self, item: Item, state: str, message: str) -> str:
@@ -364,6 +367,7 @@ class WaveRunner:
             host=self.fleet.host_for(repo),
             repo_dir=str(repo.path),
             stop=self.stop,
+            deployed_at=item.deployed_at,
         )
         if verdict.interrupted:
             raise steps.Interrupted(f"{dep.name}: verification interrupted")
