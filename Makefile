@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-airflow lint bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,15 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	bash scripts/sshd-test-server.sh install
 	bash scripts/postgres-test-server.sh install
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q -m "not airflow"
+
+# The contract tests against real Apache Airflow 2.10.5 and 3.0.6 (tests/contract): apart
+# from `make test` to keep it under 10 minutes. The venvs are cached outside the repo.
+AIRFLOW_VERSIONS := 2.10.5 3.0.6
+
+test-airflow: $(STAMP)
+	bash scripts/airflow-test-server.sh install $(AIRFLOW_VERSIONS)
+	$(BIN)/python -m pytest tests/contract -m airflow -n 2 --dist loadgroup -q -rA
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
