@@ -41,6 +41,26 @@ def {ident}_daily():
 
 {ident}_daily()
 '''
+# The DAG wave 1's canary check triggers once the new Runtime runs (inventory.yaml).
+CANARY_DAG = '''"""The fleet's canary: one task, triggered by the upgrade's dag_run check."""
+
+from datetime import datetime
+
+from airflow.decorators import dag, task
+
+
+@dag(dag_id="fleet_canary", start_date=datetime(2024, 1, 1), schedule=None, catchup=False,
+     tags=["canary"])
+def fleet_canary():
+    @task
+    def ping() -> str:
+        return "pong"
+
+    ping()
+
+
+fleet_canary()
+'''
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Sample Fleet",
     "GIT_AUTHOR_EMAIL": "sample-fleet@example.invalid",
@@ -72,6 +92,7 @@ def create(inventory_path: Path, examples: Path, *, fresh: bool = True) -> list[
         (path / "dags").mkdir(exist_ok=True)
         ident = name.replace("-", "_")
         (path / "dags" / f"{ident}.py").write_text(EXAMPLE_DAG.format(name=name, ident=ident))
+        (path / "dags" / "fleet_canary.py").write_text(CANARY_DAG)
         template = spec.get("template")
         if template:
             version = parse_version(STARTING_VERSIONS.get(name, "12.1.0"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from upgrade.config.inventory import Inventory
+from upgrade.config.inventory import Deployment, Inventory
 from upgrade.errors import DockerfileError, InputError, ServiceError
 from upgrade.model.dockerfile import find_base_image
 from upgrade.plan.facts import read_dockerfiles
@@ -41,8 +41,23 @@ def url(inv: Inventory) -> str:
     return info.url
 
 
+def canary_dags(inv: Inventory, dep: Deployment) -> list[str]:
+    """The DAGs the inventory's ``dag_run`` checks (its wave's, its own) expect it to have."""
+    wave = inv.waves.get(dep.wave)
+    found: list[str] = []
+    for layer in (wave.verify if wave else None, dep.verify):
+        for check in (layer.checks or ()) if layer else ():
+            dag_id = check.get("dag_id")
+            if check["name"] == "dag_run" and dag_id and dag_id not in found:
+                found.append(dag_id)
+    return found
+
+
 def seed_documents(fleet: Fleet) -> tuple[list[dict[str, Any]], list[str]]:
-    """Simulator Deployments for the inventory, at their Dockerfiles' versions; and skips."""
+    """Simulator Deployments for the inventory, at their Dockerfiles' versions; and skips.
+
+    Each gets the DAGs its ``dag_run`` checks name, paused as new DAGs are in Airflow.
+    """
     inv = fleet.inventory
     files = read_dockerfiles(inv, inv.deployments, fleet.host_for)
     docs, skipped = [], []
@@ -61,6 +76,7 @@ def seed_documents(fleet: Fleet) -> tuple[list[dict[str, Any]], list[str]]:
                 "name": dep.name,
                 "workspace_id": dep.workspace_id,
                 "runtime_version": str(version),
+                "dags": canary_dags(inv, dep),
             }
         )
     return docs, skipped
