@@ -55,7 +55,7 @@ def test_bad_flags_are_refused_before_anything_happens(sample_fleet: SampleFleet
 BAD_SETTINGS = {
     "webhook URL": ("control_plane:\n", "notifications:\n  webhook: {url: 'ftp://hooks.example/x'}\n"
                     "control_plane:\n", "notifications.webhook.url: must be an http:// or https:// URL"),
-    "verify block": ("    soak: 10s\n  2:", "    soak: 10s\n    verify: {checks: [helth]}\n  2:",
+    "verify block": ("{name: dag_run, dag_id: fleet_canary", "{name: helth, dag_id: fleet_canary",
                      "waves.1.verify.checks[0].name: unknown check 'helth'. Did you mean 'health'?"),
     "control-plane key": ("  simulator: .sim", "  simulator: .sim\n  deploy_timout: 600",
                           "control_plane.deploy_timout: unknown key. Did you mean 'deploy_timeout'?"),

@@ -48,7 +48,7 @@ def test_three_waves_through_the_gate(sample_fleet: SampleFleet, sim: SimHandle,
     text = fleet.inventory.read_text()
     text = text.replace("soak: 10s", f"soak: {WAVE1_SOAK}s", 1).replace("soak: 10s", f"soak: {WAVE2_SOAK}s")
     # Wave 1's checks get 5 s: the gate's re-verification of a degraded canary fails fast.
-    text = text.replace(f"soak: {WAVE1_SOAK}s", f"soak: {WAVE1_SOAK}s\n    verify: {{timeout: 5}}", 1)
+    text = text.replace("    verify:\n      checks:", "    verify:\n      timeout: 5\n      checks:", 1)
     text += f"\nnotifications:\n  webhook:\n    url: {webhook.url}\n    timeout: 5\n"
     fleet.inventory.write_text(text)
     fleet.use_simulator(sim.url)
