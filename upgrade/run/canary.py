@@ -62,7 +62,12 @@ def _trigger(api: AirflowAPI, endpoint: AirflowEndpoint, dag_id: str,
                                 "check (it is paused again when the check ends).", final=True)
         # Noted before the call: a call whose answer is lost must still be undone.
         memory["repause"] = dag_id
-        api.set_paused(endpoint, dag_id, False)
+        try:
+            api.set_paused(endpoint, dag_id, False)
+        except AirflowAPIError as exc:
+            if exc.status_code is not None and exc.status_code < 500:
+                memory.pop("repause")  # refused (e.g. a read-only token): nothing changed
+            raise
     # The same id on every try: a trigger whose answer was lost answers 409 the next
     # time, and the client then returns the run it did create.
     run_id = memory.setdefault("run_id", new_run_id())
