@@ -4,7 +4,8 @@
 :class:`AirflowServer` starts that Airflow in a temp directory with SQLite, on a free
 loopback port, with the DAGs of ``tests/contract/dags`` plus two broken DAG files (a syntax
 error and a missing module), and stops every process it started by pid (each component runs
-in its own process group, so its children go with it).
+in its own process group, and the children Airflow moves to groups of their own, such as
+2.x's DAG processor manager, are tracked by pid and stopped too).
 
 Airflow 2 runs webserver + scheduler + triggerer (as Astro's Airflow 2 Deployments: no
 standalone DAG processor); Airflow 3 runs api-server + scheduler + dag-processor +
@@ -65,6 +66,29 @@ def venv_for(version: str) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (from /proc), whatever its process group."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command may hold spaces and parentheses: fields start after the last ')'.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def free_port() -> int:
     """A port nothing listens on right now, on 127.0.0.1."""
     with socket.socket() as s:
@@ -83,6 +107,9 @@ class AirflowServer:
     token: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # Descendants seen before a component was signalled: Airflow 2 puts its DAG processor
+    # manager in a process group of its own, which a group kill does not reach.
+    strays: set[int] = field(default_factory=set)
 
     @property
     def major(self) -> int:
@@ -238,17 +265,21 @@ class AirflowServer:
 
     def kill(self, name: str, sig: signal.Signals) -> None:
         """Send ``sig`` to the component's main process only (as a crash or a stop would)."""
+        self.strays |= _descendants(self.procs[name].pid)
         self.procs[name].send_signal(sig)
 
     def wait_exit(self, name: str, timeout: float = 60.0) -> int:
         """Wait for the component's main process to exit; then end what it left behind."""
         code = self.procs[name].wait(timeout)
         self._end_group(self.procs[name].pid)
+        self._end_strays()
         return code
 
     def stop(self) -> None:
-        """Stop every component by its process group (pid), SIGTERM then SIGKILL."""
+        """Stop every component by its process group (pid), SIGTERM then SIGKILL, and every
+        descendant that left its group."""
         for proc in self.procs.values():
+            self.strays |= _descendants(proc.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -259,12 +290,25 @@ class AirflowServer:
             self._end_group(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
+        self._end_strays()
         self.procs.clear()
 
     @staticmethod
     def _end_group(pgid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+
+    def _end_strays(self) -> None:
+        """SIGKILL the recorded descendants still running Airflow (by pid, not by name)."""
+        for pid in sorted(self.strays):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"airflow" in command:  # still ours, not a reused pid
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        self.strays.clear()
 
     # ------------------------------------------------------------------------ looking
 
