@@ -71,6 +71,7 @@ EXIT_HALTED = 4
 EXIT_DRIFT = 5
 EXIT_LOCKED = 6
 EXIT_SERVICE = 7
+EXIT_CHANGES_PENDING = 8  # `plan --detailed-exitcode` only: changes pending, nothing refused
 EXIT_SIGINT = 130  # a second Ctrl-C: exit at once, as the shell reports a SIGINT death
 
 

@@ -60,7 +60,7 @@ def test_second_run_is_refused_naming_the_holder(journal_dir: Path,
     message = str(err.value)
     assert message.startswith("another run holds the journal lock: invoke upgrade --wave 1 by "
                               f"{os_user()} on {socket.gethostname()}, pid {holder.pid}, since ")
-    assert " ago). Wait for it, or if it is dead run `invoke unlock`." in message
+    assert " ago). Wait for it, or if it is dead run `astro-fleet unlock`." in message
     assert err.value.exit_code == EXIT_LOCKED
 
 

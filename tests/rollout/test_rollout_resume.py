@@ -145,7 +145,7 @@ def test_ctrl_c_lets_in_flight_deploys_finish_and_the_rerun_completes(
         proc.kill()
     assert proc.returncode == 4, stdout + stderr
     assert "interrupted: no new Deployment starts; in-flight steps finish" in stderr
-    assert "resume with: invoke upgrade --wave 1" in stderr
+    assert "resume with: astro-fleet upgrade --wave 1" in stderr
     assert "wave 1: INCOMPLETE: interrupted (Ctrl-C)" in stdout
     # In flight: the deploys finished and were recorded; nothing else started.
     rows = fleet.records()

@@ -32,6 +32,8 @@ def test_deploy_upgrades_and_prints_the_astro_success_sequence(
 ) -> None:
     sim.add_deployment("dep-1", "prod", runtime_version="12.4.0")
     proj = project(tmp_path, AF2.format(v="12.5.0"))
+    subprocess.run(["git", "remote", "add", "origin", "git@github.com:acme/dags.git"], cwd=proj,
+                   check=True)
     result = deploy(sim, proj, "dep-1", "--description", "Runtime 12.5.0")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""

@@ -15,7 +15,6 @@ import shlex
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from upgrade.cli.flags import (
     BRANCH,
     COMMANDS,
     COMMIT,
+    DETAILED_EXITCODE,
     DRY_RUN,
     FAULTS,
     FEED,
@@ -49,10 +49,8 @@ from upgrade.cli.flags import (
     Args,
     command,
 )
-from upgrade.config.inventory_loader import load_inventory
-from upgrade.config.playbook import default_playbook_path
-from upgrade.config.playbook_loader import load_playbook
 from upgrade.errors import (
+    EXIT_CHANGES_PENDING,
     EXIT_OK,
     EXIT_SIGINT,
     EXIT_UNEXPECTED,
@@ -60,45 +58,44 @@ from upgrade.errors import (
     ServiceError,
     UpgradeError,
 )
-from upgrade.hosts.pool import check_runners
-from upgrade.journal.backend import existing_journal
-from upgrade.journal.backend import unlock as clear_lock
-from upgrade.journal.records import actor
-from upgrade.journal.transfer import export_journal, import_journal
-from upgrade.model.catalog import load_catalog
-from upgrade.plan.fleet import Fleet
-from upgrade.report import console
-from upgrade.report.console import stderr, stdout
-from upgrade.report.drift import drift_markdown, print_report
-from upgrade.report.plan import print_plan
-from upgrade.report.progress import LiveReporter, LogReporter
-from upgrade.report.recap import print_recap, write_wave_markdown
-from upgrade.report.status import print_status, rollout_status
-from upgrade.report.tables import catalog_table, inventory_table, runner_lines
-from upgrade.run import rollout, simulator
-from upgrade.run.drift import verify_all as check_drift
-from upgrade.run.render import DEFAULT_BRANCH, RenderOptions
-from upgrade.run.render import render as write_render
-from upgrade.run.rollout import WaveRequest
-from upgrade.sim import lifecycle
+
+# Only what every command needs is imported above: each command imports the floors it
+# uses (rich, fabric/paramiko, httpx, jinja2, the journal) itself, so `astro-fleet --help`
+# and the read-only commands start in a fraction of the time a full import takes.
+
+PROGRAM = "astro-fleet"  # how the commands are typed, in messages and the lock's holder
 
 
 def run(name: str, given: Mapping[str, Any]) -> int:
     """Run command ``name`` with the parser's values; its exit code, errors mapped."""
+    import logging
+
+    log = logging.getLogger("upgrade.cli")
     try:
-        return COMMANDS[name].call(given)
+        code = COMMANDS[name].call(given)
     except UpgradeError as exc:
-        console.error(str(exc))
-        return exc.exit_code
+        _console().error(str(exc))
+        code = exc.exit_code
     except KeyboardInterrupt:
-        console.note("interrupted.")
-        return EXIT_SIGINT
+        _console().note("interrupted.")
+        code = EXIT_SIGINT
     except Exception as exc:  # a bug: say so plainly, keep the traceback opt-in
+        log.debug("unexpected error", exc_info=True)
         if os.environ.get("UPGRADE_DEBUG"):
+            import traceback
+
             traceback.print_exc()
-        console.error(f"unexpected {type(exc).__name__}: {exc} (run again with "
-                      "UPGRADE_DEBUG=1 for the traceback, and report it)")
-        return EXIT_UNEXPECTED
+        _console().error(f"unexpected {type(exc).__name__}: {exc} (run again with "
+                         "UPGRADE_DEBUG=1 for the traceback, and report it)")
+        code = EXIT_UNEXPECTED
+    log.debug("%s: exit %d", name, code)
+    return code
+
+
+def _console() -> Any:
+    from upgrade.report import console
+
+    return console
 
 
 def _finish(result: Any) -> int:
@@ -113,6 +110,32 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def inventory_path(a: Args) -> Path:
+    """The inventory this command reads: --inventory, $ASTRO_FLEET_INVENTORY, ./inventory.yaml."""
+    from upgrade.config.inventory_loader import locate_inventory
+
+    return locate_inventory(a.inventory)
+
+
+def _load(a: Args, *, check_repos: bool = True) -> Any:
+    from upgrade.config.inventory_loader import load_inventory
+
+    return load_inventory(inventory_path(a), check_repos=check_repos)
+
+
+def _fleet(a: Args, **options: Any) -> Any:
+    from upgrade.plan.fleet import Fleet
+
+    return Fleet.load(inventory_path(a), **options)
+
+
+def print_document(name: str, doc: Any) -> None:
+    """A ``--json`` document, stamped with its schema (docs/schemas/<name>.schema.json)."""
+    from upgrade.report.documents import stamp
+
+    _console().print_json(stamp(name, doc))
+
+
 # ------------------------------------------------------------------------ read-only
 
 
@@ -123,9 +146,16 @@ def catalog(a: Args) -> int:
     The feed comes from --feed, else from the inventory's ``catalog:`` (when there is an
     inventory file), else the bundled snapshot is used alone.
     """
+    from upgrade.model.catalog import load_catalog
+
+    console = _console()
     feed, mode, base_dir = a.feed, a.mode, None
-    if feed is None and Path(a.inventory).is_file():
-        inv = load_inventory(Path(a.inventory))
+    path = None
+    if feed is None:
+        with contextlib.suppress(InputError):  # no inventory: the bundled catalog alone
+            path = inventory_path(a)
+    if path is not None:
+        inv = _load(a, check_repos=False)
         feed, mode, base_dir = inv.catalog.feed, mode or inv.catalog.mode, inv.root
     if mode not in (None, "extend", "replace"):
         raise InputError(f"--mode must be extend or replace, got '{mode}'.")
@@ -136,7 +166,7 @@ def catalog(a: Args) -> int:
         if a.json:
             doc = {"spec": str(resolution.spec), "warnings": list(resolution.warnings)}
             doc.update(resolution.release.to_json(day))
-            console.print_json(doc)
+            print_document("catalog-resolve", doc)
         else:
             console.say(f"{resolution.spec} → {resolution.version}", style="bold")
             console.say(f"image: {resolution.release.image()}")
@@ -144,70 +174,97 @@ def catalog(a: Args) -> int:
                 console.warn(warning)
         return EXIT_OK
     if a.json:
-        console.print_json({"sources": list(cat.sources),
-                            "releases": [r.to_json(day) for r in cat]})
+        print_document("catalog", {"sources": list(cat.sources),
+                                   "releases": [r.to_json(day) for r in cat]})
     else:
-        stdout.print(catalog_table(cat, day))
+        from upgrade.report.tables import catalog_table
+
+        console.stdout.print(catalog_table(cat, day))
     return EXIT_OK
 
 
 @command("inventory", NAME, INVENTORY, JSON)
 def inventory(a: Args) -> int:
     """Show the fleet by wave, or the merged view of one Deployment."""
-    inv = load_inventory(Path(a.inventory))
+    console = _console()
+    inv = _load(a)
     if a.name:
         view = inv.merged_view(a.name)
         if a.json:
-            console.print_json(view)
+            print_document("inventory-deployment", view)
         else:
-            stdout.print_json(data=view, default=str)
+            console.stdout.print_json(data=view, default=str)
     elif a.json:
-        console.print_json([inv.merged_view(d.name) for d in inv.deployments])
+        print_document("inventory", {"inventory": str(inv.path), "deployments": [
+            inv.merged_view(d.name) for d in inv.deployments]})
     else:
-        stdout.print(inventory_table(inv))
+        from upgrade.report.tables import inventory_table
+
+        console.stdout.print(inventory_table(inv))
     return EXIT_OK
 
 
-@command("plan", INVENTORY, TARGET, WAVE, LIMIT, JSON, OFFLINE, ADOPT, FEED)
+@command("plan", INVENTORY, TARGET, WAVE, LIMIT, JSON, OFFLINE, ADOPT, FEED, DETAILED_EXITCODE)
 def plan(a: Args) -> int:
-    """Show what an upgrade would change, per Deployment, with diffs. Changes nothing."""
-    with Fleet.load(a.inventory, target=a.target, feed=a.feed) as fleet:
+    """Show what an upgrade would change, per Deployment, with diffs. Changes nothing.
+
+    With --detailed-exitcode (as Terraform's): 0 nothing to do, 8 changes pending and
+    nothing refused, 3 some Deployment refused, 2 invalid input.
+    """
+    with _fleet(a, target=a.target, feed=a.feed) as fleet:
         result = fleet.plan(fleet.select(a.wave, a.limit), offline=a.offline, adopt=a.adopt)
     if a.json:
-        console.print_json(result.to_json())
+        print_document("plan", result.to_json())
     else:
-        print_plan(result, stdout)
-    return _finish(result)
+        from upgrade.report.plan import print_plan
+
+        print_plan(result, _console().stdout)
+    code = _finish(result)
+    if a.detailed_exitcode and result.counts()["upgrade"]:
+        return EXIT_CHANGES_PENDING
+    return code
 
 
 @command("status", INVENTORY, JSON)
 def status(a: Args) -> int:
     """Show every rollout in the journal: waves, their state, soak time left."""
-    inv = load_inventory(Path(a.inventory))
+    from upgrade.journal.backend import existing_journal
+
+    console = _console()
+    inv = _load(a, check_repos=False)
     journal = existing_journal(inv.journal)
     if journal is None:
-        console.say(f"no journal yet ({inv.journal.where}): nothing has been rolled out")
+        if a.json:
+            print_document("status", {"journal": inv.journal.where, "rollouts": []})
+        else:
+            console.say(f"no journal yet ({inv.journal.where}): nothing has been rolled out")
         return EXIT_OK
+    from upgrade.report.status import print_status, rollout_status
+
     with journal:
         doc = rollout_status(journal, _now())
     if a.json:
-        console.print_json(doc)
+        print_document("status", {"journal": inv.journal.where, **doc})
     else:
-        print_status(doc, stdout)
+        print_status(doc, console.stdout)
     return EXIT_OK
 
 
 @command("verify-all", INVENTORY, LIMIT, JSON, REPORT)
 def verify_all(a: Args) -> int:
     """Check the whole fleet: deployed vs Dockerfile vs journal, health, import errors."""
-    with Fleet.load(a.inventory) as fleet:
+    from upgrade.report.drift import drift_markdown, print_report
+    from upgrade.run.drift import verify_all as check_drift
+
+    console = _console()
+    with _fleet(a) as fleet:
         result = check_drift(fleet, a.limit)
     if a.report:
         Path(a.report).write_text(drift_markdown(result), "utf-8")
     if a.json:
-        console.print_json(result.to_json())
+        print_document("verify-all", result.to_json())
     else:
-        print_report(result, stdout)
+        print_report(result, console.stdout)
         if a.report:
             console.say(f"report: {a.report}")
     return _finish(result)
@@ -216,11 +273,15 @@ def verify_all(a: Args) -> int:
 @command("runners", INVENTORY)
 def runners(a: Args) -> int:
     """Check every runner: reachable, git and astro present, repo paths exist (all at once)."""
-    with Fleet.load(a.inventory) as fleet:
+    from upgrade.hosts.pool import check_runners
+    from upgrade.report.tables import runner_lines
+
+    console = _console()
+    with _fleet(a) as fleet:
         problems = check_runners(fleet.inventory, fleet.hosts,
                                  astro_bin=fleet.control_plane.config.astro_bin)
         for line in runner_lines(fleet.inventory, problems):
-            stdout.print(line)
+            console.stdout.print(line)
     for problem in problems:
         console.note(f"  {problem}")
     if problems:
@@ -234,9 +295,13 @@ def runners(a: Args) -> int:
 @command("render", INVENTORY, TARGET, WAVE, LIMIT, COMMIT, PUSH, BRANCH, OFFLINE, ADOPT)
 def render(a: Args) -> int:
     """Write the planned Dockerfile changes into the repos (for CI that deploys on merge)."""
+    from upgrade.run.render import DEFAULT_BRANCH, RenderOptions
+    from upgrade.run.render import render as write_render
+
+    console = _console()
     options = RenderOptions(commit=a.commit or a.push, push=a.push,
                             branch=a.branch or DEFAULT_BRANCH)
-    with Fleet.load(a.inventory, target=a.target) as fleet:
+    with _fleet(a, target=a.target) as fleet:
         result = fleet.plan(fleet.select(a.wave, a.limit), offline=a.offline, adopt=a.adopt)
         for p in result.deployments:
             if p.action == "refuse":
@@ -255,19 +320,30 @@ def render(a: Args) -> int:
          DRY_RUN, SKIP_GATE, REASON)
 def upgrade(a: Args) -> int:
     """Upgrade one wave: render, commit, test, deploy, verify; resumable, recorded."""
+    from upgrade.config.playbook_loader import load_playbook
+    from upgrade.journal.records import actor
+    from upgrade.report.progress import LiveReporter, LogReporter
+    from upgrade.report.recap import print_recap, write_wave_markdown
+    from upgrade.run import rollout
+    from upgrade.run.rollout import WaveRequest
+
+    console = _console()
     if a.skip_gate and not (a.reason or "").strip():
         raise InputError('--skip-gate needs --reason "why": it is recorded and shown in reports.')
     resume = _command_line(a.wave, a.limit)
-    with Fleet.load(a.inventory, target=a.target) as fleet:
+    with _fleet(a, target=a.target) as fleet:
         inv = fleet.inventory
-        book = load_playbook(Path(a.playbook) if a.playbook else default_playbook_path(inv.root))
+        book = load_playbook(Path(a.playbook) if a.playbook else inv.playbook.path)
+        if not a.playbook and inv.playbook.packaged:
+            console.note(f"playbook: the packaged default ({inv.playbook.path.name}); set "
+                         "'playbook:' in the inventory to use your own.")
         for warning in book.warnings:
             console.warn(warning)
         if a.dry_run:
             return _dry_run(rollout.plan_wave(fleet, a.wave, a.limit), book, a.json)
         stop = threading.Event()
-        live = stderr.is_terminal and not a.json
-        reporter = LiveReporter(stderr) if live else LogReporter(stderr)
+        live = console.stderr.is_terminal and not a.json
+        reporter = LiveReporter(console.stderr) if live else LogReporter(console.stderr)
         request = WaveRequest(a.wave, a.limit, actor(),
                               skip_gate_reason=a.reason if a.skip_gate else None)
         with _stop_on_interrupt(stop, reporter, resume):
@@ -275,9 +351,9 @@ def upgrade(a: Args) -> int:
                                           command=resume)
         report_path = write_wave_markdown(inv.journal.reports, result)
     if a.json:
-        console.print_json(result.to_json())
+        print_document("upgrade", result.to_json())
     else:
-        print_recap(result, stdout)
+        print_recap(result, console.stdout)
         console.say(f"report: {report_path}")
     if result.status != "passed":
         console.note(f"resume with: {resume}")
@@ -285,21 +361,21 @@ def upgrade(a: Args) -> int:
 
 
 def _dry_run(result: Any, book: Any, as_json: bool) -> int:
+    console = _console()
     if as_json:
         doc = result.to_json()
         doc["steps"] = [{"name": s.name, "kind": s.kind, "scope": s.scope} for s in book.steps]
-        console.print_json(doc)
+        print_document("plan", doc)
         return _finish(result)
-    print_plan(result, stdout)
+    from upgrade.report.plan import print_plan
+
+    print_plan(result, console.stdout)
     console.say(f"\nWould run playbook {book.path.name} ('{book.name}') for each upgrading "
                 "Deployment (dry run: nothing was changed):")
     for step in book.steps:
         when = f" when {step.when}" if step.when else ""
         console.say(f"  {step.index + 1}. {step.name} [{step.kind}, once per {step.scope}]{when}")
     return _finish(result)
-
-
-PROGRAM = "invoke"  # how the commands are typed, in messages and the lock's holder
 
 
 def _command_line(wave: int, limits: Sequence[str]) -> str:
@@ -340,7 +416,11 @@ def _stop_on_interrupt(stop: threading.Event, reporter: Any, resume: str) -> Ite
          REASON.needed("Why (recorded with your name)."), INVENTORY)
 def approve(a: Args) -> int:
     """Approve a wave that requires approval; records who and why in the journal."""
-    with Fleet.load(a.inventory) as fleet:
+    from upgrade.journal.records import actor
+    from upgrade.run import rollout
+
+    console = _console()
+    with _fleet(a) as fleet:
         rollout_id, resolution, note = rollout.approve(
             fleet, a.wave, actor(), a.reason, command=f"{PROGRAM} approve --wave {a.wave}")
     if note:
@@ -353,7 +433,11 @@ def approve(a: Args) -> int:
 @command("abandon", REASON.needed("Why (recorded with your name)."), INVENTORY)
 def abandon(a: Args) -> int:
     """Abandon the active rollout (so a different target can start a new one)."""
-    with Fleet.load(a.inventory) as fleet:
+    from upgrade.journal.records import actor
+    from upgrade.run import rollout
+
+    console = _console()
+    with _fleet(a) as fleet:
         ended = rollout.abandon(fleet, actor(), a.reason, command=f"{PROGRAM} abandon")
     if ended is None:
         console.say("no active rollout")
@@ -365,8 +449,10 @@ def abandon(a: Args) -> int:
 @command("unlock", INVENTORY)
 def unlock(a: Args) -> int:
     """Clear the journal lock left by a run that died (refused while a live run holds it)."""
-    cleared = clear_lock(load_inventory(Path(a.inventory)).journal)
-    console.say(f"cleared: {cleared}" if cleared else "the journal was not locked")
+    from upgrade.journal.backend import unlock as clear_lock
+
+    cleared = clear_lock(_load(a, check_repos=False).journal)
+    _console().say(f"cleared: {cleared}" if cleared else "the journal was not locked")
     return EXIT_OK
 
 
@@ -377,27 +463,37 @@ def unlock(a: Args) -> int:
          INVENTORY)
 def journal_export(a: Args) -> int:
     """Write the whole journal to a JSON-lines file, e.g. to move it to PostgreSQL."""
-    done = export_journal(load_inventory(Path(a.inventory)).journal, Path(a.file))
-    console.say(f"exported {done.summary()} from {done.journal} to {done.file}")
+    from upgrade.journal.transfer import export_journal
+
+    done = export_journal(_load(a, check_repos=False).journal, Path(a.file))
+    _console().say(f"exported {done.summary()} from {done.journal} to {done.file}")
     return EXIT_OK
 
 
 @command("journal.import", FILE.needed("A file written by journal.export."), INVENTORY)
 def journal_import(a: Args) -> int:
     """Load a journal export into this inventory's journal, which must be empty."""
-    done = import_journal(load_inventory(Path(a.inventory)).journal, Path(a.file),
+    from upgrade.journal.transfer import import_journal
+
+    done = import_journal(_load(a, check_repos=False).journal, Path(a.file),
                           command=f"{PROGRAM} journal.import")
-    console.say(f"imported {done.summary()} from {done.file} into {done.journal}")
+    _console().say(f"imported {done.summary()} from {done.file} into {done.journal}")
     return EXIT_OK
 
 
 # ------------------------------------------------------------------------ simulator
+# The simulator's commands read only the inventory's control_plane: they never need the
+# repos to exist (a demo stops the simulator before it creates them).
 
 
 @command("sim.start", INVENTORY, PORT, TIME_SCALE, FAULTS)
 def sim_start(a: Args) -> int:
     """Start the local Astro control-plane simulator (state dir from the inventory)."""
-    state_dir = simulator.state_dir(load_inventory(Path(a.inventory)))
+    from upgrade.run import simulator
+    from upgrade.sim import lifecycle
+
+    console = _console()
+    state_dir = simulator.state_dir(_load(a, check_repos=False))
     running = lifecycle.status(state_dir)
     if running is not None:
         console.say(f"simulator already running at {running.url} (pid {running.pid})")
@@ -411,25 +507,34 @@ def sim_start(a: Args) -> int:
 @command("sim.stop", INVENTORY)
 def sim_stop(a: Args) -> int:
     """Stop the simulator."""
-    stopped = lifecycle.stop(simulator.state_dir(load_inventory(Path(a.inventory))))
-    console.say("simulator stopped" if stopped else "no simulator was running")
+    from upgrade.run import simulator
+    from upgrade.sim import lifecycle
+
+    stopped = lifecycle.stop(simulator.state_dir(_load(a, check_repos=False)))
+    _console().say("simulator stopped" if stopped else "no simulator was running")
     return EXIT_OK
 
 
 @command("sim.status", INVENTORY)
 def sim_status(a: Args) -> int:
     """Is the simulator running, and where (exit 0 when it is, 7 when not)."""
-    info = lifecycle.status(simulator.state_dir(load_inventory(Path(a.inventory))))
+    from upgrade.run import simulator
+    from upgrade.sim import lifecycle
+
+    info = lifecycle.status(simulator.state_dir(_load(a, check_repos=False)))
     if info is None:
-        raise ServiceError("simulator: not running (start it with: invoke sim.start)")
-    console.say(f"simulator: running at {info.url} (pid {info.pid})")
+        raise ServiceError(f"simulator: not running (start it with: {PROGRAM} sim.start)")
+    _console().say(f"simulator: running at {info.url} (pid {info.pid})")
     return EXIT_OK
 
 
 @command("sim.seed", INVENTORY)
 def sim_seed(a: Args) -> int:
     """Create the inventory's Deployments in the simulator at their Dockerfiles' versions."""
-    with Fleet.load(a.inventory) as fleet:
+    from upgrade.run import simulator
+
+    console = _console()
+    with _fleet(a) as fleet:
         url, count, skipped = simulator.seed(fleet)
     console.say(f"seeded {count} Deployments into the simulator at {url}")
     for line in skipped:
@@ -440,6 +545,9 @@ def sim_seed(a: Args) -> int:
 @command("sim.reset", INVENTORY)
 def sim_reset(a: Args) -> int:
     """Forget every simulated Deployment and fault."""
-    lifecycle.reset(simulator.url(load_inventory(Path(a.inventory))))
-    console.say("simulator reset")
+    from upgrade.run import simulator
+    from upgrade.sim import lifecycle
+
+    lifecycle.reset(simulator.url(_load(a, check_repos=False)))
+    _console().say("simulator reset")
     return EXIT_OK

@@ -27,6 +27,7 @@ class Flag:
     type: FlagType = "str"
     default: Any = None
     required: bool = False
+    positional: bool = False  # may also be given without its --name (``init DIR``)
 
     @property
     def option(self) -> str:
@@ -103,14 +104,14 @@ def command(name: str, *flags: Flag) -> Callable[[Callable[[Args], int]], Callab
 
 # --------------------------------------------------------------------- the flags
 
-INVENTORY = Flag("inventory", "The inventory file (default inventory.yaml).",
-                 default="inventory.yaml")
+INVENTORY = Flag("inventory", "The inventory file (default: $ASTRO_FLEET_INVENTORY, else "
+                              "inventory.yaml in the current directory).")
 TARGET = Flag("target", "Target spec instead of the inventory's: 12.4, 12, 3.1, latest or an "
                         "exact version.")
 WAVE = Flag("wave", "Only this wave's Deployments.", "int")
 LIMIT = Flag("limit", "Names, ids, groups, repos or globs; '!x' excludes, '&x' intersects "
                       "(repeatable).", "list")
-JSON = Flag("json", "Print JSON instead of text (documented in docs/).", "bool", False)
+JSON = Flag("json", "Print JSON instead of text (schema in docs/schemas/).", "bool", False)
 OFFLINE = Flag("offline", "Do not ask Astro what is deployed (facts from Dockerfiles only).",
                "bool", False)
 ADOPT = Flag("adopt", "Overwrite template-managed Dockerfiles that were edited by hand.",
@@ -128,8 +129,11 @@ PUSH = Flag("push", "Also push the branch to the repo's 'origin' (implies --comm
             False)
 BRANCH = Flag("branch", "Branch name; '{version}' is replaced (default "
                         "runtime-upgrade/{version}).")
-PLAYBOOK = Flag("playbook", "Playbook file (default playbooks/upgrade.yaml beside the "
-                            "inventory).")
+PLAYBOOK = Flag("playbook", "Playbook file (default: the inventory's 'playbook:', else "
+                            "playbooks/upgrade.yaml beside it, else the packaged one).")
+DETAILED_EXITCODE = Flag("detailed_exitcode", "Exit 0 when nothing is to do, 8 when changes "
+                                              "are pending and nothing is refused (3 refused, "
+                                              "2 invalid input).", "bool", False)
 DRY_RUN = Flag("dry_run", "Show the plan for the wave and the steps that would run; change "
                           "nothing.", "bool", False)
 SKIP_GATE = Flag("skip_gate", "Emergencies only: start the wave although the gate refuses "
@@ -141,3 +145,14 @@ TIME_SCALE = Flag("time_scale", "Multiply every simulated delay (0.02 makes a 60
                                 "1.2 s).", "float", 1.0)
 FAULTS = Flag("faults", "A faults YAML file (docs/simulator.md).")
 FILE = Flag("file", "A journal export: JSON lines (docs/journal.md).")
+DIR = Flag("dir", "The fleet directory to create files in (default: the current one).",
+           default=".", positional=True)
+SIMULATOR = Flag("simulator", "Use the local simulator of Astro instead of Astro itself: its "
+                              "state directory (e.g. .sim) or http:// URL.")
+WORKSPACE = Flag("workspace", "Only the Deployments of these workspace ids (repeatable; "
+                              "default: every workspace the token sees).", "list")
+MERGE = Flag("merge", "Add Deployments the inventory lacks to it, keeping everything written "
+                      "there (comments too).", "bool", False)
+OUTPUT = Flag("output", "Write the new inventory here instead ('-' prints it).")
+REPOS = Flag("repos", "Where the repos' checkouts are, to find each one's path (default: "
+                      "the inventory's directory).")

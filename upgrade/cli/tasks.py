@@ -1,8 +1,9 @@
 """The invoke collection of every command, built from their flag declarations.
 
 A fleet repository's ``tasks.py`` is ``from upgrade.cli.tasks import namespace``, so
-``invoke plan`` runs there; each task hands its parsed flags to ``upgrade.cli.commands``
-and exits with the command's code.
+``invoke plan`` runs there; the ``astro-fleet`` program (``upgrade.cli.program``) runs the
+same collection from any directory. Each task hands its parsed flags to
+``upgrade.cli.commands.run`` and exits with the command's code.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from invoke import Collection, Exit, Task
 
-from upgrade.cli import commands
+from upgrade.cli import commands, onboard  # noqa: F401 - each registers its commands
 from upgrade.cli.flags import COMMANDS, Command
 
 
@@ -28,7 +29,9 @@ def task(cmd: Command) -> Task:
     # does, with exit 2 and the flag's help.
     params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
         inspect.Parameter(flag.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                          default=False if flag.type == "bool" else None)
+                          # invoke requires a positional argument unless it has a default
+                          default=flag.default if flag.positional else
+                          False if flag.type == "bool" else None)
         for flag in cmd.flags
     ]
     body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -40,6 +43,7 @@ def task(cmd: Command) -> Task:
         help={flag.name: f"(required) {flag.help}" if flag.required else flag.help
               for flag in cmd.flags},
         iterable=[flag.name for flag in cmd.flags if flag.type == "list"],
+        positional=[flag.name for flag in cmd.flags if flag.positional],
     )
 
 

@@ -29,7 +29,7 @@ from upgrade.config.located import LMap
 from upgrade.config.notifications import WebhookSettings
 from upgrade.config.runners import LOCAL, Runner
 from upgrade.config.selection import Index, parse_terms
-from upgrade.config.settings import CatalogSettings, JournalSettings
+from upgrade.config.settings import CatalogSettings, JournalSettings, PathSetting
 from upgrade.config.verify import VerifyLayer
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import InputError
@@ -102,6 +102,8 @@ class Inventory:
     target_source: str  # "inventory" or "--target"
     catalog: CatalogSettings
     journal: JournalSettings
+    playbook: PathSetting  # the default playbook of `upgrade` (--playbook overrides it)
+    templates: PathSetting  # the directory of Dockerfile templates
     control_plane: ControlPlaneConfig
     notifications: WebhookSettings | None
     runners: Mapping[str, Runner]
@@ -124,7 +126,7 @@ class Inventory:
         if position is None:
             hint = did_you_mean(name_or_id, [d.name for d in self.deployments])
             raise InputError(f"no Deployment is named '{name_or_id}' or has that id.{hint} "
-                             f"'invoke inventory' lists them.")
+                             f"'astro-fleet inventory' lists them.")
         return self.deployments[position]
 
     def runner_of(self, deployment: Deployment) -> Runner:

@@ -32,25 +32,54 @@ from upgrade.config.located import FLOAT, INT, STR, LMap, Located, LScalar, join
 from upgrade.config.notifications import read_notifications
 from upgrade.config.runners import LOCAL, Runner, read_runners
 from upgrade.config.selection import ALL, Index, parse_terms
-from upgrade.config.settings import read_catalog, read_journal
+from upgrade.config.settings import read_catalog, read_journal, read_playbook, read_templates
 from upgrade.config.verify import VerifyLayer, read_verify_layer
 from upgrade.config.waves import MatchLines, WaveSettings, read_waves
 from upgrade.errors import InputError, InventoryError, Problem, VersionError
 from upgrade.model.versions import VersionSpec, parse_spec
 
-TOP_KEYS = ("target", "catalog", "control_plane", "journal", "notifications", "runners",
-            "defaults", "groups", "waves", "repos")
+TOP_KEYS = ("target", "catalog", "control_plane", "journal", "playbook", "templates",
+            "notifications", "runners", "defaults", "groups", "waves", "repos")
 DEFAULTS_KEYS = ("vars", "runner", "dockerfile")
 REPO_KEYS = ("path", "dockerfile", "template", "runner", "groups", "vars", "deployments")
 TEMPLATE_KEYS = ("name", "vars")
 DEPLOYMENT_KEYS = ("id", "name", "workspace_id", "wave", "groups", "vars")
+INVENTORY_ENV = "ASTRO_FLEET_INVENTORY"
+DEFAULT_INVENTORY = "inventory.yaml"
 
 
-def load_inventory(path: Path, *, target_override: str | None = None) -> Inventory:
+def locate_inventory(flag: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """The inventory file: ``--inventory``, else ``$ASTRO_FLEET_INVENTORY``, else
+    ``./inventory.yaml``. InputError naming the directory searched when it is not there."""
+    env = os.environ if env is None else env
+    if flag:
+        given, how = flag, "--inventory"
+    elif env.get(INVENTORY_ENV, "").strip():
+        given, how = env[INVENTORY_ENV].strip(), f"${INVENTORY_ENV}"
+    else:
+        given, how = DEFAULT_INVENTORY, ""
+    path = Path(os.path.expanduser(given))
+    if path.is_file():
+        return path
+    where = os.path.abspath(path.parent)
+    if not how:
+        raise InputError(
+            f"no {DEFAULT_INVENTORY} in {where}. Run astro-fleet in your fleet's directory, "
+            f"pass --inventory PATH or set {INVENTORY_ENV}, or create one with "
+            "`astro-fleet init`.")
+    what = "is a directory" if path.is_dir() else f"not found in {where}"
+    raise InputError(f"{how} {given}: {path.name} {what}. Fix the path, or create an "
+                     "inventory with `astro-fleet init`.")
+
+
+def load_inventory(path: Path, *, target_override: str | None = None,
+                   check_repos: bool = True) -> Inventory:
     """Load and validate an inventory file; raise InventoryError listing every problem.
 
     ``target_override`` (the ``--target`` flag) replaces the file's ``target``; an invalid
-    one raises VersionError naming the flag.
+    one raises VersionError naming the flag. ``check_repos=False`` skips checking that the
+    repos' directories and Dockerfiles exist (for commands that never read them: the
+    simulator's, before a demo has created the repos).
     """
     override = None
     if target_override is not None:
@@ -58,7 +87,7 @@ def load_inventory(path: Path, *, target_override: str | None = None) -> Invento
     path = Path(path)
     with paused_gc():
         root = load(path, error=InventoryError)
-        return _Loader(path, root).build(override)
+        return _Loader(path, root, check_repos).build(override)
 
 
 @dataclass(slots=True)
@@ -81,8 +110,9 @@ class _Draft:
 class _Loader:
     """Walks the located tree once, collecting every problem in a Checker."""
 
-    def __init__(self, path: Path, root: Located) -> None:
+    def __init__(self, path: Path, root: Located, check_repos: bool = True) -> None:
         self.path = path
+        self.check_repos = check_repos
         self.dir = os.path.abspath(path.parent)
         self.tree = root
         self.c = Checker(str(path))
@@ -110,6 +140,8 @@ class _Loader:
         target = self.target(top, override)
         catalog = read_catalog(c, top, self.resolve)
         journal = read_journal(c, top, self.resolve)
+        playbook = read_playbook(c, top, self.resolve)
+        templates = read_templates(c, top, self.resolve)
         control_plane = read_control_plane(c, top, self.resolve)
         notifications = read_notifications(c, top)
         runners = read_runners(c, top, self.resolve, self.name_ok)
@@ -138,6 +170,8 @@ class _Loader:
             target_source="--target" if override else "inventory",
             catalog=catalog,
             journal=journal,
+            playbook=playbook,
+            templates=templates,
             control_plane=control_plane,
             notifications=notifications,
             runners=runners,
@@ -247,6 +281,8 @@ class _Loader:
             return Path()
         if runner is None or not runner.is_local:
             return Path(text)  # lives on the build host: nothing to check from here
+        if not self.check_repos:
+            return Path(self.resolve_str(text))
         # os.path on strings: a third of pathlib's cost, which shows at 2,000 repos.
         local = self.resolve_str(text)
         if not os.path.isdir(local):

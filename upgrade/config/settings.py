@@ -1,10 +1,17 @@
-"""The inventory's small top-level settings: where the release catalog and the journal are.
+"""The inventory's small top-level settings: the release catalog, the journal, the playbook
+and the templates.
 
 The journal is a directory (a SQLite file, its lock and the wave reports) or a PostgreSQL
 database shared by a team: ``journal: postgresql://user@host/db`` or ``journal: {url: ...}``
 (``url_env`` names a variable holding the URL, ``password_env`` one holding the password).
 A password is never read from the inventory: libpq takes it from ``PGPASSWORD`` or
 ``~/.pgpass``, or it comes from ``password_env``.
+
+The package carries a default playbook and default Dockerfile templates
+(``upgrade/config/data/``). An inventory uses, in this order: its ``playbook:`` /
+``templates:`` key (relative to its directory); else ``playbooks/upgrade.yaml`` /
+``templates/`` beside it when they exist (what ``astro-fleet init`` scaffolds); else the
+packaged defaults. ``Inventory.playbook.source`` says which, so commands can tell.
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ _URL = re.compile(r"^https?://", re.IGNORECASE)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NO_PASSWORD = ("Remove it: the password comes from PGPASSWORD or ~/.pgpass, or from the "
                 "variable named by journal.password_env, never from the inventory.")
+PACKAGED = Path(__file__).resolve().parent / "data"
+PACKAGED_PLAYBOOK = PACKAGED / "playbooks" / "upgrade.yaml"
+PACKAGED_TEMPLATES = PACKAGED / "templates"
+BESIDE_PLAYBOOK = "playbooks/upgrade.yaml"
+BESIDE_TEMPLATES = "templates"
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,48 @@ def display_postgres_url(url: str) -> str:
     host = str(parts.get("host") or "")
     port = f":{parts['port']}" if parts.get("port") else ""
     return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
+
+
+@dataclass(frozen=True)
+class PathSetting:
+    """A file or directory the inventory uses, and where that choice came from."""
+
+    path: Path
+    source: str  # "inventory key playbook", "beside the inventory", "packaged default"
+
+    @property
+    def packaged(self) -> bool:
+        """True when it is the default the package carries."""
+        return self.source == "packaged default"
+
+
+def read_playbook(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> PathSetting:
+    """The ``playbook:`` setting: a file, relative to the inventory's directory."""
+    return _file_setting(c, top, resolve, "playbook", BESIDE_PLAYBOOK, PACKAGED_PLAYBOOK,
+                         directory=False)
+
+
+def read_templates(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> PathSetting:
+    """The ``templates:`` setting: a directory, relative to the inventory's directory."""
+    return _file_setting(c, top, resolve, "templates", BESIDE_TEMPLATES, PACKAGED_TEMPLATES,
+                         directory=True)
+
+
+def _file_setting(c: Checker, top: LMap, resolve: Callable[[str], Path], key: str,
+                  beside: str, packaged: Path, *, directory: bool) -> PathSetting:
+    text = c.string(top, key, "")
+    kind = "directory" if directory else "file"
+    if text is not None:
+        path = resolve(text)
+        if not (path.is_dir() if directory else path.is_file()):
+            c.add(top.key_line(key), key,
+                  f"{kind} '{path}' does not exist. Fix the path (relative paths start at the "
+                  f"inventory's directory), or remove the key to use the packaged default.")
+        return PathSetting(path, f"inventory key {key}")
+    near = resolve(beside)
+    if near.is_dir() if directory else near.is_file():
+        return PathSetting(near, "beside the inventory")
+    return PathSetting(packaged, "packaged default")
 
 
 def read_catalog(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> CatalogSettings:

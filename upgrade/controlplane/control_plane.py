@@ -61,7 +61,7 @@ def resolve(config: ControlPlaneConfig) -> ControlPlaneConfig:
         if running is None:
             raise ServiceError(
                 f"no Astro simulator is running for state directory {text}: start one with "
-                "`invoke sim.start`, or give control_plane.simulator its http:// URL."
+                "`astro-fleet sim.start`, or give control_plane.simulator its http:// URL."
             )
         url = running.url
     found: dict[str, Any] = {

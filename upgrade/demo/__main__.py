@@ -69,8 +69,9 @@ def main() -> int:
         code = run(args)
         print(f"(exit {code})")
     print(
-        "\nThe simulator keeps running so you can explore (`invoke status`, `invoke verify-all`,"
-        " docs/simulator.md for faults); stop it with `invoke sim.stop`."
+        "\nThe simulator keeps running so you can explore (`astro-fleet status`, "
+        "`astro-fleet verify-all`, docs/simulator.md for faults); stop it with "
+        "`astro-fleet sim.stop`."
     )
     return 0
 

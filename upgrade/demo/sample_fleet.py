@@ -2,7 +2,9 @@
 
 `make demo` runs this so the committed inventory.yaml points at real repositories; the
 tests use it to get a believable fleet. Template-managed repos get their Dockerfile
-rendered from their template at the version given in ``STARTING_VERSIONS``.
+rendered from their template at the version given in ``STARTING_VERSIONS``. Each repo has
+an ``origin``: a bare repository beside the checkouts (``<dir>/.remotes/<repo>.git``),
+reached by a ``file://`` URL, so deploys carry git metadata as from a hosted remote.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from upgrade.config.settings import PACKAGED_TEMPLATES
 from upgrade.model.catalog import load_catalog
 from upgrade.model.template import render_template
 from upgrade.model.versions import parse_version
@@ -96,24 +99,32 @@ def create(inventory_path: Path, examples: Path, *, fresh: bool = True) -> list[
         template = spec.get("template")
         if template:
             version = parse_version(STARTING_VERSIONS.get(name, "12.1.0"))
+            templates = root / doc["templates"] if doc.get("templates") else PACKAGED_TEMPLATES
             text = render_template(
-                root / "templates",
+                templates,
                 template["name"],
                 runtime=runtime_context(version, catalog),
                 vars=dict(template.get("vars") or {}),
             )
             (path / spec.get("dockerfile", "Dockerfile")).write_text(text, newline="")
-        _git_init(path)
+        remote = path.parent / ".remotes" / f"{name}.git"
+        if fresh and remote.exists():
+            shutil.rmtree(remote)
+        _git_init(path, remote)
         created.append(path)
     return created
 
 
-def _git_init(path: Path) -> None:
+def _git_init(path: Path, remote: Path) -> None:
     env = {**os.environ, **GIT_ENV}
 
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
+    def git(*args: str, cwd: Path = path) -> None:
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
     git("init", "-q", "-b", "main")
     git("add", "-A")
     git("commit", "-q", "-m", "Initial Astro project")
+    remote.parent.mkdir(parents=True, exist_ok=True)
+    git("init", "-q", "--bare", "-b", "main", str(remote), cwd=remote.parent)
+    git("remote", "add", "origin", remote.resolve().as_uri())
+    git("push", "-q", "-u", "origin", "main")

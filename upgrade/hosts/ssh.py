@@ -471,7 +471,7 @@ class SSHHost:
         return RunnerUnreachable(
             self.name,
             f"Runner {self.name} ({self.address}) is unreachable: {reason}. Its Deployments "
-            "fail; other runners go on. `invoke runners` checks every runner.",
+            "fail; other runners go on. `astro-fleet runners` checks every runner.",
         )
 
     def _connect_error(self, exc: Exception) -> RunnerUnreachable:

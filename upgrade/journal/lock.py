@@ -31,7 +31,7 @@ from upgrade.journal.records import os_user
 from upgrade.journal.sqlite import ensure_private_dir
 
 LOCK_FILE = "lock"
-_UNLOCK_HINT = "Wait for it, or if it is dead run `invoke unlock`."
+_UNLOCK_HINT = "Wait for it, or if it is dead run `astro-fleet unlock`."
 _WRITE_GRACE = 0.5  # seconds a new holder may take between flock() and writing its name
 
 
@@ -121,7 +121,7 @@ class RunLock:
 
 
 def force_unlock(journal_dir: str | Path, *, now: datetime | None = None) -> str | None:
-    """Clear a lock left by a dead run (``invoke unlock``); returns what was cleared.
+    """Clear a lock left by a dead run (``astro-fleet unlock``); returns what was cleared.
 
     Refuses with LockHeld while a live run holds the lock. None when there was nothing
     to clear.

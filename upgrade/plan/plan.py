@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
@@ -314,7 +313,7 @@ def _render_managed(
 
     def render(version: RuntimeVersion) -> str:
         return render_template(
-            templates_dir(inventory),
+            inventory.templates.path,
             template.name,
             runtime=runtime_context(version, catalog, base.image),
             vars=dict(template.vars),
@@ -346,11 +345,6 @@ def runtime_context(
         airflow=release.airflow if release else None,
         python=release.python if release else None,
     )
-
-
-def templates_dir(inventory: Inventory) -> Path:
-    """Templates live in ``templates/`` beside the inventory."""
-    return inventory.root / "templates"
 
 
 def _display_path(inventory: Inventory, repo: Repo) -> str:

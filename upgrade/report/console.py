@@ -10,6 +10,7 @@ rule before it is written.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -31,20 +32,26 @@ def _console(*, stderr: bool) -> Console:
 
 stdout = _console(stderr=False)
 stderr = _console(stderr=True)
+# Every line printed here also goes to the log (kept only by --log-file: upgrade.cli.logs).
+_log = logging.getLogger("upgrade.console")
+_log.addHandler(logging.NullHandler())  # never Python's last-resort stderr handler: printed
 
 
 def say(message: str, style: str = "") -> None:
     """One line for the reader, on stdout."""
+    _log.info(message)
     stdout.print(Text(redact(message), style=style))
 
 
 def warn(message: str) -> None:
     """A warning, on stderr."""
+    _log.warning(message)
     stderr.print(Text(f"warning: {redact(message)}", style="yellow"))
 
 
 def error(message: str) -> None:
     """The one error line (or block) of a failed command, on stderr."""
+    _log.error(message)
     line = Text("error:", style="bold red")
     line.append(f" {redact(message)}")
     stderr.print(line)
@@ -52,6 +59,7 @@ def error(message: str) -> None:
 
 def note(message: str) -> None:
     """Something to know, on stderr (so stdout stays the result)."""
+    _log.info(message)
     stderr.print(Text(redact(message)))
 
 

@@ -2,7 +2,7 @@
 
 Wave N starts only when every earlier wave of the rollout passed and its soak has
 elapsed, and at that moment every Deployment of the earlier waves is verified again (they
-may have degraded during soak). A wave may require an approval (`invoke approve`).
+may have degraded during soak). A wave may require an approval (`astro-fleet approve`).
 `--skip-gate --reason` bypasses all of it, and is recorded and shown in every later report.
 """
 
@@ -51,7 +51,7 @@ def static_reasons(
             why = f" ({record.halt_reason})" if record and record.halt_reason else ""
             reasons.append(
                 f"wave {number} has not passed (it is {status}{why}): run "
-                f"`invoke upgrade --wave {number}` first"
+                f"`astro-fleet upgrade --wave {number}` first"
             )
         elif record.proceed_after is not None and now < record.proceed_after:
             left = int((record.proceed_after - now).total_seconds()) + 1
@@ -64,7 +64,7 @@ def static_reasons(
     record = recorded.get(wave)
     if settings is not None and settings.approval and (record is None or record.approval is None):
         reasons.append(
-            f'wave {wave} requires an approval: `invoke approve --wave {wave} --reason "..."`'
+            f'wave {wave} requires an approval: `astro-fleet approve --wave {wave} --reason "..."`'
         )
     return reasons
 
@@ -101,7 +101,7 @@ def refuse(journal: Journal, rollout_id: int, decision: GateDecision) -> GateRef
         f"the gate refuses wave {decision.wave}:\n"
         + "\n".join(f"  - {r}" for r in decision.reasons)
         + (
-            f"\nIn an emergency: `invoke upgrade --wave {decision.wave} --skip-gate "
+            f"\nIn an emergency: `astro-fleet upgrade --wave {decision.wave} --skip-gate "
             '--reason "..."` (recorded, and shown in every report afterwards).'
         )
     )

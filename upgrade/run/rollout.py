@@ -50,7 +50,7 @@ class Outcome:
 
 @dataclass
 class WaveResult:
-    """The end of one `invoke upgrade --wave N` run."""
+    """The end of one `astro-fleet upgrade --wave N` run."""
 
     rollout_id: int
     wave: int
@@ -89,7 +89,7 @@ class WaveResult:
 
 @dataclass(frozen=True)
 class WaveRequest:
-    """What `invoke upgrade --wave N` asked for."""
+    """What `astro-fleet upgrade --wave N` asked for."""
 
     wave: int
     limits: tuple[str, ...] = ()
@@ -121,7 +121,7 @@ def pinned_target(fleet: Fleet, journal: Journal, actor: str) -> tuple[int, Reso
                 f"rollout {active.id} is pinned to {pinned.version} (from "
                 f"'{active.target_spec}'); the requested target resolves to {asked.version}. "
                 "Finish that rollout first, or abandon it with "
-                '`invoke abandon --reason "..."` to start a new one.'
+                '`astro-fleet abandon --reason "..."` to start a new one.'
             )
     return active.id, pinned, None
 

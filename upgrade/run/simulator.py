@@ -37,7 +37,7 @@ def url(inv: Inventory) -> str:
         return where
     info = lifecycle.status(state_dir(inv))
     if info is None:
-        raise ServiceError("the simulator is not running: start it with `invoke sim.start`.")
+        raise ServiceError("the simulator is not running: start it with `astro-fleet sim.start`.")
     return info.url
 
 

@@ -178,10 +178,13 @@ class SimApp:
         host = self.state.host
         if not rest:
             if request.method == "GET":
-                deploys = [views.platform_deploy(host, doc, d) for d in reversed(doc["deploys"])]
-                return json_response(
-                    200, {"deploys": deploys, "limit": 20, "offset": 0, "totalCount": len(deploys)}
-                )
+                limit = _int_param(request.query, "limit", 20, 1, 1000)
+                offset = _int_param(request.query, "offset", 0, 0, 10**9)
+                newest_first = list(reversed(doc["deploys"]))
+                page = newest_first[offset : offset + limit]
+                return json_response(200, {
+                    "deploys": [views.platform_deploy(host, doc, d) for d in page],
+                    "limit": limit, "offset": offset, "totalCount": len(newest_first)})
             if request.method == "POST":
                 body = request.json()
                 if not isinstance(body, dict):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from upgrade.sim import gitmeta
 from upgrade.sim.clicontext import (
     CliError,
     CliExit,
@@ -110,35 +110,6 @@ def floating_tags(feed: dict) -> dict[str, str]:
     return out_map
 
 
-def _git(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-
-
-def has_uncommitted_changes() -> bool:
-    """``git status --porcelain`` in the working directory; not a repo means no."""
-    try:
-        result = _git("status", "--porcelain")
-    except OSError:
-        return False
-    return result.returncode == 0 and result.stdout.strip() != ""
-
-
-def git_metadata() -> tuple[dict | None, str]:
-    """The deploy's git block and the last commit's subject (description fallback)."""
-    try:
-        log = _git("log", "-1", "--format=%H%x00%s%x00%an%x00%ae")
-        branch = _git("rev-parse", "--abbrev-ref", "HEAD")
-    except OSError:
-        return None, ""
-    if log.returncode != 0 or not log.stdout.strip():
-        return None, ""
-    sha, subject, author, email = [*log.stdout.rstrip("\n").split("\x00"), "", "", ""][:4]
-    meta = {"commitSha": sha, "authorName": author, "authorEmail": email}
-    if branch.returncode == 0 and branch.stdout.strip():
-        meta["branch"] = branch.stdout.strip()
-    return meta, subject
-
-
 def config_deployment_id(project: Path) -> str:
     """``project.deployment`` from ``.astro/config.yaml`` (saved by ``astro deploy --save``)."""
     try:
@@ -201,7 +172,9 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
     if deployment_id:
         _, _, answer = ctx.call("POST", f"/_sim/deploy-attempt/{deployment_id}")
         forced = answer.get("noop") if isinstance(answer, dict) else None
-    if forced == "uncommitted" or (not values["force"] and has_uncommitted_changes()):
+    if forced == "uncommitted" or (
+        not values["force"] and gitmeta.has_uncommitted_changes(project)
+    ):
         out(UNCOMMITTED)
         raise CliExit(0)
 
@@ -228,11 +201,7 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
         out(f"Invalid workspace id {workspace} was provided through the --workspace-id flag")
         raise CliExit(0)
 
-    git, subject = (
-        git_metadata()
-        if os.environ.get("ASTRO_DEPLOY_GIT_METADATA", "true").lower() not in ("false", "0")
-        else (None, "")
-    )
+    git, subject = gitmeta.collect(project, out) if gitmeta.enabled(project) else (None, "")
     description = str(values["description"] or "") or subject
     body: dict[str, object] = {"type": "IMAGE_AND_DAG", "description": description}
     if git:

@@ -150,7 +150,7 @@ def url_of(state_dir: Path) -> str:
     if info is None:
         raise UpgradeError(
             f"no Astro simulator is running for {Path(state_dir).resolve()}; "
-            "start it first (invoke sim.start, or upgrade.sim.lifecycle.start)"
+            "start it first (astro-fleet sim.start, or upgrade.sim.lifecycle.start)"
         )
     return info.url
 

@@ -449,7 +449,7 @@ class SimState:
             "runtime_version": None,
             "airflow_version": None,
             "description": description,
-            "git": body.get("git") if isinstance(body.get("git"), dict) else None,
+            "git": _deploy_git(body.get("git")),
             "dag_tarball_version": None,
             "created_at": t,
             "finalized_at": None,
@@ -559,6 +559,27 @@ class SimState:
                 }
             )
             doc["next_import_error_id"] = n + 1
+
+
+# CreateDeployGitRequest: provider and commitSha required; the rest optional strings.
+_GIT_FIELDS = ("provider", "commitSha", "account", "repo", "branch", "path", "commitUrl",
+               "remoteUrl", "authorName", "authorUrl", "authorUsername", "beforeCommitSha")
+_GIT_PROVIDERS = ("GITHUB", "GENERIC")
+
+
+def _deploy_git(git: object) -> dict | None:
+    """The ``git`` object of a create-deploy request as the platform stores it."""
+    if git is None:
+        return None
+    if not isinstance(git, dict):
+        raise InputError("Invalid request body: git must be an object")
+    if git.get("provider") not in _GIT_PROVIDERS or not git.get("commitSha"):
+        raise InputError("Invalid request body: git.provider (GITHUB or GENERIC) and "
+                         "git.commitSha are required")
+    bad = [k for k, v in git.items() if k not in _GIT_FIELDS or not isinstance(v, str)]
+    if bad:
+        raise InputError(f"Invalid request body: git.{bad[0]} is not a known string field")
+    return dict(git)
 
 
 def _image_tag(t: float) -> str:

@@ -118,7 +118,7 @@ def platform_deploy(host: str, doc: dict, deploy: dict) -> dict:
     if deploy["dag_tarball_version"]:
         out["dagTarballVersion"] = deploy["dag_tarball_version"]
     if deploy["runtime_version"]:
-        out["runtimeVersion"] = deploy["runtime_version"]
+        out["astroRuntimeVersion"] = deploy["runtime_version"]
         out["airflowVersion"] = deploy["airflow_version"]
     if deploy["git"]:
         out["git"] = deploy["git"]

@@ -1,0 +1,78 @@
+"""``astro-fleet init``: the files of a new fleet repository, never over existing ones.
+
+A fleet repository holds the inventory (commented and valid as written), a two-line
+``tasks.py`` (so ``invoke plan`` works there too), the default playbook and templates to
+customise (copies of the packaged ones, named by the inventory's ``playbook:`` and
+``templates:``), a ``.gitignore`` for the journal and a CI workflow: plan on pull
+requests, waves by manual dispatch, one run at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from upgrade import __version__
+from upgrade.config.settings import PACKAGED, PACKAGED_PLAYBOOK, PACKAGED_TEMPLATES
+from upgrade.errors import InputError
+
+INIT = PACKAGED / "init"
+PRODUCTION = """\
+# Astro itself: the astro CLI on PATH, ASTRO_API_TOKEN in the environment. Or the local
+# simulator instead: control_plane: {simulator: .sim}, then `astro-fleet sim.start`.
+control_plane:
+  status_via: auto                 # Astro's API when the token allows it, else astro inspect"""
+SIMULATOR = """control_plane:
+  simulator: {where}{pad}# the local simulator of Astro; drop this key to use Astro itself"""
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """The files ``init`` writes: path relative to the fleet directory -> content."""
+
+    files: dict[str, str]
+
+    def existing(self, root: Path) -> list[str]:
+        """The files that already exist under ``root`` (init refuses to overwrite them)."""
+        return [name for name in self.files if (root / name).exists()]
+
+    def write(self, root: Path) -> list[str]:
+        """Write every file under ``root``; InputError listing those in the way, if any."""
+        taken = self.existing(root)
+        if taken:
+            raise InputError(
+                f"{root.resolve()} already has {', '.join(taken)}: init writes nothing over "
+                "existing files. Move them away, or init another directory (astro-fleet init "
+                "DIR).")
+        for name, text in self.files.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, "utf-8")
+        return list(self.files)
+
+
+def scaffold(target: str, simulator: str | None = None) -> Scaffold:
+    """The files of a new fleet repo aiming at ``target``, on Astro or a ``simulator``."""
+    if simulator:
+        pad = " " * max(1, 21 - len(simulator))
+        control_plane = SIMULATOR.format(where=simulator, pad=pad)
+    else:
+        control_plane = PRODUCTION
+    files = {
+        "inventory.yaml": _read("inventory.yaml")
+            .replace('"@TARGET@"', f'"{target}"'.ljust(10))
+            .replace("@CONTROL_PLANE@", control_plane),
+        "tasks.py": _read("tasks.py.in"),
+        "playbooks/upgrade.yaml": PACKAGED_PLAYBOOK.read_text("utf-8"),
+        ".gitignore": _read("gitignore"),
+        ".github/workflows/runtime-upgrade.yml":
+            _read("runtime-upgrade.yml").replace("@VERSION@", __version__),
+    }
+    for template in sorted(PACKAGED_TEMPLATES.iterdir()):
+        if template.is_file():
+            files[f"templates/{template.name}"] = template.read_text("utf-8")
+    return Scaffold(files)
+
+
+def _read(name: str) -> str:
+    return (INIT / name).read_text("utf-8")
