@@ -1,4 +1,5 @@
-"""Astro's platform API, read-only: one Deployment, or every Deployment of a workspace.
+"""Astro's platform API, read-only: Deployments (one, a workspace's, the organisation's) and
+their deploy records.
 
 The astro CLI reads Deployments this way itself: ``deploy --wait`` polls
 ``GET /organizations/{org}/deployments/{id}`` and ``deployment list`` pages through
@@ -28,7 +29,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.controlplane.deploy_record import DeployRecord, deploy_record
 from upgrade.controlplane.deployment import DeploymentInfo, parse_timestamp
 from upgrade.controlplane.http import (
     Retry,
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 TOKEN_ENV = "ASTRO_API_TOKEN"  # the variable the astro CLI authenticates with in CI
 DEFAULT_DOMAIN = "astronomer.io"
 PAGE = 1000  # the platform API's largest page
+DEPLOYS_PAGE = 20  # deploy records read per Deployment: the latest with git metadata is enough
 LIST_TIMEOUT = 30.0  # s for one page of up to PAGE Deployments
 SNIPPET = 200  # characters of an error body kept in a message
 # Every verification thread may hold one connection; more than this are opened and closed.
@@ -100,22 +103,28 @@ class PlatformReader:
         None without ``ASTRO_API_TOKEN``, or when the API would be reached in clear text
         off this machine (the token is a credential).
         """
-        env = {**os.environ, **config.extra_env}
-        token = env.get(TOKEN_ENV, "").strip()
+        base, token, domain = cls.endpoint(config)
         if not token:
             return None
+        parts = urlsplit(base)
+        if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+            return None
+        return cls(base, token, domain=domain, timeout=config.http_timeout,
+                   connect_timeout=config.http_connect_timeout, retry=retry_policy(config))
+
+    @staticmethod
+    def endpoint(config: ControlPlaneConfig) -> tuple[str, str, str]:
+        """(base URL, token or '', Astro domain) the CLI of ``config`` would use."""
+        env = {**os.environ, **config.extra_env}
+        token = env.get(TOKEN_ENV, "").strip()
         domain = env.get("ASTRO_DOMAIN") or DEFAULT_DOMAIN
         # The simulator's URL counts only when the CLI in use is the simulator's.
         sim = config.extra_env.get("ASTRO_SIM_URL") or (
             os.environ.get("ASTRO_SIM_URL") if Path(config.astro_bin).name == "astro-sim"
             else None)
-        base = sim.rstrip("/") + "/v1" if sim else api_base(domain)
-        parts = urlsplit(base)
-        if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
-            return None
-        return cls(base, token, domain=DEFAULT_DOMAIN if sim else domain,
-                   timeout=config.http_timeout, connect_timeout=config.http_connect_timeout,
-                   retry=retry_policy(config))
+        if sim:
+            return sim.rstrip("/") + "/v1", token, DEFAULT_DOMAIN
+        return api_base(domain), token, domain
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -170,14 +179,21 @@ class PlatformReader:
 
     def workspace(self, workspace_id: str) -> dict[str, DeploymentInfo]:
         """Every Deployment of one workspace, by id (paged, as ``astro deployment list``)."""
-        _check_id("workspace id", workspace_id)
+        return self.deployments((workspace_id,))
+
+    def deployments(self, workspace_ids: Sequence[str] = ()) -> dict[str, DeploymentInfo]:
+        """Every Deployment of the organisation the token sees, or of ``workspace_ids``."""
+        for workspace_id in workspace_ids:
+            _check_id("workspace id", workspace_id)
         org = self.organization()
         found: dict[str, DeploymentInfo] = {}
         offset = 0
         while True:
-            page = self._get(f"/organizations/{quote(org, safe='')}/deployments", params={
-                "workspaceIds": workspace_id, "limit": PAGE, "offset": offset},
-                timeout=max(self.timeout, LIST_TIMEOUT))
+            params: dict[str, Any] = {"limit": PAGE, "offset": offset}
+            if workspace_ids:
+                params["workspaceIds"] = ",".join(workspace_ids)
+            page = self._get(f"/organizations/{quote(org, safe='')}/deployments", params=params,
+                             timeout=max(self.timeout, LIST_TIMEOUT))
             items = page.get("deployments")
             if not isinstance(items, list):
                 raise PlatformError("Astro's API answered a Deployment list without a "
@@ -189,6 +205,19 @@ class PlatformReader:
             total = page.get("totalCount")
             if not items or not isinstance(total, int) or offset >= total:
                 return found
+
+    def deploys(self, deployment_id: str, limit: int = DEPLOYS_PAGE) -> list[DeployRecord]:
+        """The latest ``limit`` deploy records of one Deployment (order as Astro gives it)."""
+        _check_id("deployment id", deployment_id)
+        org = self.organization()
+        page = self._get(f"/organizations/{quote(org, safe='')}/deployments/"
+                         f"{quote(deployment_id, safe='')}/deploys",
+                         params={"limit": limit, "offset": 0}, deployment_id=deployment_id)
+        items = page.get("deploys")
+        if not isinstance(items, list):
+            raise PlatformError("Astro's API answered a deploy list without a 'deploys' list.",
+                                deployment_id=deployment_id)
+        return [deploy_record(item) for item in items]
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None, *,
              deployment_id: str | None = None, timeout: float | None = None) -> dict[str, Any]:

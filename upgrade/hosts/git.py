@@ -308,6 +308,12 @@ def push(
         )
 
 
+def remote_url(host: Host, repo_dir: str, remote: str = "origin") -> str | None:
+    """The URL of ``remote`` (``git remote get-url``, rewrites applied); None without one."""
+    result = _git(host, repo_dir, ["remote", "get-url", remote])
+    return result.stdout.strip() or None if result.ok else None
+
+
 def parse_porcelain(output: str) -> tuple[FileChange, ...]:
     """Parse ``git status --porcelain=v1 -z`` output."""
     entries = output.split("\0")
