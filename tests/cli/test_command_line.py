@@ -79,6 +79,6 @@ def test_a_control_plane_that_cannot_be_reached_is_exit_7(sample_fleet: SampleFl
     # The inventory names the local simulator, which nobody started.
     line = refused_in_one_line(sample_fleet.invoke("plan"), code=7)
     assert "no Astro simulator is running for state directory" in line
-    assert "invoke sim.start" in line
+    assert "astro-fleet sim.start" in line
     offline = sample_fleet.invoke("plan", "--offline")  # no Astro needed: the Dockerfiles only
     assert offline.returncode == 3, offline.stderr  # partner-feeds is refused by policy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -92,6 +93,11 @@ def test_three_waves_through_the_gate(sample_fleet: SampleFleet, sim: SimHandle,
     assert "GATE SKIPPED for wave 2" in three.stdout
     markdown = (fleet.root / ".upgrade" / "reports" / "rollout-1-wave-3.md").read_text()
     assert "GATE SKIPPED for wave 2" in markdown and "CVE-2026-1 hotfix" in markdown
+    assert "- approved by " in markdown and ": CHG-7 approved by CAB\n" in markdown
+    # Who ran wave 3: the refused tries started nothing; the run that passed did.
+    assert markdown.count("\n- run by ") == 1
+    wave2 = (fleet.root / ".upgrade" / "reports" / "rollout-1-wave-2.md").read_text()
+    assert re.search(r"^- GATE SKIPPED by \S+ at \S+: CVE-2026-1 hotfix$", wave2, re.M), wave2
     status = json.loads(fleet.invoke("status", "--json").stdout)
     waves = {w["wave"]: w for w in status["rollouts"][0]["waves"]}
     assert waves[2]["skip_gate"]["reason"] == "CVE-2026-1 hotfix"

@@ -12,13 +12,14 @@ import pytest
 
 from upgrade.config.inventory import Inventory
 from upgrade.config.inventory_loader import load_inventory
-from upgrade.config.playbook import Playbook, default_playbook_path, shared_vars, step_context
+from upgrade.config.playbook import Playbook, shared_vars, step_context
 from upgrade.config.playbook_loader import load_playbook
+from upgrade.config.settings import PACKAGED_PLAYBOOK
 from upgrade.model.image import parse_image
 from upgrade.model.template import RuntimeContext
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = default_playbook_path(ROOT)
+SHIPPED = PACKAGED_PLAYBOOK
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def _runtime(version: str = "12.4.1") -> RuntimeContext:
 def test_the_shipped_playbook_loads_cleanly(shipped: Playbook) -> None:
     assert shipped.name == "Upgrade Astro Runtime"
     assert shipped.warnings == ()
-    assert shipped.path == SHIPPED == ROOT / "playbooks" / "upgrade.yaml"
+    assert shipped.path == SHIPPED == ROOT / "upgrade" / "config" / "data" / "playbooks" / "upgrade.yaml"
 
 
 def test_the_shipped_playbook_order_and_scopes(shipped: Playbook) -> None:

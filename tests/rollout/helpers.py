@@ -205,7 +205,8 @@ def make_fleet(
     repo_specs: dict[str, Any] = {}
     for r in range(repos):
         repo = f"r{r:02d}"
-        make_astro_project(root / "repos" / repo, DOCKERFILE.format(version=version))
+        make_astro_project(root / "repos" / repo, DOCKERFILE.format(version=version),
+                           origin=f"git@git.example.invalid:fleet/{repo}.git")
         deps = []
         for k in range(per_repo):
             dep = Dep(f"cl{r:03d}x{k:02d}", f"{repo}-d{k}", repo)

@@ -72,7 +72,7 @@ def _assert_one_failed(
     assert all(f in line for f in fragments), line
     assert f"wave 1: HALTED: {BUDGET}" in out.stdout
     assert f"budget tripped: {BUDGET}; no new Deployment starts" in out.stderr
-    assert "resume with: invoke upgrade --wave 1" in out.stderr
+    assert "resume with: astro-fleet upgrade --wave 1" in out.stderr
     report = (fleet.root / ".upgrade" / "reports" / "rollout-1-wave-1.md").read_text()
     assert f"| {FAULTED} | r01 | {START} | {TARGET} | failed | failed |" in report
 

@@ -52,11 +52,11 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path, sim: S
         first.communicate()
     for child in children:
         kill_group(child)
-    holder = (rf"invoke upgrade --wave 1 by {re.escape(os_user())} on "
+    holder = (rf"astro-fleet upgrade --wave 1 by {re.escape(os_user())} on "
               rf"{re.escape(socket.gethostname())}, pid {first.pid}, {SINCE}")
     assert second.returncode == 6, second.stdout + second.stderr
     assert re.search(rf"error: another run holds the journal lock: {holder}\. Wait for it, or "
-                     r"if it is dead run `invoke unlock`\.", second.stderr), second.stderr
+                     r"if it is dead run `astro-fleet unlock`\.", second.stderr), second.stderr
     assert "Traceback" not in second.stderr and second.stdout == ""
     assert refused_unlock.returncode == 6, refused_unlock.stdout + refused_unlock.stderr
     assert re.search(rf"a live run holds the journal lock: {holder}\. It is not stale, so it was "
@@ -168,7 +168,7 @@ def test_the_sample_rollout_to_wave_3_skips_the_policy_refusal_without_deploying
     assert (wave1.returncode, wave2.returncode) == (0, 0), wave1.stderr + wave2.stderr
     assert "gate: 6 Deployment(s) of earlier waves verified again" in wave2.stdout
     assert refused.returncode == 3, refused.stdout + refused.stderr
-    assert ('wave 3 requires an approval: `invoke approve --wave 3 --reason "..."`'
+    assert ('wave 3 requires an approval: `astro-fleet approve --wave 3 --reason "..."`'
             in refused.stderr)
     assert approve.returncode == 0, approve.stderr
     assert wave3.returncode == 0, wave3.stdout + wave3.stderr
@@ -189,13 +189,17 @@ def test_the_sample_rollout_to_wave_3_skips_the_policy_refusal_without_deploying
     with Journal.open(sample_fleet.root / ".upgrade" / "journal.db") as journal:
         approval = journal.wave(1, 3).approval
     assert approval is not None and approval.reason == "CHG-1234 approved by CAB"
+    report = (sample_fleet.root / ".upgrade" / "reports" / "rollout-1-wave-3.md").read_text()
+    assert re.search(rf"^- approved by {re.escape(approval.actor)} at \S+: CHG-1234 approved by "
+                     "CAB$", report, re.M), report
+    assert "- gate: passed (not skipped)" in report
 
 
 def test_a_rollout_keeps_its_pinned_target_until_abandoned(tmp_path, sim: SimHandle) -> None:
     fleet = make_fleet(tmp_path, sim, repos=2)
     part = fleet.invoke("upgrade", "--wave", "1", "--limit", "r00-d0")
     assert part.returncode == 4, part.stdout + part.stderr  # the wave is not finished
-    assert "resume with: invoke upgrade --wave 1 --limit r00-d0" in part.stderr
+    assert "resume with: astro-fleet upgrade --wave 1 --limit r00-d0" in part.stderr
 
     by_flag = fleet.invoke("upgrade", "--wave", "1", "--target", "12.5")
     fleet.inventory.write_text(fleet.inventory.read_text().replace("target: '12.4'", "target: '12.5'"))
@@ -204,7 +208,7 @@ def test_a_rollout_keeps_its_pinned_target_until_abandoned(tmp_path, sim: SimHan
     for out in (by_flag, by_inventory):
         assert out.returncode == 3, out.stdout + out.stderr
         assert ("rollout 1 is pinned to 12.4.0 (from '12.4'); the requested target resolves to "
-                "12.5.0. Finish that rollout first, or abandon it with `invoke abandon --reason "
+                "12.5.0. Finish that rollout first, or abandon it with `astro-fleet abandon --reason "
                 '"..."` to start a new one.') in out.stderr
     assert fleet.deploy_counts() == {"r00-d0": 1, "r01-d0": 0}
     assert fleet.records()["r01-d0"].state == "pending"

@@ -13,6 +13,7 @@ import sys
 from support import SampleFleet
 
 from tests.rollout.helpers import TARGET, git, make_fleet, records, run_step
+from upgrade.journal.records import actor
 from upgrade.journal.store import Journal
 from upgrade.sim.testing import SimHandle
 
@@ -30,10 +31,10 @@ OUTCOME_KEYS = {"deployment", "repo", "state", "result", "message", "deploys", "
 
 
 def _ids(fleet: SampleFleet) -> dict[str, str]:
-    """Deployment name -> id, from the sample inventory (`invoke inventory --json`)."""
+    """Deployment name -> id, from the sample inventory (`astro-fleet inventory --json`)."""
     out = fleet.invoke("inventory", "--json")
     assert out.returncode == 0, out.stderr
-    return {d["name"]: d["id"] for d in json.loads(out.stdout)}
+    return {d["name"]: d["id"] for d in json.loads(out.stdout)["deployments"]}
 
 
 def test_wave_1_of_the_sample_fleet_upgrades_commits_deploys_and_verifies(
@@ -109,6 +110,8 @@ def test_wave_1_of_the_sample_fleet_upgrades_commits_deploys_and_verifies(
     text = report.read_text()
     assert text.startswith(f"# Rollout 1, wave 1: Astro Runtime {TARGET}\n")
     assert "- status: **passed**" in text
+    assert re.search(rf"^- run by {re.escape(actor())} at \d{{4}}-", text, re.M), text
+    assert "- approval: not required or not given\n- gate: passed (not skipped)\n" in text
     for name, (repo, start) in WAVE1.items():
         assert f"| {name} | {repo} | {start} | {TARGET} | ok | verified | 1 |" in text
 
@@ -116,8 +119,12 @@ def test_wave_1_of_the_sample_fleet_upgrades_commits_deploys_and_verifies(
     again = sample_fleet.invoke("upgrade", "--wave", "1", "--json")
     assert again.returncode == 0, again.stderr
     doc = json.loads(again.stdout)
-    assert set(doc) == {"rollout", "wave", "target", "status", "reason", "counts", "notes",
+    assert set(doc) == {"schema", "schema_version", "rollout", "wave", "target", "status",
+                        "reason", "counts", "notes", "runs", "approval", "skip_gate",
                         "deployments"}
+    assert (doc["schema"], doc["schema_version"]) == ("astro-fleet-upgrade/upgrade", 1)
+    assert [r["actor"] for r in doc["runs"]] == [actor()]  # the idempotent rerun starts nothing
+    assert doc["approval"] is None and doc["skip_gate"] is None
     assert (doc["rollout"], doc["wave"], doc["target"], doc["status"]) == (1, 1, TARGET, "passed")
     assert doc["counts"] == {"ok": 6}
     assert [d["deployment"] for d in doc["deployments"]] == list(WAVE1)

@@ -107,7 +107,7 @@ def test_a_run_killed_mid_deploy_inspects_before_deploying_again(
     again = fleet.invoke("upgrade", "--wave", "1")
 
     assert again.returncode == 0, again.stdout + again.stderr
-    assert ("note: took over the journal lock left by invoke upgrade --wave 1 by "
+    assert ("note: took over the journal lock left by astro-fleet upgrade --wave 1 by "
             in again.stderr and f"pid {killed}," in again.stderr
             and "that process is gone (killed or crashed)" in again.stderr)
     rows = fleet.records()

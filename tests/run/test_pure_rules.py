@@ -52,11 +52,11 @@ def test_the_first_wave_has_nothing_in_its_way(inventory):
 
 def test_an_earlier_wave_not_started_or_halted_blocks(inventory):
     assert static_reasons(inventory, [], 2, NOW) == [
-        "wave 1 has not passed (it is not started): run `invoke upgrade --wave 1` first"]
+        "wave 1 has not passed (it is not started): run `astro-fleet upgrade --wave 1` first"]
     halted = wave(1, "halted", halt="1 Deployment(s) failed: one")
     assert static_reasons(inventory, [halted], 2, NOW) == [
         "wave 1 has not passed (it is halted (1 Deployment(s) failed: one)): run "
-        "`invoke upgrade --wave 1` first"]
+        "`astro-fleet upgrade --wave 1` first"]
 
 
 def test_a_soaking_wave_blocks_until_its_soak_ends(inventory):
@@ -69,7 +69,7 @@ def test_a_soaking_wave_blocks_until_its_soak_ends(inventory):
 def test_approval_is_required_where_the_wave_says_so(inventory):
     earlier = [wave(1), wave(2)]
     assert static_reasons(inventory, earlier, 3, NOW) == [
-        'wave 3 requires an approval: `invoke approve --wave 3 --reason "..."`']
+        'wave 3 requires an approval: `astro-fleet approve --wave 3 --reason "..."`']
     assert static_reasons(inventory, [*earlier, wave(3, "pending", approved=True)], 3,
                           NOW) == []
 

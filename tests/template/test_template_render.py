@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from dockerfile_parse import DockerfileParser
 
+from upgrade.config.settings import PACKAGED_TEMPLATES
 from upgrade.errors import TemplateError
 from upgrade.model.dockerfile import find_base_image, retarget
 from upgrade.model.image import parse_image
 from upgrade.model.template import RuntimeContext, render_template, template_drift
 from upgrade.model.versions import parse_version
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = PACKAGED_TEMPLATES
 PRIVATE = "os-packages-private-index.Dockerfile.j2"
 PRIVATE_VARS = {
     "os_packages": ["git", "libgomp1", "openjdk-17-jre-headless"],

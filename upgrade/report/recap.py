@@ -58,6 +58,9 @@ def wave_markdown(result: WaveResult, now: datetime) -> str:
         f"- status: **{result.status}**" + (f" ({result.reason})" if result.reason else ""),
         f"- written: {now.isoformat(timespec='seconds')}",
         f"- totals: {', '.join(f'{k} {v}' for k, v in sorted(result.counts().items()))}",
+        *(f"- run by {r['actor']} at {r['at']}" for r in result.runs),
+        _signoff_line("approved", result.approval, "- approval: not required or not given"),
+        _signoff_line("GATE SKIPPED", result.skip_gate, "- gate: passed (not skipped)"),
         *(f"- note: {n}" for n in result.notes),
         "",
         "| Deployment | repo | from | to | result | state | deploys | message |",
@@ -70,6 +73,13 @@ def wave_markdown(result: WaveResult, now: datetime) -> str:
             f"{o.result} | {o.state} | {o.deploys} | {message} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _signoff_line(what: str, signoff: dict[str, str] | None, otherwise: str) -> str:
+    if signoff is None:
+        return otherwise
+    reason = signoff["reason"].replace("\n", " ")
+    return f"- {what} by {signoff['actor']} at {signoff['at']}: {reason}"
 
 
 def write_wave_markdown(reports: Path, result: WaveResult) -> Path:

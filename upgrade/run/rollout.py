@@ -21,7 +21,7 @@ from upgrade.config.verify import merge_verify_config
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import PolicyRefusal, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal
-from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout
+from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
 from upgrade.journal.states import FAILED, PENDING, SKIPPABLE, SKIPPED, VERIFIED
 from upgrade.journal.store import Journal
 from upgrade.model.catalog import Resolution
@@ -59,6 +59,11 @@ class WaveResult:
     reason: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # From the journal: who ran the wave (each run, resumes included), who approved it and
+    # who skipped its gate; each {"actor", "at", "reason"?}.
+    runs: list[dict[str, str]] = field(default_factory=list)
+    approval: dict[str, str] | None = None
+    skip_gate: dict[str, str] | None = None
 
     def error(self) -> WaveHalted | None:
         """None when the wave passed; WaveHalted (4) when it halted or did not finish."""
@@ -83,6 +88,9 @@ class WaveResult:
             "reason": self.reason,
             "counts": self.counts(),
             "notes": self.notes,
+            "runs": self.runs,
+            "approval": self.approval,
+            "skip_gate": self.skip_gate,
             "deployments": [o.__dict__ for o in self.outcomes],
         }
 
@@ -139,7 +147,27 @@ def upgrade_wave(
     with locked_journal(fleet.inventory.journal, command) as (journal, note):
         if note:
             reporter.note(f"note: {note}")
-        return run_wave(fleet, journal, playbook, request, reporter, stop)
+        result = run_wave(fleet, journal, playbook, request, reporter, stop)
+        record_history(journal, result)
+        return result
+
+
+def record_history(journal: Journal, result: WaveResult) -> None:
+    """Who ran the wave, who approved it and who skipped its gate, from the journal."""
+    result.runs = [{"actor": e.actor, "at": e.at.isoformat(timespec="seconds")}
+                   for e in journal.events(result.rollout_id)
+                   if e.kind == "wave_started" and e.wave == result.wave]
+    wave = journal.wave(result.rollout_id, result.wave)
+    if wave is not None:
+        result.approval = _signoff(wave.approval)
+        result.skip_gate = _signoff(wave.skip_gate)
+
+
+def _signoff(signoff: Signoff | None) -> dict[str, str] | None:
+    if signoff is None:
+        return None
+    return {"actor": signoff.actor, "at": signoff.at.isoformat(timespec="seconds"),
+            "reason": signoff.reason}
 
 
 def plan_wave(fleet: Fleet, wave: int, limits: Sequence[str]) -> Plan:

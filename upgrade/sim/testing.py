@@ -167,8 +167,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
         handle.stop()
 
 
-def make_astro_project(path: Path, dockerfile_text: str) -> Path:
-    """A real Astro project: .astro/config.yaml, a DAG, the Dockerfile, one git commit."""
+def make_astro_project(path: Path, dockerfile_text: str, origin: str | None = None) -> Path:
+    """A real Astro project: .astro/config.yaml, a DAG, the Dockerfile, one git commit;
+    ``origin`` (a URL, never contacted by a deploy) makes its deploys carry git metadata."""
     path = Path(path)
     (path / ".astro").mkdir(parents=True, exist_ok=True)
     (path / "dags").mkdir(exist_ok=True)
@@ -192,4 +193,6 @@ def make_astro_project(path: Path, dockerfile_text: str) -> Path:
     subprocess.run([*git, "init", "-q"], cwd=path, check=True)
     subprocess.run([*git, "add", "-A"], cwd=path, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "Initial Astro project"], cwd=path, check=True)
+    if origin is not None:
+        subprocess.run([*git, "remote", "add", "origin", origin], cwd=path, check=True)
     return path
