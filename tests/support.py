@@ -11,6 +11,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE = str(Path(sys.executable).parent / "invoke")
+ASTRO_FLEET = str(Path(sys.executable).parent / "astro-fleet")
 
 
 @dataclass
@@ -32,15 +33,15 @@ class SampleFleet:
         self.inventory.write_text(text.replace("simulator: .sim", f"simulator: {url}"))
 
     def seed(self) -> int:
-        """Create the fleet's Deployments in the simulator (`invoke sim.seed`)."""
+        """Create the fleet's Deployments in the simulator (`astro-fleet sim.seed`)."""
         out = self.invoke("sim.seed")
         assert out.returncode == 0, out.stderr
         return int(out.stdout.split()[1])
 
     def invoke(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Run the real `invoke` command in the fleet's directory."""
+        """Run the real `astro-fleet` command in the fleet's directory."""
         return subprocess.run(
-            [INVOKE, "-r", str(ROOT), *args], cwd=self.root, capture_output=True, text=True,
+            [ASTRO_FLEET, *args], cwd=self.root, capture_output=True, text=True,
             env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300,
         )
 

@@ -70,7 +70,7 @@ def discover(a: Args) -> int:
     """
     from upgrade.config.control_plane import ControlPlaneConfig
     from upgrade.config.inventory_loader import DEFAULT_INVENTORY, INVENTORY_ENV, load_inventory
-    from upgrade.config.scaffold import scaffold
+    from upgrade.config.scaffold import inventory_text
     from upgrade.model.catalog import load_catalog
     from upgrade.run import discover as found
 
@@ -92,7 +92,8 @@ def discover(a: Args) -> int:
     else:
         config, waves, groups, base = ControlPlaneConfig(), (1, 2, 3), {"production": None}, None
     if base is None:
-        base = scaffold(_newest_line(load_catalog(None))).files["inventory.yaml"]
+        base = inventory_text(_newest_line(load_catalog(None)), config.simulator,
+                              own_files=False)
     discovery, url = found.read_fleet(config, a.workspace, Path(a.repos or root), waves or (1,))
     merged = found.merge(discovery, base, root, "production" in groups)
     found.validate(merged.text, root)

@@ -22,6 +22,12 @@ PRODUCTION = """\
 # simulator instead: control_plane: {simulator: .sim}, then `astro-fleet sim.start`.
 control_plane:
   status_via: auto                 # Astro's API when the token allows it, else astro inspect"""
+OWN_FILES = """\
+playbook: playbooks/upgrade.yaml   # the steps of a wave: a copy of the packaged one, to change
+templates: templates               # Dockerfile templates of template-managed repos"""
+PACKAGED_FILES = """\
+# playbook: playbooks/upgrade.yaml # your own playbook and templates (astro-fleet init writes
+# templates: templates             # copies to change); without these keys the packaged ones run"""
 SIMULATOR = """control_plane:
   simulator: {where}{pad}# the local simulator of Astro; drop this key to use Astro itself"""
 
@@ -53,25 +59,32 @@ class Scaffold:
 
 def scaffold(target: str, simulator: str | None = None) -> Scaffold:
     """The files of a new fleet repo aiming at ``target``, on Astro or a ``simulator``."""
-    if simulator:
-        pad = " " * max(1, 21 - len(simulator))
-        control_plane = SIMULATOR.format(where=simulator, pad=pad)
-    else:
-        control_plane = PRODUCTION
-    files = {
-        "inventory.yaml": _read("inventory.yaml")
-            .replace('"@TARGET@"', f'"{target}"'.ljust(10))
-            .replace("@CONTROL_PLANE@", control_plane),
+    files = {"inventory.yaml": inventory_text(target, simulator, own_files=True)}
+    files.update({
         "tasks.py": _read("tasks.py.in"),
         "playbooks/upgrade.yaml": PACKAGED_PLAYBOOK.read_text("utf-8"),
         ".gitignore": _read("gitignore"),
         ".github/workflows/runtime-upgrade.yml":
             _read("runtime-upgrade.yml").replace("@VERSION@", __version__),
-    }
+    })
     for template in sorted(PACKAGED_TEMPLATES.iterdir()):
         if template.is_file():
             files[f"templates/{template.name}"] = template.read_text("utf-8")
     return Scaffold(files)
+
+
+def inventory_text(target: str, simulator: str | None = None, *, own_files: bool) -> str:
+    """A commented, valid inventory with no repos yet; ``own_files``: it names the
+    playbook and templates init copies beside it (else the packaged ones are used)."""
+    if simulator:
+        pad = " " * max(1, 21 - len(simulator))
+        control_plane = SIMULATOR.format(where=simulator, pad=pad)
+    else:
+        control_plane = PRODUCTION
+    return (_read("inventory.yaml")
+            .replace('"@TARGET@"', f'"{target}"'.ljust(10))
+            .replace("@CONTROL_PLANE@", control_plane)
+            .replace("@FILES@", OWN_FILES if own_files else PACKAGED_FILES))
 
 
 def _read(name: str) -> str:
