@@ -50,6 +50,29 @@ class FleetProgram(Program):
         self.list_tasks()
         print(f"Help on one command: {self.binary} --help <command>. Docs: the README.")
 
+    def normalize_argv(self, argv: Any) -> None:
+        """invoke's argv, with an optional positional value (``init DIR``) given its flag.
+
+        invoke only knows required positional arguments; ``init`` without a directory
+        means the current one, so ``init DIR`` is read as ``init --dir DIR`` here.
+        """
+        super().normalize_argv(argv)
+        from upgrade.cli.flags import COMMANDS
+
+        optional = {name: next(f for f in cmd.flags if f.positional)
+                    for name, cmd in COMMANDS.items() if any(f.positional for f in cmd.flags)}
+        takes_value = {"--log-file", "-F", "--list-format", "-D", "--list-depth"}
+        out = list(self.argv)
+        for i, token in enumerate(out[1:], start=1):
+            if token.startswith("-") or out[i - 1] in takes_value:
+                continue
+            # the command: give its optional positional value (if any) its flag
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            if token in optional and nxt is not None and not nxt.startswith("-"):
+                out.insert(i + 1, optional[token].option)
+            break
+        self.argv = out
+
     def update_config(self, merge: bool = True) -> None:
         """No shell-runner settings to carry over (invoke's run/sudo/timeouts flags)."""
         if merge:

@@ -29,9 +29,7 @@ def task(cmd: Command) -> Task:
     # does, with exit 2 and the flag's help.
     params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
         inspect.Parameter(flag.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                          # invoke requires a positional argument unless it has a default
-                          default=flag.default if flag.positional else
-                          False if flag.type == "bool" else None)
+                          default=False if flag.type == "bool" else None)
         for flag in cmd.flags
     ]
     body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -43,7 +41,6 @@ def task(cmd: Command) -> Task:
         help={flag.name: f"(required) {flag.help}" if flag.required else flag.help
               for flag in cmd.flags},
         iterable=[flag.name for flag in cmd.flags if flag.type == "list"],
-        positional=[flag.name for flag in cmd.flags if flag.positional],
     )
 
 

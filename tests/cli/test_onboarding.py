@@ -1,0 +1,181 @@
+"""A fleet from nothing: `astro-fleet init` in an empty directory, `discover` from what the
+(simulated) Astro knows, then `plan`; and what init and discover refuse."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from support import ASTRO_FLEET, SampleFleet
+
+from upgrade.config.inventory_loader import load_inventory
+from upgrade.controlplane.deploy_record import normalise_remote
+from upgrade.plan.discover import suggest_wave
+from upgrade.sim.testing import SimHandle
+
+
+def fleet(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("ASTRO_API_TOKEN", "ASTRO_SIM_URL", "ASTRO_FLEET_INVENTORY")}
+    return subprocess.run([ASTRO_FLEET, *args], cwd=cwd, capture_output=True, text=True,
+                          env={**clean, "COLUMNS": "200", **(env or {})}, timeout=120)
+
+
+def test_init_writes_a_valid_fleet_repo_and_never_overwrites(tmp_path: Path):
+    out = fleet(tmp_path, "init", "--target", "12.4")
+    assert out.returncode == 0, out.stderr
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == [".github/workflows/runtime-upgrade.yml", ".gitignore", "inventory.yaml",
+                     "playbooks/upgrade.yaml", "tasks.py",
+                     "templates/os-packages-private-index.Dockerfile.j2",
+                     "templates/standard.Dockerfile.j2"]
+    inv = load_inventory(tmp_path / "inventory.yaml")
+    assert str(inv.target) == "12.4" and inv.deployments == () and sorted(inv.waves) == [1, 2, 3]
+    assert inv.playbook.path == tmp_path / "playbooks" / "upgrade.yaml"
+    assert inv.templates.path == tmp_path / "templates"
+    assert (tmp_path / "tasks.py").read_text().count("\n") == 2
+    assert ".upgrade/" in (tmp_path / ".gitignore").read_text()
+    workflow = (tmp_path / ".github" / "workflows" / "runtime-upgrade.yml").read_text()
+    assert "concurrency:" in workflow and "cancel-in-progress: false" in workflow
+    assert "plan --detailed-exitcode" in workflow and "workflow_dispatch" in workflow
+    # `invoke` works there too, through the two-line tasks.py.
+    listed = subprocess.run([str(Path(ASTRO_FLEET).parent / "invoke"), "--list"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert listed.returncode == 0 and "discover" in listed.stdout, listed.stderr
+
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    (tmp_path / "inventory.yaml").write_text("# mine\n")
+    again = fleet(tmp_path, "init")
+    assert again.returncode == 2
+    assert again.stderr.startswith(f"error: {tmp_path} already has inventory.yaml, tasks.py, ")
+    assert "init writes nothing over existing files" in again.stderr
+    assert (tmp_path / "inventory.yaml").read_text() == "# mine\n"
+    assert {p for p in tmp_path.rglob("*") if p.is_file()} == set(before)
+
+
+def test_init_into_a_directory_with_one_clashing_file_names_it_and_writes_nothing(tmp_path: Path):
+    (tmp_path / "tasks.py").write_text("# someone else's tasks\n")
+    out = fleet(tmp_path, "init", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"error: {tmp_path} already has tasks.py: init writes nothing "
+                                  "over existing files. Move them away, or init another "
+                                  "directory (astro-fleet init DIR).")
+    assert [p.name for p in tmp_path.iterdir()] == ["tasks.py"]
+
+
+def _deploy_all(sim: SimHandle, sample: SampleFleet, skip: set[str]) -> None:
+    """Each Deployment deployed once from its repo's clean checkout, as the astro CLI does."""
+    inv = load_inventory(sample.inventory, check_repos=False)
+
+    def one(dep) -> None:
+        repo = inv.repos[dep.repo].path
+        out = sim.run("deploy", dep.id, "--workspace-id", dep.workspace_id, cwd=repo)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, [d for d in inv.deployments if d.name not in skip]))
+
+
+def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim: SimHandle,
+                                                  tmp_path_factory: pytest.TempPathFactory):
+    sample_fleet.use_simulator(sim.url)
+    assert sample_fleet.seed() == 17
+    _deploy_all(sim, sample_fleet, skip={"partner-feeds-prod"})
+    empty = tmp_path_factory.mktemp("fleet")
+    repos = sample_fleet.root / "demo-fleet"
+
+    init = fleet(empty, "init", "--simulator", sim.url, "--target", "12.4")
+    assert init.returncode == 0, init.stderr
+    found = fleet(empty, "discover", "--merge", "--repos", str(repos))
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith(f"17 Deployment(s) in 4 workspace(s) at {sim.url}/v1: "
+                                   "6 repo(s), 1 unmapped.\n")
+    assert "inventory.yaml: added 16 Deployment(s) in 6 new repo(s)." in found.stdout
+    assert "unmapped: partner-feeds-prod: their deploys carry no git metadata" in found.stderr
+    text = (empty / "inventory.yaml").read_text()
+    assert "# Written by `astro-fleet init`" in text  # init's comments survive the merge
+    assert "#   - {id: cm1ptnprd000017, name: partner-feeds-prod" in text
+    inv = load_inventory(empty / "inventory.yaml")
+    by_name = {d.name: d for d in inv.deployments}
+    assert len(by_name) == 16
+    assert (by_name["sales-etl-dev"].wave, by_name["sales-etl-staging"].wave,
+            by_name["sales-etl-prod"].wave) == (1, 2, 3)
+    assert "production" in by_name["ml-platform-prod"].groups
+    assert inv.repos["sales-etl"].path == repos / "sales-etl"
+    assert {d.repo for d in inv.deployments if d.repo == "marketing-dbt"} == {"marketing-dbt"}
+    assert "wave suggested by the -staging suffix" in text
+
+    plan = fleet(empty, "plan", "--detailed-exitcode")
+    assert plan.returncode == 8, plan.stdout + plan.stderr
+    assert "Plan: 16 to upgrade, 0 already at 12.4." in plan.stdout
+
+    # A second discover adds nothing and keeps a hand-written comment and key.
+    edited = text.replace("journal: .upgrade", "journal: .upgrade  # kept by hand")
+    (empty / "inventory.yaml").write_text(edited)
+    again = fleet(empty, "discover", "--merge", "--repos", str(repos))
+    assert again.returncode == 0, again.stderr
+    assert "added 0 Deployment(s); 16 already listed." in again.stdout
+    after = (empty / "inventory.yaml").read_text()
+    assert "journal: .upgrade  # kept by hand" in after
+    assert after.count("# --- unmapped:") == 1
+    assert after == edited
+
+
+def test_discover_without_a_token_an_unknown_token_or_astro_unreachable_writes_nothing(
+        tmp_path: Path, sim: SimHandle):
+    no_token = fleet(tmp_path, "discover")
+    assert no_token.returncode == 7
+    assert no_token.stderr.startswith("error: cannot read https://api.astronomer.io/v1 (no "
+                                      "token): set $ASTRO_API_TOKEN")
+    assert list(tmp_path.iterdir()) == []
+
+    (tmp_path / "inventory.yaml").write_text(
+        f"target: '12.4'\ncontrol_plane:\n  simulator: {sim.url}\n"
+        "  extra_env: {ASTRO_API_TOKEN: not-a-token}\nrepos: {}\n")
+    before = (tmp_path / "inventory.yaml").read_text()
+    refused = fleet(tmp_path, "discover", "--merge")
+    assert refused.returncode == 7, refused.stderr
+    assert f"Astro's API refused the token (401) for GET {sim.url}/v1/organizations" in refused.stderr
+    (tmp_path / "inventory.yaml").write_text(
+        "target: '12.4'\ncontrol_plane:\n  simulator: http://127.0.0.1:9\n  http_retries: 0\n"
+        "repos: {}\n")
+    before = (tmp_path / "inventory.yaml").read_text()
+    down = fleet(tmp_path, "discover", "--merge")
+    assert down.returncode == 7
+    assert down.stderr.startswith("error: GET http://127.0.0.1:9/v1/organizations")
+    assert down.stderr.strip().endswith("Nothing was written.")
+    assert (tmp_path / "inventory.yaml").read_text() == before
+    exists = fleet(tmp_path, "discover")
+    assert exists.returncode == 2 and "--merge adds the Deployments it lacks" in exists.stderr
+
+
+@pytest.mark.parametrize(("name", "wave", "why"), [
+    ("sales-etl-dev", 1, "-dev"), ("x_development", 1, "-development"), ("a-stg", 2, "-stg"),
+    ("a-staging", 2, "-staging"), ("a-prod", 3, "-prod"), ("a-production", 3, "-production"),
+    ("adhoc", 3, "no -dev/-stg/-prod suffix"), ("devtools", 3, "no -dev"),
+])
+def test_waves_are_suggested_by_suffix(name, wave, why):
+    got, reason = suggest_wave(name, (1, 2, 3))
+    assert got == wave and why in reason and reason.startswith("suggested")
+    assert suggest_wave("a-staging", (1,))[0] == 1  # a fleet with one wave
+
+
+@pytest.mark.parametrize("url", ["git@gitlab.com:team/x.git", "https://gitlab.com/team/x",
+                                 "ssh://git@GitLab.com:22/team/x.git/",
+                                 "https://user:secret@gitlab.com/team/x.git"])
+def test_one_repository_however_its_remote_is_written(url):
+    assert normalise_remote(url) == "gitlab.com/team/x"
+
+
+def test_discover_json_is_the_document(tmp_path: Path, sim: SimHandle):
+    sim.add_deployment("dep-1", "billing-dev", runtime_version="12.4.0")
+    (tmp_path / "inventory.yaml").write_text(
+        f"target: '12.4'\ncontrol_plane: {{simulator: '{sim.url}'}}\nrepos: {{}}\n")
+    out = fleet(tmp_path, "discover", "--output", "-", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["written"] is None and doc["unmapped"][0]["name"] == "billing-dev"
