@@ -12,6 +12,7 @@ from upgrade.config.located import LMap, join
 LOCAL = "local"  # the implicit runner: this machine
 DEFAULT_PARALLEL = 4  # builds at once per runner when the inventory does not say
 KNOWN_HOSTS = ("strict", "accept-new", "ignore")
+CONNECT_TIMEOUT = 10.0  # s for TCP connect, SSH banner and authentication, each
 RUNNER_KEYS = ("host", "port", "user", "key_file", "known_hosts", "known_hosts_file", "parallel")
 
 

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from upgrade.config.inventory import Inventory, Repo
-from upgrade.config.runners import Runner
+from upgrade.config.runners import CONNECT_TIMEOUT, Runner
 from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import CommandResult, Host, LocalHost
-from upgrade.hosts.ssh import CONNECT_TIMEOUT, SSHHost
+
+# Fabric and paramiko cost a large part of a command's start-up: only a fleet with SSH
+# runners imports them (upgrade.hosts.ssh), when its pool is made.
 
 # Checking a runner is a handful of `command -v` and stat calls; anything slower is broken.
 CHECK_TIMEOUT = 30.0
@@ -42,12 +44,16 @@ class HostPool:
     ):
         self._repos: Mapping[str, Repo] = inventory.repos
         self._runners: Mapping[str, Runner] = inventory.runners
-        self._hosts: dict[str, Host] = {
-            name: LocalHost(name) if runner.is_local else SSHHost(
+        self._hosts: dict[str, Host] = {}
+        for name, runner in inventory.runners.items():
+            if runner.is_local:
+                self._hosts[name] = LocalHost(name)
+                continue
+            from upgrade.hosts.ssh import SSHHost
+
+            self._hosts[name] = SSHHost(
                 runner, known_hosts_file=runner.known_hosts_file or known_hosts_file,
                 connect_timeout=connect_timeout)
-            for name, runner in inventory.runners.items()
-        }
         self._lock = threading.Lock()
 
     def __enter__(self) -> HostPool:
@@ -73,8 +79,8 @@ class HostPool:
         """Close every SSH connection the pool opened."""
         with self._lock:
             for host in self._hosts.values():
-                if isinstance(host, SSHHost):
-                    host.close()
+                if not isinstance(host, LocalHost):
+                    host.close()  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, order=True)
@@ -123,7 +129,7 @@ def _check_one(
     host: Host, repos: list[Repo], astro_bin: str, timeout: float
 ) -> list[RunnerProblem]:
     name = host.name
-    tools = ["git", astro_bin] + (["timeout"] if isinstance(host, SSHHost) else [])
+    tools = ["git", astro_bin] + ([] if isinstance(host, LocalHost) else ["timeout"])
     problems: list[RunnerProblem] = []
     try:
         for tool in tools:

@@ -48,7 +48,7 @@ import invoke
 import paramiko
 from paramiko.config import SSHConfig
 
-from upgrade.config.runners import Runner
+from upgrade.config.runners import CONNECT_TIMEOUT, Runner
 from upgrade.errors import ConnectionLost, HostKeyRefused, RunnerUnreachable
 from upgrade.hosts.host import KILL_GRACE, CommandResult
 from upgrade.hosts.known_hosts import (
@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT = 10.0  # s for TCP connect, SSH banner and authentication, each
 IO_TIMEOUT = 60.0  # s an SFTP request or a channel open may take before the runner is deemed gone
 KEEPALIVE = 30  # s between keepalives, so a silently dead peer is noticed
 RETRY_AFTER = 30.0  # s a failed connect is remembered before the next attempt

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
-from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import Host
 from upgrade.model.versions import try_parse_version
 from upgrade.plan.plan import DeployedFact, RepoFile
+
+if TYPE_CHECKING:
+    from upgrade.controlplane.control_plane import ControlPlane
 
 # Listing a workspace is one `astro deployment list` process; a few at once is plenty.
 LIST_WORKERS = 8

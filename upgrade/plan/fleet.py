@@ -13,16 +13,19 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.config.inventory_loader import load_inventory
-from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import Host
-from upgrade.hosts.pool import HostPool
 from upgrade.model.catalog import Catalog, Resolution, load_catalog
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.facts import deployed_versions, org_airflow3_versions, read_dockerfiles
 from upgrade.plan.plan import DeployedFact, Plan, PlanOptions, build_plan
+
+if TYPE_CHECKING:
+    from upgrade.controlplane.control_plane import ControlPlane
+    from upgrade.hosts.pool import HostPool
 
 
 class Fleet:
@@ -53,11 +56,16 @@ class Fleet:
     @cached_property
     def control_plane(self) -> ControlPlane:
         """The Astro control plane (real CLI, or the simulator) configured in the inventory."""
+        # Imported here: httpx is needed only by commands that talk to Astro (not --offline).
+        from upgrade.controlplane.control_plane import ControlPlane
+
         return ControlPlane(self.inventory.control_plane)
 
     @cached_property
     def hosts(self) -> HostPool:
         """One Host per runner: this machine, or a pooled SSH connection (opened lazily)."""
+        from upgrade.hosts.pool import HostPool
+
         return HostPool(self.inventory)
 
     def host_for(self, repo: Repo) -> Host:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.text import Text
 
-from upgrade.run.rollout import WaveResult
+if TYPE_CHECKING:  # `status` imports this module: it must not pull in the whole run floor
+    from rich.console import Console
+
+    from upgrade.run.rollout import WaveResult
 
 RESULT_STYLE = {"ok": "green", "skipped": "cyan", "failed": "bold red", "not finished": "yellow"}
 STATUS_STYLE = {
