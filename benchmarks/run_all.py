@@ -23,6 +23,7 @@ ROOT = HERE.parent
 # (name, script, arguments). rollout.py runs twice: its local mode, then --ssh (the same
 # rollout with the repos on SSH runners); both need only their defaults.
 BENCHMARKS: list[tuple[str, str, list[str]]] = [
+    ("startup", "startup.py", []),
     ("plan", "plan.py", []),
     ("rollout", "rollout.py", []),
     ("rollout-ssh", "rollout.py", ["--ssh"]),
