@@ -9,6 +9,7 @@ check the whole fleet.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,13 +19,13 @@ from pathlib import Path
 from upgrade.demo import sample_fleet
 
 ROOT = Path(__file__).resolve().parents[2]
-INVOKE = str(Path(sys.executable).parent / "invoke")
+ASTRO_FLEET = str(Path(sys.executable).parent / "astro-fleet")
 # 0.02 turns the simulator's realistic 60 s deploy and 120 s rollout into ~1 s and ~2 s.
 TIME_SCALE = "0.02"
 
 SOAK = 10  # seconds: the sample inventory's soak for waves 1 and 2
 
-# (title, invoke arguments, seconds to wait before running it)
+# (title, astro-fleet arguments, seconds to wait before running it)
 STEPS: list[tuple[str, list[str], int]] = [
     ("The Runtime catalog: what '12.4' means today", ["catalog", "--resolve", "12.4"], 0),
     ("Start the local Astro control-plane simulator",
@@ -47,10 +48,10 @@ STEPS: list[tuple[str, list[str], int]] = [
 
 
 def run(args: list[str]) -> int:
-    """Run one `invoke` command in the project directory, echoing it first."""
-    print(f"\n$ invoke {' '.join(args)}", flush=True)
+    """Run one `astro-fleet` command in the project directory, echoing it first."""
+    print(f"\n$ astro-fleet {' '.join(shlex.quote(a) for a in args)}", flush=True)
     env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160")}
-    return subprocess.run([INVOKE, *args], cwd=ROOT, env=env).returncode
+    return subprocess.run([ASTRO_FLEET, *args], cwd=ROOT, env=env).returncode
 
 
 def main() -> int:
