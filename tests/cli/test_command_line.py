@@ -3,8 +3,12 @@ exit 2 before anything changes, the exit code of a system that fails us."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import pytest
-from support import SampleFleet
+from support import ASTRO_FLEET, SampleFleet
 
 from upgrade.cli.flags import COMMANDS
 from upgrade.cli.tasks import namespace
@@ -82,3 +86,64 @@ def test_a_control_plane_that_cannot_be_reached_is_exit_7(sample_fleet: SampleFl
     assert "astro-fleet sim.start" in line
     offline = sample_fleet.invoke("plan", "--offline")  # no Astro needed: the Dockerfiles only
     assert offline.returncode == 3, offline.stderr  # partner-feeds is refused by policy
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("plna",), "error: no command 'plna'. Did you mean 'plan'? `astro-fleet --list` lists the commands."),
+    (("plan", "--wavee", "1"), "error: plan has no flag --wavee. Did you mean '--wave'? `astro-fleet --help plan` lists its flags."),
+    (("plan", "--wave"), "error: --wave needs a value (command plan)."),
+    (("--frobnicate",), "error: unknown option --frobnicate. `astro-fleet --help` lists the core options."),
+    (("--list", "nope"), "error: Sub-collection 'nope' not found!"),
+])
+def test_the_parser_refuses_in_one_line_with_exit_2(sample_fleet: SampleFleet, args, message):
+    assert refused_in_one_line(sample_fleet.invoke(*args)) == message
+
+
+def test_version_verbose_and_a_json_lines_log_file(sample_fleet: SampleFleet):
+    from upgrade import __version__
+
+    version = sample_fleet.invoke("--version")
+    assert (version.returncode, version.stdout) == (0, f"astro-fleet {__version__}\n")
+    token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    log = sample_fleet.root / "ci" / "run.jsonl"
+    out = sample_fleet.invoke("-v", "--log-file", str(log), "plan", "--offline", "--limit",
+                              "sales-etl-dev", "--target", token)
+    assert out.returncode == 2  # the "target" is no version: refused, and logged
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert records[0]["message"].startswith("command: ") and token not in log.read_text()
+    assert records[-1] == {**records[-1], "logger": "upgrade.cli", "message": "plan: exit 2"}
+    assert any(r["level"] == "error" and r["logger"] == "upgrade.console" for r in records)
+    assert "DEBUG: upgrade.cli: plan: exit 2" in out.stderr  # -v: debug records on stderr
+    assert token not in out.stderr
+
+
+def test_the_inventory_is_found_by_flag_env_or_the_current_directory(sample_fleet: SampleFleet,
+                                                                     tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    missing = subprocess.run([ASTRO_FLEET, "status"], cwd=elsewhere, capture_output=True,
+                             text=True, env={k: v for k, v in os.environ.items()
+                                             if k != "ASTRO_FLEET_INVENTORY"})
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(f"error: no inventory.yaml in {elsewhere}. ")
+    env = {**os.environ, "ASTRO_FLEET_INVENTORY": str(sample_fleet.inventory)}
+    found = subprocess.run([ASTRO_FLEET, "status", "--json"], cwd=elsewhere,
+                           capture_output=True, text=True, env=env)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["rollouts"] == []
+    wrong = subprocess.run([ASTRO_FLEET, "status", "--inventory", "nope/inv.yaml"],
+                           cwd=elsewhere, capture_output=True, text=True, env=env)
+    assert wrong.returncode == 2
+    assert f"--inventory nope/inv.yaml: inv.yaml not found in {elsewhere / 'nope'}." in wrong.stderr
+
+
+def test_sim_commands_do_not_need_the_repos(sample_fleet: SampleFleet):
+    import shutil
+
+    shutil.rmtree(sample_fleet.root / "demo-fleet")
+    out = sample_fleet.invoke("sim.stop")
+    assert (out.returncode, out.stdout) == (0, "no simulator was running\n"), out.stderr
+    status = sample_fleet.invoke("sim.status")
+    assert refused_in_one_line(status, code=7) == (
+        "error: simulator: not running (start it with: astro-fleet sim.start)")
