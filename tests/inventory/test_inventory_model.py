@@ -10,8 +10,9 @@ import pytest
 from upgrade.config.checker import parse_duration
 from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.config.inventory import Inventory, merge
+from upgrade.config.settings import PACKAGED_PLAYBOOK, PathSetting
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import InputError
+from upgrade.errors import InputError, InventoryError
 
 from .conftest import FleetDir
 
@@ -323,8 +324,33 @@ def test_the_documented_example_is_a_valid_inventory(tmp_path: Path, monkeypatch
     monkeypatch.setenv("FLEET_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/x")
     (tmp_path / "feeds").mkdir()
     (tmp_path / "feeds" / "runtime.json").write_text("{}")
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "upgrade.yaml").write_text(PACKAGED_PLAYBOOK.read_text())
+    (tmp_path / "templates").mkdir()
     inventory = fleet.load(example)
+    assert inventory.playbook == PathSetting(tmp_path / "playbooks" / "upgrade.yaml",
+                                             "inventory key playbook")
+    assert inventory.templates.path == tmp_path / "templates"
     assert {d.name: d.wave for d in inventory.deployments} == {
         "billing-dev": 1, "billing-prod": 3, "etl-prod": 3}
     assert inventory.merged_view("billing-dev")["vars"] == {
         "owner": "platform", "region": "eu", "alert": "email", "tier": "dev", "team": "payments"}
+
+
+def test_playbook_and_templates_come_from_the_key_else_beside_else_the_package(tmp_path: Path):
+    fleet = FleetDir(tmp_path)
+    fleet.repo("billing")
+    text = ("target: '12.4'\nrepos:\n  billing:\n    path: repos/billing\n    deployments:\n"
+            "      - {id: b1, name: billing-dev, workspace_id: ws, wave: 1}\n")
+    packaged = fleet.load(text)
+    assert packaged.playbook.packaged and packaged.templates.packaged
+    assert packaged.playbook.path == PACKAGED_PLAYBOOK
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "upgrade.yaml").write_text("name: mine\nsteps: []\n")
+    beside = fleet.load(text)
+    assert (beside.playbook.path, beside.playbook.source) == (
+        tmp_path / "playbooks" / "upgrade.yaml", "beside the inventory")
+    with pytest.raises(InventoryError) as caught:
+        fleet.load("playbook: books/other.yaml\ntemplates: tpl\n" + text)
+    assert [(p.line, p.key) for p in caught.value.problems] == [(1, "playbook"), (2, "templates")]
+    assert "does not exist. Fix the path" in str(caught.value)

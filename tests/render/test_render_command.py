@@ -70,9 +70,9 @@ def test_repo_in_the_middle_of_a_rebase_is_refused(sample_fleet: SampleFleet) ->
 
 
 def test_push_to_a_bare_remote(sample_fleet: SampleFleet, tmp_path) -> None:
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-    sample_fleet.git("sales-etl", "remote", "add", "origin", str(remote))
+    # Each sample repo's origin is a bare repository beside the checkouts (file://).
+    remote = sample_fleet.root / "demo-fleet" / ".remotes" / "sales-etl.git"
+    assert sample_fleet.git("sales-etl", "remote", "get-url", "origin").strip() == remote.as_uri()
     out = sample_fleet.invoke("render", "--offline", "--push", "--limit", "sales-etl")
     assert out.returncode == 0, out.stderr
     assert "pushed" in out.stdout

@@ -74,10 +74,10 @@ def run(name: str, given: Mapping[str, Any]) -> int:
     try:
         code = COMMANDS[name].call(given)
     except UpgradeError as exc:
-        _console().error(str(exc))
+        consoles().error(str(exc))
         code = exc.exit_code
     except KeyboardInterrupt:
-        _console().note("interrupted.")
+        consoles().note("interrupted.")
         code = EXIT_SIGINT
     except Exception as exc:  # a bug: say so plainly, keep the traceback opt-in
         log.debug("unexpected error", exc_info=True)
@@ -85,14 +85,15 @@ def run(name: str, given: Mapping[str, Any]) -> int:
             import traceback
 
             traceback.print_exc()
-        _console().error(f"unexpected {type(exc).__name__}: {exc} (run again with "
+        consoles().error(f"unexpected {type(exc).__name__}: {exc} (run again with "
                          "UPGRADE_DEBUG=1 for the traceback, and report it)")
         code = EXIT_UNEXPECTED
     log.debug("%s: exit %d", name, code)
     return code
 
 
-def _console() -> Any:
+def consoles() -> Any:
+    """``upgrade.report.console``, imported when first used (rich is slow to import)."""
     from upgrade.report import console
 
     return console
@@ -133,7 +134,7 @@ def print_document(name: str, doc: Any) -> None:
     """A ``--json`` document, stamped with its schema (docs/schemas/<name>.schema.json)."""
     from upgrade.report.documents import stamp
 
-    _console().print_json(stamp(name, doc))
+    consoles().print_json(stamp(name, doc))
 
 
 # ------------------------------------------------------------------------ read-only
@@ -148,7 +149,7 @@ def catalog(a: Args) -> int:
     """
     from upgrade.model.catalog import load_catalog
 
-    console = _console()
+    console = consoles()
     feed, mode, base_dir = a.feed, a.mode, None
     path = None
     if feed is None:
@@ -186,7 +187,7 @@ def catalog(a: Args) -> int:
 @command("inventory", NAME, INVENTORY, JSON)
 def inventory(a: Args) -> int:
     """Show the fleet by wave, or the merged view of one Deployment."""
-    console = _console()
+    console = consoles()
     inv = _load(a)
     if a.name:
         view = inv.merged_view(a.name)
@@ -218,7 +219,7 @@ def plan(a: Args) -> int:
     else:
         from upgrade.report.plan import print_plan
 
-        print_plan(result, _console().stdout)
+        print_plan(result, consoles().stdout)
     code = _finish(result)
     if a.detailed_exitcode and result.counts()["upgrade"]:
         return EXIT_CHANGES_PENDING
@@ -230,7 +231,7 @@ def status(a: Args) -> int:
     """Show every rollout in the journal: waves, their state, soak time left."""
     from upgrade.journal.backend import existing_journal
 
-    console = _console()
+    console = consoles()
     inv = _load(a, check_repos=False)
     journal = existing_journal(inv.journal)
     if journal is None:
@@ -256,7 +257,7 @@ def verify_all(a: Args) -> int:
     from upgrade.report.drift import drift_markdown, print_report
     from upgrade.run.drift import verify_all as check_drift
 
-    console = _console()
+    console = consoles()
     with _fleet(a) as fleet:
         result = check_drift(fleet, a.limit)
     if a.report:
@@ -276,7 +277,7 @@ def runners(a: Args) -> int:
     from upgrade.hosts.pool import check_runners
     from upgrade.report.tables import runner_lines
 
-    console = _console()
+    console = consoles()
     with _fleet(a) as fleet:
         problems = check_runners(fleet.inventory, fleet.hosts,
                                  astro_bin=fleet.control_plane.config.astro_bin)
@@ -298,7 +299,7 @@ def render(a: Args) -> int:
     from upgrade.run.render import DEFAULT_BRANCH, RenderOptions
     from upgrade.run.render import render as write_render
 
-    console = _console()
+    console = consoles()
     options = RenderOptions(commit=a.commit or a.push, push=a.push,
                             branch=a.branch or DEFAULT_BRANCH)
     with _fleet(a, target=a.target) as fleet:
@@ -327,7 +328,7 @@ def upgrade(a: Args) -> int:
     from upgrade.run import rollout
     from upgrade.run.rollout import WaveRequest
 
-    console = _console()
+    console = consoles()
     if a.skip_gate and not (a.reason or "").strip():
         raise InputError('--skip-gate needs --reason "why": it is recorded and shown in reports.')
     resume = _command_line(a.wave, a.limit)
@@ -361,7 +362,7 @@ def upgrade(a: Args) -> int:
 
 
 def _dry_run(result: Any, book: Any, as_json: bool) -> int:
-    console = _console()
+    console = consoles()
     if as_json:
         doc = result.to_json()
         doc["steps"] = [{"name": s.name, "kind": s.kind, "scope": s.scope} for s in book.steps]
@@ -419,7 +420,7 @@ def approve(a: Args) -> int:
     from upgrade.journal.records import actor
     from upgrade.run import rollout
 
-    console = _console()
+    console = consoles()
     with _fleet(a) as fleet:
         rollout_id, resolution, note = rollout.approve(
             fleet, a.wave, actor(), a.reason, command=f"{PROGRAM} approve --wave {a.wave}")
@@ -436,7 +437,7 @@ def abandon(a: Args) -> int:
     from upgrade.journal.records import actor
     from upgrade.run import rollout
 
-    console = _console()
+    console = consoles()
     with _fleet(a) as fleet:
         ended = rollout.abandon(fleet, actor(), a.reason, command=f"{PROGRAM} abandon")
     if ended is None:
@@ -452,7 +453,7 @@ def unlock(a: Args) -> int:
     from upgrade.journal.backend import unlock as clear_lock
 
     cleared = clear_lock(_load(a, check_repos=False).journal)
-    _console().say(f"cleared: {cleared}" if cleared else "the journal was not locked")
+    consoles().say(f"cleared: {cleared}" if cleared else "the journal was not locked")
     return EXIT_OK
 
 
@@ -466,7 +467,7 @@ def journal_export(a: Args) -> int:
     from upgrade.journal.transfer import export_journal
 
     done = export_journal(_load(a, check_repos=False).journal, Path(a.file))
-    _console().say(f"exported {done.summary()} from {done.journal} to {done.file}")
+    consoles().say(f"exported {done.summary()} from {done.journal} to {done.file}")
     return EXIT_OK
 
 
@@ -477,7 +478,7 @@ def journal_import(a: Args) -> int:
 
     done = import_journal(_load(a, check_repos=False).journal, Path(a.file),
                           command=f"{PROGRAM} journal.import")
-    _console().say(f"imported {done.summary()} from {done.file} into {done.journal}")
+    consoles().say(f"imported {done.summary()} from {done.file} into {done.journal}")
     return EXIT_OK
 
 
@@ -492,7 +493,7 @@ def sim_start(a: Args) -> int:
     from upgrade.run import simulator
     from upgrade.sim import lifecycle
 
-    console = _console()
+    console = consoles()
     state_dir = simulator.state_dir(_load(a, check_repos=False))
     running = lifecycle.status(state_dir)
     if running is not None:
@@ -511,7 +512,7 @@ def sim_stop(a: Args) -> int:
     from upgrade.sim import lifecycle
 
     stopped = lifecycle.stop(simulator.state_dir(_load(a, check_repos=False)))
-    _console().say("simulator stopped" if stopped else "no simulator was running")
+    consoles().say("simulator stopped" if stopped else "no simulator was running")
     return EXIT_OK
 
 
@@ -524,7 +525,7 @@ def sim_status(a: Args) -> int:
     info = lifecycle.status(simulator.state_dir(_load(a, check_repos=False)))
     if info is None:
         raise ServiceError(f"simulator: not running (start it with: {PROGRAM} sim.start)")
-    _console().say(f"simulator: running at {info.url} (pid {info.pid})")
+    consoles().say(f"simulator: running at {info.url} (pid {info.pid})")
     return EXIT_OK
 
 
@@ -533,7 +534,7 @@ def sim_seed(a: Args) -> int:
     """Create the inventory's Deployments in the simulator at their Dockerfiles' versions."""
     from upgrade.run import simulator
 
-    console = _console()
+    console = consoles()
     with _fleet(a) as fleet:
         url, count, skipped = simulator.seed(fleet)
     console.say(f"seeded {count} Deployments into the simulator at {url}")
@@ -549,5 +550,5 @@ def sim_reset(a: Args) -> int:
     from upgrade.sim import lifecycle
 
     lifecycle.reset(simulator.url(_load(a, check_repos=False)))
-    _console().say("simulator reset")
+    consoles().say("simulator reset")
     return EXIT_OK

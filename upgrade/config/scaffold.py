@@ -9,12 +9,14 @@ requests, waves by manual dispatch, one run at a time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from upgrade import __version__
 from upgrade.config.settings import PACKAGED, PACKAGED_PLAYBOOK, PACKAGED_TEMPLATES
 from upgrade.errors import InputError
+from upgrade.model.catalog import Release
 
 INIT = PACKAGED / "init"
 PRODUCTION = """\
@@ -85,6 +87,18 @@ def inventory_text(target: str, simulator: str | None = None, *, own_files: bool
             .replace('"@TARGET@"', f'"{target}"'.ljust(10))
             .replace("@CONTROL_PLANE@", control_plane)
             .replace("@FILES@", OWN_FILES if own_files else PACKAGED_FILES))
+
+
+def default_target(catalog: Iterable[Release]) -> str:
+    """The newest stable Runtime line of the Airflow 2 scheme ("12.4"): a safe first target
+    (Airflow 3 is an explicit, per-Deployment choice)."""
+    best = None
+    for release in catalog:
+        v = release.version
+        if (v.scheme == "af2" and not release.yanked and release.channel in ("stable", None)
+                and not v.is_prerelease and (best is None or v > best)):
+            best = v
+    return f"{best.major}.{best.minor}" if best is not None else "latest"
 
 
 def _read(name: str) -> str:

@@ -1,6 +1,10 @@
 """``discover``: read every Deployment and its latest deploy's git metadata from Astro, find
 the repos' checkouts here, and merge what is new into an inventory (written only when
 everything was read and the result validates).
+
+A new inventory starts as the commented one ``init`` writes (without naming a playbook or
+templates it does not have); ``--merge`` starts from the existing file, whose
+``control_plane:`` says which Astro (or simulator) to read.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from pathlib import Path
 from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.config.inventory_writer import Merged, NewDeployment, NewRepo, merge_inventory
+from upgrade.config.scaffold import default_target, inventory_text
 from upgrade.controlplane.control_plane import resolve
 from upgrade.controlplane.deploy_record import latest_with_git, normalise_remote
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
-from upgrade.errors import AstroAuthError, InventoryError, PlatformError
+from upgrade.errors import AstroAuthError, InputError, InventoryError, PlatformError
 from upgrade.hosts import git
 from upgrade.hosts.host import LocalHost
+from upgrade.model.catalog import load_catalog
 from upgrade.plan.discover import DiscoveredDeployment, Discovery, Found, discover
 
 READERS = 8  # deploy-record reads at once
@@ -29,11 +35,46 @@ SCAN_DEPTH = 2  # checkouts are looked for in DIR, DIR/*, DIR/*/*
 
 @dataclass(frozen=True)
 class Written:
-    """What ``discover`` proposed and what it merged."""
+    """What ``discover`` proposed, what it merged, and where it wrote it."""
 
     discovery: Discovery
     merged: Merged
     url: str  # the platform API read
+    output: str  # the file written, or "-" (the caller prints ``merged.text``)
+    root: Path  # the directory the inventory's relative paths start at
+
+
+def discover_inventory(inventory: Path, *, merge: bool, output: str | None,
+                       workspaces: Sequence[str], repos_dir: str | None) -> Written:
+    """``discover``: refuse what cannot work before reading anything, read, merge, validate,
+    then write ``output`` (default: ``inventory``; ``-``: nothing is written)."""
+    exists = inventory.is_file()
+    if exists and not merge and output is None:
+        raise InputError(f"{inventory} exists: --merge adds the Deployments it lacks (keeping "
+                         "everything written there), or --output PATH writes a new inventory "
+                         "elsewhere ('-' prints it). Nothing was read or written.")
+    if merge and not exists:
+        raise InputError(f"--merge: there is no {inventory} to merge into (in "
+                         f"{inventory.resolve().parent}). Leave --merge out to create it.")
+    output = output or str(inventory)
+    root = (inventory if output == "-" else Path(output)).resolve().parent
+    config, waves, production, base = ControlPlaneConfig(), (1, 2, 3), True, None
+    if exists:
+        inv = load_inventory(inventory, check_repos=False)
+        config, waves, production = inv.control_plane, tuple(inv.waves) or (1,), \
+            "production" in inv.groups
+        if merge:
+            base = inventory.read_text("utf-8")
+    if base is None:
+        base = inventory_text(default_target(load_catalog(None)), config.simulator,
+                              own_files=False)
+    discovery, url = read_fleet(config, workspaces, Path(repos_dir) if repos_dir else root,
+                                waves)
+    merged = merge_into(discovery, base, root, production)
+    validate(merged.text, root)
+    if output != "-":
+        Path(output).write_text(merged.text, "utf-8")
+    return Written(discovery, merged, url, output, root)
 
 
 def read_fleet(config: ControlPlaneConfig, workspaces: Sequence[str], repos_dir: Path,
@@ -88,8 +129,8 @@ def find_checkouts(root: Path) -> dict[str, str]:
     return found
 
 
-def merge(discovery: Discovery, base_text: str, root: Path,
-          production_group: bool) -> Merged:
+def merge_into(discovery: Discovery, base_text: str, root: Path,
+               production_group: bool) -> Merged:
     """``base_text`` with the discovered Deployments added (see inventory_writer)."""
     repos = [
         NewRepo(name=r.name, path=r.path(str(root)),

@@ -1,0 +1,34 @@
+"""What ``discover`` found and wrote, as people read it (the JSON is the Discovery's)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from upgrade.report import console
+
+if TYPE_CHECKING:
+    from upgrade.run.discover import Written
+
+SHOWN = 8  # unmapped Deployments named in the summary line; the file lists them all
+
+
+def print_discovery(written: Written) -> None:
+    """A summary on stdout; what to do next (clone, place unmapped ones) on stderr."""
+    found, merged = written.discovery, written.merged
+    console.say(f"{found.deployments} Deployment(s) in {len(found.workspaces)} "
+                f"workspace(s) at {written.url}: {len(found.repos)} repo(s), "
+                f"{len(found.unmapped)} unmapped.")
+    console.say(f"{written.output}: added {len(merged.added)} Deployment(s)"
+                + (f" in {len(merged.new_repos)} new repo(s)" if merged.new_repos else "")
+                + (f"; {merged.kept} already listed" if merged.kept else "")
+                + ". Waves are suggestions from the names: check them.")
+    for repo in found.missing_checkouts():
+        console.note(f"no checkout of {repo.repository} found: git clone {repo.clone_url} "
+                     f"{written.root / repo.path(str(written.root))}")
+    if found.unmapped:
+        names = [d.name for d in found.unmapped]
+        shown = ", ".join(names[:SHOWN]) + (
+            f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+        console.note(f"unmapped: {shown}: their deploys carry no git metadata (deployed from "
+                     "a dirty tree, without origin, or with git_metadata off); they are "
+                     f"listed at the end of {written.output}: add each under its repo by hand.")
