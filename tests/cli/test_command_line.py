@@ -48,6 +48,7 @@ def refused_in_one_line(out, code: int = 2) -> str:
     (("upgrade",), "error: upgrade needs --wave: The wave to run."),
     (("plan", "--wave", "two"), "error: --wave must be a whole number, got 'two'."),
     (("plan", "--limit", " "), "error: --limit '': an empty value selects nothing."),
+    (("plan", "--limit", ""), "error: --limit '': an empty value selects nothing."),
     (("plan", "--wave", "9"), "error: --wave 9: the inventory has no wave 9. Its waves are: 1, 2, 3."),
 ])
 def test_bad_flags_are_refused_before_anything_happens(sample_fleet: SampleFleet, args, message):

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.config.playbook import Playbook, default_playbook_path
+from upgrade.config.playbook import Playbook
 from upgrade.config.playbook_loader import load_playbook
+from upgrade.config.settings import BESIDE_PLAYBOOK
 from upgrade.errors import PlaybookError, Problem
 
 SHOWN = "playbooks/upgrade.yaml"
@@ -19,7 +20,7 @@ class BookDir:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.path = default_playbook_path(root)
+        self.path = root / BESIDE_PLAYBOOK
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, text: str) -> Path:

@@ -40,11 +40,6 @@ class Playbook:
         return any(step.kind == "deploy" for step in self.steps)
 
 
-def default_playbook_path(root: Path) -> Path:
-    """The default playbook of a project: ``<root>/playbooks/upgrade.yaml``."""
-    return Path(root) / "playbooks" / "upgrade.yaml"
-
-
 def step_context(
     *,
     target: str,

@@ -23,9 +23,6 @@ from upgrade.config.runners import CONNECT_TIMEOUT, Runner
 from upgrade.errors import RunnerUnreachable
 from upgrade.hosts.host import CommandResult, Host, LocalHost
 
-# Fabric and paramiko cost a large part of a command's start-up: only a fleet with SSH
-# runners imports them (upgrade.hosts.ssh), when its pool is made.
-
 # Checking a runner is a handful of `command -v` and stat calls; anything slower is broken.
 CHECK_TIMEOUT = 30.0
 # Runners checked at once: each check mostly waits on the network.
@@ -49,6 +46,8 @@ class HostPool:
             if runner.is_local:
                 self._hosts[name] = LocalHost(name)
                 continue
+            # Fabric and paramiko are a large part of a command's start-up: only a fleet
+            # with SSH runners imports them.
             from upgrade.hosts.ssh import SSHHost
 
             self._hosts[name] = SSHHost(
