@@ -179,3 +179,41 @@ def test_discover_json_is_the_document(tmp_path: Path, sim: SimHandle):
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["written"] is None and doc["unmapped"][0]["name"] == "billing-dev"
+
+
+def _found(dep_id: str, name: str, repository: tuple[str, str, str] | None):
+    from upgrade.controlplane.deploy_record import DeployGit
+    from upgrade.controlplane.deployment import DeploymentInfo
+    from upgrade.plan.discover import Found
+
+    info = DeploymentInfo(id=dep_id, name=name, workspace_id="ws", runtime_version="12.4.0",
+                          airflow_version="", status="HEALTHY", image_tag="",
+                          airflow_api_url="", webserver_url="", ci_cd_enforcement=True)
+    if repository is None:
+        return Found(info)
+    account, repo, path = repository
+    return Found(info, DeployGit("GITHUB", "a" * 40, account=account, repo=repo, path=path))
+
+
+def test_repo_names_stay_unique_and_a_monorepo_gives_one_entry_per_project():
+    from upgrade.plan.discover import discover
+
+    found = discover([
+        _found("d1", "dags-dev", ("acme", "dags", "")),
+        _found("d2", "dags-prod", ("acme", "dags", "")),
+        _found("d3", "other-dev", ("globex", "dags", "")),
+        _found("d4", "mono-a-dev", ("acme", "mono", "astro/a")),
+        _found("d5", "mono-b-dev", ("acme", "mono", "astro/b")),
+        _found("d6", "orphan", None),
+    ], {"github.com/acme/dags": "/src/dags"})
+    assert {r.name: [d.id for d in r.deployments] for r in found.repos} == {
+        "acme-dags": ["d1", "d2"], "globex-dags": ["d3"], "mono-astro-a": ["d4"],
+        "mono-astro-b": ["d5"]}
+    by_name = {r.name: r for r in found.repos}
+    assert by_name["acme-dags"].path("/fleet") == "../src/dags"
+    assert by_name["mono-astro-a"].path("/fleet") == "repos/mono/astro/a"  # one clone, two projects
+    assert by_name["mono-astro-b"].path("/fleet") == "repos/mono/astro/b"
+    assert by_name["globex-dags"].clone_url == "https://github.com/globex/dags.git"
+    assert [d.id for d in found.unmapped] == ["d6"]
+    assert found.unmapped[0].note() == ("Runtime 12.4.0; CI/CD enforced; wave suggested: no "
+                                        "-dev/-stg/-prod suffix, so the last wave")

@@ -74,11 +74,18 @@ class DiscoveredRepo:
     project_dir: str  # the Astro project's directory in the repo ('' at its root)
     checkout: str | None  # the local checkout found, absolute; None when not found
     deployments: tuple[DiscoveredDeployment, ...]
+    clone_dir: str = ""  # where to clone it when there is no checkout: repos/<clone_dir>
+
+    @property
+    def clone_to(self) -> str:
+        """Where to clone it when there is no checkout, relative to the inventory."""
+        return f"repos/{self.clone_dir or self.name}"
 
     def path(self, inventory_dir: str) -> str:
-        """``path:`` for the inventory: the checkout (relative to it), else repos/<name>."""
+        """``path:`` for the inventory: the checkout (relative to it), else where to clone
+        it (``repos/<name>``; the projects of one repository share one clone)."""
         base = (os.path.relpath(self.checkout, inventory_dir) if self.checkout
-                else f"repos/{self.name}")
+                else self.clone_to)
         return f"{base}/{self.project_dir}" if self.project_dir else base
 
     def to_json(self, inventory_dir: str) -> dict[str, Any]:
@@ -139,6 +146,7 @@ def discover(found: Sequence[Found], checkouts: Mapping[str, str],
         else:
             groups.setdefault((item.git.repository, item.git.path), []).append(item)
     names = _names(list(groups))
+    clones = _names(sorted({(key[0], "") for key in groups}))
     repos = []
     for key, items in sorted(groups.items(), key=lambda kv: names[kv[0]]):
         git = items[0].git
@@ -146,7 +154,7 @@ def discover(found: Sequence[Found], checkouts: Mapping[str, str],
         repos.append(DiscoveredRepo(
             name=names[key], repository=key[0], clone_url=git.clone_url, project_dir=key[1],
             checkout=checkouts.get(key[0]),
-            deployments=tuple(_entry(i, waves) for i in items)))
+            deployments=tuple(_entry(i, waves) for i in items), clone_dir=clones[(key[0], "")]))
     workspaces = sorted({f.info.workspace_id for f in found})
     return Discovery(tuple(repos), tuple(unmapped), tuple(workspaces), tuple(sorted(waves)))
 

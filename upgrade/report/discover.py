@@ -22,9 +22,10 @@ def print_discovery(written: Written) -> None:
                 + (f" in {len(merged.new_repos)} new repo(s)" if merged.new_repos else "")
                 + (f"; {merged.kept} already listed" if merged.kept else "")
                 + ". Waves are suggestions from the names: check them.")
-    for repo in found.missing_checkouts():
+    clones = {repo.clone_to: repo for repo in found.missing_checkouts()}
+    for to, repo in clones.items():
         console.note(f"no checkout of {repo.repository} found: git clone {repo.clone_url} "
-                     f"{written.root / repo.path(str(written.root))}")
+                     f"{written.root / to}")
     if found.unmapped:
         names = [d.name for d in found.unmapped]
         shown = ", ".join(names[:SHOWN]) + (

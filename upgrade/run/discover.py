@@ -136,7 +136,7 @@ def merge_into(discovery: Discovery, base_text: str, root: Path,
         NewRepo(name=r.name, path=r.path(str(root)),
                 comment=f"discovered: {r.repository}"
                         + (f" ({r.project_dir})" if r.project_dir else "")
-                        + ("" if r.checkout else f"; clone {r.clone_url} here"),
+                        + ("" if r.checkout else f"; clone {r.clone_url} into {r.clone_to}"),
                 deployments=tuple(_new(d, production_group) for d in r.deployments))
         for r in discovery.repos
     ]

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -105,10 +106,10 @@ def _deploy_git_metadata(config: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def collect(path: Path, say: object = print) -> tuple[dict | None, str]:
+def collect(path: Path, say: Callable[[str], object] = print) -> tuple[dict | None, str]:
     """The deploy's ``git`` object (None when any step fails) and the commit message line."""
     if has_uncommitted_changes(path):
-        say(DIRTY_NOTE)  # type: ignore[operator]
+        say(DIRTY_NOTE)
         return None, ""
     try:
         remote = _git(path, "remote", "get-url", "origin")
