@@ -43,7 +43,7 @@ def test_two_orchestrators_racing_for_one_rollout(tmp_path: Path, sim: SimHandle
     assert codes == [0, 6], [(p.returncode, out, err) for p, out, err in outcomes]
     (winner, _, _), = [o for o in outcomes if o[0].returncode == 0]
     (_, _, refused), = [o for o in outcomes if o[0].returncode == 6]
-    assert f"another run holds the journal lock: invoke upgrade --wave 1 {HOLDER}{winner.pid}," \
+    assert f"another run holds the journal lock: astro-fleet upgrade --wave 1 {HOLDER}{winner.pid}," \
         in refused
     # One run did the work: each Deployment deployed once, one rollout, every step once.
     assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}
@@ -77,7 +77,7 @@ def test_kill_9_of_the_holder_and_take_over_from_another_working_copy(
     again = other.invoke("upgrade", "--wave", "1")
 
     assert again.returncode == 0, again.stdout + again.stderr
-    note = f"note: took over the journal lock left by invoke upgrade --wave 1 {HOLDER}{proc.pid},"
+    note = f"note: took over the journal lock left by astro-fleet upgrade --wave 1 {HOLDER}{proc.pid},"
     assert note in again.stderr and "its database session ended" in again.stderr
     taken = events(settings, "lock_taken_over")
     assert len(taken) == 1 and (taken[0].message or "") in again.stderr
