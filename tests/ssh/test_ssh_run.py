@@ -103,7 +103,9 @@ def test_bad_env_names_and_multiline_values_are_refused_before_anything_runs() -
 def test_the_remote_command_is_a_constant_script_plus_quoted_words() -> None:
     argv = ["git", "commit", "-m", "it's $(bad)"]
     words = shlex.split(remote_command(argv, "/srv/my repo", 60))
-    assert words == ["sh", "-c", REMOTE_SCRIPT, "sh", "/srv/my repo", "60.000", "2", *argv]
+    assert words == ["sh", "-c", REMOTE_SCRIPT, "sh", "/srv/my repo", "60.000", "2", "0", *argv]
+    words = shlex.split(remote_command(argv, "/", 60, stdin="héllo\n"))
+    assert words[4:8] == ["/", "60.000", "2", "7"]  # stdin's size in bytes, not characters
     with pytest.raises(TypeError):
         remote_command("git status", "/", 1)  # type: ignore[arg-type]
 

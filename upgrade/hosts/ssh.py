@@ -165,7 +165,7 @@ class SSHHost:
         the runner cannot be reached, and ConnectionLost when the connection drops mid-command
         and ``idempotent`` is false (when true, the command is run once more on a new connection).
         """
-        command = remote_command(argv, cwd, timeout)
+        command = remote_command(argv, cwd, timeout, stdin)
         payload = env_payload(env, stdin)
         args = tuple(argv)
         for attempt in (1, 2):
@@ -197,10 +197,12 @@ class SSHHost:
         self, conn: fabric.Connection, command: str, payload: str, timeout: float
     ) -> tuple[invoke.Result, bool]:
         runner = ChannelRunner(context=conn, inline_env=False, channel=self._open_session(conn))
+        deadline = timeout + KILL_GRACE + LOCAL_MARGIN
+        started = time.monotonic()
         try:
             result = runner.run(
                 command, hide=True, warn=True, pty=False, echo=False, encoding="utf-8",
-                in_stream=io.StringIO(payload), timeout=timeout + KILL_GRACE + LOCAL_MARGIN,
+                in_stream=io.StringIO(payload), timeout=deadline,
             )
         except invoke.CommandTimedOut as exc:
             # Our own deadline passed although the runner's timeout(1) should have ended the
@@ -208,8 +210,13 @@ class SSHHost:
             return exc.result, True
         except invoke.ThreadException as exc:
             raise Lost(f"reading the command's output failed: {exc}") from exc
-        if result.exited == -1 and not conn.is_connected:
-            raise Lost("the connection closed before the command's exit status arrived")
+        if result.exited == -1:
+            if not conn.is_connected:
+                raise Lost("the connection closed before the command's exit status arrived")
+            if time.monotonic() - started >= deadline:
+                # Invoke's timer closed the channel but was still running when the wait
+                # ended, so invoke did not call it a time-out: it is ours all the same.
+                return result, True
         return result, False
 
     def _open_session(self, conn: fabric.Connection) -> paramiko.Channel:

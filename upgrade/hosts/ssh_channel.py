@@ -2,13 +2,20 @@
 stdin, and the channel runner that reads the result.
 
 Nothing from the inventory or the caller is ever pasted into shell text: the remote
-command is ``sh -c SCRIPT sh CWD LIMIT GRACE ARGV...`` with every word ``shlex.quote``-d.
-``SCRIPT`` is the constant :data:`REMOTE_SCRIPT`; it changes into CWD, reads the
-environment from the channel's stdin (one ``NAME=value`` per line, an empty line ends it),
-exports it, and runs ARGV under GNU ``timeout``. Environment values therefore never appear
-on a command line (``ps`` on the runner shows names of nothing secret), and ``timeout``
-kills the command's whole process group on the runner when it overruns, even if this
-process or the connection is gone by then.
+command is ``sh -c SCRIPT sh CWD LIMIT GRACE STDIN ARGV...`` with every word
+``shlex.quote``-d. ``SCRIPT`` is the constant :data:`REMOTE_SCRIPT`; it changes into CWD,
+reads the environment from the channel's stdin (one ``NAME=value`` per line, an empty line
+ends it), exports it, and runs ARGV under GNU ``timeout`` with the next STDIN bytes as its
+input (``/dev/null`` when STDIN is 0).
+
+We never send an EOF: paramiko builds a channel's EOF under the channel's lock but sends it
+outside, so an EOF racing the close of a command that already exited can reach sshd after
+the channel is freed, and sshd then drops the whole connection ("ieof packet referred to
+nonexistent channel"), cutting every other command on it. Counted stdin needs no EOF.
+
+Environment values therefore never appear on a command line (``ps`` on the runner shows
+names of nothing secret), and ``timeout`` kills the command's whole process group on the
+runner when it overruns, even if this process or the connection is gone by then.
 """
 
 from __future__ import annotations
@@ -35,19 +42,23 @@ TIMEOUT_TERM, TIMEOUT_KILL = 124, 128 + signal.SIGKILL
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_PREFIX = "_UPGRADE_"
 
-#: Runs on the runner as ``sh -c REMOTE_SCRIPT sh CWD LIMIT GRACE ARGV...``. A missing CWD
+#: Runs on the runner as ``sh -c REMOTE_SCRIPT sh CWD LIMIT GRACE STDIN ARGV...``. A missing CWD
 #: exits 1 and a missing command 127, as LocalHost does. The command is not exec'ed, so a
 #: signal death comes back as the shell's 128+N exit status (SSH's exit-signal is dropped
 #: by paramiko) and GNU timeout's 124/137 mark a time-out.
 REMOTE_SCRIPT = """\
 CDPATH= cd -- "$1" 2>/dev/null || {
   printf 'cd: %s: No such file or directory\\n' "$1" >&2; exit 1; }
-_UPGRADE_LIMIT=$2 _UPGRADE_GRACE=$3; shift 3
+_UPGRADE_LIMIT=$2 _UPGRADE_GRACE=$3 _UPGRADE_STDIN=$4; shift 4
 while IFS= read -r _UPGRADE_KV && [ -n "$_UPGRADE_KV" ]; do
   export "$_UPGRADE_KV" || exit 125; done
 command -v timeout >/dev/null 2>&1 || {
   echo 'timeout: not found (install GNU coreutils on this runner)' >&2; exit 127; }
-timeout -k "$_UPGRADE_GRACE" "$_UPGRADE_LIMIT" "$@"
+if [ "$_UPGRADE_STDIN" -eq 0 ]; then
+  timeout -k "$_UPGRADE_GRACE" "$_UPGRADE_LIMIT" "$@" </dev/null
+else
+  head -c "$_UPGRADE_STDIN" | timeout -k "$_UPGRADE_GRACE" "$_UPGRADE_LIMIT" "$@"
+fi
 exit $?"""
 
 
@@ -55,18 +66,22 @@ class Lost(Signal):
     """The connection died after the command was sent: it may or may not have run."""
 
 
-def remote_command(argv: Sequence[str], cwd: str, timeout: float) -> str:
+def remote_command(argv: Sequence[str], cwd: str, timeout: float, stdin: str | None = None
+                   ) -> str:
     """The one command string sent to sshd for ``argv`` in ``cwd`` (see REMOTE_SCRIPT)."""
     args = check_argv(argv)
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     # timeout(1) reads 0 as "no limit"; the smallest representable limit is the honest one.
     limit = f"{max(timeout, 0.001):.3f}"
-    return shlex.join(["sh", "-c", REMOTE_SCRIPT, "sh", cwd, limit, f"{KILL_GRACE:g}", *args])
+    size = str(len((stdin or "").encode("utf-8")))
+    return shlex.join(
+        ["sh", "-c", REMOTE_SCRIPT, "sh", cwd, limit, f"{KILL_GRACE:g}", size, *args])
 
 
 def env_payload(env: Mapping[str, str] | None, stdin: str | None = None) -> str:
-    """What the channel's stdin carries: ``NAME=value`` lines, an empty line, then ``stdin``."""
+    """What the channel's stdin carries: ``NAME=value`` lines, an empty line, then ``stdin``
+    (whose size in bytes :func:`remote_command` passes)."""
     lines = []
     for name, value in (env or {}).items():
         if not _ENV_NAME.match(name) or name.startswith(_RESERVED_PREFIX):
@@ -101,12 +116,11 @@ class ChannelRunner(Remote):
             self.channel.status_event.wait(0.5)
 
     def handle_stdin(self, input_: IO[str], output: IO[str], echo: bool = False) -> None:
-        # Our stdin is always a finite in-memory stream: send it, then EOF, and stop.
-        # Invoke's loop would keep sleeping until the command exits, delaying every result.
+        # Our stdin is always a finite in-memory stream: send it and stop, with no EOF (see
+        # the module's docstring). Invoke's loop would keep sleeping until the command exits.
         try:
             while data := input_.read(self.read_chunk_size):
                 self.write_proc_stdin(data)
-            self.close_proc_stdin()
         except (OSError, EOFError, paramiko.SSHException):
             pass  # the command exited without reading it all, as with EPIPE locally
 
