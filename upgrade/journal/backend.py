@@ -45,25 +45,73 @@ def existing_journal(settings: JournalSettings) -> Journal | None:
     return None if db is None else Journal(db)
 
 
+class Locked:
+    """One command's hold on the run lock: read the journal first, open it for writing
+    only once the command has decided to write (a refused command changes nothing)."""
+
+    def __init__(self, note: str | None, read: Callable[[], Journal | None],
+                 write: Callable[[], Journal]):
+        self.note = note  # the lock was taken over from a run that ended without releasing it
+        self._read, self._write = read, write
+        self._journal: Journal | None = None
+        self._noted = False
+
+    def existing(self) -> Journal | None:
+        """The journal to read, under the lock; None when there is none yet (nothing made)."""
+        if self._journal is None:
+            self._journal = self._read()
+        return self._journal
+
+    def journal(self) -> Journal:
+        """The journal to write (made if there is none yet), the takeover note recorded."""
+        if self._journal is None:
+            self._journal = self._write()
+        if self.note and not self._noted:
+            self._journal.event(TAKEOVER_EVENT, message=self.note)
+            self._noted = True
+        return self._journal
+
+    def close(self) -> None:
+        """Close whatever was opened."""
+        if self._journal is not None:
+            self._journal.close()
+
+
+@contextmanager
+def run_lock(settings: JournalSettings, command: str, *,
+             clock: Clock | None = None) -> Iterator[Locked]:
+    """The run lock (its holder named ``command``) for one command that may write."""
+    if settings.url is None:
+        with RunLock(settings.dir, command) as lock:
+            held = Locked(lock.note,
+                          lambda: (Journal.open(settings.file, clock=clock)
+                                   if settings.file.exists() else None),
+                          lambda: Journal.open(settings.file, clock=clock))
+            try:
+                yield held
+            finally:
+                held.close()
+        return
+    from upgrade.journal.advisory import PostgresRunLock
+    from upgrade.journal.postgres import PostgresDatabase
+
+    # The advisory lock lives in the session the run writes through, so that session is
+    # opened (and the schema made, if new) before anything else.
+    with open_journal(settings, clock=clock) as journal:
+        db = journal.database
+        assert isinstance(db, PostgresDatabase)
+        with PostgresRunLock(db, command) as lock:
+            yield Locked(lock.note, lambda: journal, lambda: journal)
+
+
 @contextmanager
 def locked_journal(settings: JournalSettings, command: str, *,
                    clock: Clock | None = None) -> Iterator[tuple[Journal, str | None]]:
     """The run lock (its holder named ``command``) and the journal, for one command that
     writes. Yields (journal, note): the note says the lock was taken over from a run that
     ended without releasing it, and is already recorded as a ``lock_taken_over`` event."""
-    if settings.url is None:
-        with RunLock(settings.dir, command) as lock, Journal.open(settings.file,
-                                                                  clock=clock) as journal:
-            yield _noted(journal, lock.note)
-        return
-    from upgrade.journal.advisory import PostgresRunLock
-    from upgrade.journal.postgres import PostgresDatabase
-
-    with open_journal(settings, clock=clock) as journal:
-        db = journal.database
-        assert isinstance(db, PostgresDatabase)
-        with PostgresRunLock(db, command) as lock:
-            yield _noted(journal, lock.note)
+    with run_lock(settings, command, clock=clock) as held:
+        yield held.journal(), held.note
 
 
 def unlock(settings: JournalSettings) -> str | None:
@@ -81,9 +129,3 @@ def unlock(settings: JournalSettings) -> str | None:
         db = journal.database
         assert isinstance(db, PostgresDatabase)
         return force_unlock_postgres(db)
-
-
-def _noted(journal: Journal, note: str | None) -> tuple[Journal, str | None]:
-    if note:
-        journal.event(TAKEOVER_EVENT, message=note)
-    return journal, note

@@ -45,7 +45,9 @@ class Rollout:
 
     ``pins`` maps every target spec the rollout follows to the exact version it was pinned
     to; a rollout with one target (and every rollout from schema 1) has
-    ``{target_spec: target_version}``.
+    ``{target_spec: target_version}``. ``target_source`` says where its targets came from:
+    ``inventory`` (the inventory's layers; ``target_spec`` is the top level's) or
+    ``--target`` (that one spec for every Deployment), so later commands follow the same.
     """
 
     id: int
@@ -59,6 +61,7 @@ class Rollout:
     finished_by: str | None
     finish_reason: str | None
     pins: Mapping[str, RuntimeVersion] = field(default_factory=dict)
+    target_source: str = "inventory"
 
     def __post_init__(self) -> None:
         if not self.pins:  # one target: its spec is pinned to its version
@@ -182,7 +185,8 @@ def rollout_from_row(r: Row) -> Rollout:
     pins = {spec: parse_version(v) for spec, v in stored.items()}
     return Rollout(r["id"], r["target_spec"], target, r["inventory"],
                    datetime.fromisoformat(r["created_at"]), r["created_by"], r["status"],
-                   _when(r["finished_at"]), r["finished_by"], r["finish_reason"], pins)
+                   _when(r["finished_at"]), r["finished_by"], r["finish_reason"], pins,
+                   r["target_source"] or "inventory")
 
 
 def _signoff_of(r: Row, prefix: str, reason_col: str) -> Signoff | None:

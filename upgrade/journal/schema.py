@@ -140,9 +140,9 @@ def _schema_1(dialect: Dialect) -> tuple[str, ...]:
 
 
 def _to_2(dialect: Dialect) -> tuple[str, ...]:
-    """Schema 2: pinned versions per target spec, the spec each Deployment followed, an
-    explicit registration order (PostgreSQL has no rowid), and the PostgreSQL run lock's
-    holder row."""
+    """Schema 2: pinned versions per target spec and where the targets came from, the spec
+    each Deployment followed, an explicit registration order (PostgreSQL has no rowid),
+    and the PostgreSQL run lock's holder row."""
     if dialect == "sqlite":
         # Registration order was rowid order; a new row takes the next number (store.py).
         order = "UPDATE deployments SET position = rowid"
@@ -159,6 +159,8 @@ def _to_2(dialect: Dialect) -> tuple[str, ...]:
     return (
         # JSON {spec: version}; NULL in rollouts from schema 1: {target_spec: target_version}.
         "ALTER TABLE rollouts ADD COLUMN pins TEXT",
+        # 'inventory' (its layers) or '--target' (one spec); NULL from schema 1: inventory.
+        "ALTER TABLE rollouts ADD COLUMN target_source TEXT",
         "ALTER TABLE deployments ADD COLUMN target_spec TEXT",
         "ALTER TABLE deployments ADD COLUMN position BIGINT NOT NULL DEFAULT 0",
         order,

@@ -146,11 +146,13 @@ class Journal:
 
     def start_rollout(self, target_spec: str, target_version: RuntimeVersion,
                       inventory: str | Path, actor: str | None = None, *,
-                      pins: Mapping[str, RuntimeVersion] | None = None) -> Rollout:
+                      pins: Mapping[str, RuntimeVersion] | None = None,
+                      target_source: str = "inventory") -> Rollout:
         """Begin a rollout pinned to ``target_version``; only one may be active.
 
         ``pins`` maps each target spec the rollout follows to its exact version (default:
-        ``{target_spec: target_version}``).
+        ``{target_spec: target_version}``); ``target_source`` is ``inventory`` or
+        ``--target`` (see ``Rollout``).
         """
         now, who = self._now(), actor or self.actor
         default = {target_spec: target_version}
@@ -164,12 +166,16 @@ class Journal:
                     "resume it, or complete or abandon it before starting another")
             rollout_id = db.insert(
                 "INSERT INTO rollouts (target_spec, target_version, inventory, created_at, "
-                "created_by, status, pins) VALUES (?, ?, ?, ?, ?, 'active', ?)",
-                (target_spec, str(target_version), str(inventory), now, who, dumps(pins)), "id")
+                "created_by, status, pins, target_source) "
+                "VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+                (target_spec, str(target_version), str(inventory), now, who, dumps(pins),
+                 target_source), "id")
             data: dict[str, Any] = {"target_spec": target_spec, "target_version": target_version,
                                     "inventory": str(inventory)}
             if pins != default:
                 data["pins"] = pins
+            if target_source != "inventory":
+                data["target_source"] = target_source
             self._event(db, now, "rollout_started", rollout_id=rollout_id, who=who,
                         message=f"target {target_spec} pinned to {target_version}", data=data)
         return self._get_rollout(rollout_id)
