@@ -8,8 +8,9 @@ from typing import Any
 
 from upgrade.config.checker import Checker
 from upgrade.config.located import LMap, LScalar, join
+from upgrade.config.targets import Target, read_target
 
-GROUP_KEYS = ("children", "vars", "wave")
+GROUP_KEYS = ("children", "vars", "wave", "target")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Group:
     wave: int | None = None
     depth: int = 0
     line: int | None = None
+    target: Target | None = None
 
 
 @dataclass
@@ -94,6 +96,7 @@ def read_groups(
             vars=c.vars(node, "vars", path),
             wave=c.integer(node, "wave", path, minimum=1),
             line=line,
+            target=read_target(c, node, path),
         )
     for name, kids in children.items():
         for child, line in kids:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,10 @@ from upgrade.config.notifications import WebhookSettings
 from upgrade.config.runners import LOCAL, Runner
 from upgrade.config.selection import Index, parse_terms
 from upgrade.config.settings import CatalogSettings, JournalSettings, PathSetting
+from upgrade.config.targets import Target
 from upgrade.config.verify import VerifyLayer
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import InputError
-from upgrade.model.versions import VersionSpec
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class Repo:
     groups: tuple[str, ...]
     vars: Mapping[str, Any] = field(hash=False)
     line: int | None = None
+    target: Target | None = None  # the repo's own ``target``, if it sets one
 
     @property
     def dockerfile_path(self) -> Path:
@@ -81,6 +82,11 @@ class Deployment:
     wave_source: str = "deployment"  # deployment | waves.N.match | group NAME
     line: int | None = None
     verify: VerifyLayer | None = field(default=None, hash=False, repr=False)  # vars.verify
+    # The most specific ``target`` written above it (none: no line targeted), and where it
+    # is written: inventory, group G, repo R, deployment D. Inventory.target_of applies
+    # --target (or an active rollout's) over it.
+    target: Target = field(default_factory=Target, hash=False)
+    target_source: str = "inventory"
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,7 @@ class Inventory:
 
     path: Path
     root: Path  # directory relative paths are resolved against
-    target: VersionSpec
-    target_source: str  # "inventory" or "--target"
+    target: Target | None  # the top level's as written (None: only --target gives one)
     catalog: CatalogSettings
     journal: JournalSettings
     playbook: PathSetting  # the default playbook of `upgrade` (--playbook overrides it)
@@ -114,6 +119,8 @@ class Inventory:
     deployments: tuple[Deployment, ...]
     index: Index = field(repr=False)
     source: LMap = field(repr=False)
+    override: Target | None = None  # --target (or an active rollout's): replaces every layer's
+    override_source: str = "--target"
 
     @property
     def file(self) -> str:
@@ -144,6 +151,7 @@ class Inventory:
         repo = self.repos[d.repo]
         found = self.layers(d)
         values, sources = merge(found)
+        target, target_source = self.target_of(d)
         return {
             "name": d.name,
             "id": d.id,
@@ -156,11 +164,24 @@ class Inventory:
             if repo.template else None,
             "wave": d.wave,
             "wave_source": d.wave_source,
+            "target": str(target),
+            "target_source": target_source,
             "groups": sorted(d.groups, key=lambda g: (self.groups[g].depth, g)),
             "layers": [label for label, _ in found],
             "vars": values,
             "var_sources": sources,
         }
+
+    def target_of(self, deployment: Deployment) -> tuple[Target, str]:
+        """The target that applies to ``deployment``, and where it comes from."""
+        if self.override is not None:
+            return self.override, self.override_source
+        return deployment.target, deployment.target_source
+
+    def overridden(self, target: Target | None, source: str = "--target") -> Inventory:
+        """This inventory with ``target`` replacing every layer's (``--target``, or an active
+        rollout started with it), or with the layers as written again (None)."""
+        return replace(self, override=target, override_source=source)
 
     def line_of(self, *keys: Any) -> int | None:
         """Line of the deepest existing key of a path, e.g. ``line_of("control_plane", "url")``."""

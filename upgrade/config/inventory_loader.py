@@ -28,22 +28,24 @@ from upgrade.config.inventory import (
     layer_order,
     merge,
 )
-from upgrade.config.located import FLOAT, INT, STR, LMap, Located, LScalar, join, load, paused_gc
+from upgrade.config.located import LMap, Located, LScalar, join, load, paused_gc
 from upgrade.config.notifications import read_notifications
 from upgrade.config.runners import LOCAL, Runner, read_runners
 from upgrade.config.selection import ALL, Index, parse_terms
 from upgrade.config.settings import read_catalog, read_journal, read_playbook, read_templates
+from upgrade.config.targets import Target, read_target, single
 from upgrade.config.verify import VerifyLayer, read_verify_layer
 from upgrade.config.waves import MatchLines, WaveSettings, read_waves
-from upgrade.errors import InputError, InventoryError, Problem, VersionError
+from upgrade.errors import InputError, InventoryError, Problem
 from upgrade.model.versions import VersionSpec, parse_spec
 
 TOP_KEYS = ("target", "catalog", "control_plane", "journal", "playbook", "templates",
             "notifications", "runners", "defaults", "groups", "waves", "repos")
 DEFAULTS_KEYS = ("vars", "runner", "dockerfile")
-REPO_KEYS = ("path", "dockerfile", "template", "runner", "groups", "vars", "deployments")
+REPO_KEYS = ("path", "dockerfile", "template", "runner", "groups", "vars", "deployments",
+             "target")
 TEMPLATE_KEYS = ("name", "vars")
-DEPLOYMENT_KEYS = ("id", "name", "workspace_id", "wave", "groups", "vars")
+DEPLOYMENT_KEYS = ("id", "name", "workspace_id", "wave", "groups", "vars", "target")
 INVENTORY_ENV = "ASTRO_FLEET_INVENTORY"
 DEFAULT_INVENTORY = "inventory.yaml"
 
@@ -87,7 +89,9 @@ def load_inventory(path: Path, *, target_override: str | None = None,
     path = Path(path)
     with paused_gc():
         root = load(path, error=InventoryError)
-        return _Loader(path, root, check_repos).build(override)
+        inventory = _Loader(path, root, check_repos).build(override)
+        # --target replaces every layer's target, not only the top level's.
+        return inventory if override is None else inventory.overridden(single(override))
 
 
 @dataclass(slots=True)
@@ -105,6 +109,7 @@ class _Draft:
     path: str
     node: LMap
     unknown_group: bool
+    target: Target | None = None
 
 
 class _Loader:
@@ -156,18 +161,17 @@ class _Loader:
         index = self.index(drafts, member_of, groups, repos)
         rules = self.rules(waves, index)
         verify = _VerifyVars(c, top)
-        deployments = self.settle(drafts, member_of, rules, groups, defaults, repos, verify)
+        deployments = self.settle(drafts, member_of, rules, groups, defaults, repos, verify,
+                                  (target or Target(), "inventory"))
         c.raise_if_any(InventoryError)
         # Every Deployment left out of the model was reported, so positions still line up.
         assert len(deployments) == index.size
         for d in deployments:
             waves.setdefault(d.wave, WaveSettings(d.wave))
-        assert target is not None  # a missing target is a recorded problem
         return Inventory(
             path=self.path,
             root=Path(self.dir),
             target=target,
-            target_source="--target" if override else "inventory",
             catalog=catalog,
             journal=journal,
             playbook=playbook,
@@ -186,26 +190,13 @@ class _Loader:
 
     # -- top-level settings -------------------------------------------------------------
 
-    def target(self, top: LMap, override: VersionSpec | None) -> VersionSpec | None:
-        node, line = top.get("target"), top.key_line("target")
-        if node is None:
-            if override is None:
-                self.c.add(line, "target", 'required key is missing. Add e.g. target: "12.4", '
-                           "or pass --target.")
-            return override
-        text = None
-        if isinstance(node, LScalar) and node.value is not None and node.tag in (STR, INT, FLOAT):
-            # The text as written: unquoted 12.10 would otherwise read as the float 12.1.
-            text = node.value if node.tag == STR else node.text
-        if text is None:
-            self.c.add(line, "target", f'must be a version spec such as "12.4", got {node.kind}.')
-            return override
-        try:
-            spec = parse_spec(text)
-        except VersionError as exc:
-            self.c.add(line, "target", str(exc))
-            return override
-        return override or spec
+    def target(self, top: LMap, override: VersionSpec | None) -> Target | None:
+        """The top level's target; ``--target`` replaces it (the file's is still checked)."""
+        written = read_target(self.c, top, "")
+        if "target" not in top and override is None:
+            self.c.add(top.key_line("target"), "target", 'required key is missing. Add e.g. '
+                       'target: "13", or {airflow2: "13", airflow3: "3.1"}, or pass --target.')
+        return written
 
     def defaults(self, top: LMap, runners: Mapping[str, Runner]) -> Defaults:
         c = self.c
@@ -258,6 +249,7 @@ class _Loader:
                 groups=tuple(g for g, _ in repo_groups),
                 vars=c.vars(node, "vars", path),
                 line=line,
+                target=read_target(c, node, path),
             )
             seq = c.sequence(node, "deployments", path)
             for i, item in enumerate(seq or ()):
@@ -343,6 +335,7 @@ class _Loader:
             path=path,
             node=item,
             unknown_group=not ok,
+            target=read_target(c, item, path),
         )
 
     # -- cross-references ---------------------------------------------------------------
@@ -459,6 +452,7 @@ class _Loader:
         defaults: Defaults,
         repos: Mapping[str, Repo],
         verify: _VerifyVars,
+        top_target: tuple[Target, str],
     ) -> list[Deployment]:
         by_rule: dict[int, int] = {}
         for number, chosen in rules:  # ascending: the first rule that matches wins
@@ -466,6 +460,7 @@ class _Loader:
                 by_rule.setdefault(i, number)
         by_groups: dict[frozenset[str], tuple[int | None, str]] = {}
         layers_of: dict[frozenset[str], list[tuple[str, Mapping[str, Any]]]] = {}
+        targets_of: dict[tuple[frozenset[str], str], tuple[Target, str]] = {}
         deployments = []
         for i, (d, member) in enumerate(zip(drafts, member_of, strict=True)):
             wave, source = d.wave, "deployment"
@@ -490,12 +485,33 @@ class _Loader:
                 layers_of[member] = group_layers(groups, member)
             layers = layer_order(defaults.vars, layers_of[member], repos[d.repo], d.name, d.vars)
             values, sources = merge(layers)
+            if d.target is not None:
+                target, target_source = d.target, f"deployment {d.name}"
+            else:
+                if (member, d.repo) not in targets_of:
+                    targets_of[member, d.repo] = _layered_target(
+                        top_target, groups, member, repos[d.repo])
+                target, target_source = targets_of[member, d.repo]
             deployments.append(Deployment(
                 id=d.id, name=d.name, workspace_id=d.workspace_id, repo=d.repo, wave=wave,
                 groups=member, vars=values, own_vars=d.vars, wave_source=source, line=d.line,
                 verify=verify.of(d, sources["verify"]) if "verify" in values else None,
+                target=target, target_source=target_source,
             ))
         return deployments
+
+
+def _layered_target(top: tuple[Target, str], groups: Mapping[str, Group],
+                    member: frozenset[str], repo: Repo) -> tuple[Target, str]:
+    """The most specific target above a Deployment: its repo's, its deepest group's (by name
+    at one depth, as for variables), else the top level's; with where it came from."""
+    if repo.target is not None:
+        return repo.target, f"repo {repo.name}"
+    found = top
+    for g in sorted(member, key=lambda g: (groups[g].depth, g)):
+        if groups[g].target is not None:
+            found = (groups[g].target, f"group {g}")
+    return found
 
 
 class _VerifyVars:

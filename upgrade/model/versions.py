@@ -153,7 +153,7 @@ class VersionSpec:
     def matches(self, version: RuntimeVersion) -> bool:
         """True when ``version`` belongs to this spec (ignores channel and yanked)."""
         if self.kind == "latest":
-            return True
+            return self.scheme is None or version.scheme == self.scheme
         if self.kind == "exact":
             return version == self.exact
         return (
@@ -165,11 +165,14 @@ class VersionSpec:
         return self.raw
 
 
-def parse_spec(text: str, *, source: str = "") -> VersionSpec:
-    """Parse a target spec; raise VersionError naming the value and the accepted forms."""
+def parse_spec(text: str, *, source: str = "", scheme: Scheme | None = None) -> VersionSpec:
+    """Parse a target spec; raise VersionError naming the value and the accepted forms.
+
+    ``scheme`` narrows ``latest`` to one scheme (``latest`` under ``airflow2:``).
+    """
     value = str(text).strip()
     if value.lower() == "latest":
-        return VersionSpec("latest", value)
+        return VersionSpec("latest", value, scheme=scheme)
     exact = try_parse_version(value)
     if exact is not None:
         return VersionSpec("exact", value, exact=exact, scheme=exact.scheme)
