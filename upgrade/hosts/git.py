@@ -212,6 +212,13 @@ def ensure_clean(
     return found
 
 
+def committed_text(host: Host, repo_dir: str, relpath: str) -> str | None:
+    """``relpath``'s text at HEAD (CRLF kept), or None before the first commit or when HEAD
+    has no such file."""
+    result = _git(host, repo_dir, ["show", f"HEAD:./{relpath}"])
+    return result.stdout if result.ok else None
+
+
 def prepare_branch(host: Host, repo_dir: str, branch: str) -> BranchAction:
     """Switch ``repo_dir`` to ``branch``, creating it from HEAD if it does not exist yet.
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import shlex
 import signal
 import subprocess
@@ -216,6 +217,13 @@ class LocalHost:
     def exists(self, path: str) -> bool:
         """True if ``path`` exists (a file or a directory; a dangling symlink does not)."""
         return os.path.exists(path)
+
+
+def write_leftover(relpath: str) -> str:
+    """The pattern of the temp file ``write_text`` leaves beside ``relpath`` when killed
+    mid-write (``.Dockerfile.<random>.tmp``): our own litter, never the user's change."""
+    folder, name = posixpath.split(relpath)
+    return posixpath.join(folder, f".{name}.*.tmp")
 
 
 def command_failed(

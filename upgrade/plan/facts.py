@@ -1,21 +1,27 @@
-"""Gather the facts a plan decides from: Dockerfile texts and what Astro has deployed.
+"""Gather the facts a plan decides from: Dockerfile texts, what Astro has deployed, each
+changed repo's git state, and the Airflow 3 migration lint of each migrating repo.
 
 This is the impure half of planning: it reads repos through their host and asks the
-control plane, then hands plain data to :func:`upgrade.plan.build_plan`.
+control plane, then hands plain data (the fact types below) to ``upgrade.plan.plan``.
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
-from upgrade.errors import RunnerUnreachable
-from upgrade.hosts.host import Host
-from upgrade.model.versions import try_parse_version
-from upgrade.plan.plan import DeployedFact, RepoFile
+from upgrade.errors import RepoError, RepoNotClean, RunnerUnreachable
+from upgrade.hosts import git
+from upgrade.hosts.host import Host, LocalHost, write_leftover
+from upgrade.model.versions import RuntimeVersion, try_parse_version
 
 if TYPE_CHECKING:
     from upgrade.controlplane.control_plane import ControlPlane
@@ -23,24 +29,70 @@ if TYPE_CHECKING:
 # Listing a workspace is one `astro deployment list` process; a few at once is plenty.
 LIST_WORKERS = 8
 
+# ruff installed beside this interpreter (the project's own dependency), for local repos.
+RUFF_BESIDE = str(Path(sys.executable).parent / "ruff") if (
+    Path(sys.executable).parent / "ruff").exists() else ""
+LINT_ARGS = ("check", "--select", "AIR3", "--output-format", "json", "--no-cache",
+             "--isolated", "--exit-zero")
+LINT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    """What fact gathering read from one repo: its Dockerfile text, or why it could not."""
+
+    text: str | None
+    error: str | None = None
+    # Why a run could not even start on it: "unreachable" (its runner) or "input" (the repo
+    # is not where the inventory says); None for a file that is there but wrong.
+    blocked: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployedFact:
+    """What the control plane says one Deployment runs; ``error`` when it could not say."""
+
+    version: RuntimeVersion | None
+    status: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One Airflow 3 migration finding of ruff's AIR3 rules in a repo's DAGs."""
+
+    code: str  # AIR301, AIR302, AIR311, AIR312
+    message: str
+    file: str  # relative to the repo
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.code} {self.message}"
+
 
 def read_dockerfiles(
     inventory: Inventory, deployments: Iterable[Deployment], host_for: Callable[[Repo], Host]
 ) -> dict[str, RepoFile]:
     """Each selected repo's Dockerfile text (exact bytes, CRLF kept), or why it can't be read."""
-    files: dict[str, RepoFile] = {}
-    for name in dict.fromkeys(d.repo for d in deployments):
-        repo = inventory.repos[name]
-        path = str(repo.path / repo.dockerfile)
+    return {name: _read(inventory.repos[name], host_for)
+            for name in dict.fromkeys(d.repo for d in deployments)}
+
+
+def _read(repo: Repo, host_for: Callable[[Repo], Host]) -> RepoFile:
+    host = host_for(repo)
+    try:
         try:
-            files[name] = RepoFile(host_for(repo).read_text(path))
+            return RepoFile(host.read_text(str(repo.path / repo.dockerfile)))
         except FileNotFoundError:
-            files[name] = RepoFile(None, "file not found")
+            if host.exists(str(repo.path)):
+                return RepoFile(None, "file not found")
+            return RepoFile(None, f"repo '{repo.name}': its path {repo.path} does not exist on "
+                            f"runner {repo.runner}. Clone the repo there, or fix its 'path' in "
+                            "the inventory.", blocked="input")
         except (OSError, UnicodeDecodeError) as exc:
-            files[name] = RepoFile(None, f"cannot be read ({exc})")
-        except RunnerUnreachable as exc:
-            files[name] = RepoFile(None, str(exc), unreachable=True)
-    return files
+            return RepoFile(None, f"cannot be read ({exc})")
+    except RunnerUnreachable as exc:
+        return RepoFile(None, str(exc), blocked="unreachable")
 
 
 def deployed_versions(
@@ -84,3 +136,92 @@ def org_airflow3_versions(facts: Mapping[str, DeployedFact]) -> frozenset:
     return frozenset(
         f.version for f in facts.values() if f.version is not None and f.version.scheme == "af3"
     )
+
+
+def repo_problems(
+    inventory: Inventory,
+    repos: Iterable[str],
+    host_for: Callable[[Repo], Host],
+    planned: Callable[[Repo, str], str | None] = lambda repo, text: None,
+) -> dict[str, tuple[str, str]]:
+    """Why each of ``repos`` cannot be deployed from now (uncommitted changes, a merge or
+    rebase in progress, not a repository: "input"; its runner went away: "unreachable"),
+    as the render step would refuse it; clean repos are left out.
+
+    A killed run's own work does not count: its temp file, and the Dockerfile when it is the
+    only change and holds exactly what ``planned`` (the rewrite a run makes of a Dockerfile
+    text) gives for the committed one.
+    """
+    problems: dict[str, tuple[str, str]] = {}
+    for name in repos:
+        repo = inventory.repos[name]
+        try:
+            interrupted_write(host_for(repo), repo, planned)
+        except RepoError as exc:
+            problems[name] = (str(exc), "input")
+        except RunnerUnreachable as exc:
+            problems[name] = (str(exc), "unreachable")
+    return problems
+
+
+def interrupted_write(
+    host: Host, repo: Repo, planned: Callable[[Repo, str], str | None]
+) -> git.RepoStatus:
+    """``git.ensure_clean`` for a repo a run deploys from, allowing a killed run's own write
+    (see :func:`repo_problems`); raises RepoNotClean for anything else. The status."""
+    repo_dir = str(repo.path)
+    found = git.ensure_clean(host, repo_dir, allow=(write_leftover(repo.dockerfile),
+                                                    repo.dockerfile))
+    mine = posixpath.normpath(found.prefix + repo.dockerfile)
+    if any(mine in (change.path, change.orig_path) for change in found.changes):
+        committed = git.committed_text(host, repo_dir, repo.dockerfile)
+        if committed is None or planned(repo, committed) != _working_text(host, repo):
+            raise RepoNotClean(
+                f"{repo_dir} has uncommitted changes to {repo.dockerfile} that are not a "
+                "killed run's rewrite. Commit, stash or discard them, then run again.")
+    return found
+
+
+def _working_text(host: Host, repo: Repo) -> str | None:
+    try:
+        return host.read_text(str(repo.dockerfile_path))
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def migration_findings(
+    inventory: Inventory, repos: Iterable[str], host_for: Callable[[Repo], Host]
+) -> dict[str, tuple[Finding, ...] | str]:
+    """Ruff's Airflow 3 rules (AIR301, AIR302, AIR311, AIR312) over each repo's ``dags/``,
+    run on the repo's runner: the findings, or why the lint could not run."""
+    found: dict[str, tuple[Finding, ...] | str] = {}
+    for name in repos:
+        repo = inventory.repos[name]
+        host = host_for(repo)
+        ruff = RUFF_BESIDE if isinstance(host, LocalHost) and RUFF_BESIDE else "ruff"
+        try:
+            if not host.exists(str(repo.path / "dags")):
+                found[name] = ()
+                continue
+            result = host.run([ruff, *LINT_ARGS, "dags"], cwd=str(repo.path),
+                              timeout=LINT_TIMEOUT)
+        except RunnerUnreachable as exc:
+            found[name] = f"the Airflow 3 migration lint could not run: {exc}"
+            continue
+        if not result.ok:
+            found[name] = (f"the Airflow 3 migration lint (ruff) could not run on runner "
+                           f"{host.name} (exit {result.exit_code}: "
+                           f"{(result.stderr or result.stdout).strip()[:200]}). Install ruff "
+                           "there, or fix the repo's DAGs folder.")
+            continue
+        try:
+            items = json.loads(result.stdout or "[]")
+            found[name] = tuple(sorted((
+                Finding(str(i["code"]), str(i["message"]),
+                        posixpath.relpath(str(i["filename"]), str(repo.path)),
+                        int(i["location"]["row"]))
+                for i in items), key=lambda f: (f.file, f.line, f.code)))
+        except (ValueError, KeyError, TypeError) as exc:
+            found[name] = f"the Airflow 3 migration lint printed something unreadable ({exc})."
+    return found
+

@@ -3,13 +3,13 @@
 A :class:`Fleet` is a context manager: the inventory is loaded and validated on entry
 (every problem at once), the catalog, the runners' hosts and the control plane are opened
 on first use, and every connection is closed on exit. Everything that plans goes through
-:meth:`Fleet.plan`, so ``plan``, ``render`` and ``upgrade`` decide with the same facts and
-the same rules.
+:meth:`Fleet.decide` and :meth:`Fleet.preflight`, so ``plan``, ``render`` and ``upgrade``
+decide with the same facts and the same rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -17,11 +17,20 @@ from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.config.inventory_loader import load_inventory
+from upgrade.config.targets import Target
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog, Resolution, load_catalog
 from upgrade.model.versions import RuntimeVersion
-from upgrade.plan.facts import deployed_versions, org_airflow3_versions, read_dockerfiles
-from upgrade.plan.plan import DeployedFact, Plan, PlanOptions, build_plan
+from upgrade.plan.facts import (
+    DeployedFact,
+    deployed_versions,
+    migration_findings,
+    org_airflow3_versions,
+    read_dockerfiles,
+    repo_problems,
+)
+from upgrade.plan.plan import Plan, PlanOptions, Preflight
+from upgrade.plan.planner import build_plan, resolve_targets, rewrite
 
 if TYPE_CHECKING:
     from upgrade.controlplane.control_plane import ControlPlane
@@ -72,15 +81,15 @@ class Fleet:
         """The host a repo lives on (its runner)."""
         return self.hosts.host_for(repo)
 
-    def resolve(self, source: str = "") -> Resolution:
-        """The fleet target resolved against the catalog."""
-        inv = self.inventory
-        where = source or (
-            "--target"
-            if inv.target_source == "--target"
-            else f"{inv.file}:{inv.line_of('target')}: target"
-        )
-        return self.catalog.resolve(inv.target, source=where)
+    def follow(self, target: Target | None, source: str = "--target") -> None:
+        """Plan from now on with ``target`` over every layer's (an active rollout's), or with
+        the inventory's own layers (None)."""
+        self.inventory = self.inventory.overridden(target, source)
+
+    def targets(self, pinned: Mapping[str, RuntimeVersion] | None = None, *,
+                pinned_by: str = "") -> dict[str, Resolution]:
+        """Every target spec of the inventory resolved (or as an active rollout pinned it)."""
+        return resolve_targets(self.inventory, self.catalog, pinned, pinned_by=pinned_by)
 
     def select(self, wave: int | None, limits: Sequence[str]) -> list[Deployment]:
         """Deployments of ``wave`` chosen by ``--limit`` (same grammar everywhere)."""
@@ -90,13 +99,31 @@ class Fleet:
         self,
         deployments: Sequence[Deployment],
         *,
-        resolution: Resolution | None = None,
+        targets: Mapping[str, Resolution] | None = None,
         offline: bool = False,
         adopt: bool = False,
         high_water: Mapping[str, RuntimeVersion] | None = None,
     ) -> Plan:
-        """Gather facts for ``deployments`` and decide; the only impure step is gathering."""
-        resolution = resolution or self.resolve()
+        """:meth:`decide`, then (unless ``offline``) :meth:`preflight`."""
+        plan = self.decide(deployments, targets=targets, offline=offline, adopt=adopt,
+                           high_water=high_water)
+        return plan if offline else self.preflight(plan)
+
+    def decide(
+        self,
+        deployments: Sequence[Deployment],
+        *,
+        targets: Mapping[str, Resolution] | None = None,
+        offline: bool = False,
+        adopt: bool = False,
+        high_water: Mapping[str, RuntimeVersion] | None = None,
+    ) -> Plan:
+        """Gather the facts for ``deployments`` and decide each one.
+
+        ``targets`` defaults to every spec resolved now (an active rollout passes its pins).
+        ``offline`` asks no system anything: the Dockerfiles alone decide.
+        """
+        targets = targets if targets is not None else self.targets()
         files = read_dockerfiles(self.inventory, deployments, self.host_for)
         deployed: dict[str, DeployedFact] = (
             {} if offline else deployed_versions(self.control_plane, deployments)
@@ -104,7 +131,7 @@ class Fleet:
         return build_plan(
             self.inventory,
             deployments,
-            resolution,
+            targets,
             self.catalog,
             files,
             deployed,
@@ -112,6 +139,33 @@ class Fleet:
             PlanOptions(today=datetime.now(UTC).date(), adopt=adopt),
             org_versions=org_airflow3_versions(deployed),
         )
+
+    def preflight(self, plan: Plan, *, gate: Sequence[str] = (),
+                  accept_findings: bool = False) -> Plan:
+        """``plan`` with what a run would check first (git state of each repo deployed from,
+        the Airflow 3 migration lint of each migrating repo, ``gate``: the gate's reasons)
+        applied: a Deployment a run could not carry out now is ``blocked``."""
+        inv = self.inventory
+        return plan.with_preflight(Preflight(
+            repos=repo_problems(inv, plan.deploying_repos(), self.host_for,
+                                self.planned(plan)),
+            findings=migration_findings(inv, plan.migrating_repos(), self.host_for),
+            gate=tuple(gate),
+            accept_findings=accept_findings,
+        ))
+
+    def planned(self, plan: Plan) -> Callable[[Repo, str], str | None]:
+        """The rewrite ``plan``'s run makes of a repo's Dockerfile text (how a killed run's
+        own uncommitted write is told from a person's edit)."""
+        options = plan.options or PlanOptions(today=datetime.now(UTC).date())
+
+        def planned(repo: Repo, text: str) -> str | None:
+            change = plan.repos.get(repo.name)
+            if change is None or change.target is None:
+                return None
+            return rewrite(self.inventory, repo, text, change.target, self.catalog, options)
+
+        return planned
 
     def close(self) -> None:
         """Release pooled connections (HTTP to Airflow, SSH to runners)."""

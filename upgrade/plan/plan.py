@@ -1,56 +1,38 @@
 """The plan: for each selected Deployment, from → to, action, reason, and each repo's diff.
 
-Pure: it takes the facts gathered beforehand (Dockerfile texts, deployed versions, the
-journal's high-water marks) as plain data and decides; it touches no repo, host or API.
-A new kind of fact is one more field of :class:`Facts`, not a rewrite.
+Plain data, made by ``upgrade.plan.planner`` from facts and then narrowed by the preflight
+(:meth:`Plan.with_preflight`): a repo that cannot be rewritten, an Airflow 3 migration with
+lint findings, a wave the gate would refuse. Actions:
+
+* ``upgrade`` / ``migrate`` (Airflow 2 → 3): the Dockerfile is rewritten and deployed;
+* ``noop``: already at its target (it is still verified in a wave);
+* ``not_targeted``: its Runtime line has no target; shown, never refused;
+* ``refuse``: the policy or the input says no (the reason says which and why);
+* ``blocked``: the preflight says a run would fail now (the reason says what to fix).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
 
-from upgrade.config.inventory import Deployment, Inventory, Repo
-from upgrade.errors import (
-    DockerfileError,
-    InputError,
-    PlanRefused,
-    ServiceError,
-    TemplateError,
-    UpgradeError,
-)
-from upgrade.model.catalog import Catalog, Resolution
-from upgrade.model.dockerfile import BaseImage, find_base_image, retarget
-from upgrade.model.image import CANONICAL_REPOSITORY, ImageRef, parse_image
-from upgrade.model.template import RuntimeContext, render_template, template_drift
+from upgrade.config.inventory import Deployment
+from upgrade.errors import InputError, PlanRefused, ServiceError, UpgradeError
+from upgrade.model.catalog import Resolution
 from upgrade.model.versions import RuntimeVersion
-from upgrade.plan.policy import Facts, PolicyOptions, decide
+from upgrade.plan.facts import Finding
 
-# policy: the rules say no; input: a file or the inventory is wrong; unreachable: the
-# repo's runner could not be reached, so the facts are missing (the wave fails it).
+# policy: the rules say no; input: a file, a repo or the inventory is wrong; unreachable: a
+# system (the repo's runner) could not be reached.
 RefusalKind = Literal["policy", "input", "unreachable"]
-
-
-@dataclass(frozen=True)
-class RepoFile:
-    """What fact gathering read from one repo: its Dockerfile text, or why it could not."""
-
-    text: str | None
-    error: str | None = None
-    unreachable: bool = False  # the runner could not be reached (not a bad file)
-
-
-@dataclass(frozen=True)
-class DeployedFact:
-    """What the control plane says one Deployment runs; ``error`` when it could not say."""
-
-    version: RuntimeVersion | None
-    status: str | None = None
-    error: str | None = None
+Action = Literal["upgrade", "migrate", "noop", "not_targeted", "refuse", "blocked"]
+ACTIONS: tuple[Action, ...] = ("upgrade", "migrate", "noop", "not_targeted", "refuse", "blocked")
+CHANGING = ("upgrade", "migrate")  # actions that rewrite and deploy
+RUNNING = (*CHANGING, "noop")  # actions a wave works on
 
 
 @dataclass(frozen=True)
@@ -71,7 +53,8 @@ class RepoChange:
     old_text: str | None
     new_text: str | None  # None when nothing is to be written
     error: str | None = None
-    unreachable: bool = False
+    blocked: RefusalKind | None = None  # the error stops a run from starting (see RepoFile)
+    target: RuntimeVersion | None = None  # what new_text pins
 
     @property
     def changes(self) -> bool:
@@ -99,13 +82,15 @@ class PlannedDeployment:
 
     deployment: Deployment
     repo: RepoChange
-    target: RuntimeVersion
-    action: Literal["upgrade", "noop", "refuse"]
+    target: RuntimeVersion | None  # None when not targeted (or its target did not resolve)
+    action: Action
     reason: str
     current: RuntimeVersion | None = None
     deployed: RuntimeVersion | None = None
     refusal: RefusalKind | None = None
     warnings: tuple[str, ...] = ()
+    spec: str | None = None  # the target spec that applied
+    line: str | None = None  # airflow2 | airflow3: the line it is on now
 
     def to_json(self) -> dict[str, Any]:
         """One object of the documented ``plan --json`` schema."""
@@ -116,243 +101,153 @@ class PlannedDeployment:
             "repo": self.repo.repo,
             "wave": self.deployment.wave,
             "dockerfile": self.repo.dockerfile,
+            "line": self.line,
             "current": _s(self.current),
             "deployed": _s(self.deployed),
             "dockerfile_version": _s(self.repo.current),
-            "target": str(self.target),
+            "target_spec": self.spec,
+            "target": _s(self.target),
             "action": self.action,
             "reason": self.reason,
             "refusal": self.refusal,
             "warnings": list(self.warnings),
-            "diff": self.repo.diff(),
+            "diff": self.repo.diff() if self.action in CHANGING else "",
         }
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The whole plan: the resolved target, one decision per Deployment, repo changes."""
+class Preflight:
+    """What a run would check first, found before it: applied with Plan.with_preflight."""
 
-    resolution: Resolution
+    # repo -> (why it cannot be written, "input" or "unreachable")
+    repos: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # repo -> its Airflow 3 migration findings, or why the lint could not run
+    findings: Mapping[str, tuple[Finding, ...] | str] = field(default_factory=dict)
+    deployments: Mapping[str, str] = field(default_factory=dict)  # id -> bad verify settings
+    gate: tuple[str, ...] = ()  # why the gate would refuse the wave
+    accept_findings: bool = False  # --accept-migration-findings
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole plan: every target spec resolved, one decision per Deployment, repo changes."""
+
+    targets: Mapping[str, Resolution]  # spec -> its resolution (pinned by a rollout)
     deployments: tuple[PlannedDeployment, ...]
     repos: Mapping[str, RepoChange] = field(default_factory=dict)
-
-    @property
-    def target(self) -> RuntimeVersion:
-        """The exact target version."""
-        return self.resolution.version
+    findings: Mapping[str, tuple[Finding, ...]] = field(default_factory=dict)
+    options: PlanOptions | None = None  # what it was decided with (a pre-flight re-derives)
 
     def counts(self) -> Counter[str]:
         """How many Deployments per action."""
         return Counter(p.action for p in self.deployments)
 
     def summary(self) -> str:
-        """One line: '12 to upgrade, 2 already at 12.4.1, 1 refused'."""
+        """One line: '12 to upgrade, 2 to migrate, 3 already at their target, 1 refused'."""
         c = self.counts()
-        return (
-            f"{c['upgrade']} to upgrade, {c['noop']} already at {self.target}, "
-            f"{c['refuse']} refused"
-        )
+        parts = [f"{c['upgrade']} to upgrade"]
+        if c["migrate"]:
+            parts.append(f"{c['migrate']} to migrate to Airflow 3")
+        parts.append(f"{c['noop']} already at their target")
+        if c["not_targeted"]:
+            parts.append(f"{c['not_targeted']} not targeted")
+        parts.append(f"{c['refuse']} refused")
+        if c["blocked"]:
+            parts.append(f"{c['blocked']} blocked")
+        return ", ".join(parts)
+
+    def pending(self) -> bool:
+        """True when running it would change something (a Deployment to upgrade or migrate)."""
+        return any(p.action in CHANGING for p in self.deployments)
 
     def error(self) -> UpgradeError | None:
         """Why this plan cannot be carried out as a whole, or None.
 
         An unreachable runner is a ServiceError (7), bad input an InputError (2), a policy
         refusal PlanRefused (3), in that order of precedence; each names the Deployments.
+        Not-targeted Deployments are no error.
         """
-        refused = [p for p in self.deployments if p.action == "refuse"]
+        stopped = [p for p in self.deployments if p.action in ("refuse", "blocked")]
         for kind, error in (("unreachable", ServiceError), ("input", InputError),
                             ("policy", PlanRefused)):
-            names = [p.deployment.name for p in refused if p.refusal == kind]
+            names = [p.deployment.name for p in stopped if p.refusal == kind]
             if names:
                 shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more"
                                                  if len(names) > 10 else "")
-                return error(f"{len(names)} Deployment(s) refused ({kind}): {shown}. "
-                             "Each reason is in the plan above.")
+                return error(f"{len(names)} Deployment(s) refused or blocked ({kind}): "
+                             f"{shown}. Each reason is in the plan above.")
         return None
 
     def changed_repos(self) -> list[RepoChange]:
-        """Repos whose Dockerfile the plan rewrites, for at least one Deployment upgrading."""
-        upgrading = {p.repo.repo for p in self.deployments if p.action == "upgrade"}
-        return [r for name, r in self.repos.items() if name in upgrading and r.changes]
+        """Repos whose Dockerfile the plan rewrites, for at least one Deployment changing."""
+        changing = {p.repo.repo for p in self.deployments if p.action in CHANGING}
+        return [r for name, r in self.repos.items() if name in changing and r.changes]
+
+    def deploying_repos(self) -> list[str]:
+        """Repos with at least one Deployment to upgrade or migrate (deployed from them)."""
+        return list(dict.fromkeys(p.repo.repo for p in self.deployments
+                                  if p.action in CHANGING))
+
+    def migrating_repos(self) -> list[str]:
+        """Repos with at least one Deployment migrating to Airflow 3."""
+        return list(dict.fromkeys(p.repo.repo for p in self.deployments
+                                  if p.action == "migrate"))
+
+    def only(self, ids: Collection[str]) -> Plan:
+        """This plan narrowed to the Deployments with these ids (``--limit``)."""
+        return replace(self, deployments=tuple(
+            p for p in self.deployments if p.deployment.id in ids))
+
+    def with_preflight(self, found: Preflight) -> Plan:
+        """This plan with the Deployments a run could not carry out now marked ``blocked``."""
+        planned = []
+        for p in self.deployments:
+            why, kind = _blocked(p, found)
+            planned.append(p if why is None else replace(
+                p, action="blocked", reason=why, refusal=kind))
+        findings = {repo: lint for repo, lint in found.findings.items()
+                    if not isinstance(lint, str)}
+        return replace(self, deployments=tuple(planned), findings={**self.findings, **findings})
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``plan --json`` document."""
         c = self.counts()
         return {
-            "target": {
-                "spec": str(self.resolution.spec),
-                "version": str(self.target),
-                "warnings": list(self.resolution.warnings),
+            "targets": {
+                spec: {"version": str(r.version), "warnings": list(r.warnings)}
+                for spec, r in self.targets.items()
             },
-            "summary": {"upgrade": c["upgrade"], "noop": c["noop"], "refuse": c["refuse"]},
+            "summary": {action: c[action] for action in ACTIONS},
+            "findings": {repo: [str(f) for f in found] for repo, found in self.findings.items()},
             "deployments": [p.to_json() for p in self.deployments],
         }
 
 
-def build_plan(
-    inventory: Inventory,
-    selected: Iterable[Deployment],
-    resolution: Resolution,
-    catalog: Catalog,
-    files: Mapping[str, RepoFile],
-    deployed: Mapping[str, DeployedFact],
-    high_water: Mapping[str, RuntimeVersion],
-    options: PlanOptions,
-    org_versions: frozenset[RuntimeVersion] = frozenset(),
-) -> Plan:
-    """Decide every selected Deployment from gathered facts; pure."""
-    target = resolution.version
-    selected = list(selected)
-    repo_names = list(dict.fromkeys(d.repo for d in selected))
-    repos = {
-        name: _repo_change(
-            inventory, inventory.repos[name], files.get(name), target, catalog, options
-        )
-        for name in repo_names
-    }
-    planned = []
-    for dep in selected:
-        change = repos[dep.repo]
-        fact = deployed.get(dep.id, DeployedFact(None))
-        if change.error is not None:
-            kind: RefusalKind = "unreachable" if change.unreachable else "input"
-            planned.append(
-                PlannedDeployment(dep, change, target, "refuse", change.error, refusal=kind)
-            )
-            continue
-        if fact.error is not None:
-            planned.append(
-                PlannedDeployment(
-                    dep,
-                    change,
-                    target,
-                    "refuse",
-                    fact.error,
-                    current=change.current,
-                    refusal="input",
-                )
-            )
-            continue
-        facts = Facts(
-            deployed=fact.version, dockerfile=change.current, high_water=high_water.get(dep.id)
-        )
-        decision = decide(facts, target, catalog, _policy_options(dep, options, org_versions))
-        planned.append(
-            PlannedDeployment(
-                dep,
-                change,
-                target,
-                decision.action,
-                decision.reason,
-                current=facts.current,
-                deployed=fact.version,
-                refusal="policy" if decision.action == "refuse" else None,
-                warnings=decision.warnings,
-            )
-        )
-    return Plan(resolution, tuple(planned), repos)
+def _blocked(p: PlannedDeployment, found: Preflight) -> tuple[str | None, RefusalKind | None]:
+    """Why a run would stop on ``p`` now (and of what kind), or (None, None)."""
+    if p.action not in RUNNING:
+        return None, None
+    if found.gate:
+        return "the gate refuses this wave: " + "; ".join(found.gate), "policy"
+    repo = p.repo.repo
+    if p.action in CHANGING and repo in found.repos:
+        why, kind = found.repos[repo]
+        return why, kind  # type: ignore[return-value]
+    if p.deployment.id in found.deployments:
+        return found.deployments[p.deployment.id], "input"
+    lint = found.findings.get(repo) if p.action == "migrate" else None
+    if isinstance(lint, str):
+        return lint, "input"
+    if lint and not found.accept_findings:
+        return (f"{len(lint)} Airflow 3 migration finding(s) in {repo}'s DAGs (ruff AIR3; "
+                "each is listed). Fix them, or accept them with --accept-migration-findings "
+                "(recorded in the journal)."), "policy"
+    return None, None
 
 
-def _policy_options(
-    dep: Deployment, options: PlanOptions, org_versions: frozenset[RuntimeVersion]
-) -> PolicyOptions:
-    return PolicyOptions(
-        today=options.today,
-        allow_airflow3=_truthy(dep.vars.get("allow_airflow3")),
-        allow_end_of_maintenance=_truthy(dep.vars.get("allow_end_of_maintenance")),
-        org_versions=org_versions,
-    )
-
-
-def _truthy(value: object) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() in ("true", "yes", "1"))
-
-
-def _repo_change(
-    inventory: Inventory,
-    repo: Repo,
-    file: RepoFile | None,
-    target: RuntimeVersion,
-    catalog: Catalog,
-    options: PlanOptions,
-) -> RepoChange:
-    shown = _display_path(inventory, repo)
-    if file is None or file.text is None:
-        error = file.error if file is not None else "not read"
-        if file is not None and file.unreachable:
-            return RepoChange(repo.name, shown, None, None, None, error=error, unreachable=True)
-        return RepoChange(repo.name, shown, None, None, None, error=f"{shown}: {error}")
-    try:
-        base = find_base_image(file.text, path=shown)
-        if base.version > target:
-            # The policy refuses each Deployment with the reason; nothing to write.
-            return RepoChange(repo.name, shown, base.version, file.text, None)
-        if repo.template is None:
-            new_text = retarget(file.text, target, path=shown)
-        else:
-            new_text = _render_managed(
-                inventory, repo, file.text, base, target, catalog, options, shown
-            )
-    except (DockerfileError, TemplateError) as exc:
-        return RepoChange(repo.name, shown, None, file.text, None, error=str(exc))
-    return RepoChange(repo.name, shown, base.version, file.text, new_text)
-
-
-def _render_managed(
-    inventory: Inventory,
-    repo: Repo,
-    text: str,
-    base: BaseImage,
-    target: RuntimeVersion,
-    catalog: Catalog,
-    options: PlanOptions,
-    shown: str,
-) -> str:
-    assert repo.template is not None
-    template = repo.template
-
-    def render(version: RuntimeVersion) -> str:
-        return render_template(
-            inventory.templates.path,
-            template.name,
-            runtime=runtime_context(version, catalog, base.image),
-            vars=dict(template.vars),
-        )
-
-    current = base.version
-    drift = template_drift(text, render(current), path=shown)
-    if drift and not options.adopt:
-        raise DockerfileError(
-            f"{shown}: hand-edited: it no longer matches what templates/{template.name} "
-            f"renders at {current}. Move the edit into the template or its vars, or run with "
-            f"--adopt to overwrite it.\n{drift}"
-        )
-    return render(target)
-
-
-def runtime_context(
-    version: RuntimeVersion, catalog: Catalog, current: ImageRef | None = None
-) -> RuntimeContext:
-    """What a template sees as ``runtime``: ``current``'s image (variants kept) at ``version``."""
-    release = catalog.get(version)
-    image = (
-        current.retarget(version)
-        if current is not None
-        else parse_image(f"{CANONICAL_REPOSITORY[version.scheme]}:{version}")
-    )
-    return RuntimeContext.from_image(
-        image,
-        airflow=release.airflow if release else None,
-        python=release.python if release else None,
-    )
-
-
-def _display_path(inventory: Inventory, repo: Repo) -> str:
-    path = repo.path / repo.dockerfile
-    try:
-        return str(path.relative_to(inventory.root))
-    except ValueError:
-        return str(path)
+def unique_targets(deployments: Iterable[PlannedDeployment]) -> list[RuntimeVersion]:
+    """The distinct target versions of ``deployments``, newest first."""
+    return sorted({p.target for p in deployments if p.target is not None}, reverse=True)
 
 
 def _s(v: RuntimeVersion | None) -> str | None:

@@ -13,7 +13,7 @@ from typing import Literal
 from upgrade.model.catalog import Catalog
 from upgrade.model.versions import RuntimeVersion, parse_version
 
-Action = Literal["upgrade", "noop", "refuse"]
+Action = Literal["upgrade", "migrate", "noop", "refuse"]
 
 # Astronomer's in-place Airflow 2 -> 3 rules (https://www.astronomer.io/docs/astro/airflow3/
 # upgrade-af3): the Deployment must already run Runtime
@@ -75,6 +75,12 @@ def decide(
         return refuse(f"Target {target} is yanked by Astronomer{why}; choose another version.")
 
     for floor, what in ((facts.deployed, "deployed"), (facts.high_water, "highest recorded")):
+        if floor is not None and target < floor and floor.scheme != target.scheme:
+            return refuse(
+                f"{target} is on the Airflow 2 line and this Deployment is on Airflow 3 "
+                f"({what} version {floor}): a different line, and Airflow 3 never goes back to "
+                "2. Give it an Airflow 3 target (target: {airflow3: ...})."
+            )
         if floor is not None and target < floor:
             return refuse(
                 "Cannot deploy a downgraded Astro Runtime version. Modify your Astro Runtime "
@@ -82,6 +88,11 @@ def decide(
                 f"target is {target})."
             )
     if facts.dockerfile is not None and facts.dockerfile > target:
+        if facts.dockerfile.scheme != target.scheme:
+            return refuse(
+                f"The Dockerfile already holds {facts.dockerfile} (Airflow 3), a different line "
+                f"from the target {target} (Airflow 2). Give this Deployment an Airflow 3 target."
+            )
         return refuse(
             f"The Dockerfile already holds {facts.dockerfile}, newer than the target {target}; "
             "rewriting it would lower it. Raise the target or leave this Deployment out."
@@ -92,7 +103,9 @@ def decide(
         return Decision("noop", f"Already at {target}.", warnings)
 
     current = facts.current
-    if current is not None and current.scheme == "af2" and target.scheme == "af3":
+    migrating = current is not None and current.scheme == "af2" and target.scheme == "af3"
+    if migrating:
+        assert current is not None
         crossing = _airflow3_crossing(current, target, catalog, options)
         if crossing:
             return refuse(crossing)
@@ -112,6 +125,8 @@ def decide(
             "rewrite it to match (an equal-version redeploy is allowed).",
             warnings,
         )
+    if migrating:
+        return Decision("migrate", f"Migrate {current} → {target} (Airflow 2 → 3).", warnings)
     return Decision("upgrade", f"Upgrade {current} → {target}.", warnings)
 
 
