@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from upgrade.cli.flags import (
+    ACCEPT_FINDINGS,
     ADOPT,
     BRANCH,
     COMMANDS,
@@ -209,11 +210,18 @@ def inventory(a: Args) -> int:
 def plan(a: Args) -> int:
     """Show what an upgrade would change, per Deployment, with diffs. Changes nothing.
 
+    It follows the active rollout's pins, and with --wave shows what the gate would say.
     With --detailed-exitcode (as Terraform's): 0 nothing to do, 8 changes pending and
     nothing refused, 3 some Deployment refused, 2 invalid input.
     """
+    from upgrade.run import rollout
+
+    console = consoles()
     with _fleet(a, target=a.target, feed=a.feed) as fleet:
-        result = fleet.plan(fleet.select(a.wave, a.limit), offline=a.offline, adopt=a.adopt)
+        result, note = rollout.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
+                                          adopt=a.adopt)
+    if note:
+        console.note(note)
     if a.json:
         print_document("plan", result.to_json())
     else:
@@ -221,7 +229,7 @@ def plan(a: Args) -> int:
 
         print_plan(result, consoles().stdout)
     code = _finish(result)
-    if a.detailed_exitcode and result.counts()["upgrade"]:
+    if a.detailed_exitcode and result.pending():
         return EXIT_CHANGES_PENDING
     return code
 
@@ -305,9 +313,10 @@ def render(a: Args) -> int:
     with _fleet(a, target=a.target) as fleet:
         result = fleet.plan(fleet.select(a.wave, a.limit), offline=a.offline, adopt=a.adopt)
         for p in result.deployments:
-            if p.action == "refuse":
-                console.note(f"refused: {p.deployment.name}: {p.reason}")
-        done = write_render(fleet.inventory, result, fleet.host_for, options)
+            if p.action in ("refuse", "blocked"):
+                console.note(f"{p.action}: {p.deployment.name}: {p.reason}")
+        done = write_render(fleet.inventory, result, fleet.host_for, options,
+                            fleet.planned(result))
     for repo, outcome in done.outcomes.items():
         extra = f" {done.commits[repo][:12]}" if repo in done.commits else ""
         pushed = " (pushed)" if repo in done.pushed else ""
@@ -318,7 +327,7 @@ def render(a: Args) -> int:
 
 
 @command("upgrade", WAVE.needed("The wave to run."), INVENTORY, LIMIT, TARGET, PLAYBOOK, JSON,
-         DRY_RUN, SKIP_GATE, REASON)
+         DRY_RUN, SKIP_GATE, REASON, ACCEPT_FINDINGS)
 def upgrade(a: Args) -> int:
     """Upgrade one wave: render, commit, test, deploy, verify; resumable, recorded."""
     from upgrade.config.playbook_loader import load_playbook
@@ -326,7 +335,7 @@ def upgrade(a: Args) -> int:
     from upgrade.report.progress import LiveReporter, LogReporter
     from upgrade.report.recap import print_recap, write_wave_markdown
     from upgrade.run import rollout
-    from upgrade.run.rollout import WaveRequest
+    from upgrade.run.preflight import WaveRequest
 
     console = consoles()
     if a.skip_gate and not (a.reason or "").strip():
@@ -340,13 +349,14 @@ def upgrade(a: Args) -> int:
                          "'playbook:' in the inventory to use your own.")
         for warning in book.warnings:
             console.warn(warning)
+        request = WaveRequest(a.wave, tuple(a.limit), actor(),
+                              skip_gate_reason=a.reason if a.skip_gate else None,
+                              accept_findings=a.accept_migration_findings)
         if a.dry_run:
-            return _dry_run(rollout.plan_wave(fleet, a.wave, a.limit), book, a.json)
+            return _dry_run(rollout.dry_run(fleet, book, request), book, a.json)
         stop = threading.Event()
         live = console.stderr.is_terminal and not a.json
         reporter = LiveReporter(console.stderr) if live else LogReporter(console.stderr)
-        request = WaveRequest(a.wave, a.limit, actor(),
-                              skip_gate_reason=a.reason if a.skip_gate else None)
         with _stop_on_interrupt(stop, reporter, resume):
             result = rollout.upgrade_wave(fleet, book, request, reporter, stop,
                                           command=resume)
@@ -422,11 +432,11 @@ def approve(a: Args) -> int:
 
     console = consoles()
     with _fleet(a) as fleet:
-        rollout_id, resolution, note = rollout.approve(
+        rollout_id, pins, note = rollout.approve(
             fleet, a.wave, actor(), a.reason, command=f"{PROGRAM} approve --wave {a.wave}")
     if note:
         console.say(note)
-    console.say(f"wave {a.wave} of rollout {rollout_id} (→ {resolution.version}) approved by "
+    console.say(f"wave {a.wave} of rollout {rollout_id} ({pins.describe()}) approved by "
                 f"{actor()}")
     return EXIT_OK
 

@@ -106,8 +106,9 @@ def command(name: str, *flags: Flag) -> Callable[[Callable[[Args], int]], Callab
 
 INVENTORY = Flag("inventory", "The inventory file (default: $ASTRO_FLEET_INVENTORY, else "
                               "inventory.yaml in the current directory).")
-TARGET = Flag("target", "Target spec instead of the inventory's: 12.4, 12, 3.1, latest or an "
-                        "exact version.")
+TARGET = Flag("target", "One target spec for every Deployment instead of the inventory's: "
+                        "12.4, 12, 3.1, latest or an exact version. With an active rollout it "
+                        "must match a pin.")
 WAVE = Flag("wave", "Only this wave's Deployments.", "int")
 LIMIT = Flag("limit", "Names, ids, groups, repos or globs; '!x' excludes, '&x' intersects "
                       "(repeatable).", "list")
@@ -138,6 +139,9 @@ DRY_RUN = Flag("dry_run", "Show the plan for the wave and the steps that would r
                           "nothing.", "bool", False)
 SKIP_GATE = Flag("skip_gate", "Emergencies only: start the wave although the gate refuses "
                               "(needs --reason).", "bool", False)
+ACCEPT_FINDINGS = Flag("accept_migration_findings", "Migrate to Airflow 3 although ruff's AIR3 "
+                      "lint found problems in the DAGs (recorded in the journal and reports).",
+                      "bool", False)
 REASON = Flag("reason", "Why, in a few words (recorded in the journal with your name).")
 REPORT = Flag("report", "Also write a Markdown report to this path.")
 PORT = Flag("port", "TCP port on 127.0.0.1 (default: any free port).", "int", 0)

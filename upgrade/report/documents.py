@@ -20,9 +20,9 @@ SCHEMAS: Mapping[str, int] = {
     "discover": 1,
     "inventory": 1,
     "inventory-deployment": 1,
-    "plan": 1,
+    "plan": 2,
     "status": 1,
-    "upgrade": 1,
+    "upgrade": 2,
     "verify-all": 1,
 }
 

@@ -6,20 +6,25 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from upgrade.config.targets import AIRFLOW2, AIRFLOW3, LINE_NAMES, line_of
 from upgrade.plan.plan import Plan
 
-ACTION_STYLE = {"upgrade": "green", "noop": "dim", "refuse": "bold red"}
+ACTION_STYLE = {"upgrade": "green", "migrate": "bold cyan", "noop": "dim",
+                "not_targeted": "dim", "refuse": "bold red", "blocked": "bold yellow"}
+LINE_SHORT = {AIRFLOW2: "af2", AIRFLOW3: "af3"}
 
 
 def print_plan(plan: Plan, console: Console) -> None:
-    """The human plan: one row per Deployment, each changed repo's diff once, a summary."""
-    console.print(
-        Text.assemble("Target: ", (str(plan.target), "bold"), f" (from '{plan.resolution.spec}')")
-    )
-    for warning in plan.resolution.warnings:
-        console.print(Text(f"warning: {warning}", style="yellow"))
+    """The human plan: the targets, one row per Deployment, each changed repo's diff once,
+    each migrating repo's Airflow 3 findings, a summary."""
+    for spec, resolution in plan.targets.items():
+        line = LINE_NAMES[line_of(resolution.version)]
+        console.print(Text.assemble("Target ", (f"'{spec}'", "bold"), " → ",
+                                    (str(resolution.version), "bold"), f" ({line})"))
+        for warning in resolution.warnings:
+            console.print(Text(f"warning: {warning}", style="yellow"))
     table = Table(show_lines=False)
-    for column in ("deployment", "wave", "repo", "current", "target", "action"):
+    for column in ("deployment", "wave", "repo", "line", "current", "target", "action"):
         table.add_column(column, no_wrap=True)
     table.add_column("reason", overflow="fold")
     for p in plan.deployments:
@@ -27,8 +32,9 @@ def print_plan(plan: Plan, console: Console) -> None:
             p.deployment.name,
             str(p.deployment.wave),
             p.repo.repo,
+            LINE_SHORT.get(p.line or "", "?"),
             str(p.current or "?"),
-            str(p.target),
+            str(p.target or "-"),
             Text(p.action, style=ACTION_STYLE[p.action]),
             p.reason,
         )
@@ -39,6 +45,11 @@ def print_plan(plan: Plan, console: Console) -> None:
     for change in plan.changed_repos():
         console.print(Text(f"\n{change.repo}: {change.dockerfile}", style="bold"))
         console.print(colour_diff(change.diff()), end="")
+    for repo, findings in plan.findings.items():
+        console.print(Text(f"\n{repo}: {len(findings)} Airflow 3 migration finding(s) "
+                           "(ruff AIR3)", style="bold"))
+        for finding in findings:
+            console.print(Text(f"  {finding}"))
     console.print(Text(f"\nPlan: {plan.summary()}.", style="bold"))
 
 

@@ -47,6 +47,8 @@ def rollout_status(journal: Journal, now: datetime) -> dict[str, Any]:
                 "rollout": r.id,
                 "target_spec": r.target_spec,
                 "target": str(r.target_version),
+                "pins": {spec: str(v) for spec, v in r.pins.items()},
+                "target_source": r.target_source,
                 "status": r.status,
                 "created_at": _iso(r.created_at),
                 "created_by": r.created_by,
@@ -63,8 +65,9 @@ def print_status(doc: dict[str, Any], console: Console) -> None:
     for r in doc["rollouts"]:
         console.print(
             Text(
-                f"rollout {r['rollout']}: {r['target_spec']} → {r['target']} ({r['status']}), "
-                f"started {r['created_at']} by {r['created_by']}",
+                f"rollout {r['rollout']}: "
+                + ", ".join(f"'{spec}' → {v}" for spec, v in r["pins"].items())
+                + f" ({r['status']}), started {r['created_at']} by {r['created_by']}",
                 style="bold",
             )
         )

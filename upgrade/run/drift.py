@@ -34,9 +34,8 @@ from upgrade.errors import EXIT_OK, AirflowAPIError, AstroError, DriftFound, Inp
 from upgrade.journal.backend import existing_journal
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
-from upgrade.plan.facts import read_dockerfiles
+from upgrade.plan.facts import RepoFile, read_dockerfiles
 from upgrade.plan.fleet import Fleet
-from upgrade.plan.plan import RepoFile
 from upgrade.run.checks import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
 
 DEPLOYED_NE_DOCKERFILE = "deployed_ne_dockerfile"

@@ -1,39 +1,20 @@
 """The gate in front of every wave: earlier waves passed, soaked, still healthy; approvals.
 
 Wave N starts only when every earlier wave of the rollout passed and its soak has
-elapsed, and at that moment every Deployment of the earlier waves is verified again (they
-may have degraded during soak). A wave may require an approval (`astro-fleet approve`).
+elapsed (this module: the journal's half), and at that moment every Deployment of the
+earlier waves is verified again, as they may have degraded during soak (the live half, in
+``upgrade.run.preflight``). A wave may require an approval (`astro-fleet approve`).
 `--skip-gate --reason` bypasses all of it, and is recorded and shown in every later report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from upgrade.config.inventory import Inventory
 from upgrade.errors import GateRefused
-from upgrade.journal.records import DeploymentRecord, WaveRecord
-from upgrade.journal.store import Journal
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """Whether a wave may start, and every reason it may not."""
-
-    wave: int
-    reasons: tuple[str, ...]
-    reverified: int = 0
-
-    @property
-    def open(self) -> bool:
-        """True when nothing stands in the way."""
-        return not self.reasons
-
-
-# Re-verifies Deployments; returns one failure message per Deployment that fails now.
-Reverify = Callable[[Sequence[DeploymentRecord]], list[str]]
+from upgrade.journal.records import WaveRecord
 
 
 def static_reasons(
@@ -69,44 +50,15 @@ def static_reasons(
     return reasons
 
 
-def check(
-    journal: Journal,
-    inventory: Inventory,
-    rollout_id: int,
-    wave: int,
-    now: datetime,
-    reverify: Reverify,
-) -> GateDecision:
-    """The full gate: the journal's verdict, then a fresh verification of earlier waves."""
-    reasons = static_reasons(inventory, journal.waves(rollout_id), wave, now)
-    if reasons:
-        return GateDecision(wave, tuple(reasons))
-    earlier = [
-        d for d in journal.deployments(rollout_id) if d.wave < wave and d.state == "verified"
-    ]
-    failures = reverify(earlier)
-    if failures:
-        shown = "; ".join(failures[:10]) + (
-            f"; and {len(failures) - 10} more" if len(failures) > 10 else ""
-        )
-        reasons.append(
-            f"{len(failures)} Deployment(s) of earlier waves no longer pass verification: {shown}"
-        )
-    return GateDecision(wave, tuple(reasons), reverified=len(earlier))
-
-
-def refuse(journal: Journal, rollout_id: int, decision: GateDecision) -> GateRefused:
-    """Record the refusal in the journal and build the error to raise."""
-    message = (
-        f"the gate refuses wave {decision.wave}:\n"
-        + "\n".join(f"  - {r}" for r in decision.reasons)
-        + (
-            f"\nIn an emergency: `astro-fleet upgrade --wave {decision.wave} --skip-gate "
-            '--reason "..."` (recorded, and shown in every report afterwards).'
-        )
+def refusal(wave: int, reasons: Sequence[str]) -> GateRefused:
+    """The error that refuses ``wave``, every reason listed; nothing is recorded (a refused
+    command changes nothing), the webhook still tells the team."""
+    return GateRefused(
+        f"the gate refuses wave {wave}:\n"
+        + "\n".join(f"  - {r}" for r in reasons)
+        + f"\nIn an emergency: `astro-fleet upgrade --wave {wave} --skip-gate --reason \"...\"` "
+        "(recorded, and shown in every report afterwards)."
     )
-    journal.event("gate_refused", rollout_id=rollout_id, wave=decision.wave, message=message)
-    return GateRefused(message)
 
 
 def _duration(seconds: int) -> str:

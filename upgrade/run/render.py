@@ -44,17 +44,19 @@ def render(
     plan: Plan,
     host_for: Callable[[Repo], Host],
     options: RenderOptions,
+    planned: Callable[[Repo, str], str | None] = lambda repo, text: None,
 ) -> RenderResult:
     """Write every changed repo of ``plan``; check all repos first, so a refusal writes nothing.
 
     The same write and commit as the playbook's render and commit steps.
     """
-    target = plan.target
-    branch = options.branch.format(version=str(target)) if options.commit else None
     works = [
-        steps.RepoWork(repo, host_for(repo), change, target, branch)
+        steps.RepoWork(repo, host_for(repo), change, change.target,
+                       options.branch.format(version=str(change.target)) if options.commit
+                       else None, planned)
         for change in plan.changed_repos()
         for repo in (inventory.repos[change.repo],)
+        if change.target is not None
     ]
     # Check every repo before writing any: one dirty repo must not leave the fleet half done.
     for work in works:
@@ -63,9 +65,9 @@ def render(
     for work in works:
         name = work.repo.name
         result.outcomes[name] = "written" if steps.write_dockerfile(work) else "unchanged"
-        if branch:
+        if work.branch:
             sha = steps.commit_dockerfile(
-                work, branch, push_to=options.remote if options.push else None
+                work, work.branch, push_to=options.remote if options.push else None
             )
             if sha:
                 result.commits[name] = sha

@@ -1,36 +1,35 @@
-"""Roll one wave out: batches, parallelism per wave and per runner, failure budgets, resume.
+"""Roll one wave out, once it is decided: record it, run it, record how it ended.
 
-The rollout's target is resolved once, when the rollout starts, and pinned in the journal;
-every later wave deploys exactly that version. Every state change is committed to the
-journal before the next step starts, so the same command resumes after any crash:
-verified Deployments are skipped, failed and never-attempted ones run, and one caught
-mid-deploy is inspected first (at target: go on to verify; not: deploy again).
+``upgrade.run.preflight`` decides the wave reading only (pins, plan, preflight, gate,
+resume moves); this module then writes: the rollout (started, pinning every target spec,
+when none is active), the wave's Deployments with their own targets, the moves, and
+every state change, committed before the next step starts. So the same command resumes
+after any crash: verified Deployments are skipped, failed and never-attempted ones run,
+and one caught mid-deploy is inspected first (at target: go on to verify; not: deploy
+again). ``approve`` and ``abandon`` are the other commands that write a rollout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from upgrade.config.playbook import Playbook, step_context
-from upgrade.config.verify import merge_verify_config
+from upgrade.config.playbook import Playbook
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import PolicyRefusal, WaveHalted
-from upgrade.journal.backend import existing_journal, locked_journal
+from upgrade.errors import GateRefused, PolicyRefusal, WaveHalted
+from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
-from upgrade.journal.states import FAILED, PENDING, SKIPPABLE, SKIPPED, VERIFIED
+from upgrade.journal.states import FAILED, SKIPPED
 from upgrade.journal.store import Journal
-from upgrade.model.catalog import Resolution
-from upgrade.model.versions import RuntimeVersion, parse_version
 from upgrade.plan.fleet import Fleet
-from upgrade.plan.plan import Plan, PlannedDeployment
-from upgrade.run import gate
+from upgrade.plan.plan import Plan
 from upgrade.run.notify import Notifier
-from upgrade.run.verify import run_checks
+from upgrade.run.pins import GIVEN, Pins, describe, follow
+from upgrade.run.preflight import Decided, WaveRequest, decide_wave, preview
+from upgrade.run.resume import Resume
 from upgrade.run.wave import Item, Reporter, WaveRunner
 
 
@@ -54,11 +53,12 @@ class WaveResult:
 
     rollout_id: int
     wave: int
-    target: str
+    target: str  # the wave's target versions, newest first: "13.9.0, 3.1-17"
     status: str  # passed | halted | incomplete
     reason: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    targets: dict[str, str] = field(default_factory=dict)  # spec -> pinned version
     # From the journal: who ran the wave (each run, resumes included), who approved it and
     # who skipped its gate; each {"actor", "at", "reason"?}.
     runs: list[dict[str, str]] = field(default_factory=list)
@@ -84,6 +84,7 @@ class WaveResult:
             "rollout": self.rollout_id,
             "wave": self.wave,
             "target": self.target,
+            "targets": self.targets,
             "status": self.status,
             "reason": self.reason,
             "counts": self.counts(),
@@ -95,45 +96,6 @@ class WaveResult:
         }
 
 
-@dataclass(frozen=True)
-class WaveRequest:
-    """What `astro-fleet upgrade --wave N` asked for."""
-
-    wave: int
-    limits: tuple[str, ...] = ()
-    actor: str = ""
-    skip_gate_reason: str | None = None
-
-
-def pinned_target(fleet: Fleet, journal: Journal, actor: str) -> tuple[int, Resolution, str | None]:
-    """The active rollout's pinned target, starting a rollout (and pinning) if none is active.
-
-    A later wave never resolves the spec again: it gets exactly what earlier waves verified.
-    Returns (rollout id, resolution, note).
-    """
-    inv = fleet.inventory
-    active = journal.active_rollout()
-    if active is None:
-        resolution = fleet.resolve()
-        rollout = journal.start_rollout(str(inv.target), resolution.version, str(inv.path), actor)
-        return (
-            rollout.id,
-            resolution,
-            (f"rollout {rollout.id} started: '{inv.target}' pinned to {resolution.version}"),
-        )
-    pinned = fleet.catalog.resolve(str(active.target_version), source=f"rollout {active.id}")
-    if inv.target_source == "--target" or str(inv.target) != active.target_spec:
-        asked = fleet.resolve()
-        if asked.version != pinned.version:
-            raise PolicyRefusal(
-                f"rollout {active.id} is pinned to {pinned.version} (from "
-                f"'{active.target_spec}'); the requested target resolves to {asked.version}. "
-                "Finish that rollout first, or abandon it with "
-                '`astro-fleet abandon --reason "..."` to start a new one.'
-            )
-    return active.id, pinned, None
-
-
 def upgrade_wave(
     fleet: Fleet,
     playbook: Playbook,
@@ -143,13 +105,32 @@ def upgrade_wave(
     *,
     command: str,
 ) -> WaveResult:
-    """``upgrade --wave N``: take the journal lock (named ``command``), run or resume the wave."""
-    with locked_journal(fleet.inventory.journal, command) as (journal, note):
-        if note:
-            reporter.note(f"note: {note}")
-        result = run_wave(fleet, journal, playbook, request, reporter, stop)
+    """``upgrade --wave N``: under the journal lock (named ``command``), decide the wave
+    reading only, then run or resume it, recording everything.
+
+    A refusal (the gate, a failed preflight, a target the rollout did not pin) is raised
+    before anything is written: it leaves the journal exactly as it was (and makes none).
+    """
+    with run_lock(fleet.inventory.journal, command) as held:
+        decided = _decide(fleet, held.existing(), playbook, request, stop)
+        if held.note:
+            reporter.note(f"note: {held.note}")
+        journal = held.journal()
+        result = run_wave(fleet, journal, playbook, decided, reporter, stop)
         record_history(journal, result)
         return result
+
+
+def _decide(fleet: Fleet, journal: Journal | None, playbook: Playbook, request: WaveRequest,
+            stop: threading.Event) -> Decided:
+    try:
+        return decide_wave(fleet, journal, playbook, request, stop)
+    except GateRefused as exc:
+        # Nothing is recorded for a refusal; the team still hears of it.
+        notifier = Notifier.for_inventory(fleet.inventory)
+        if notifier is not None:
+            notifier.send("gate_refused", {"wave": request.wave, "reasons": str(exc)})
+        raise
 
 
 def record_history(journal: Journal, result: WaveResult) -> None:
@@ -170,30 +151,46 @@ def _signoff(signoff: Signoff | None) -> dict[str, str] | None:
             "reason": signoff.reason}
 
 
-def plan_wave(fleet: Fleet, wave: int, limits: Sequence[str]) -> Plan:
-    """What ``upgrade --wave N`` would do now (its dry run): the active rollout's pinned
-    target and the journal's high-water marks, with fresh facts. Changes nothing."""
-    resolution, high_water = None, {}
-    journal = existing_journal(fleet.inventory.journal)
-    if journal is not None:
-        with journal:
-            active = journal.active_rollout()
-            if active is not None:
-                resolution = fleet.catalog.resolve(str(active.target_version))
-            high_water = journal.high_water()
-    return fleet.plan(fleet.select(wave, limits), resolution=resolution, high_water=high_water)
+def dry_run(fleet: Fleet, playbook: Playbook, request: WaveRequest) -> Plan:
+    """What ``upgrade --wave N`` would do now; changes nothing."""
+    existing = existing_journal(fleet.inventory.journal)
+    with existing if existing is not None else contextlib.nullcontext():
+        return preview(fleet, existing, playbook, request.wave, request.limits,
+                       accept_findings=request.accept_findings,
+                       skip_gate=request.skip_gate_reason is not None)
+
+
+def plan_fleet(fleet: Fleet, wave: int | None, limits: Sequence[str], *, offline: bool = False,
+               adopt: bool = False) -> tuple[Plan, str | None]:
+    """``astro-fleet plan``: the plan under the active rollout's pins (a ``--target`` that
+    differs from them plans afresh, with a note), the gate's reasons for ``wave``."""
+    existing = existing_journal(fleet.inventory.journal)
+    with existing if existing is not None else contextlib.nullcontext():
+        try:
+            return preview(fleet, existing, None, wave, limits, offline=offline,
+                           adopt=adopt), None
+        except PolicyRefusal as exc:
+            if fleet.inventory.override is None:
+                raise
+            # A preview of a new target while a rollout is active: show it, say why
+            # `upgrade` would refuse it.
+            return preview(fleet, None, None, wave, limits, offline=offline,
+                           adopt=adopt), f"note: `upgrade` would refuse this target: {exc}"
 
 
 def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
-            command: str) -> tuple[int, Resolution, str | None]:
+            command: str) -> tuple[int, Pins, str | None]:
     """Record ``actor``'s approval of ``wave``, starting (and pinning) a rollout if none is
-    active; returns (rollout id, pinned target, note). ``command`` names the lock's holder."""
+    active; returns (rollout id, pins, note). ``command`` names the lock's holder."""
     inv = fleet.inventory
     inv.wave(wave)
-    with locked_journal(inv.journal, command) as (journal, _):
-        rollout_id, resolution, note = pinned_target(fleet, journal, actor)
+    with run_lock(inv.journal, command) as held:
+        existing = held.existing()
+        pins = follow(fleet, existing.active_rollout() if existing is not None else None)
+        journal = held.journal()
+        rollout_id, note = _rollout(journal, fleet, pins, actor)
         journal.record_approval(rollout_id, wave, actor, reason)
-    return rollout_id, resolution, note
+    return rollout_id, pins, note or pins.note
 
 
 def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout | None:
@@ -205,40 +202,61 @@ def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout |
         return journal.abandon_rollout(active.id, actor, reason)
 
 
+def _rollout(journal: Journal, fleet: Fleet, pins: Pins, actor: str) -> tuple[int, str | None]:
+    """The followed rollout's id, or a rollout started now pinning ``pins``, with a note."""
+    if pins.rollout is not None:
+        return pins.rollout.id, None
+    inv = fleet.inventory
+    given = inv.override is not None
+    headline = inv.override if inv.override is not None else inv.target
+    versions = pins.versions
+    first = next(iter(versions.values()))
+    rollout = journal.start_rollout(str(headline or "per-group targets"), first, str(inv.path),
+                                    actor, pins=versions,
+                                    target_source=GIVEN if given else "inventory")
+    return rollout.id, f"rollout {rollout.id} started: {describe(versions)} pinned"
+
+
 def run_wave(
     fleet: Fleet,
     journal: Journal,
     playbook: Playbook,
-    request: WaveRequest,
+    decided: Decided,
     reporter: Reporter,
     stop: threading.Event,
 ) -> WaveResult:
-    """Plan the wave from fresh facts, then run what is left of it, recording everything."""
+    """Record the decided wave (its rollout, Deployments, resume moves), then run it."""
     inv = fleet.inventory
-    settings = inv.wave(request.wave)
-    rollout_id, resolution, note = pinned_target(fleet, journal, request.actor)
-    everyone = [d for d in inv.deployments if d.wave == request.wave]
-    selected = fleet.select(request.wave, request.limits)
-    plan = fleet.plan(selected, resolution=resolution, high_water=journal.high_water())
-    current = {p.deployment.id: p.current for p in plan.deployments}
-    journal.ensure_deployments(
-        rollout_id,
-        request.wave,
-        [
-            DeploymentEntry(d.id, d.name, d.repo, resolution.version, current.get(d.id))
-            for d in everyone
-        ],
-    )
-    result = WaveResult(rollout_id, request.wave, str(resolution.version), "incomplete")
-    if note:
-        result.notes.append(note)
-    result.notes.extend(f"warning: {w}" for w in resolution.warnings)
-    _pass_gate(fleet, journal, playbook, rollout_id, request, result, stop)
-    records = {r.deployment_id: r for r in journal.deployments(rollout_id, request.wave)}
-    runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
-    for p in plan.deployments:  # a bad verify setting is refused before anything runs
-        runner.verify_config(Item(p, "pending"))
-    items = _items(journal, rollout_id, plan, records)
+    request, plan, settings = decided.request, decided.plan, decided.settings
+    rollout_id, note = _rollout(journal, fleet, decided.pins, request.actor)
+    used = {p.spec for p in decided.registered}
+    targets = {s: r for s, r in decided.pins.targets.items() if s in used}
+    result = WaveResult(rollout_id, request.wave,
+                        ", ".join(str(v) for v in sorted({r.version for r in targets.values()},
+                                                         reverse=True)) or "none",
+                        "incomplete", targets={s: str(r.version) for s, r in targets.items()})
+    result.notes.extend(n for n in (decided.pins.note, note) if n)
+    result.notes.extend(f"warning: {w}" for r in targets.values() for w in r.warnings)
+    journal.ensure_deployments(rollout_id, request.wave, [
+        DeploymentEntry(p.deployment.id, p.deployment.name, p.deployment.repo, p.target,
+                        p.current, target_spec=p.spec)
+        for p in decided.registered if p.target is not None])
+    if request.skip_gate_reason:
+        journal.record_skip_gate(rollout_id, request.wave, request.actor, request.skip_gate_reason)
+    elif decided.reverified:
+        result.notes.append(
+            f"gate: {decided.reverified} Deployment(s) of earlier waves verified again")
+    _record_findings(journal, rollout_id, request, plan, result)
+    for w in journal.waves(rollout_id):
+        if w.skip_gate is not None:
+            result.notes.append(
+                f"GATE SKIPPED for wave {w.number} by {w.skip_gate.actor} at "
+                f"{w.skip_gate.at.isoformat(timespec='seconds')}: {w.skip_gate.reason}")
+    untargeted = [p.deployment.name for p in plan.deployments if p.action == "not_targeted"]
+    if untargeted:
+        result.notes.append(f"{len(untargeted)} Deployment(s) not targeted (no target for their "
+                            f"Runtime line), left as they are: {', '.join(untargeted[:10])}")
+    items = _items(journal, rollout_id, plan, decided.moves, decided.records)
     before = journal.wave(rollout_id, request.wave)
     if not items and before is not None and before.status == "passed":
         # Nothing left to do: leave the wave (and its soak clock) exactly as it was.
@@ -247,14 +265,11 @@ def run_wave(
         passed = before.passed_at.isoformat(timespec="seconds") if before.passed_at else "?"
         result.notes.append(f"wave {request.wave} already passed at {passed}; nothing to do")
         return result
-    journal.start_wave(
-        rollout_id,
-        request.wave,
-        soak_seconds=settings.soak_seconds,
-        budget=_budget_settings(settings),
-    )
+    journal.start_wave(rollout_id, request.wave, soak_seconds=settings.soak_seconds,
+                       budget=_budget_settings(settings))
     notifier = Notifier.for_inventory(inv)
     _notify(notifier, "wave_started", result, {"deployments": len(items)})
+    runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
     tripped, _ = runner.run(items)
     _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set())
     if result.status in ("passed", "halted"):
@@ -268,106 +283,21 @@ def run_wave(
     return result
 
 
-def _pass_gate(
-    fleet: Fleet,
-    journal: Journal,
-    playbook: Playbook,
-    rollout_id: int,
-    request: WaveRequest,
-    result: WaveResult,
-    stop: threading.Event,
-) -> None:
-    """Open the gate for this wave, or raise GateRefused; a skip is recorded, never silent."""
-    if request.skip_gate_reason:
-        journal.record_skip_gate(rollout_id, request.wave, request.actor, request.skip_gate_reason)
-    else:
-        decision = gate.check(
-            journal,
-            fleet.inventory,
-            rollout_id,
-            request.wave,
-            datetime.now(UTC),
-            lambda records: _reverify(
-                fleet, playbook, rollout_id, parse_version(result.target), records, stop
-            ),
-        )
-        if not decision.open:
-            refusal = gate.refuse(journal, rollout_id, decision)
-            _notify(
-                Notifier.for_inventory(fleet.inventory),
-                "gate_refused",
-                result,
-                {"reasons": list(decision.reasons)},
-            )
-            raise refusal
-        if decision.reverified:
-            result.notes.append(
-                f"gate: {decision.reverified} Deployment(s) of earlier waves verified again"
-            )
-    for w in journal.waves(rollout_id):
-        if w.skip_gate is not None:
-            result.notes.append(
-                f"GATE SKIPPED for wave {w.number} by {w.skip_gate.actor} at "
-                f"{w.skip_gate.at.isoformat(timespec='seconds')}: {w.skip_gate.reason}"
-            )
-
-
-GATE_VERIFY_TIMEOUT = 30.0  # s: a Deployment that soaked should pass at once, not in 15 min
-
-
-def _reverify(
-    fleet: Fleet,
-    playbook: Playbook,
-    rollout_id: int,
-    target: RuntimeVersion,
-    records: Sequence[Any],
-    stop: threading.Event,
-) -> list[str]:
-    """Run each earlier Deployment's own verification again, in parallel; one line per failure.
-
-    The checks are the ones its wave ran (playbook → its wave → its vars), against the
-    baseline taken before its deploy, within a shorter time budget.
-    """
-    inv, catalog = fleet.inventory, fleet.catalog
-    step = next((s for s in playbook.steps if s.kind == "verify"), None)
-    release = catalog.get(target)
-    runtime = {
-        "version": str(target),
-        "airflow": release.airflow if release else None,
-        "python": release.python if release else None,
-    }
-
-    def one(record: Any) -> str | None:
-        dep = inv.deployment(record.deployment_id)
-        repo = inv.repos[dep.repo]
-        context = step_context(
-            target=str(target),
-            rollout=str(rollout_id),
-            wave=dep.wave,
-            repo=repo,
-            vars=dep.vars,
-            runtime=runtime,
-            deployment=dep,
-        )
-        config = merge_verify_config(
-            step.render_args(context) if step else None, inv.wave(dep.wave).verify, dep.verify
-        )
-        config = replace(config, timeout=min(config.timeout, GATE_VERIFY_TIMEOUT))
-        verdict = run_checks(
-            fleet.control_plane,
-            config,
-            dep,
-            target,
-            catalog,
-            baseline=record.baseline,
-            host=fleet.host_for(repo),
-            repo_dir=str(repo.path),
-            stop=stop,
-        )
-        return None if verdict.ok else verdict.summary  # it names the Deployment
-
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="gate") as pool:
-        return [m for m in pool.map(one, records) if m]
+def _record_findings(journal: Journal, rollout_id: int, request: WaveRequest, plan: Plan,
+                     result: WaveResult) -> None:
+    """--accept-migration-findings, used: who accepted which findings, in the journal and
+    in every report of the wave."""
+    migrating = set(plan.migrating_repos())
+    found = {repo: [str(f) for f in lint] for repo, lint in plan.findings.items()
+             if repo in migrating and lint}
+    if not (request.accept_findings and found):
+        return
+    total = sum(len(v) for v in found.values())
+    message = (f"{request.actor} accepted {total} Airflow 3 migration finding(s) for wave "
+               f"{request.wave}: " + ", ".join(f"{r} ({len(v)})" for r, v in found.items()))
+    journal.event("migration_findings_accepted", rollout_id=rollout_id, wave=request.wave,
+                  message=message, data=found)
+    result.notes.append(message)
 
 
 def _notify(notifier: Notifier | None, event: str, result: WaveResult, extra: dict) -> None:
@@ -380,64 +310,22 @@ def _notify(notifier: Notifier | None, event: str, result: WaveResult, extra: di
         result.notes.append(f"warning: {warning}")
 
 
-@dataclass(frozen=True)
-class Resume:
-    """What one run does with one planned Deployment, given its journal record (pure).
-
-    ``move`` is the journal transition to record first (None: none), with ``why``; ``run``
-    says whether it is worked on, from ``state``; ``retry`` marks a failed one tried again
-    (Astro is asked before deploying it); ``fail_with`` makes it fail at once (its runner
-    is unreachable, which counts against the budget).
-    """
-
-    run: bool
-    state: str = "pending"
-    move: str | None = None
-    why: str = ""
-    retry: bool = False
-    fail_with: str | None = None
-
-
-def resume(p: PlannedDeployment, record: DeploymentRecord) -> Resume:
-    """The resume rules: verified is done; a refusal is skipped (policy) or failed (input);
-    an unreachable runner fails again; failed and skipped are decided afresh."""
-    state = record.state
-    again = state in (FAILED, SKIPPED)
-    retry_why = f"retry after: {record.error or state}"
-    if state == VERIFIED:
-        return Resume(run=False)
-    if p.action == "refuse" and p.refusal == "unreachable":
-        return Resume(run=True, state=PENDING if again else state,
-                      move=PENDING if again else None, why=retry_why, fail_with=p.reason)
-    if p.action == "refuse":
-        # A policy refusal (already newer, Airflow 3 not allowed...) is a skip. An input
-        # refusal (Astro does not know the Deployment, unreadable Dockerfile) leaves the
-        # Deployment un-upgraded, so it fails the wave (exit 4) and is retried by the
-        # next run once the input is fixed.
-        if again:
-            return Resume(run=False)
-        skip = p.refusal != "input" and state in SKIPPABLE
-        return Resume(run=False, move=SKIPPED if skip else FAILED, why=p.reason)
-    if again:
-        # Every run decides afresh: a failure is retried, and a refusal whose reason is
-        # gone (the Dockerfile was fixed, Astro now knows the Deployment) runs.
-        return Resume(run=True, move=PENDING, why=retry_why, retry=state == FAILED)
-    return Resume(run=True, state=state)
-
-
-def _items(journal: Journal, rollout_id: int, plan: Plan, records: dict) -> list[Item]:
-    """Apply the resume rules to each planned Deployment: record its move, list what runs."""
+def _items(journal: Journal, rollout_id: int, plan: Plan, moves: Mapping[str, Resume],
+           records: Mapping[str, DeploymentRecord]) -> list[Item]:
+    """Record each decided move, list what runs."""
     items = []
     for p in plan.deployments:
-        record = records[p.deployment.id]
-        decided = resume(p, record)
+        decided = moves.get(p.deployment.id)
+        if decided is None:
+            continue  # not targeted: not part of the rollout
         if decided.move in (FAILED, SKIPPED):
             journal.transition(rollout_id, p.deployment.id, decided.move, error=decided.why)
         elif decided.move is not None:
             journal.transition(rollout_id, p.deployment.id, decided.move, message=decided.why)
         if decided.run:
+            record = records.get(p.deployment.id)
             items.append(Item(p, decided.state, retry=decided.retry, noop=p.action == "noop",
-                              baseline=record.baseline, fail_with=decided.fail_with))
+                              baseline=record.baseline if record is not None else None))
     return items
 
 

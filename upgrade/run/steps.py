@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -19,8 +19,9 @@ from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.errors import AstroError, CommandFailed, Interrupted, StepFailed
 from upgrade.hosts import git
-from upgrade.hosts.host import Host, LocalHost, run_checked
+from upgrade.hosts.host import Host, LocalHost, run_checked, write_leftover
 from upgrade.model.versions import RuntimeVersion, try_parse_version
+from upgrade.plan.facts import interrupted_write
 from upgrade.plan.plan import PlannedDeployment, RepoChange
 
 
@@ -34,10 +35,18 @@ class RepoWork:
     change: RepoChange
     target: RuntimeVersion
     branch: str | None  # set when the playbook commits
+    #: The rewrite the run makes of a Dockerfile text (Fleet.planned): tells a killed run's
+    #: own uncommitted write from a person's edit.
+    planned: Callable[[Repo, str], str | None] = lambda repo, text: None
 
 
 def render(work: RepoWork) -> str:
-    """Write the planned Dockerfile (on the upgrade branch when the playbook commits)."""
+    """Write the planned Dockerfile (on the upgrade branch when the playbook commits).
+
+    The repo must be clean even when the file is already at the target: what is deployed
+    from it must be what git holds.
+    """
+    ensure_clean(work)
     wrote = write_dockerfile(work)
     if wrote:
         return f"wrote {work.change.dockerfile} ({work.change.current} → {work.target})"
@@ -45,14 +54,14 @@ def render(work: RepoWork) -> str:
 
 
 def write_dockerfile(work: RepoWork) -> bool:
-    """Write the planned Dockerfile unless it is already there; True when it wrote."""
+    """Write the planned Dockerfile unless it is already there; True when it wrote. The
+    caller has checked the repo is clean (``ensure_clean``)."""
     repo, host = work.repo, work.host
     path = str(repo.dockerfile_path)
     current = host.read_text(path)
     new_text = work.change.new_text
     if new_text is None or current == new_text:
         return False
-    ensure_clean(work)
     if work.branch:
         git.prepare_branch(host, str(repo.path), work.branch)
         on_branch = host.read_text(path)
@@ -70,14 +79,15 @@ def write_dockerfile(work: RepoWork) -> bool:
 def ensure_clean(work: RepoWork) -> None:
     """Refuse a repo with uncommitted changes or an operation in progress (RepoNotClean).
 
-    The one exception is our own litter: a run killed inside ``host.write_text`` leaves
-    that write's temp file (``.Dockerfile.<random>.tmp``) untracked; refusing the repo for
-    it would stop every later run until a human stepped in, so it is removed instead.
+    The exception is our own work: a run killed after writing the Dockerfile and before
+    committing it leaves exactly the planned rewrite, which the commit step then records;
+    one killed inside ``host.write_text`` leaves that write's temp file
+    (``.Dockerfile.<random>.tmp``) untracked, which is removed. Refusing either would stop
+    every later run until a human stepped in.
     """
     repo, host = work.repo, work.host
-    folder, name = posixpath.split(repo.dockerfile)
-    leftover = posixpath.join(folder, f".{name}.*.tmp")
-    _remove_leftovers(host, git.ensure_clean(host, str(repo.path), allow=(leftover,)), leftover)
+    found = interrupted_write(host, repo, work.planned)
+    _remove_leftovers(host, found, write_leftover(repo.dockerfile))
 
 
 def _remove_leftovers(host: Host, found: git.RepoStatus, pattern: str) -> None:

@@ -23,16 +23,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from upgrade.config.inventory import Deployment
-from upgrade.config.playbook import Playbook, shared_vars, step_context
+from upgrade.config.playbook import Playbook, shared_vars
 from upgrade.config.step import Step
 from upgrade.config.verify import VerifyConfig, merge_verify_config
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import JournalUnreachable, UpgradeError
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
-from upgrade.plan.plan import Plan, PlannedDeployment
+from upgrade.plan.plan import Plan, PlannedDeployment, unique_targets
 from upgrade.run import steps
 from upgrade.run.budget import FailureBudget
+from upgrade.run.preflight import step_context_for
 from upgrade.run.verify import capture_baseline, run_checks
 
 # The journal state each step kind leaves a Deployment in, and the order of states.
@@ -75,7 +76,6 @@ class Item:
     noop: bool = False
     baseline: dict | None = None  # what verification compares with, taken before the deploy
     deployed_at: datetime | None = None  # when this run's deploy command returned
-    fail_with: str | None = None  # a reason it cannot run (its runner is unreachable)
 
     @property
     def deployment(self) -> Deployment:
@@ -106,16 +106,11 @@ class WaveRunner:
         self._journal_lost: JournalUnreachable | None = None
         self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
         self._verify_step = next((s for s in playbook.steps if s.kind == "verify"), None)
+        self._planned = fleet.planned(plan)
         by_repo: dict[str, list[Deployment]] = {}
         for p in plan.deployments:
             by_repo.setdefault(p.deployment.repo, []).append(p.deployment)
         self._repo_vars = {repo: shared_vars(deps) for repo, deps in by_repo.items()}
-        release = fleet.catalog.get(plan.target)
-        self._runtime = {
-            "version": str(plan.target),
-            "airflow": release.airflow if release else None,
-            "python": release.python if release else None,
-        }
 
     # ------------------------------------------------------------------ scheduling
 
@@ -128,7 +123,8 @@ class WaveRunner:
         results: dict[str, ItemResult] = {}
         budget = FailureBudget(self.wave.max_fail_percentage, self.wave.max_failures)
         sizes = self.wave.batch_sizes(len(items))
-        self.reporter.wave_started(self.wave.number, str(self.plan.target), len(items), sizes)
+        targets = ", ".join(str(v) for v in unique_targets(i.planned for i in items)) or "none"
+        self.reporter.wave_started(self.wave.number, targets, len(items), sizes)
         position = 0
         limit = self.wave.parallel or DEFAULT_PARALLEL
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="deploy") as pool:
@@ -218,8 +214,6 @@ class WaveRunner:
         dep = item.deployment
         state = item.state
         try:
-            if item.fail_with:
-                raise steps.StepFailed(item.fail_with)
             for step in self._steps_from(state, item):
                 context = self._context(item, repo_scope=step.scope == "repo")
                 if not step.enabled(context):
@@ -291,7 +285,7 @@ class WaveRunner:
             planned,
             self.fleet.host_for(repo),
             repo,
-            args.get("description") or self._description(),
+            args.get("description") or self._description(item),
             timeout=float(args["timeout"]) if args.get("timeout") else None,
         )
         item.deployed_at = datetime.now(UTC)
@@ -329,8 +323,10 @@ class WaveRunner:
         if self._commit_step is not None:
             context = self._context(item, repo_scope=True)
             branch = self._commit_step.render_args(context).get("branch")
+        assert item.planned.target is not None  # only targeted Deployments run
         work = steps.RepoWork(
-            repo, self.fleet.host_for(repo), item.planned.repo, item.planned.target, branch
+            repo, self.fleet.host_for(repo), item.planned.repo, item.planned.target, branch,
+            self._planned,
         )
         if step.kind == "render":
             return steps.render(work)
@@ -357,11 +353,12 @@ class WaveRunner:
         dep = item.deployment
         repo = self.fleet.inventory.repos[dep.repo]
         config = merge_verify_config(args, self.wave.verify, dep.verify)
+        assert item.planned.target is not None
         verdict = run_checks(
             self.cp,
             config,
             dep,
-            self.plan.target,
+            item.planned.target,
             self.fleet.catalog,
             baseline=item.baseline,
             host=self.fleet.host_for(repo),
@@ -390,26 +387,17 @@ class WaveRunner:
         item.baseline = capture_baseline(self.cp, info)
         self.journal.set_baseline(self.rollout_id, dep.id, item.baseline)
 
-    def _description(self) -> str:
+    def _description(self, item: Item) -> str:
         return (
             f"astro-fleet-upgrade rollout {self.rollout_id} wave {self.wave.number}: "
-            f"Astro Runtime {self.plan.target}"
+            f"Astro Runtime {item.planned.target}"
         )
 
     def _context(self, item: Item, *, repo_scope: bool = False) -> dict[str, Any]:
         dep = item.deployment
-        repo = self.fleet.inventory.repos[dep.repo]
+        assert item.planned.target is not None
         # A repo step runs once for all of the repo's Deployments in the wave: it sees only
         # the variables they agree on.
         shared = self._repo_vars.get(dep.repo, {}) if repo_scope else dep.vars
-        return step_context(
-            target=str(self.plan.target),
-            rollout=str(self.rollout_id),
-            wave=self.wave.number,
-            repo=repo,
-            vars=shared,
-            runtime=self._runtime,
-            deployment=None if repo_scope else dep,
-        )
-
-
+        return step_context_for(self.fleet, item.planned.target, str(self.rollout_id), dep, shared,
+                       repo_scope=repo_scope)
