@@ -2,8 +2,9 @@
 
 Runs the same commands a platform engineer types, each shown before it runs, so the
 output reads like a runbook: create the fleet's repos, start and seed the simulator,
-show the catalog and the plan, run the three waves through their gates (soak, approval),
-check the whole fleet.
+show the catalog and the plan of a fleet on both Runtime lines, run the three waves
+through their gates (soak, approval), migrate a group to Airflow 3 in a fourth wave, check
+the whole fleet.
 """
 
 from __future__ import annotations
@@ -27,21 +28,29 @@ SOAK = 10  # seconds: the sample inventory's soak for waves 1 and 2
 
 # (title, astro-fleet arguments, seconds to wait before running it)
 STEPS: list[tuple[str, list[str], int]] = [
-    ("The Runtime catalog: what '12.4' means today", ["catalog", "--resolve", "12.4"], 0),
+    ("The Runtime catalog: what '13' means today (Airflow 2)", ["catalog", "--resolve", "13"], 0),
+    ("... and '3.1' (Airflow 3)", ["catalog", "--resolve", "3.1"], 0),
     ("Start the local Astro control-plane simulator",
      ["sim.start", "--time-scale", TIME_SCALE], 0),
     ("Create the fleet's Deployments in it, at their Dockerfiles' versions", ["sim.seed"], 0),
-    ("What would change (exit 3: partner-feeds is already past 12.4 and is refused)",
-     ["plan"], 0),
-    ("Wave 1, the canaries: render, commit, deploy, verify (each also runs its fleet_canary DAG)",
-     ["upgrade", "--wave", "1"], 0),
+    ("Where one Deployment's target comes from (its group migrates it to Airflow 3)",
+     ["inventory", "--name", "customer-360-dev"], 0),
+    ("What would change, on both lines (exit 3: partner-feeds is already past its 12.4 and is "
+     "refused; customer-360's DAGs have Airflow 3 findings)", ["plan"], 0),
+    ("Wave 1, the canaries: render, commit, deploy, verify (each also runs its fleet_canary "
+     "DAG); the rollout pins every target", ["upgrade", "--wave", "1"], 0),
     ("The journal: where the rollout stands", ["status"], 0),
-    ("Wave 2 right away: the gate refuses while wave 1 soaks", ["upgrade", "--wave", "2"], 0),
+    ("Wave 2 right away: the gate refuses while wave 1 soaks (nothing is recorded)",
+     ["upgrade", "--wave", "2"], 0),
     ("Wave 2 after the soak: the gate verifies wave 1 again, then opens",
      ["upgrade", "--wave", "2"], SOAK),
     ("Wave 3 (production) requires an approval", ["upgrade", "--wave", "3"], SOAK),
     ("Approve it", ["approve", "--wave", "3", "--reason", "CHG-0042 approved in the demo"], 0),
     ("Wave 3: production; partner-feeds is skipped, never lowered", ["upgrade", "--wave", "3"], 0),
+    ("Wave 4, the Airflow 3 migration: ruff's AIR3 lint finds Airflow 2 code, so it is blocked",
+     ["upgrade", "--wave", "4"], 0),
+    ("Wave 4 with the findings accepted (recorded in the journal and the report)",
+     ["upgrade", "--wave", "4", "--accept-migration-findings"], 0),
     ("The whole fleet checked: deployed == Dockerfile == journal, healthy", ["verify-all"], 0),
     ("The journal at the end", ["status"], 0),
 ]

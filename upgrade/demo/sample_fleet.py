@@ -20,7 +20,7 @@ from upgrade.config.settings import PACKAGED_TEMPLATES
 from upgrade.model.catalog import load_catalog
 from upgrade.model.template import render_template
 from upgrade.model.versions import parse_version
-from upgrade.plan.plan import runtime_context
+from upgrade.plan.planner import runtime_context
 
 # The version a template-managed sample repo starts from (its Dockerfile is rendered).
 STARTING_VERSIONS = {"data-quality": "12.1.0"}
