@@ -49,7 +49,7 @@ def refused_in_one_line(out, code: int = 2) -> str:
     (("plan", "--wave", "two"), "error: --wave must be a whole number, got 'two'."),
     (("plan", "--limit", " "), "error: --limit '': an empty value selects nothing."),
     (("plan", "--limit", ""), "error: --limit '': an empty value selects nothing."),
-    (("plan", "--wave", "9"), "error: --wave 9: the inventory has no wave 9. Its waves are: 1, 2, 3."),
+    (("plan", "--wave", "9"), "error: --wave 9: the inventory has no wave 9. Its waves are: 1, 2, 3, 4."),
 ])
 def test_bad_flags_are_refused_before_anything_happens(sample_fleet: SampleFleet, args, message):
     line = refused_in_one_line(sample_fleet.invoke(*args))

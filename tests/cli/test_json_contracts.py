@@ -53,14 +53,14 @@ def test_real_outputs_validate(sample_fleet: SampleFleet, sim: SimHandle, tmp_pa
     document(run("catalog", "--json"), "catalog")
     document(run("catalog", "--resolve", "12.4", "--json"), "catalog-resolve")
     inventory = document(run("inventory", "--json"), "inventory")
-    assert len(inventory["deployments"]) == 17
+    assert len(inventory["deployments"]) == 24
     document(run("inventory", "--name", "sales-etl-prod", "--json"), "inventory-deployment")
     document(run("plan", "--offline", "--json"), "plan", code=3)  # partner-feeds is refused
     empty = document(run("status", "--json"), "status")
     assert empty["rollouts"] == []
 
     sample_fleet.use_simulator(sim.url)
-    assert sample_fleet.seed() == 17
+    assert sample_fleet.seed() == 24
     dry = document(run("upgrade", "--wave", "1", "--dry-run", "--json"), "plan")
     assert [s["kind"] for s in dry["steps"]][:2] == ["render", "commit"]
     wave = document(run("upgrade", "--wave", "1", "--json"), "upgrade")
@@ -69,13 +69,13 @@ def test_real_outputs_validate(sample_fleet: SampleFleet, sim: SimHandle, tmp_pa
     assert status["rollouts"][0]["waves"][0]["status"] == "passed"
     # Waves 2 and 3 share repos whose checkouts now pin the target: drift, exit 5.
     drift = document(run("verify-all", "--json"), "verify-all", code=5)
-    assert drift["exit_code"] == 5 and drift["summary"]["deployments"] == 17
+    assert drift["exit_code"] == 5 and drift["summary"]["deployments"] == 24
 
     # Wave 1 deployed from each repo's clean checkout with a file:// origin: discover maps
     # those Deployments to their repos; the rest have no deploy with git metadata yet.
     found = document(run("discover", "--output", str(tmp_path / "found.yaml"), "--json"),
                      "discover")
-    assert found["summary"] == {"deployments": 17, "repos": 6, "unmapped": 11,
+    assert found["summary"] == {"deployments": 24, "repos": 8, "unmapped": 16,
                                 "missing_checkouts": 0}
     assert found["written"] == str(tmp_path / "found.yaml")
 

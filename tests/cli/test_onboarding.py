@@ -83,8 +83,10 @@ def _deploy_all(sim: SimHandle, sample: SampleFleet, skip: set[str]) -> None:
 def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim: SimHandle,
                                                   tmp_path_factory: pytest.TempPathFactory):
     sample_fleet.use_simulator(sim.url)
-    assert sample_fleet.seed() == 17
-    _deploy_all(sim, sample_fleet, skip={"partner-feeds-prod"})
+    assert sample_fleet.seed() == 24
+    # Deployed from a dirty tree (no git metadata): partner-feeds and the Airflow 3 migration.
+    _deploy_all(sim, sample_fleet,
+                skip={"partner-feeds-prod", "customer-360-dev", "customer-360-prod"})
     empty = tmp_path_factory.mktemp("fleet")
     repos = sample_fleet.root / "demo-fleet"
 
@@ -92,16 +94,17 @@ def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim
     assert init.returncode == 0, init.stderr
     found = fleet(empty, "discover", "--merge", "--repos", str(repos))
     assert found.returncode == 0, found.stderr
-    assert found.stdout.startswith(f"17 Deployment(s) in 4 workspace(s) at {sim.url}/v1: "
-                                   "6 repo(s), 1 unmapped.\n")
-    assert "inventory.yaml: added 16 Deployment(s) in 6 new repo(s)." in found.stdout
-    assert "unmapped: partner-feeds-prod: their deploys carry no git metadata" in found.stderr
+    assert found.stdout.startswith(f"24 Deployment(s) in 4 workspace(s) at {sim.url}/v1: "
+                                   "8 repo(s), 3 unmapped.\n")
+    assert "inventory.yaml: added 21 Deployment(s) in 8 new repo(s)." in found.stdout
+    assert ("unmapped: customer-360-dev, customer-360-prod, partner-feeds-prod: their deploys "
+            "carry no git metadata") in found.stderr
     text = (empty / "inventory.yaml").read_text()
     assert "# Written by `astro-fleet init`" in text  # init's comments survive the merge
     assert "#   - {id: cm1ptnprd000017, name: partner-feeds-prod" in text
     inv = load_inventory(empty / "inventory.yaml")
     by_name = {d.name: d for d in inv.deployments}
-    assert len(by_name) == 16
+    assert len(by_name) == 21
     assert (by_name["sales-etl-dev"].wave, by_name["sales-etl-staging"].wave,
             by_name["sales-etl-prod"].wave) == (1, 2, 3)
     assert "production" in by_name["ml-platform-prod"].groups
@@ -111,14 +114,16 @@ def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim
 
     plan = fleet(empty, "plan", "--detailed-exitcode")
     assert plan.returncode == 8, plan.stdout + plan.stderr
-    assert "Plan: 16 to upgrade, 0 already at 12.4." in plan.stdout
+    # The Airflow 3 repos have no target in init's `target: "12.4"`: shown, not refused.
+    assert ("Plan: 16 to upgrade, 0 already at their target, 5 not targeted, 0 refused."
+            in plan.stdout)
 
     # A second discover adds nothing and keeps a hand-written comment and key.
     edited = text.replace("journal: .upgrade", "journal: .upgrade  # kept by hand")
     (empty / "inventory.yaml").write_text(edited)
     again = fleet(empty, "discover", "--merge", "--repos", str(repos))
     assert again.returncode == 0, again.stderr
-    assert "added 0 Deployment(s); 16 already listed." in again.stdout
+    assert "added 0 Deployment(s); 21 already listed." in again.stdout
     after = (empty / "inventory.yaml").read_text()
     assert "journal: .upgrade  # kept by hand" in after
     assert after.count("# --- unmapped:") == 1

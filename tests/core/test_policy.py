@@ -72,9 +72,10 @@ def test_downgrade_below_high_water_mark() -> None:
     assert "highest recorded version is 12.4.1" in out.reason
 
 
-def test_airflow3_to_airflow2_is_a_downgrade() -> None:
+def test_airflow3_to_airflow2_is_a_different_line_not_a_downgrade() -> None:
     out = d(Facts(deployed=v("3.1-12")), "13.9.0")
-    assert out.action == "refuse" and "downgraded" in out.reason
+    assert out.action == "refuse" and "different line" in out.reason
+    assert "downgrade" not in out.reason
 
 
 def test_dockerfile_newer_than_target_is_refused() -> None:
@@ -111,7 +112,7 @@ def test_airflow3_needs_explicit_opt_in() -> None:
 def test_airflow3_needs_13_7_0_or_later() -> None:
     out = d(Facts(deployed=v("13.6.0")), "3.1-12", allow_airflow3=True)
     assert out.action == "refuse" and "needs Runtime 13.7.0 or later" in out.reason
-    assert d(Facts(deployed=v("13.7.0")), "3.1-12", allow_airflow3=True).action == "upgrade"
+    assert d(Facts(deployed=v("13.7.0")), "3.1-12", allow_airflow3=True).action == "migrate"
 
 
 def test_airflow3_target_must_be_newest_patch_of_its_minor() -> None:
@@ -127,7 +128,7 @@ def test_airflow3_target_already_used_in_the_org_is_allowed() -> None:
         allow_airflow3=True,
         org_versions=frozenset({v("3.1-11")}),
     )
-    assert out.action == "upgrade"
+    assert out.action == "migrate"
 
 
 def test_within_airflow3_no_crossing_rules_apply() -> None:

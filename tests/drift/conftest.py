@@ -13,8 +13,7 @@ from upgrade.config.inventory import Inventory
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import LocalHost
-from upgrade.plan.facts import read_dockerfiles
-from upgrade.plan.plan import RepoFile
+from upgrade.plan.facts import RepoFile, read_dockerfiles
 from upgrade.sim.testing import SimHandle
 
 # repo name → (Dockerfile FROM tag, [(Deployment id, workspace, what the simulator holds)])

@@ -13,7 +13,7 @@ from tests.drift.conftest import FLEET, Fleet, fast_cp
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import InputError
 from upgrade.model.versions import parse_version
-from upgrade.plan.plan import RepoFile
+from upgrade.plan.facts import RepoFile
 from upgrade.report.drift import drift_markdown, print_report
 from upgrade.run import drift
 from upgrade.sim.testing import SimHandle, make_astro_project

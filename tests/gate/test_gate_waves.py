@@ -14,6 +14,7 @@ from typing import ClassVar
 import pytest
 from support import SampleFleet
 
+from upgrade.journal.store import Journal
 from upgrade.sim.testing import SimHandle
 
 WAVE1_SOAK, WAVE2_SOAK = 8, 1  # long enough to be refused even on a loaded machine
@@ -50,10 +51,12 @@ def test_three_waves_through_the_gate(sample_fleet: SampleFleet, sim: SimHandle,
     text = text.replace("soak: 10s", f"soak: {WAVE1_SOAK}s", 1).replace("soak: 10s", f"soak: {WAVE2_SOAK}s")
     # Wave 1's checks get 5 s: the gate's re-verification of a degraded canary fails fast.
     text = text.replace("    verify:\n      checks:", "    verify:\n      timeout: 5\n      checks:", 1)
+    # Three waves: the Airflow 3 migration group (wave 4) is left out of this story.
+    text = text[:text.index("\n  customer-360:")] + "\n"
     text += f"\nnotifications:\n  webhook:\n    url: {webhook.url}\n    timeout: 5\n"
     fleet.inventory.write_text(text)
     fleet.use_simulator(sim.url)
-    assert fleet.seed() == 17
+    assert fleet.seed() == 22
 
     one = fleet.invoke("upgrade", "--wave", "1")
     assert one.returncode == 0, one.stdout + one.stderr
@@ -108,5 +111,8 @@ def test_three_waves_through_the_gate(sample_fleet: SampleFleet, sim: SimHandle,
     events = [m.get("event") for m in webhook.received]
     assert events.count("wave_started") == 3 and events.count("wave_passed") == 3
     assert events.count("gate_refused") == 3
+    # ...while the journal kept none of the refusals: a refused command changes nothing.
+    with Journal.open(fleet.root / ".upgrade" / "journal.db") as journal:
+        assert not [e for e in journal.events(None) if e.kind == "gate_refused"]
     for out in (one, early, skipped, unapproved, degraded, three):
         assert "secret-part" not in out.stdout + out.stderr

@@ -22,9 +22,11 @@ def test_merged_view_names_the_layer_of_each_variable(sample_fleet: SampleFleet)
 def test_the_fleet_by_wave(sample_fleet: SampleFleet) -> None:
     out = sample_fleet.invoke("inventory")
     assert out.returncode == 0
-    assert "17 Deployments, 7 repos" in out.stdout
+    assert "24 Deployments, 10 repos" in out.stdout
     lines = [line for line in out.stdout.splitlines() if "-dev " in line]
-    assert len(lines) == 6 and all("│ 1 " in line for line in lines)
+    assert len(lines) == 9
+    assert {ln.split("│")[1].strip() for ln in lines} == {"1", "4"}  # customer-360-dev: wave 4
+    assert sum("│ 4 " in line for line in lines) == 1
 
 
 def test_an_unknown_deployment_gets_a_did_you_mean(sample_fleet: SampleFleet) -> None:

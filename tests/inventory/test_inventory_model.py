@@ -22,7 +22,7 @@ def test_realistic_fleet_loads_into_plain_data(realistic: Inventory) -> None:
     assert [d.name for d in realistic.deployments] == [
         "billing-dev", "billing-staging", "billing-prod", "search-dev", "search-prod", "etl-prod",
     ]
-    assert str(realistic.target) == "12.4" and realistic.target.kind == "line"
+    assert str(realistic.target) == "12.4" and realistic.target.for_line("airflow2").kind == "line"
     assert realistic.catalog.feed == str(root / "feeds" / "runtime.json")
     assert realistic.catalog.mode == "extend"
     assert realistic.journal.dir == root / "state" / "journal"

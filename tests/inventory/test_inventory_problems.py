@@ -54,7 +54,7 @@ CASES = [
         "unknown key without a close match lists the allowed keys",
         VALID.replace("        wave: 1\n", "        wave: 1\n        colour: red\n"),
         10, "repos.app.deployments[0].colour",
-        "unknown key. Allowed keys: id, name, workspace_id, wave, groups, vars.",
+        "unknown key. Allowed keys: id, name, workspace_id, wave, groups, vars, target.",
     ),
     (
         "wrong type: groups as a string",
@@ -136,12 +136,14 @@ CASES = [
     (
         "target that is not a scalar",
         VALID.replace('target: "12.4"', "target: [12.4]"),
-        1, "target", 'must be a version spec such as "12.4", got a list.',
+        1, "target", 'must be a version spec such as "13", "3.1" or "12.4.2", or a mapping by '
+        'line such as {airflow2: "13", airflow3: "3.1"}, got a list.',
     ),
     (
         "missing target",
         VALID.replace('target: "12.4"\n', ""),
-        1, "target", 'required key is missing. Add e.g. target: "12.4", or pass --target.',
+        1, "target", 'required key is missing. Add e.g. target: "13", or {airflow2: "13", '
+        'airflow3: "3.1"}, or pass --target.',
     ),
     (
         "a Deployment with no wave",
@@ -408,14 +410,20 @@ def test_missing_inventory_file(tmp_path: Path) -> None:
 
 def test_target_override_replaces_the_files_target(fleet: FleetDir) -> None:
     inventory = fleet.load(VALID, target_override="3.1")
-    assert str(inventory.target) == "3.1" and inventory.target.scheme == "af3"
-    assert inventory.target_source == "--target"
-    assert fleet.load(VALID).target_source == "inventory"
+    assert str(inventory.target) == "12.4"  # as written
+    for d in inventory.deployments:
+        target, source = inventory.target_of(d)
+        assert str(target) == "3.1" and target.for_line("airflow3") is not None
+        assert source == "--target"
+    plain = fleet.load(VALID)
+    assert {plain.target_of(d)[1] for d in plain.deployments} == {"inventory"}
 
 
 def test_target_override_makes_a_missing_target_fine(fleet: FleetDir) -> None:
     inventory = fleet.load(VALID.replace('target: "12.4"\n', ""), target_override="latest")
-    assert inventory.target.kind == "latest"
+    assert inventory.target is None
+    target, _ = inventory.target_of(inventory.deployments[0])
+    assert target.for_line("airflow3").kind == "latest"
 
 
 def test_invalid_target_override_names_the_flag(fleet: FleetDir) -> None:
@@ -427,4 +435,4 @@ def test_invalid_target_override_names_the_flag(fleet: FleetDir) -> None:
 
 def test_unquoted_target_keeps_its_digits(fleet: FleetDir) -> None:
     inventory = fleet.load(VALID.replace('target: "12.4"', "target: 12.10"))
-    assert inventory.target.prefix == (12, 10)  # not the float 12.1
+    assert inventory.target.for_line("airflow2").prefix == (12, 10)  # not the float 12.1

@@ -60,7 +60,7 @@ def test_the_wheel_installs_and_runs_a_wave_outside_the_checkout(tmp_path: Path)
     assert version.stdout.strip().startswith("astro-fleet ")
     planned = _run([astro_fleet, "plan", "--offline"], fleet)
     assert planned.returncode == 3, planned.stdout + planned.stderr  # partner-feeds is refused
-    assert "Plan: 16 to upgrade, 0 already at 12.4" in planned.stdout
+    assert "Plan: 21 to upgrade, 2 to migrate to Airflow 3, 0 already at" in planned.stdout
 
     started = _run([astro_fleet, "sim.start", "--time-scale", "0.02"], fleet)
     assert started.returncode == 0, started.stderr

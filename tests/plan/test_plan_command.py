@@ -9,8 +9,9 @@ from support import SampleFleet
 from upgrade.sim.testing import SimHandle
 
 PLAN_KEYS = {
-    "deployment", "deployment_id", "workspace_id", "repo", "wave", "dockerfile", "current",
-    "deployed", "dockerfile_version", "target", "action", "reason", "refusal", "warnings", "diff",
+    "deployment", "deployment_id", "workspace_id", "repo", "wave", "dockerfile", "line",
+    "current", "deployed", "dockerfile_version", "target_spec", "target", "action", "reason",
+    "refusal", "warnings", "diff",
 }
 
 
@@ -18,19 +19,33 @@ def test_plan_json_schema_and_summary(sample_fleet: SampleFleet) -> None:
     out = sample_fleet.invoke("plan", "--offline", "--json")
     assert out.returncode == 3, out.stderr  # partner-feeds is refused
     doc = json.loads(out.stdout)
-    assert doc["target"]["version"] == "12.4.0" and doc["target"]["spec"] == "12.4"
-    assert doc["summary"] == {"upgrade": 16, "noop": 0, "refuse": 1}
-    assert len(doc["deployments"]) == 17
+    assert {spec: t["version"] for spec, t in doc["targets"].items()} == {
+        "13": "13.9.0", "3.1": "3.1-17", "12.4": "12.4.0", "3.0": "3.0-14"}
+    assert doc["summary"] == {"upgrade": 21, "migrate": 2, "noop": 0, "not_targeted": 0,
+                              "refuse": 1, "blocked": 0}
+    assert len(doc["deployments"]) == 24
     for row in doc["deployments"]:
         assert set(row) == PLAN_KEYS
     by_name = {row["deployment"]: row for row in doc["deployments"]}
     refused = by_name["partner-feeds-prod"]
     assert refused["action"] == "refuse" and refused["refusal"] == "policy"
+    assert refused["target_spec"] == "12.4"  # its repo's own target
     assert "already holds 12.5.0, newer than the target 12.4.0" in refused["reason"]
     assert refused["diff"] == ""
     dbt = by_name["marketing-dbt-dev"]
-    assert (dbt["current"], dbt["target"], dbt["wave"]) == ("12.2.0", "12.4.0", 1)
-    assert "-ARG ASTRO_RUNTIME_VERSION=12.2.0\n+ARG ASTRO_RUNTIME_VERSION=12.4.0\n" in dbt["diff"]
+    assert (dbt["line"], dbt["current"], dbt["target_spec"], dbt["target"], dbt["wave"]) == (
+        "airflow2", "12.2.0", "13", "13.9.0", 1)
+    assert "-ARG ASTRO_RUNTIME_VERSION=12.2.0\n+ARG ASTRO_RUNTIME_VERSION=13.9.0\n" in dbt["diff"]
+    events = by_name["events-stream-dev"]
+    assert (events["line"], events["current"], events["target"], events["action"]) == (
+        "airflow3", "3.1-12", "3.1-17", "upgrade")
+    held = by_name["reverse-etl-prod"]
+    assert (held["target_spec"], held["target"]) == ("3.0", "3.0-14")
+    moving = by_name["customer-360-prod"]
+    assert (moving["line"], moving["target"], moving["action"], moving["wave"]) == (
+        "airflow2", "3.1-17", "migrate", 4)
+    assert ("-FROM quay.io/astronomer/astro-runtime:13.8.0-python-3.12-base\n"
+            "+FROM astrocrpublic.azurecr.io/runtime:3.1-17-python-3.12-base\n") in moving["diff"]
 
 
 def test_plan_changes_nothing(sample_fleet: SampleFleet) -> None:
@@ -43,7 +58,8 @@ def test_plan_changes_nothing(sample_fleet: SampleFleet) -> None:
 def test_each_repo_diff_is_shown_once(sample_fleet: SampleFleet) -> None:
     out = sample_fleet.invoke("plan", "--offline")
     assert out.stdout.count("--- a/demo-fleet/sales-etl/Dockerfile") == 1  # 3 Deployments share it
-    assert "Plan: 16 to upgrade, 0 already at 12.4.0, 1 refused." in out.stdout
+    assert ("Plan: 21 to upgrade, 2 to migrate to Airflow 3, 0 already at their target, "
+            "1 refused.") in out.stdout
 
 
 def test_limit_and_wave_select(sample_fleet: SampleFleet) -> None:
@@ -51,13 +67,14 @@ def test_limit_and_wave_select(sample_fleet: SampleFleet) -> None:
     assert out.returncode == 0, out.stderr
     names = [row["deployment"] for row in json.loads(out.stdout)["deployments"]]
     assert names == ["sales-etl-prod", "marketing-dbt-prod", "finance-reports-prod",
-                     "ml-platform-prod", "data-quality-prod", "ingest-api-prod"]
+                     "ml-platform-prod", "data-quality-prod", "ingest-api-prod",
+                     "events-stream-prod", "reverse-etl-prod"]
 
 
 def test_crlf_file_keeps_its_line_endings_in_the_plan(sample_fleet: SampleFleet) -> None:
     doc = json.loads(sample_fleet.invoke("plan", "--offline", "--json", "--limit", "finance-reports-dev").stdout)
     diff = doc["deployments"][0]["diff"]
-    assert "+FROM --platform=linux/amd64 quay.io/astronomer/astro-runtime:12.4.0-python-3.12-base AS stage1\r\n" in diff
+    assert "+FROM --platform=linux/amd64 quay.io/astronomer/astro-runtime:13.9.0-python-3.12-base AS stage1\r\n" in diff
 
 
 def test_hand_edited_template_managed_repo_is_refused_unless_adopted(sample_fleet: SampleFleet) -> None:
@@ -85,11 +102,12 @@ def test_unpinned_dockerfile_is_an_input_refusal_naming_file_and_line(sample_fle
 
 
 def test_bad_inventory_is_one_clear_refusal(sample_fleet: SampleFleet) -> None:
-    text = sample_fleet.inventory.read_text().replace("target: \"12.4\"", "target: \"12.4\"\ntraget: 12")
+    text = sample_fleet.inventory.read_text().replace("\ncontrol_plane:", "\ntraget: 12\ncontrol_plane:")
     sample_fleet.inventory.write_text(text)
+    line = text[:text.index("traget:")].count("\n") + 1
     out = sample_fleet.invoke("plan", "--offline")
     assert out.returncode == 2
-    assert "inventory.yaml:6: traget: unknown key" in out.stderr and "target" in out.stderr
+    assert f"inventory.yaml:{line}: traget: unknown key" in out.stderr and "target" in out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -104,7 +122,7 @@ def test_deployed_versions_come_from_the_simulator(sample_fleet: SampleFleet, si
     sim.add_deployment("cm1salesdev0001", "sales-etl-dev", workspace_id="ws-analytics", runtime_version="12.1.0")
     sim.add_deployment("cm1salesstg0002", "sales-etl-staging", workspace_id="ws-analytics", runtime_version="12.5.0")
     sim.add_deployment("cm1salesprd0003", "sales-etl-prod", workspace_id="ws-analytics", runtime_version="12.4.0")
-    out = sample_fleet.invoke("plan", "--json", "--limit", "sales-etl")
+    out = sample_fleet.invoke("plan", "--json", "--limit", "sales-etl", "--target", "12.4")
     assert out.returncode == 3, out.stderr
     rows = {r["deployment"]: r for r in json.loads(out.stdout)["deployments"]}
     assert rows["sales-etl-dev"]["action"] == "upgrade" and rows["sales-etl-dev"]["deployed"] == "12.1.0"

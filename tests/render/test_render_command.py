@@ -14,10 +14,10 @@ def test_render_writes_only_dockerfiles(sample_fleet: SampleFleet) -> None:
     assert out.returncode == 0, out.stderr
     assert sample_fleet.git("sales-etl", "status", "--porcelain") == " M Dockerfile\n"
     assert (sample_fleet.repo("sales-etl") / "Dockerfile").read_text() == (
-        "FROM quay.io/astronomer/astro-runtime:12.4.0\n")
+        "FROM quay.io/astronomer/astro-runtime:13.9.0\n")
     # Byte for byte: CRLF survives, only the version characters change.
     crlf = (sample_fleet.repo("finance-reports") / "Dockerfile").read_bytes()
-    assert b"astro-runtime:12.4.0-python-3.12-base AS stage1\r\n" in crlf
+    assert b"astro-runtime:13.9.0-python-3.12-base AS stage1\r\n" in crlf
     assert crlf.count(b"\r\n") == crlf.count(b"\n")
 
 
@@ -25,9 +25,9 @@ def test_render_commit_makes_one_commit_per_repo_on_a_branch(sample_fleet: Sampl
     out = sample_fleet.invoke("render", "--offline", "--commit", *LIMIT)
     assert out.returncode == 0, out.stderr
     for repo, old in (("sales-etl", "12.1.0"), ("marketing-dbt", "12.2.0")):
-        assert sample_fleet.git(repo, "branch", "--show-current") == "runtime-upgrade/12.4.0\n"
+        assert sample_fleet.git(repo, "branch", "--show-current") == "runtime-upgrade/13.9.0\n"
         log = sample_fleet.git(repo, "log", "--format=%s", "main..HEAD")
-        assert log == f"Upgrade Astro Runtime {old} → 12.4.0\n"
+        assert log == f"Upgrade Astro Runtime {old} → 13.9.0\n"
         assert sample_fleet.git(repo, "show", "--name-only", "--format=", "HEAD") == "Dockerfile\n"
         assert sample_fleet.git(repo, "status", "--porcelain") == ""
 
@@ -77,12 +77,12 @@ def test_push_to_a_bare_remote(sample_fleet: SampleFleet, tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     assert "pushed" in out.stdout
     refs = subprocess.run(["git", "ls-remote", str(remote)], capture_output=True, text=True).stdout
-    assert "refs/heads/runtime-upgrade/12.4.0" in refs
+    assert "refs/heads/runtime-upgrade/13.9.0" in refs
 
 
 def test_refused_deployments_are_reported_and_their_repo_left_alone(sample_fleet: SampleFleet) -> None:
     out = sample_fleet.invoke("render", "--offline", "--limit", "partner-feeds,sales-etl")
     assert out.returncode == 3
-    assert "refused: partner-feeds-prod" in out.stderr
+    assert "refuse: partner-feeds-prod" in out.stderr
     assert sample_fleet.git("partner-feeds", "status", "--porcelain") == ""
     assert sample_fleet.git("sales-etl", "status", "--porcelain") == " M Dockerfile\n"

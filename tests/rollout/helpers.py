@@ -238,6 +238,32 @@ def make_fleet(
     return fleet
 
 
+def kill_mid_deploy(fleet: GenFleet, sim: SimHandle, name: str,
+                    others: Sequence[str] | None = None) -> int:
+    """Start wave 1, SIGKILL it while `name` is deploying (``others``, default every other
+    Deployment, verified), and kill that deploy too."""
+    dep = fleet.dep(name)
+    sim.set_fault(dep.id, deploy_extra_seconds=20_000)  # a 20 s build: surely caught in it
+    proc = fleet.start("upgrade", "--wave", "1")
+    try:
+        if others is None:
+            others = [d.name for d in fleet.deps if d.name != name]
+        children = wait_for(
+            lambda: state_of(fleet.journal_file, name) == "deploying"
+            and all(state_of(fleet.journal_file, n) == "verified" for n in others)
+            and deploy_children(proc.pid, dep.id),
+            what=f"{name} deploying, the others verified",
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    for child in children:  # the orphaned `astro deploy` (it runs in its own session)
+        kill_group(child)
+    sim.clear_faults(dep.id)
+    return proc.pid
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
     """Poll until ``predicate()`` is truthy; return its value."""
     deadline = time.monotonic() + timeout

@@ -126,7 +126,7 @@ def test_dry_run_lists_the_steps_and_changes_nothing(sample_fleet: SampleFleet, 
     as_json = sample_fleet.invoke("upgrade", "--wave", "1", "--dry-run", "--json")
 
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Plan: 6 to upgrade, 0 already at 12.4.0, 0 refused." in out.stdout
+    assert "Plan: 8 to upgrade, 0 already at their target, 0 refused." in out.stdout
     assert ("Would run playbook upgrade.yaml ('Upgrade Astro Runtime') for each upgrading "
             "Deployment (dry run: nothing was changed):") in out.stdout
     steps = [ln.strip() for ln in out.stdout.splitlines() if re.match(r"\s+\d\. ", ln)]
@@ -140,17 +140,22 @@ def test_dry_run_lists_the_steps_and_changes_nothing(sample_fleet: SampleFleet, 
     assert as_json.returncode == 0, as_json.stderr
     doc = json.loads(as_json.stdout)
     assert [s["kind"] for s in doc["steps"]] == ["render", "commit", "run", "deploy", "verify"]
-    assert doc["summary"] == {"upgrade": 6, "noop": 0, "refuse": 0}
+    assert doc["summary"] == {"upgrade": 8, "migrate": 0, "noop": 0, "not_targeted": 0,
+                              "refuse": 0, "blocked": 0}
     # Nothing was written: no journal, not a byte of any repo, no deploy.
     assert not (sample_fleet.root / ".upgrade").exists()
     assert {p: p.read_bytes() for p in sample_fleet.root.rglob("*") if p.is_file()} == files
     deployments = sim.state()["deployments"]
-    assert len(deployments) == 17 and all(not d["deploy_attempts"] for d in deployments)
+    assert len(deployments) == 24 and all(not d["deploy_attempts"] for d in deployments)
 
 
-def test_the_sample_rollout_to_wave_3_skips_the_policy_refusal_without_deploying_it(
+def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     sample_fleet: SampleFleet, sim: SimHandle
 ) -> None:
+    """Waves 1-3 move Airflow 2 to 13.x and Airflow 3 to 3.1-N (a repo held on 3.0-N),
+    skipping the policy refusal without deploying it; wave 4 migrates a group to Airflow 3
+    once its lint findings are accepted; every Deployment ends verified at its own line's
+    pinned target and verify-all finds no drift."""
     # Soak 0 so the waves may follow each other at once; the gate still re-verifies.
     inventory = sample_fleet.inventory.read_text()
     sample_fleet.inventory.write_text(inventory.replace("soak: 10s", "soak: 0s"))
@@ -166,7 +171,7 @@ def test_the_sample_rollout_to_wave_3_skips_the_policy_refusal_without_deploying
     wave3 = sample_fleet.invoke("upgrade", "--wave", "3")
 
     assert (wave1.returncode, wave2.returncode) == (0, 0), wave1.stderr + wave2.stderr
-    assert "gate: 6 Deployment(s) of earlier waves verified again" in wave2.stdout
+    assert "gate: 8 Deployment(s) of earlier waves verified again" in wave2.stdout
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert ('wave 3 requires an approval: `astro-fleet approve --wave 3 --reason "..."`'
             in refused.stderr)
@@ -176,13 +181,46 @@ def test_the_sample_rollout_to_wave_3_skips_the_policy_refusal_without_deploying
     assert re.match(r"partner-feeds-prod +: skipped +12\.5\.0 → 12\.4\.0  state=skipped deploys=0",
                     line), line
     assert "(deployed version is 12.5.0, target is 12.4.0)" in line
-    assert "gate: 10 Deployment(s) of earlier waves verified again" in wave3.stdout
-    assert "rollout 1 completed: every wave passed" in wave3.stdout
-    rows = records(sample_fleet.root / ".upgrade" / "journal.db")
+    assert "gate: 13 Deployment(s) of earlier waves verified again" in wave3.stdout
+    assert "rollout 1 completed" not in wave3.stdout  # wave 4 is still to come
+
+    journal_file = sample_fleet.root / ".upgrade" / "journal.db"
+    before = journal_file.read_bytes()
+    blocked = sample_fleet.invoke("upgrade", "--wave", "4")
+    assert blocked.returncode == 3, blocked.stdout + blocked.stderr
+    assert "wave 4 cannot start: 2 Deployment(s) blocked (nothing was changed)" in blocked.stderr
+    assert "Airflow 3 migration finding(s) in customer-360's DAGs" in blocked.stderr
+    assert "dags/legacy_segments.py:14: AIR301 `schedule_interval` is removed" in blocked.stderr
+    assert journal_file.read_bytes() == before
+    wave4 = sample_fleet.invoke("upgrade", "--wave", "4", "--accept-migration-findings")
+    assert wave4.returncode == 0, wave4.stdout + wave4.stderr
+    assert "accepted 8 Airflow 3 migration finding(s) for wave 4: customer-360 (8)" in wave4.stdout
+    assert "rollout 1 completed: every wave passed" in wave4.stdout
+    rows = records(journal_file)
     skipped = rows.pop("partner-feeds-prod")
     assert (skipped.state, skipped.deploys, skipped.attempts) == ("skipped", 0, 0)
     assert "Cannot deploy a downgraded Astro Runtime version" in (skipped.error or "")
-    assert len(rows) == 16 and {r.state for r in rows.values()} == {"verified"}
+    assert len(rows) == 23 and {r.state for r in rows.values()} == {"verified"}
+    # Each line at its own pin, as Astro runs it and as the journal recorded it.
+    expected = {"events-stream": "3.1-17", "reverse-etl": "3.0-14", "customer-360": "3.1-17"}
+    for name, row in rows.items():
+        want = expected.get(row.repo, "13.9.0")
+        assert (str(row.to_version), sim.deployment(row.deployment_id)["runtime_version"]) == (
+            want, want), name
+    assert rows["reverse-etl-prod"].target_spec == "3.0"
+    assert rows["customer-360-dev"].target_spec == "3.1"
+    migrated = (sample_fleet.repo("customer-360") / "Dockerfile").read_text()
+    assert "FROM astrocrpublic.azurecr.io/runtime:3.1-17-python-3.12-base\n" in migrated
+    with Journal.open(journal_file) as journal:
+        accepted = [e for e in journal.events(1) if e.kind == "migration_findings_accepted"]
+        pins = {spec: str(v) for spec, v in journal.get_rollout(1).pins.items()}  # type: ignore[union-attr]
+    assert pins == {"13": "13.9.0", "3.1": "3.1-17", "12.4": "12.4.0", "3.0": "3.0-14"}
+    assert len(accepted) == 1 and accepted[0].wave == 4
+    assert len(accepted[0].data["customer-360"]) == 8  # type: ignore[index]
+    report4 = (sample_fleet.root / ".upgrade" / "reports" / "rollout-1-wave-4.md").read_text()
+    assert "accepted 8 Airflow 3 migration finding(s)" in report4
+    drift = sample_fleet.invoke("verify-all")
+    assert drift.returncode == 0, drift.stdout + drift.stderr
     assert sim.deployment("cm1ptnprd000017")["deploy_attempts"] == []
     assert partner.read_bytes() == partner_before
     assert sample_fleet.git("partner-feeds", "branch", "--format=%(refname:short)").split() == ["main"]
@@ -205,11 +243,13 @@ def test_a_rollout_keeps_its_pinned_target_until_abandoned(tmp_path, sim: SimHan
     fleet.inventory.write_text(fleet.inventory.read_text().replace("target: '12.4'", "target: '12.5'"))
     by_inventory = fleet.invoke("upgrade", "--wave", "1")
 
-    for out in (by_flag, by_inventory):
-        assert out.returncode == 3, out.stdout + out.stderr
-        assert ("rollout 1 is pinned to 12.4.0 (from '12.4'); the requested target resolves to "
-                "12.5.0. Finish that rollout first, or abandon it with `astro-fleet abandon --reason "
-                '"..."` to start a new one.') in out.stderr
+    assert by_flag.returncode == 3, by_flag.stdout + by_flag.stderr
+    assert ("rollout 1 pinned '12.4' → 12.4.0; --target 12.5 resolves to 12.5.0. Leave --target "
+            "out to follow the rollout, or finish it, or abandon it with `astro-fleet abandon "
+            '--reason "..."` to start a new one.') in by_flag.stderr
+    assert by_inventory.returncode == 3, by_inventory.stdout + by_inventory.stderr
+    assert ("r01-d0: its target '12.5' (from inventory) is not one the active rollout pinned "
+            "('12.4' → 12.4.0). Finish or abandon that rollout to change targets.") in by_inventory.stderr
     assert fleet.deploy_counts() == {"r00-d0": 1, "r01-d0": 0}
     assert fleet.records()["r01-d0"].state == "pending"
 
@@ -219,7 +259,7 @@ def test_a_rollout_keeps_its_pinned_target_until_abandoned(tmp_path, sim: SimHan
     fresh = fleet.invoke("upgrade", "--wave", "1")
 
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
-    assert "rollout 2 started: '12.5' pinned to 12.5.0" in fresh.stdout
+    assert "rollout 2 started: '12.5' → 12.5.0 pinned" in fresh.stdout
     with fleet.journal() as journal:
         first, second = journal.rollouts()
         marks = {k: str(v) for k, v in journal.high_water().items()}
@@ -241,13 +281,19 @@ def test_render_removes_a_temp_file_left_by_a_killed_write_but_not_the_users_fil
     mine = fleet.repo_path("r01") / "notes.txt"
     mine.write_text("work in progress\n")
 
-    out = fleet.invoke("upgrade", "--wave", "1")
+    refused = fleet.invoke("upgrade", "--wave", "1")
+    out = fleet.invoke("upgrade", "--wave", "1", "--limit", "!r01-d0")
 
-    assert out.returncode == 4, out.stdout + out.stderr
+    # The preflight finds the user's file before anything runs: the whole wave is refused
+    # (our own leftover does not count), and nothing is written.
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert ("r01-d0: " in refused.stderr and "has uncommitted changes (1 files): notes.txt "
+            "(untracked)" in refused.stderr and "--limit '!r01-d0'" in refused.stderr)
+    # Left out, the rest runs: the leftover is cleaned up, the user's file is left alone.
+    assert out.returncode == 4, out.stdout + out.stderr  # r01-d0 is still to do
     rows = fleet.records()
     assert rows["r00-d0"].state == "verified" and not leftover.exists()
     assert git(fleet.repo_path("r00"), "status", "--porcelain") == ""
-    assert rows["r01-d0"].state == "failed"
-    assert "has uncommitted changes (1 files): notes.txt (untracked)" in (rows["r01-d0"].error or "")
+    assert rows["r01-d0"].state == "pending"
     assert mine.read_text() == "work in progress\n"
     assert fleet.attempts()["r01-d0"] == 0

@@ -6,16 +6,13 @@ simulator every deploy that reached it; a resumed run must never deploy what is 
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
 
 from tests.rollout.helpers import (
     TARGET,
-    GenFleet,
-    deploy_children,
-    kill_group,
+    kill_mid_deploy,
     log_lines,
     make_fleet,
     state_of,
@@ -61,37 +58,13 @@ def test_a_halted_wave_resumes_retrying_failures_and_running_the_rest(
     assert "the image could not be rolled out" in (retry[0].message or "")
 
 
-def _kill_mid_deploy(fleet: GenFleet, sim: SimHandle, name: str) -> int:
-    """Start the wave, SIGKILL it while `name` is deploying (the others done), and kill
-    that deploy too."""
-    dep = fleet.dep(name)
-    sim.set_fault(dep.id, deploy_extra_seconds=20_000)  # a 20 s build: surely caught in it
-    proc = fleet.start("upgrade", "--wave", "1")
-    try:
-        others = [d.name for d in fleet.deps if d.name != name]
-        children = wait_for(
-            lambda: state_of(fleet.journal_file, name) == "deploying"
-            and all(state_of(fleet.journal_file, n) == "verified" for n in others)
-            and deploy_children(proc.pid, dep.id),
-            what=f"{name} deploying, the others verified",
-        )
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate()
-    for child in children:  # the orphaned `astro deploy` (it runs in its own session)
-        kill_group(child)
-    sim.clear_faults(dep.id)
-    return proc.pid
-
-
 @pytest.mark.parametrize("at_target", [True, False], ids=["astro-at-target", "astro-not-at-target"])
 def test_a_run_killed_mid_deploy_inspects_before_deploying_again(
     tmp_path, sim: SimHandle, at_target: bool
 ) -> None:
     fleet = make_fleet(tmp_path, sim, repos=2, wave={"parallel": 2})
     dep = fleet.dep("r00-d0")
-    killed = _kill_mid_deploy(fleet, sim, "r00-d0")
+    killed = kill_mid_deploy(fleet, sim, "r00-d0")
     row = fleet.records()["r00-d0"]
     assert (row.state, row.deploys) == ("deploying", 1)
     assert fleet.sim_dep(dep)["deploy_count"] == 0

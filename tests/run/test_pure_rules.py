@@ -15,7 +15,7 @@ from upgrade.model.catalog import load_snapshot
 from upgrade.model.versions import parse_version
 from upgrade.plan.plan import Plan, PlannedDeployment, RepoChange
 from upgrade.run.gate import static_reasons
-from upgrade.run.rollout import resume
+from upgrade.run.resume import resume
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 V = parse_version
@@ -98,29 +98,29 @@ def record(state: str, error: str | None = None) -> DeploymentRecord:
 
 @pytest.mark.parametrize(("action", "refusal", "state", "expected"), [
     # verified is done, whatever the plan says now
-    ("upgrade", None, "verified", (False, None, None, False, False)),
-    ("refuse", "policy", "verified", (False, None, None, False, False)),
-    # never attempted, or caught mid-way: run from where it stands
-    ("upgrade", None, "pending", (True, "pending", None, False, False)),
-    ("upgrade", None, "deploying", (True, "deploying", None, False, False)),
-    ("noop", None, "committed", (True, "committed", None, False, False)),
+    ("upgrade", None, "verified", (False, None, None, False)),
+    ("refuse", "policy", "verified", (False, None, None, False)),
+    # registered by this run, never attempted, or caught mid-way: run from where it stands
+    ("upgrade", None, None, (True, "pending", None, False)),
+    ("migrate", None, None, (True, "pending", None, False)),
+    ("upgrade", None, "pending", (True, "pending", None, False)),
+    ("upgrade", None, "deploying", (True, "deploying", None, False)),
+    ("noop", None, "committed", (True, "committed", None, False)),
     # failed or skipped before: decided afresh, a failure is a retry
-    ("upgrade", None, "failed", (True, "pending", "pending", True, False)),
-    ("upgrade", None, "skipped", (True, "pending", "pending", False, False)),
+    ("upgrade", None, "failed", (True, "pending", "pending", True)),
+    ("upgrade", None, "skipped", (True, "pending", "pending", False)),
     # refused by policy: skipped (before a deploy started), else failed
-    ("refuse", "policy", "pending", (False, None, "skipped", False, False)),
-    ("refuse", "policy", "deployed", (False, None, "failed", False, False)),
+    ("refuse", "policy", None, (False, None, "skipped", False)),
+    ("refuse", "policy", "pending", (False, None, "skipped", False)),
+    ("refuse", "policy", "deployed", (False, None, "failed", False)),
     # refused for bad input: fails the wave, retried next run
-    ("refuse", "input", "pending", (False, None, "failed", False, False)),
-    ("refuse", "input", "failed", (False, None, None, False, False)),
-    # unreachable runner: runs, and fails at once (the budget counts it)
-    ("refuse", "unreachable", "pending", (True, "pending", None, False, True)),
-    ("refuse", "unreachable", "failed", (True, "pending", "pending", False, True)),
+    ("refuse", "input", "pending", (False, None, "failed", False)),
+    ("refuse", "input", "failed", (False, None, None, False)),
 ])
 def test_resume_rules(action, refusal, state, expected):
-    got = resume(planned(action, refusal), record(state, error="earlier"))
-    run, start, move, retry, fails = expected
-    assert (got.run, got.move, got.retry, got.fail_with is not None) == (run, move, retry, fails)
+    got = resume(planned(action, refusal), record(state, error="earlier") if state else None)
+    run, start, move, retry = expected
+    assert (got.run, got.move, got.retry) == (run, move, retry)
     if run:
         assert got.state == start
 
@@ -129,7 +129,7 @@ def test_resume_rules(action, refusal, state, expected):
 
 
 def plan(*decided: PlannedDeployment) -> Plan:
-    return Plan(load_snapshot().resolve("12.4"), decided)
+    return Plan({"12.4": load_snapshot().resolve("12.4")}, decided)
 
 
 @pytest.mark.parametrize(("refusals", "error"), [
@@ -139,10 +139,12 @@ def plan(*decided: PlannedDeployment) -> Plan:
     (("unreachable", "input", "policy"), ServiceError),
 ])
 def test_a_plan_says_what_went_wrong_with_the_most_urgent_kind(refusals, error):
-    decided = [planned("upgrade")] + [planned("refuse", kind) for kind in refusals]
+    decided = [planned("upgrade"), planned("not_targeted")] + [
+        planned("blocked" if kind == "unreachable" else "refuse", kind) for kind in refusals]
     found = plan(*decided).error()
     if error is None:
         assert found is None
     else:
         assert type(found) is error
-        assert str(found).startswith(f"1 Deployment(s) refused ({refusals[0]}): one.")
+        assert str(found).startswith(
+            f"1 Deployment(s) refused or blocked ({refusals[0]}): one.")

@@ -57,18 +57,18 @@ def test_wave_1_over_ssh_renders_commits_deploys_and_verifies(
     out = fleet.invoke("upgrade", "--wave", "1", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["status"] == "passed" and doc["counts"] == {"ok": 6}
+    assert doc["status"] == "passed" and doc["counts"] == {"ok": 8}
     # The work happened on the runner: committed there, deployed from there, once each.
-    assert fleet.git("sales-etl", "log", "--format=%s", "-1") == "Upgrade Astro Runtime 12.1.0 → 12.4.0\n"
+    assert fleet.git("sales-etl", "log", "--format=%s", "-1") == "Upgrade Astro Runtime 12.1.0 → 13.9.0\n"
     assert fleet.git("finance-reports", "status", "--porcelain") == ""
     crlf = (fleet.repo("finance-reports") / "Dockerfile").read_bytes()
-    assert b"12.4.0-python-3.12-base AS stage1\r\n" in crlf
+    assert b"13.9.0-python-3.12-base AS stage1\r\n" in crlf
     for dep in ("cm1salesdev0001", "cm1mktdev000004", "cm1findev000007"):
         assert sim.deployment(dep)["deploy_count"] == 1
-        assert sim.deployment(dep)["runtime_version"] == "12.4.0"
+        assert sim.deployment(dep)["runtime_version"] == "13.9.0"
 
 
-def test_an_unreachable_runner_fails_its_deployments_and_the_others_go_on(
+def test_an_unreachable_runner_is_found_before_anything_runs_and_can_be_left_out(
     sample_fleet: SampleFleet, sim: SimHandle, sshd, known_hosts
 ) -> None:
     fleet = sample_fleet
@@ -84,13 +84,28 @@ def test_an_unreachable_runner_fails_its_deployments_and_the_others_go_on(
     check = fleet.invoke("runners")
     assert check.returncode == 2 and "runner build-2" in check.stderr
 
-    out = fleet.invoke("upgrade", "--wave", "1", "--json", "--limit", "sales-etl,marketing-dbt")
-    assert out.returncode == 4
+    both = ("--limit", "sales-etl,marketing-dbt")
+    dry = fleet.invoke("upgrade", "--wave", "1", "--dry-run", "--json", *both)
+    refused = fleet.invoke("upgrade", "--wave", "1", "--json", *both)
+    # The dry run predicts the real run: blocked, exit 7, and the real run writes nothing.
+    assert dry.returncode == 7, dry.stdout + dry.stderr
+    rows = {d["deployment"]: d for d in json.loads(dry.stdout)["deployments"]}
+    assert (rows["sales-etl-dev"]["action"], rows["sales-etl-dev"]["refusal"]) == (
+        "blocked", "unreachable")
+    assert "build-2" in rows["sales-etl-dev"]["reason"]
+    assert rows["marketing-dbt-dev"]["action"] == "upgrade"
+    assert refused.returncode == 7, refused.stdout + refused.stderr
+    assert "wave 1 cannot start: 1 Deployment(s) blocked (nothing was changed)" in refused.stderr
+    assert "sales-etl-dev: " in refused.stderr and "build-2" in refused.stderr
+    assert not (fleet.root / ".upgrade" / "journal.db").exists()
+
+    # Left out, the others go on.
+    out = fleet.invoke("upgrade", "--wave", "1", "--json", *both, "--limit", "!sales-etl-dev")
+    assert out.returncode == 4, out.stdout + out.stderr  # the wave is not finished
     rows = {d["deployment"]: d for d in json.loads(out.stdout)["deployments"]}
-    assert rows["sales-etl-dev"]["result"] == "failed"
-    assert "build-2" in rows["sales-etl-dev"]["message"]
     assert rows["marketing-dbt-dev"]["result"] == "ok"
-    assert rows["sales-etl-dev"]["deploys"] == 0
+    assert (rows["sales-etl-dev"]["result"], rows["sales-etl-dev"]["deploys"]) == (
+        "not finished", 0)
 
 
 def test_a_changed_host_key_is_refused_never_accepted(
@@ -105,8 +120,8 @@ def test_a_changed_host_key_is_refused_never_accepted(
     fleet.use_simulator(sim.url)
     fleet.seed()
     out = fleet.invoke("upgrade", "--wave", "1", "--json", "--limit", "sales-etl")
-    assert out.returncode == 4
-    row = json.loads(out.stdout)["deployments"][0]
-    assert row["result"] == "failed" and "host key" in row["message"].lower()
+    # Found by the preflight, before anything is written: the runner cannot be trusted.
+    assert out.returncode == 7, out.stdout + out.stderr
+    assert "sales-etl-dev: " in out.stderr and "host key" in out.stderr.lower()
     assert wrong.read_text() == f"[127.0.0.1]:{sshd.port} {other}\n"  # not overwritten
-    assert row["deploys"] == 0
+    assert not (fleet.root / ".upgrade" / "journal.db").exists()
