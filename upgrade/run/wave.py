@@ -76,6 +76,7 @@ class Item:
     noop: bool = False
     baseline: dict | None = None  # what verification compares with, taken before the deploy
     deployed_at: datetime | None = None  # when this run's deploy command returned
+    began: datetime | None = None  # when a worker took it up; told with its first move
 
     @property
     def deployment(self) -> Deployment:
@@ -134,6 +135,11 @@ class WaveRunner:
                 batch = items[position : position + size]
                 position += size
                 budget.start_batch(size)
+                # Recorded so reports can mark where each batch began and what it held.
+                self.journal.event("batch_started", rollout_id=self.rollout_id,
+                                   wave=self.wave.number,
+                                   data={"batch": index + 1, "of": len(sizes), "size": size,
+                                         "deployments": [i.deployment.id for i in batch]})
                 self.reporter.batch_started(index + 1, size)
                 self._run_batch(pool, batch, limit, budget, results)
         self.reporter.wave_finished()
@@ -213,6 +219,7 @@ class WaveRunner:
     def _work(self, item: Item) -> ItemResult:
         dep = item.deployment
         state = item.state
+        item.began = datetime.now(UTC)
         try:
             for step in self._steps_from(state, item):
                 context = self._context(item, repo_scope=step.scope == "repo")
@@ -236,12 +243,14 @@ class WaveRunner:
         except JournalUnreachable:
             raise  # not this Deployment's failure: nothing can be recorded (_run_item)
         except UpgradeError as exc:
-            self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc))
+            self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc),
+                                    data=_began(item))
             self.reporter.item_finished(dep.name, "failed", str(exc))
             return "failed"
         except Exception as exc:  # a bug in one worker must not take the wave down unrecorded
             message = f"unexpected error: {type(exc).__name__}: {exc}"
-            self.journal.transition(self.rollout_id, dep.id, "failed", error=message)
+            self.journal.transition(self.rollout_id, dep.id, "failed", error=message,
+                                    data=_began(item))
             self.reporter.item_finished(dep.name, "failed", message)
             return "failed"
 
@@ -264,7 +273,8 @@ class WaveRunner:
     def _advance(self, item: Item, state: str, new_state: str | None, message: str) -> str:
         if new_state is None or STATE_RANK[new_state] <= STATE_RANK[state]:
             return state
-        self.journal.transition(self.rollout_id, item.deployment.id, new_state, message=message)
+        self.journal.transition(self.rollout_id, item.deployment.id, new_state, message=message,
+                                data=_began(item))
         return new_state
 
     def _deploy(self, item: Item, state: str, args: dict[str, Any]) -> str:
@@ -277,7 +287,8 @@ class WaveRunner:
         self._capture_baseline(item)
         # Durable before the deploy starts: a crash from here on is resumed by inspecting.
         self.journal.transition(
-            self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started"
+            self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started",
+            data=_began(item),
         )
         repo = self.fleet.inventory.repos[dep.repo]
         message = steps.deploy(
@@ -401,3 +412,10 @@ class WaveRunner:
         shared = self._repo_vars.get(dep.repo, {}) if repo_scope else dep.vars
         return step_context_for(self.fleet, item.planned.target, str(self.rollout_id), dep, shared,
                        repo_scope=repo_scope)
+
+
+def _began(item: Item) -> dict[str, str] | None:
+    """``{"began": time}`` on the first move of an item this run, so a report can tell the
+    first step's duration from the time it waited for a worker; None after that."""
+    began, item.began = item.began, None
+    return None if began is None else {"began": began.astimezone(UTC).isoformat()}
