@@ -37,12 +37,14 @@ from upgrade.cli.flags import (
     MODE,
     NAME,
     OFFLINE,
+    OUTPUT,
     PLAYBOOK,
     PORT,
     PUSH,
     REASON,
     REPORT,
     RESOLVE,
+    ROLLOUT,
     SKIP_GATE,
     TARGET,
     TIME_SCALE,
@@ -279,6 +281,32 @@ def verify_all(a: Args) -> int:
     return _finish(result)
 
 
+@command("report", ROLLOUT,
+         OUTPUT.saying("Write the HTML report here (default: rollout-N.html beside the wave "
+                       "reports, in the journal's reports directory)."),
+         OFFLINE.saying("Do not ask Astro what each Deployment runs now (versions from the "
+                        "journal only)."),
+         INVENTORY)
+def report(a: Args) -> int:
+    """Write a rollout's HTML report: timeline, fleet version matrix, summary. Changes nothing.
+
+    One self-contained file (no script, no network) to attach to a change ticket or keep
+    as a CI artifact; also written after every wave.
+    """
+    from upgrade.report.html import write_report
+    from upgrade.run.deployed import deployed_versions
+
+    with _fleet(a) as fleet:
+        observed, note = ({}, "") if a.offline else deployed_versions(fleet)
+        view = write_report(fleet, a.rollout, Path(a.output) if a.output else None,
+                            program=PROGRAM, observed=observed, observed_note=note)
+    console = consoles()
+    if view.observed_note.startswith("Astro could not be read"):
+        console.warn(f"{view.observed_note}; versions are the journal's.")
+    console.say(f"report: {view.path}")
+    return EXIT_OK
+
+
 @command("runners", INVENTORY)
 def runners(a: Args) -> int:
     """Check every runner: reachable, git and astro present, repo paths exist (all at once)."""
@@ -361,14 +389,33 @@ def upgrade(a: Args) -> int:
             result = rollout.upgrade_wave(fleet, book, request, reporter, stop,
                                           command=resume)
         report_path = write_wave_markdown(inv.journal.reports, result)
+        html = _html_report(fleet, result.rollout_id)
     if a.json:
         print_document("upgrade", result.to_json())
     else:
         print_recap(result, console.stdout)
         console.say(f"report: {report_path}")
+        if html is not None:
+            console.say(f"HTML report: {html}")
     if result.status != "passed":
         console.note(f"resume with: {resume}")
     return _finish(result)
+
+
+def _html_report(fleet: Any, rollout_id: int) -> Path | None:
+    """The rollout's HTML report, rewritten after a wave; a failure to write it is a
+    warning, never the wave's exit code (the journal has everything: `report` rewrites it)."""
+    from upgrade.report.html import write_report
+
+    try:
+        return write_report(fleet, rollout_id, None, program=PROGRAM).path
+    except Exception as exc:
+        import logging
+
+        logging.getLogger("upgrade.cli").debug("HTML report", exc_info=True)
+        consoles().warn(f"the HTML report could not be written ({type(exc).__name__}: {exc}); "
+                        f"write it with: {PROGRAM} report --rollout {rollout_id}")
+        return None
 
 
 def _dry_run(result: Any, book: Any, as_json: bool) -> int:

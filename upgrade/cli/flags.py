@@ -34,6 +34,10 @@ class Flag:
         """The flag as typed: ``--dry-run``."""
         return "--" + self.name.replace("_", "-")
 
+    def saying(self, help: str) -> Flag:
+        """This flag with the help one command gives it (``--output`` writes different files)."""
+        return replace(self, help=help)
+
     def needed(self, help: str | None = None) -> Flag:
         """This flag, required (for the commands that cannot run without it)."""
         return replace(self, required=True, help=help or self.help)
@@ -158,5 +162,6 @@ WORKSPACE = Flag("workspace", "Only the Deployments of these workspace ids (repe
 MERGE = Flag("merge", "Add Deployments the inventory lacks to it, keeping everything written "
                       "there (comments too).", "bool", False)
 OUTPUT = Flag("output", "Write the new inventory here instead ('-' prints it).")
+ROLLOUT = Flag("rollout", "The rollout to report on, by number (default: the newest).", "int")
 REPOS = Flag("repos", "Where the repos' checkouts are, to find each one's path (default: "
                       "the inventory's directory).")

@@ -4,7 +4,7 @@ Runs the same commands a platform engineer types, each shown before it runs, so 
 output reads like a runbook: create the fleet's repos, start and seed the simulator,
 show the catalog and the plan of a fleet on both Runtime lines, run the three waves
 through their gates (soak, approval), migrate a group to Airflow 3 in a fourth wave, check
-the whole fleet.
+the whole fleet, and write the rollout's HTML report (its path is the last line printed).
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ STEPS: list[tuple[str, list[str], int]] = [
     ("The whole fleet checked: deployed == Dockerfile == journal, healthy", ["verify-all"], 0),
     ("The journal at the end", ["status"], 0),
 ]
+# The last step: the file to open in a browser, its path printed last.
+REPORT = ("The rollout's HTML report (timeline, fleet version matrix, summary): open it in a "
+          "browser", ["report"])
 
 
 def run(args: list[str]) -> int:
@@ -83,6 +86,8 @@ def main() -> int:
         "`astro-fleet verify-all`, docs/simulator.md for faults); stop it with "
         "`astro-fleet sim.stop`."
     )
+    print(f"\n=== {REPORT[0]}")
+    run(REPORT[1])
     return 0
 
 
