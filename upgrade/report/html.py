@@ -121,7 +121,7 @@ def rollout_html(view: RolloutView) -> str:
         phases=PHASES,
         letters=LETTER,
         waves=[_wave_chart(w, at, view.rollout.created_at.date()) for w in view.waves],
-        generated=view.now.isoformat(timespec="seconds"),
+        generated=_at(view.now),
         at=at,
         duration=duration,
         label_width=LABEL_WIDTH,
