@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-airflow lint bench clean
+.PHONY: demo test test-airflow test-browser screenshot lint bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	bash scripts/sshd-test-server.sh install
 	bash scripts/postgres-test-server.sh install
-	$(BIN)/python -m pytest -n 2 -q -m "not airflow"
+	$(BIN)/python -m pytest -n 2 -q -m "not airflow and not browser"
 
 # The contract tests against real Apache Airflow 2.10.5 and 3.0.6 (tests/contract): apart
 # from `make test` to keep it under 10 minutes. The venvs are cached outside the repo.
@@ -28,6 +28,19 @@ AIRFLOW_VERSIONS := 2.10.5 3.0.6
 test-airflow: $(STAMP)
 	bash scripts/airflow-test-server.sh install $(AIRFLOW_VERSIONS)
 	$(BIN)/python -m pytest tests/contract -m airflow -n 2 --dist loadgroup -q -rA
+
+# The HTML report in headless Chromium (tests/browser): runs make demo first (about two
+# minutes), so it is apart from `make test`; CI runs both.
+test-browser: $(STAMP)
+	bash scripts/chromium.sh install
+	$(BIN)/python -m pytest tests/browser -m browser -q -rA
+
+# The README's picture of the demo's report (run make demo first); pngquant, when there is
+# one, makes it a few times smaller.
+screenshot: $(STAMP)
+	bash scripts/chromium.sh install
+	bash scripts/chromium.sh screenshot .upgrade/reports/rollout-1.html docs/report.png 1200x900
+	if command -v pngquant >/dev/null; then pngquant --quality 60-85 --force --output docs/report.png docs/report.png; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
