@@ -109,7 +109,7 @@ def test_a_failed_wave_and_a_skipped_gate_are_shown(tmp_path: Path, sim: SimHand
     for name in ("r00-d0", "r02-d0", "r03-d0"):
         assert [b.split()[0] for b in page.rows[name]][-3:] == ["commit", "deploy", "verify"]
     # Astro was looked at (the simulator): the matrix says so.
-    assert "read from Astro at" in words
+    assert "as Astro reported it at" in words
     assert "astro-fleet upgrade --wave 1" in words  # how to resume
 
 
@@ -179,3 +179,11 @@ def test_report_refuses_an_unknown_rollout_and_a_fleet_without_journal(tmp_path:
     assert "--rollout 9: no such rollout in the journal (rollouts: 1)" in wrong.stderr
     ok = fleet.invoke("report", "--offline")
     assert ok.returncode == 0 and ok.stdout.strip().endswith("rollout-1.html")
+    # Astro out of reach: the report is still written, from the journal, and says so.
+    sim.stop()
+    unreachable = fleet.invoke("report")
+    assert unreachable.returncode == 0, unreachable.stderr
+    assert "warning: the version matrix is the journal's: Astro could not be read (ws-1: " \
+        in unreachable.stderr
+    html = (fleet.root / ".upgrade" / "reports" / "rollout-1.html").read_text()
+    assert "Astro could not be read (ws-1: " in Page(html).words

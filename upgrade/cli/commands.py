@@ -301,8 +301,8 @@ def report(a: Args) -> int:
         view = write_report(fleet, a.rollout, Path(a.output) if a.output else None,
                             program=PROGRAM, observed=observed, observed_note=note)
     console = consoles()
-    if view.observed_note.startswith("Astro could not be read"):
-        console.warn(f"{view.observed_note}; versions are the journal's.")
+    if not (a.offline or observed):
+        console.warn(f"the version matrix is the journal's: {note}")
     console.say(f"report: {view.path}")
     return EXIT_OK
 

@@ -157,7 +157,8 @@ def write_report(fleet: Fleet, rollout_id: int | None, output: Path | None, *, p
                              f"(rollouts: {listed}). Give one of those, or leave --rollout out "
                              "for the newest.")
         view = rollout_view(journal, rollout_id, fleet.catalog, datetime.now(UTC),
-                            program=program, observed=observed, observed_note=observed_note)
+                            program=program, observed=observed, observed_note=observed_note,
+                            waves={d.wave for d in inv.deployments})
     if view is None:
         raise InputError(f"the journal ({inv.journal.where}) has no rollout yet: there is no "
                          "report to write.")

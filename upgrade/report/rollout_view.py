@@ -26,7 +26,7 @@ from upgrade.journal.records import DeploymentRecord, Event, Rollout, WaveRecord
 from upgrade.journal.store import Journal
 from upgrade.model.catalog import Catalog
 from upgrade.model.redact import Redactor
-from upgrade.model.versions import RuntimeVersion
+from upgrade.model.versions import RuntimeVersion, try_parse_version
 
 # Phases in the order they happen, with the label people read.
 PHASES = {
@@ -155,11 +155,12 @@ class RolloutView:
 
 def rollout_view(journal: Journal, rollout_id: int | None, catalog: Catalog, now: datetime, *,
                  program: str, observed: Mapping[str, RuntimeVersion] | None = None,
-                 observed_note: str = "") -> RolloutView | None:
+                 observed_note: str = "", waves: Iterable[int] = ()) -> RolloutView | None:
     """The view of rollout ``rollout_id`` (None: the newest), or None when there is none.
 
     ``observed`` maps Deployment ids to the Runtime Astro reports now (one look at the
-    fleet, when it could be had); the journal's record fills in the others.
+    fleet, when it could be had); the journal's record fills in the others. ``waves`` are
+    the inventory's wave numbers: those the journal has not reached yet are still to run.
     """
     rollouts = journal.rollouts()
     if not rollouts:
@@ -169,9 +170,9 @@ def rollout_view(journal: Journal, rollout_id: int | None, catalog: Catalog, now
         return None
     redact = Redactor.from_env(os.environ)
     records = journal.deployments(chosen.id)
-    waves = {w.number: w for w in journal.waves(chosen.id)}
+    by_number = {w.number: w for w in journal.waves(chosen.id)}
     events = journal.events(chosen.id)
-    views = _waves(records, waves, events, redact, now)
+    views = _waves(records, by_number, events, redact, now)
     observed = observed or {}
     lines, matrix = _matrix(views, catalog, now.date(), observed)
     return RolloutView(
@@ -185,7 +186,7 @@ def rollout_view(journal: Journal, rollout_id: int | None, catalog: Catalog, now
         durations=_durations([b for w in views for r in w.rows for b in r.bars]
                              + [w.soak for w in views if w.soak is not None]),
         failures=[r for w in views for r in w.rows if r.state == "failed"],
-        resume=_resume(chosen, views, program),
+        resume=_resume(chosen, views, waves, program),
         observed_note=redact(observed_note),
     )
 
@@ -359,8 +360,6 @@ def line_label(version: RuntimeVersion) -> str:
 def _matrix(waves: Sequence[WaveView], catalog: Catalog, today: date,
             observed: Mapping[str, RuntimeVersion]
             ) -> tuple[list[str], list[tuple[str, dict[str, list[Cell]]]]]:
-    from upgrade.model.versions import try_parse_version
-
     keyed: dict[str, RuntimeVersion] = {}
     grid: list[tuple[str, dict[str, list[Cell]]]] = []
     for w in waves:
@@ -404,14 +403,16 @@ def _percentile(values: Sequence[float], pct: int) -> float:
     return values[rank - 1]
 
 
-def _resume(rollout: Rollout, waves: Sequence[WaveView], program: str) -> list[str]:
+def _resume(rollout: Rollout, views: Sequence[WaveView], planned: Iterable[int],
+            program: str) -> list[str]:
+    """The commands that take an active rollout on: every wave not passed (or with work
+    left), in order, including the inventory's waves the journal has not reached."""
     if rollout.status != "active":
         return []
-    out = []
-    for w in waves:
-        if w.status != "passed" or any(r.state not in ("verified", "skipped") for r in w.rows):
-            out.append(f"{program} upgrade --wave {w.number}")
-    return out
+    done = {w.number for w in views
+            if w.status == "passed" and all(r.state in ("verified", "skipped") for r in w.rows)}
+    todo = sorted({*(w.number for w in views), *planned} - done)
+    return [f"{program} upgrade --wave {n}" for n in todo]
 
 
 # -- words ----------------------------------------------------------------------------------

@@ -10,34 +10,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from upgrade.errors import AstroError
+from upgrade.errors import ServiceError
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.fleet import Fleet
 
 
 def deployed_versions(fleet: Fleet) -> tuple[dict[str, RuntimeVersion], str]:
-    """What Astro runs now, per Deployment id of the inventory, and how it was learnt.
-
-    One list per workspace; a workspace that cannot be read leaves its Deployments to the
-    journal, and the note says which.
-    """
+    """What Astro runs now, per Deployment id of the inventory, and how it was learnt."""
     found: dict[str, RuntimeVersion] = {}
-    failed: list[str] = []
+    failed: dict[str, list[str]] = {}  # the problem -> the workspaces it kept from us
     workspaces = dict.fromkeys(d.workspace_id for d in fleet.inventory.deployments)
-    cp = fleet.control_plane
     for ws in workspaces:
         try:
-            listed = cp.list(ws)
-        except AstroError as exc:
-            failed.append(f"{ws}: {str(exc).splitlines()[0] if str(exc) else exc}")
+            listed = fleet.control_plane.list(ws)
+        except ServiceError as exc:  # Astro, its CLI, or no simulator where one is configured
+            failed.setdefault(str(exc).splitlines()[0].rstrip(". ") if str(exc) else
+                              type(exc).__name__, []).append(ws)
             continue
         for summary in listed:
             version = try_parse_version(summary.runtime_version)
             if version is not None:
                 found[summary.id] = version
+    problems = "; ".join(f"{', '.join(wss)}: {problem}" for problem, wss in failed.items())
     if failed and not found:
-        return found, "Astro could not be read (" + "; ".join(failed) + ")"
-    note = f"read from Astro at {datetime.now(UTC):%H:%M:%S} UTC"
+        return found, f"Astro could not be read ({problems}); as the journal recorded it"
+    note = f"as Astro reported it at {datetime.now(UTC):%H:%M:%S} UTC"
     if failed:
-        note += "; these workspaces could not be read: " + "; ".join(failed)
+        note += f"; the journal's where Astro could not be read ({problems})"
     return found, note
