@@ -226,10 +226,11 @@ def _waves(records: Sequence[DeploymentRecord], waves: Mapping[int, WaveRecord],
                 wave.notes.append(note)
             if e.kind in ("wave_started", "batch_started"):
                 queued_from[wave.number] = e.at
-                if e.kind == "batch_started" and e.data:
-                    for dep_id in e.data.get("deployments") or ():
-                        if dep_id in rows:
-                            rows[dep_id].batch = int(e.data.get("batch") or 0) or None
+                batch = (e.data or {}).get("batch") if e.kind == "batch_started" else None
+                if isinstance(batch, int) and isinstance(e.data.get("deployments"), list):
+                    for dep_id in e.data["deployments"]:
+                        if isinstance(dep_id, str) and dep_id in rows:
+                            rows[dep_id].batch = batch
     for view in views.values():
         for row in view.rows:
             start = mark.get(row.deployment_id)
