@@ -105,11 +105,6 @@ class Scale:
             return self._x0[i] + (GAP_WIDTH * (t - t0) / (t1 - t0) if t1 > t0 else 0.0)
         return self._x0[i] + (t - t0) * self.per_second
 
-    @property
-    def start(self) -> float:
-        """The first moment on the axis (a POSIX timestamp)."""
-        return self._pieces[0][0]
-
 
 def rollout_html(view: RolloutView) -> str:
     """The whole report as one HTML document."""
@@ -187,7 +182,7 @@ def _wave_chart(w: WaveView, at: Callable[[datetime | None], str], day: date) ->
     if w.soak is not None:
         spans.append((w.soak.end, w.soak.end))
     scale = Scale(spans)
-    top = 34  # room for the annotations' markers and the axis labels
+    top = 34  # room for the annotations' markers and the breaks' labels
     # Plain dicts read by subscript: the sandbox checks every attribute read, and a large
     # fleet's chart is most of the template's work.
     rows = []
