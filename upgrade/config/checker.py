@@ -17,7 +17,8 @@ from typing import Any
 from upgrade.config.located import LMap, Located, LScalar, LSeq, join
 from upgrade.errors import InputError, Problem, ProblemsError
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+# At most 9 digits a unit (31 years in seconds): int() never sees a number it refuses.
+_DURATION = re.compile(r"(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s)?")
 
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:
@@ -31,7 +32,7 @@ def parse_duration(text: str) -> int:
     value = text.strip()
     m = _DURATION.fullmatch(value)
     if not value or not m:
-        raise InputError(f"'{text}' is not a duration. Write a number with units d, h, m, s, "
+        raise InputError(f"'{text[:40]}' is not a duration. Write a number with units d, h, m, s, "
                          "largest first, e.g. 30s, 10m, 1h30m.")
     d, h, mins, s = (int(g or 0) for g in m.groups())
     return ((d * 24 + h) * 60 + mins) * 60 + s

@@ -6,6 +6,13 @@ each with ``.line`` (1-based), and every mapping key with its own line. Only the
 YAML types are built: anything with a custom tag is a problem, never code.
 
 ``upgrade.config.checker`` validates such a tree, reporting every problem of a file at once.
+
+Limits keep a hostile file from hanging or exhausting the process, each refused as a
+located problem (exit 2) before anything reads the tree: the file's size
+(``MAX_FILE_BYTES``), the nodes that aliases add when expanded (``MAX_ALIAS_NODES``: a
+"billion laughs" file is a few lines that expand to billions of nodes), nesting depth
+(``MAX_DEPTH``), and the length of one string (``MAX_STRING_CHARS``) or number
+(``MAX_NUMBER_CHARS``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from upgrade.errors import Problem, ProblemsError
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Far above any real inventory or playbook (10,000 Deployments are about 1.5 MB and
+# nest 8 levels); far below what would take seconds or hundreds of MB to load.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_ALIAS_NODES = 100_000
+MAX_DEPTH = 64
+MAX_STRING_CHARS = 65_536
+MAX_NUMBER_CHARS = 100
 
 _TAG = "tag:yaml.org,2002:"
 STR, INT, FLOAT, BOOL, NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
@@ -171,9 +186,13 @@ def load(
     """
     file = display or str(path)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise error([Problem(file, None, "", "file not found. Check the path.")]) from None
+    except IsADirectoryError:
+        raise error([Problem(file, None, "", "is a directory, not a file. Check the path.")]
+                    ) from None
     except OSError as exc:
         raise error([Problem(file, None, "", f"cannot read the file: {exc.strerror}.")]) from None
     return loads(data, file=file, error=error)
@@ -204,6 +223,12 @@ def paused_gc() -> Iterator[None]:
 
 
 def _loads(data: str | bytes, file: str, error: type[ProblemsError]) -> Located:
+    if len(data) > MAX_FILE_BYTES:
+        newline = b"\n" if isinstance(data, bytes) else "\n"
+        line = data[:MAX_FILE_BYTES].count(newline) + 1  # type: ignore[arg-type]
+        raise error([Problem(file, line, "", f"the file is larger than {_size(MAX_FILE_BYTES)} "
+                             "(the limit is reached at this line). Split the fleet, or remove "
+                             "what does not belong in it.")])
     loader = _Loader(data)
     try:
         node = loader.get_single_node()
@@ -216,6 +241,11 @@ def _loads(data: str | bytes, file: str, error: type[ProblemsError]) -> Located:
                              f"character ({exc.reason}). Save the file as UTF-8.")]) from None
     except yaml.YAMLError as exc:
         raise error([Problem(file, None, "", f"invalid YAML: {exc}. Fix the syntax.")]) from None
+    except RecursionError:
+        # Only the pure-Python composer (no libyaml) recurses per level; libyaml refuses
+        # nesting past 1,000 levels itself, with a line, above.
+        raise error([Problem(file, None, "", f"the file nests deeper than {MAX_DEPTH} levels. "
+                             "Flatten the structure.")]) from None
     finally:
         loader.dispose()
     if node is None:
@@ -273,31 +303,82 @@ class _Builder:
         # Aliases share one node object: build a collection once, and catch self-reference.
         self.built: dict[int, Located] = {}
         self.active: set[int] = set()
+        # Nodes each aliased collection stands for once expanded (worked out only when an
+        # alias is met; every collection stays alive in ``built``, so ids are not reused),
+        # and how many nodes aliases have added so far: what a consumer of the tree walks.
+        self.sizes: dict[int, int] = {}
+        self.aliased = 0
+        self.depth = 0
 
-    def problem(self, node: Node, path: _Path, message: str) -> None:
-        self.problems.append(Problem(self.file, node.start_mark.line + 1, _format(path), message))
+    def problem(self, node: Node, path: _Path, message: str, line: int | None = None) -> None:
+        self.problems.append(Problem(self.file, line or node.start_mark.line + 1, _format(path),
+                                     message))
 
-    def build(self, node: Node, path: _Path) -> Located:
+    def build(self, node: Node, path: _Path, at: int | None = None) -> Located:
+        """The located node of ``node``; ``at`` is the line that uses it (for an alias)."""
         cls = node.__class__
         if cls is ScalarNode:
-            tag = node.tag
-            value = node.value if tag == STR else self.scalar(node, path)
-            return LScalar(node.start_mark.line + 1, value, node.value, tag)
+            tag, text = node.tag, node.value
+            if len(text) > MAX_NUMBER_CHARS and not self.short_enough(node, path):
+                return LScalar(node.start_mark.line + 1, None, "", NULL)
+            value = text if tag == STR else self.scalar(node, path)
+            return LScalar(node.start_mark.line + 1, value, text, tag)
         ident = id(node)
         done = self.built.get(ident)
         if done is not None:
+            self.expand(done, node, path, at)
             return done
         if ident in self.active:
             self.problem(node, path, "an alias refers to itself. Remove the recursive alias.")
             return LScalar(node.start_mark.line + 1, None, "", NULL)
+        if self.depth >= MAX_DEPTH:
+            self.problem(node, path, f"nested deeper than {MAX_DEPTH} levels. Flatten the "
+                         "structure: nothing this tool reads nests that deep.")
+            return LScalar(node.start_mark.line + 1, None, "", NULL)
         self.active.add(ident)
+        self.depth += 1
         if cls is SequenceNode:
             result: Located = self.sequence(node, path)
         else:
             result = self.mapping(node, path)
+        self.depth -= 1
         self.active.discard(ident)
         self.built[ident] = result
         return result
+
+    def short_enough(self, node: ScalarNode, path: _Path) -> bool:
+        """False (and a problem) for a number or string past its length limit."""
+        text = node.value
+        if node.tag in (INT, FLOAT):
+            limit, what = MAX_NUMBER_CHARS, "number"
+        elif len(text) > MAX_STRING_CHARS:
+            limit, what = MAX_STRING_CHARS, "string"
+        else:
+            return True
+        self.problem(node, path, f"a {what} of {len(text):,} characters ('{text[:20]}...'); "
+                     f"the limit is {limit:,}. Shorten it.")
+        return False
+
+    def size(self, built: Located) -> int:
+        """Nodes ``built`` stands for with every alias inside it expanded (memoised: a
+        billion-node expansion is counted, never walked)."""
+        if not isinstance(built, LMap | LSeq):
+            return 1
+        known = self.sizes.get(id(built))
+        if known is None:
+            children = built.items if isinstance(built, LSeq) else [
+                value for _, value in built.entries.values()]
+            known = self.sizes[id(built)] = 1 + sum(self.size(child) for child in children)
+        return known
+
+    def expand(self, built: Located, node: Node, path: _Path, at: int | None) -> None:
+        """Count the nodes an alias to ``built`` adds; refuse past ``MAX_ALIAS_NODES``."""
+        before = self.aliased
+        self.aliased += self.size(built)
+        if before <= MAX_ALIAS_NODES < self.aliased:
+            self.problem(node, path, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes "
+                         "(the limit is passed at this alias). Write the values out, or "
+                         "use fewer aliases of large anchors.", line=at)
 
     def scalar(self, node: ScalarNode, path: _Path) -> Any:
         if node.tag == STR or node.tag == _VALUE:
@@ -324,9 +405,9 @@ class _Builder:
     def sequence(self, node: SequenceNode, path: _Path) -> LSeq:
         if node.tag != _SEQ:
             self.unsupported(node, path)
-        build = self.build
-        items = [build(item, (path, _Index(i))) for i, item in enumerate(node.value)]
-        return LSeq(node.start_mark.line + 1, items)
+        build, line = self.build, node.start_mark.line + 1
+        items = [build(item, (path, _Index(i)), line) for i, item in enumerate(node.value)]
+        return LSeq(line, items)
 
     def mapping(self, node: MappingNode, path: _Path) -> LMap:
         if node.tag != _MAP:
@@ -343,6 +424,8 @@ class _Builder:
             if key_node.__class__ is not ScalarNode:
                 self.problem(key_node, path, "a key must be a plain scalar. Use a string key.")
                 continue
+            if len(key_node.value) > MAX_NUMBER_CHARS and not self.short_enough(key_node, path):
+                continue
             key = key_node.value if tag == STR else self.scalar(key_node, path)
             if key in entries:
                 self.problem(
@@ -351,7 +434,8 @@ class _Builder:
                     f"duplicate key (first at line {entries[key][0]}). Remove one of them.",
                 )
                 continue
-            entries[key] = (key_node.start_mark.line + 1, build(value_node, (path, key)))
+            line = key_node.start_mark.line + 1
+            entries[key] = (line, build(value_node, (path, key), line))
         if inherited:
             for key, entry in inherited.items():
                 entries.setdefault(key, entry)
@@ -361,12 +445,16 @@ class _Builder:
         """YAML merge key ``<<``: explicit keys win, then sources in the order given."""
         sources = value.value if isinstance(value, SequenceNode) else [value]
         for source in sources:
-            built = self.build(source, path)
+            built = self.build(source, path, value.start_mark.line + 1)
             if not isinstance(built, LMap):
                 self.problem(source, path, "'<<' needs a mapping or a list of mappings.")
                 continue
             for key, entry in built.entries.items():
                 into.setdefault(key, entry)
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB"
 
 
 def join(path: str, key: Any) -> str:

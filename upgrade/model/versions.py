@@ -38,6 +38,10 @@ ACCEPTED_SPECS = (
     "an exact version (12.4.0, 3.1-12), a line (12.4, 12, 3.1, 3, also written 12.4.x) or 'latest'"
 )
 
+# The longest real tag is ~30 characters (12.0.0-nightly20241216); past this a value is
+# refused before any of it is read as a number (int() refuses more than 4,300 digits).
+MAX_VERSION_CHARS = 64
+
 _PRE = r"(?:alpha|beta|rc|nightly|dev)\.?\d*"
 _AF2_RE = re.compile(rf"^v?(\d+)\.(\d+)\.(\d+)(?:-({_PRE}))?$")
 _AF3_RE = re.compile(rf"^v?(\d+)\.(\d+)-(\d+)(?:[-.]({_PRE}))?$")
@@ -118,6 +122,7 @@ class RuntimeVersion:
 def parse_version(text: str, *, source: str = "") -> RuntimeVersion:
     """Parse one exact Runtime version (``12.4.0``, ``3.1-12``); raise VersionError otherwise."""
     value = text.strip()
+    _check_length(value, source, "version")
     for scheme, pattern in (("af3", _AF3_RE), ("af2", _AF2_RE)):
         m = pattern.match(value)
         if m and all(_NUM.match(g) for g in m.groups()[:3]):
@@ -171,6 +176,7 @@ def parse_spec(text: str, *, source: str = "", scheme: Scheme | None = None) -> 
     ``scheme`` narrows ``latest`` to one scheme (``latest`` under ``airflow2:``).
     """
     value = str(text).strip()
+    _check_length(value, source, "version spec")
     if value.lower() == "latest":
         return VersionSpec("latest", value, scheme=scheme)
     exact = try_parse_version(value)
@@ -185,6 +191,14 @@ def parse_spec(text: str, *, source: str = "", scheme: Scheme | None = None) -> 
         f"{_origin(source)}'{text}' is not a valid Runtime version spec. "
         f"Accepted forms: {ACCEPTED_SPECS}."
     )
+
+
+def _check_length(value: str, source: str, what: str) -> None:
+    if len(value) > MAX_VERSION_CHARS:
+        raise VersionError(
+            f"{_origin(source)}'{value[:20]}...' ({len(value):,} characters) is too long for a "
+            f"Runtime {what} (at most {MAX_VERSION_CHARS}). Write e.g. 12.4.0, 3.1-12 or 13."
+        )
 
 
 def _origin(source: str) -> str:

@@ -1,0 +1,171 @@
+"""Run one hostile input through what the commands run, in-process, and judge the outcome.
+
+``plan_offline`` is ``astro-fleet plan --offline`` without the process: the inventory
+loader, the planner (Dockerfiles read from disk, targets resolved in the catalog), the
+plan's text rendering and the plan's error, with errors mapped to exit codes as
+``upgrade.cli.commands.run`` maps them. The only difference is that the catalog is loaded
+once per test session (it is the same bundled snapshot every time), so a thousand cases
+fit in seconds. A small sample is also run as the real command (``astro-fleet``) to show
+that both agree.
+
+Every case is bounded: ``Bounded`` measures its wall time and its peak of Python
+allocations (tracemalloc), and the tests assert both stay under the limits.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from upgrade.errors import EXIT_UNEXPECTED, UpgradeError
+from upgrade.model.catalog import Catalog
+
+CASE_SECONDS = 2.0  # per case, in-process; a hang is caught long before pytest's timeout
+CASE_BYTES = 200 * 1024 * 1024  # peak of the Python allocations of one case
+LOCATED = re.compile(r"[^\s:]+:\d+: ")  # file:line: at the start of a message or a line
+
+
+@dataclass
+class Outcome:
+    """What one case ended with: the exit code and everything it printed."""
+
+    code: int
+    text: str
+    seconds: float = 0.0
+    peak: int = 0
+    error: BaseException | None = None
+    located: list[str] = field(default_factory=list)  # the messages that must carry file:line
+
+
+def plan_offline(inventory: Path, catalog: Catalog) -> Outcome:
+    """``astro-fleet plan --offline --inventory <inventory>``, in-process."""
+    from upgrade.config.inventory_loader import load_inventory
+    from upgrade.errors import ProblemsError
+    from upgrade.plan.fleet import Fleet
+    from upgrade.report.plan import print_plan
+    from upgrade.run import rollout
+
+    out = io.StringIO()
+    console = Console(file=out, highlight=False, markup=False, emoji=False, width=160)
+    located: list[str] = []
+    try:
+        fleet = Fleet(load_inventory(inventory))
+        fleet.__dict__["catalog"] = catalog  # the cached property, filled as the command would
+        with fleet:
+            plan, _ = rollout.plan_fleet(fleet, None, [], offline=True)
+        print_plan(plan, console)
+        # A refusal about a Dockerfile (input) names the file and line where it is.
+        located += [p.reason for p in plan.deployments
+                    if p.action in ("refuse", "blocked") and p.refusal == "input"]
+        error = plan.error()
+        if error is not None:
+            raise error
+        return Outcome(0, out.getvalue(), located=located)
+    except UpgradeError as exc:
+        if isinstance(exc, ProblemsError):
+            located += [str(p) for p in exc.problems if p.line is not None or
+                        "file not found" not in p.message]
+        return Outcome(exc.exit_code, out.getvalue() + str(exc), error=exc, located=located)
+    except Exception as exc:  # what the command would report as exit 1
+        return Outcome(EXIT_UNEXPECTED, f"{type(exc).__name__}: {exc}", error=exc)
+
+
+def bounded(case: Callable[[], Outcome]) -> Outcome:
+    """Run ``case`` measuring its time and its peak of Python allocations."""
+    tracemalloc.reset_peak()
+    start = time.perf_counter()
+    outcome = case()
+    outcome.seconds = time.perf_counter() - start
+    outcome.peak = tracemalloc.get_traced_memory()[1]
+    return outcome
+
+
+class Tally:
+    """Outcomes counted per exit code, printed at the end of a generated test."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.codes: Counter[int] = Counter()
+        self.slowest = 0.0
+        self.peak = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.codes[outcome.code] += 1
+        self.slowest = max(self.slowest, outcome.seconds)
+        self.peak = max(self.peak, outcome.peak)
+
+    @property
+    def total(self) -> int:
+        return sum(self.codes.values())
+
+    def report(self) -> str:
+        codes = ", ".join(f"exit {c}: {n}" for c, n in sorted(self.codes.items()))
+        return (f"{self.name}: {self.total} cases ({codes}); slowest {self.slowest:.3f} s, "
+                f"peak {self.peak / 1e6:.1f} MB")
+
+
+def check(outcome: Outcome, what: str) -> None:
+    """The rules every hostile input obeys: exit 0, 2 or 3; bounded; located."""
+    assert outcome.code in (0, 2, 3), f"{what}: exit {outcome.code}: {outcome.text[-2000:]}"
+    assert outcome.seconds < CASE_SECONDS, f"{what}: took {outcome.seconds:.2f} s"
+    assert outcome.peak < CASE_BYTES, f"{what}: peak {outcome.peak / 1e6:.0f} MB"
+    for message in outcome.located:
+        assert LOCATED.match(message), f"{what}: no file:line in: {message[:500]}"
+    assert "Traceback" not in outcome.text, what
+
+
+@dataclass
+class Run:
+    """One real command: its exit code, output, wall time and peak resident memory."""
+
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_rss: int  # bytes: the command's own VmHWM, read as it exits
+
+
+# The astro-fleet console script, plus its own peak resident set (VmHWM, per process image,
+# so the fork it was started from does not count) written to $HOSTILE_PEAK at exit.
+_COMMAND = """
+import atexit, os, sys
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(os.environ["HOSTILE_PEAK"], "w").write(line.split()[1])
+atexit.register(peak)
+from upgrade.cli.program import main
+sys.argv[0] = "astro-fleet"
+sys.exit(main())
+"""
+
+
+def run_command(args: list[str], cwd: Path, *, timeout: float = 60,
+                address_space: int = 2 * 1024**3) -> Run:
+    """``astro-fleet *args`` in ``cwd``, its address space capped (a runaway allocation
+    fails instead of taking the machine); its exit code, output, time and peak RSS."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    peak_file = cwd / ".hostile-peak"
+    peak_file.unlink(missing_ok=True)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _COMMAND, *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=cap,
+                          env={**os.environ, "COLUMNS": "200", "HOSTILE_PEAK": str(peak_file)})
+    seconds = time.perf_counter() - start
+    peak = int(peak_file.read_text()) * 1024 if peak_file.exists() else 0
+    return Run(done.returncode, done.stdout, done.stderr, seconds, peak)
