@@ -24,6 +24,12 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(\}|:?[-+?=])|([A-Za-z_][A-Za-z0-9_]*))")
 _HYPHEN_TYPO = re.compile(r"astro-runtime-\d")
 
+# Far above any real Dockerfile (the largest Astro projects' are a few KB) and image
+# reference (Docker caps a reference at 255 characters); past these a file is refused
+# before its ARGs can double a word into gigabytes.
+MAX_DOCKERFILE_CHARS = 1024 * 1024
+MAX_WORD_CHARS = 4096
+
 # Where one character of an expanded word was written: (0-based line, column, ARG name).
 Origin = tuple[int, int, str | None]
 
@@ -102,7 +108,15 @@ class Scan:
 
 
 def read_dockerfile(text: str) -> Scan:
+    if len(text) > MAX_DOCKERFILE_CHARS:
+        raise Refusal(
+            text.count("\n", 0, MAX_DOCKERFILE_CHARS),
+            f"the Dockerfile is longer than {MAX_DOCKERFILE_CHARS:,} characters (the limit is "
+            "reached at this line). That is not an Astro project's Dockerfile; check the path, "
+            "then run again.",
+        )
     lines = text.split("\n")
+    _check_characters(lines)
     bodies = [line[:-1] if line.endswith("\r") else line for line in lines]
     escape, first = _directives(bodies)
     scan = Scan(lines)
@@ -111,7 +125,18 @@ def read_dockerfile(text: str) -> Scan:
     stages: dict[str, AstroFrom | None] = {}  # stage name -> the Astro FROM it is rooted in
     seen_from = False
     typo_lines: list[int] = []
+    early: Instruction | None = None  # the first instruction but ARG before any FROM
     for ins in _instructions(bodies, first, escape):
+        if not seen_from and ins.keyword not in ("ARG", "FROM"):
+            early = early or ins
+            continue
+        if ins.keyword == "FROM" and early is not None:
+            raise Refusal(
+                early.start,
+                f"{early.keyword} before the first FROM: Docker allows only ARG there (\"no "
+                "build stage in current context\"), so this file does not build. Move it below "
+                "the FROM, then run again.",
+            )
         if ins.keyword == "ARG":
             if seen_from:
                 # Stage ARGs matter only to name them in messages; a malformed one is
@@ -145,6 +170,27 @@ def read_dockerfile(text: str) -> Scan:
     if not scan.astro:
         raise _no_astro_image(scan, typo_lines)
     return scan
+
+
+def _check_characters(lines: list[str]) -> None:
+    """Refuse characters Docker cannot build from: a NUL byte anywhere, and a byte-order
+    mark anywhere but the very start of the file (the only place Docker skips one)."""
+    for index, line in enumerate(lines):
+        nul = line.find("\x00")
+        if nul >= 0:
+            raise Refusal(
+                index,
+                f"a NUL byte at column {nul + 1}: this is not a text file Docker can build. "
+                "Remove the byte (an editor or a bad copy put it there), then run again.",
+            )
+        bom = line.find("\ufeff", 1 if index == 0 else 0)
+        if bom >= 0:
+            raise Refusal(
+                index,
+                f"a byte-order mark (U+FEFF) at column {bom + 1}: Docker skips one only at "
+                "the very start of the file, so here it is part of the text and the file does "
+                "not build. Remove it (save the file as UTF-8 without BOM), then run again.",
+            )
 
 
 def _directives(bodies: list[str]) -> tuple[str, int]:
@@ -358,6 +404,13 @@ def _expand(
                     f"${{{name}}} in the FROM",
                 )
             value = lookup(name)
+            if len(chars) + len(value.text) > MAX_WORD_CHARS:
+                raise Refusal(
+                    line,
+                    f"${{{name}}} makes this word longer than {MAX_WORD_CHARS:,} characters "
+                    "(ARGs that repeat each other grow exponentially). Write the image or "
+                    "version out, then run again.",
+                )
             chars.extend(value.text)
             origins.extend(value.origins)
             index = match.end()
