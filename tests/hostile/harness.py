@@ -47,6 +47,7 @@ class Outcome:
     peak: int = 0
     error: BaseException | None = None
     located: list[str] = field(default_factory=list)  # the messages that must carry file:line
+    refusals: list[str] = field(default_factory=list)  # every refused Deployment's reason
 
 
 def plan_offline(inventory: Path, catalog: Catalog) -> Outcome:
@@ -69,9 +70,11 @@ def plan_offline(inventory: Path, catalog: Catalog) -> Outcome:
         # A refusal about a Dockerfile (input) names the file and line where it is.
         located += [p.reason for p in plan.deployments
                     if p.action in ("refuse", "blocked") and p.refusal == "input"]
+        refusals = [p.reason for p in plan.deployments if p.action in ("refuse", "blocked")]
         error = plan.error()
         if error is not None:
-            raise error
+            return Outcome(error.exit_code, out.getvalue() + str(error), error=error,
+                           located=located, refusals=refusals)
         return Outcome(0, out.getvalue(), located=located)
     except UpgradeError as exc:
         if isinstance(exc, ProblemsError):

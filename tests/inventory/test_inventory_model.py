@@ -327,6 +327,8 @@ def test_the_documented_example_is_a_valid_inventory(tmp_path: Path, monkeypatch
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks" / "upgrade.yaml").write_text(PACKAGED_PLAYBOOK.read_text())
     (tmp_path / "templates").mkdir()
+    # The example's template-managed repo names its template, which must exist.
+    (tmp_path / "templates" / "standard.Dockerfile.j2").write_text("FROM {{ runtime.image }}\n")
     inventory = fleet.load(example)
     assert inventory.playbook == PathSetting(tmp_path / "playbooks" / "upgrade.yaml",
                                              "inventory key playbook")

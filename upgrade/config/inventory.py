@@ -17,6 +17,7 @@ wave precedence are documented in docs/inventory.md; the short version:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,12 +40,21 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 
+# What a Deployment or Workspace id may look like (Astro's are CUIDs such as
+# cm1mldev0000009): checked when the inventory is loaded and again before any id is put on
+# an astro command line, where one starting with "-" would be read as a flag.
+ASTRO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+ASTRO_ID_RULE = "letters, digits, '-', '_', '.', at most 100, not starting with '-'"
+
 @dataclass(frozen=True)
 class TemplateRef:
     """A template-managed repo's Dockerfile template (a file in templates/) and its vars."""
 
     name: str
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # Where the inventory sets it (``inventory.yaml:LINE: repos.R.template``): a template
+    # that fails for this repo's vars is reported here, not only at the template's line.
+    where: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from upgrade.config.checker import Checker
 from upgrade.config.control_plane import read_control_plane
 from upgrade.config.groups import Group, group_layers, read_groups
 from upgrade.config.inventory import (
+    ASTRO_ID,
+    ASTRO_ID_RULE,
     DEFAULT_DOCKERFILE,
     Defaults,
     Deployment,
@@ -121,6 +123,7 @@ class _Loader:
         self.dir = os.path.abspath(path.parent)
         self.tree = root
         self.c = Checker(str(path))
+        self.templates_dir = Path()  # set by build(), before repos are read
         self.match_where: MatchLines = {}  # line and key path of each waves.N.match pattern
         self.broken_rules = False  # a bad waves.N.match: "no wave" problems may be its echo
 
@@ -147,6 +150,7 @@ class _Loader:
         journal = read_journal(c, top, self.resolve)
         playbook = read_playbook(c, top, self.resolve)
         templates = read_templates(c, top, self.resolve)
+        self.templates_dir = templates.path
         control_plane = read_control_plane(c, top, self.resolve)
         notifications = read_notifications(c, top)
         runners = read_runners(c, top, self.resolve, self.name_ok)
@@ -301,7 +305,16 @@ class _Loader:
         if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
             self.c.add(m.key_line("name"), join(full, "name"),
                        f"'{name}' must be a file name inside templates/, not a path outside it.")
-        return TemplateRef(name, self.c.vars(m, "vars", full))
+        elif self.check_repos and self.templates_dir.is_dir() and not (
+                self.templates_dir / name).is_file():
+            found = sorted(p.name for p in self.templates_dir.iterdir() if p.is_file())
+            self.c.add(m.key_line("name"), join(full, "name"),
+                       f"no template '{name}' in {self.templates_dir} (there: "
+                       f"{', '.join(found) or 'none'}). Fix the name, or add the template.")
+        where_line = m.key_line("vars") if "vars" in m else node.key_line("template")
+        where_key = join(full, "vars") if "vars" in m else full
+        return TemplateRef(name, self.c.vars(m, "vars", full),
+                           where=f"{self.c.file}:{where_line}: {where_key}")
 
     def dockerfile(self, m: LMap, path: str, default: str) -> str:
         value = self.c.string(m, "dockerfile", path, default=default) or default
@@ -324,9 +337,9 @@ class _Loader:
             ok = all([self.check_group(g, ln, join(path, "groups"), groups)
                       for g, ln in own_groups])
         return _Draft(
-            id=c.string(item, "id", path),
+            id=self.astro_id(item, "id", path),
             name=c.string(item, "name", path),
-            workspace_id=c.string(item, "workspace_id", path),
+            workspace_id=self.astro_id(item, "workspace_id", path),
             repo=repo,
             wave=c.integer(item, "wave", path, minimum=1),
             direct_groups=[g for g, _ in own_groups],
@@ -337,6 +350,17 @@ class _Loader:
             unknown_group=not ok,
             target=read_target(c, item, path),
         )
+
+    def astro_id(self, item: LMap, key: str, path: str) -> str | None:
+        """An id as Astro writes it; anything else would be refused (or worse, read as a
+        flag) only when a command reaches Astro."""
+        value = self.c.string(item, key, path)
+        if value is not None and not ASTRO_ID.fullmatch(value):
+            self.c.add(item.key_line(key), join(path, key),
+                       f"'{value[:40]}' is not an Astro id ({ASTRO_ID_RULE}). Copy it from "
+                       "`astro deployment list` or the Astro UI.")
+            return None
+        return value
 
     # -- cross-references ---------------------------------------------------------------
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -33,6 +32,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from upgrade.config.inventory import ASTRO_ID, ASTRO_ID_RULE
 from upgrade.controlplane.astro_output import (
     CommandResult,
     classify_deploy,
@@ -77,15 +77,12 @@ def _timed_out(
     )
 
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
 def _check_id(kind: str, value: str) -> str:
     # A value starting with "-" would be read as a flag; an empty one opens a picker.
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not ASTRO_ID.fullmatch(value):
         raise InputError(
-            f"{kind} {value!r} is not a valid Astro id (letters, digits, '-', '_', '.'; "
-            "must not start with '-'). Fix it in the inventory."
+            f"{kind} {value!r} is not a valid Astro id ({ASTRO_ID_RULE}). Fix it in the "
+            "inventory."
         )
     return value
 

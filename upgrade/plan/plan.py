@@ -55,6 +55,7 @@ class RepoChange:
     error: str | None = None
     blocked: RefusalKind | None = None  # the error stops a run from starting (see RepoFile)
     target: RuntimeVersion | None = None  # what new_text pins
+    line: int | None = None  # the 1-based line that writes ``current`` (the FROM or its ARG)
 
     @property
     def changes(self) -> bool:

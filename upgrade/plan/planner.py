@@ -165,25 +165,26 @@ def _repo_change(
     if base is None:
         return RepoChange(repo.name, shown, None, text, None, error=error or "not read",
                           blocked=file.blocked if file is not None else None)  # type: ignore[arg-type]
+    line = base.edit_line
     wanted = {r.version: spec for spec, r, _ in choices if spec is not None
               and not isinstance(r, str)}
     if len(wanted) > 1:
         both = ", ".join(f"{spec} → {v}" for v, spec in sorted(wanted.items()))
-        return RepoChange(repo.name, shown, base.version, text, None, error=(
+        return RepoChange(repo.name, shown, base.version, text, None, line=line, error=(
             f"{shown}: its Deployments have different targets ({both}), but one Dockerfile "
             "holds one Runtime. Give the repo's Deployments one target."))
     if not wanted:
-        return RepoChange(repo.name, shown, base.version, text, None)
+        return RepoChange(repo.name, shown, base.version, text, None, line=line)
     target = next(iter(wanted))
     assert text is not None
     if base.version > target:
         # The policy refuses each Deployment with the reason; nothing to write.
-        return RepoChange(repo.name, shown, base.version, text, None, target=target)
+        return RepoChange(repo.name, shown, base.version, text, None, target=target, line=line)
     try:
         new_text = _rewrite(inventory, repo, text, base, target, catalog, options)
     except (DockerfileError, TemplateError) as exc:
         return RepoChange(repo.name, shown, None, text, None, error=str(exc))
-    return RepoChange(repo.name, shown, base.version, text, new_text, target=target)
+    return RepoChange(repo.name, shown, base.version, text, new_text, target=target, line=line)
 
 
 def _rewrite(inventory: Inventory, repo: Repo, text: str, base: BaseImage,
@@ -229,7 +230,8 @@ def _decide(
         return PlannedDeployment(dep, change, target, "refuse", fact.error, current=change.current,
                                  refusal="input", **common)  # type: ignore[arg-type]
     facts = Facts(deployed=fact.version, dockerfile=change.current,
-                  high_water=high_water.get(dep.id))
+                  high_water=high_water.get(dep.id),
+                  dockerfile_at=f"{change.dockerfile}:{change.line}" if change.line else None)
     if target is None:
         assert isinstance(found, str)
         if spec is not None:  # a target the active rollout did not pin
@@ -274,12 +276,20 @@ def _render_managed(
     template = repo.template
 
     def render(version: RuntimeVersion) -> str:
-        return render_template(
-            inventory.templates.path,
-            template.name,
-            runtime=runtime_context(version, catalog, base.image),
-            vars=dict(template.vars),
-        )
+        try:
+            return render_template(
+                inventory.templates.path,
+                template.name,
+                runtime=runtime_context(version, catalog, base.image),
+                vars=dict(template.vars),
+            )
+        except TemplateError as exc:
+            # The inventory line that chose the template and its vars comes first: that is
+            # where a wrong var is fixed; the template's own line follows.
+            if not template.where:
+                raise
+            raise TemplateError(f"{template.where}: rendering this repo's template failed: "
+                                f"{exc}") from None
 
     current = base.version
     drift = template_drift(text, render(current), path=shown)

@@ -30,6 +30,7 @@ class Facts:
     deployed: RuntimeVersion | None = None  # what Astro reports as deployed
     dockerfile: RuntimeVersion | None = None  # what its repo's Dockerfile builds from
     high_water: RuntimeVersion | None = None  # highest it ever had, per our journal
+    dockerfile_at: str | None = None  # ``path:line`` of the Dockerfile's version, if known
 
     @property
     def current(self) -> RuntimeVersion | None:
@@ -88,13 +89,15 @@ def decide(
                 f"target is {target})."
             )
     if facts.dockerfile is not None and facts.dockerfile > target:
+        at = f"{facts.dockerfile_at}: " if facts.dockerfile_at else ""
         if facts.dockerfile.scheme != target.scheme:
             return refuse(
-                f"The Dockerfile already holds {facts.dockerfile} (Airflow 3), a different line "
-                f"from the target {target} (Airflow 2). Give this Deployment an Airflow 3 target."
+                f"{at}The Dockerfile already holds {facts.dockerfile} (Airflow 3), a different "
+                f"line from the target {target} (Airflow 2). Give this Deployment an Airflow 3 "
+                "target."
             )
         return refuse(
-            f"The Dockerfile already holds {facts.dockerfile}, newer than the target {target}; "
+            f"{at}The Dockerfile already holds {facts.dockerfile}, newer than the target {target}; "
             "rewriting it would lower it. Raise the target or leave this Deployment out."
         )
 
