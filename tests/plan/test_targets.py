@@ -135,7 +135,7 @@ def test_one_dockerfile_with_two_targets_is_an_input_error_naming_both(tmp_path:
     for name in ("etl-dev", "etl-prod"):
         assert (decided[name].action, decided[name].refusal) == ("refuse", "input")
         assert decided[name].reason == (
-            "repos/etl/Dockerfile: its Deployments have different targets (12.4 → 12.4.0, 13 → "
+            "repos/etl/Dockerfile:1: its Deployments have different targets (12.4 → 12.4.0, 13 → "
             "13.9.0), but one Dockerfile holds one Runtime. Give the repo's Deployments one "
             "target.")
 

@@ -46,6 +46,7 @@ class RepoFile:
     # Why a run could not even start on it: "unreachable" (its runner) or "input" (the repo
     # is not where the inventory says); None for a file that is there but wrong.
     blocked: str | None = None
+    line: int | None = None  # where in the file the error is, when it is at one line
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,12 @@ def _read(repo: Repo, host_for: Callable[[Repo], Host]) -> RepoFile:
             return RepoFile(None, f"repo '{repo.name}': its path {repo.path} does not exist on "
                             f"runner {repo.runner}. Clone the repo there, or fix its 'path' in "
                             "the inventory.", blocked="input")
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            line = exc.object[: exc.start].count(b"\n") + 1
+            return RepoFile(None, f"byte {exc.object[exc.start]:#04x} is not UTF-8; this tool "
+                            "rewrites only a Dockerfile it can read exactly as UTF-8 text. Save "
+                            "the file as UTF-8, then run again.", line=line)
+        except OSError as exc:
             return RepoFile(None, f"cannot be read ({exc})")
     except RunnerUnreachable as exc:
         return RepoFile(None, str(exc), blocked="unreachable")

@@ -142,8 +142,9 @@ def _base(inventory: Inventory, repo: Repo, file: RepoFile | None
     """The Dockerfile's Astro base image, or why it cannot be read."""
     shown = display_path(inventory, repo)
     if file is None or file.text is None:
+        at = f"{shown}:{file.line}" if file is not None and file.line else shown
         return None, (file.error if file is not None and file.blocked
-                      else f"{shown}: {file.error if file is not None else 'not read'}")
+                      else f"{at}: {file.error if file is not None else 'not read'}")
     try:
         return find_base_image(file.text, path=shown), None
     except DockerfileError as exc:
@@ -171,7 +172,7 @@ def _repo_change(
     if len(wanted) > 1:
         both = ", ".join(f"{spec} → {v}" for v, spec in sorted(wanted.items()))
         return RepoChange(repo.name, shown, base.version, text, None, line=line, error=(
-            f"{shown}: its Deployments have different targets ({both}), but one Dockerfile "
+            f"{shown}:{line}: its Deployments have different targets ({both}), but one Dockerfile "
             "holds one Runtime. Give the repo's Deployments one target."))
     if not wanted:
         return RepoChange(repo.name, shown, base.version, text, None, line=line)
@@ -292,14 +293,23 @@ def _render_managed(
                                 f"{exc}") from None
 
     current = base.version
-    drift = template_drift(text, render(current), path=shown)
+    at_current = render(current)
+    drift = template_drift(text, at_current, path=shown)
     if drift and not options.adopt:
         raise DockerfileError(
-            f"{shown}: hand-edited: it no longer matches what templates/{template.name} "
+            f"{shown}:{_first_difference(text, at_current)}: hand-edited: from this line "
+            f"on it no longer matches what templates/{template.name} "
             f"renders at {current}. Move the edit into the template or its vars, or run with "
             f"--adopt to overwrite it.\n{drift}"
         )
     return render(target)
+
+
+def _first_difference(one: str, other: str) -> int:
+    """The 1-based line where two texts first differ."""
+    ones, others = one.split("\n"), other.split("\n")
+    return next((i + 1 for i, (a, b) in enumerate(zip(ones, others, strict=False)) if a != b),
+                min(len(ones), len(others)) + 1)
 
 
 def runtime_context(
