@@ -147,14 +147,19 @@ class Journal:
     def start_rollout(self, target_spec: str, target_version: RuntimeVersion,
                       inventory: str | Path, actor: str | None = None, *,
                       pins: Mapping[str, RuntimeVersion] | None = None,
-                      target_source: str = "inventory") -> Rollout:
+                      target_source: str = "inventory",
+                      approval: tuple[int, str] | None = None) -> Rollout:
         """Begin a rollout pinned to ``target_version``; only one may be active.
 
         ``pins`` maps each target spec the rollout follows to its exact version (default:
         ``{target_spec: target_version}``); ``target_source`` is ``inventory`` or
-        ``--target`` (see ``Rollout``).
+        ``--target`` (see ``Rollout``). ``approval`` (wave, reason) records ``actor``'s
+        approval of that wave in the same transaction: an ``approve`` that starts the
+        rollout leaves both or neither, whenever it is killed.
         """
         now, who = self._now(), actor or self.actor
+        if approval is not None:
+            approval = (approval[0], _reason(approval[1], f"the approval of wave {approval[0]}"))
         default = {target_spec: target_version}
         pins = dict(pins) if pins is not None else default
         with self._write() as db:
@@ -178,6 +183,9 @@ class Journal:
                 data["target_source"] = target_source
             self._event(db, now, "rollout_started", rollout_id=rollout_id, who=who,
                         message=f"target {target_spec} pinned to {target_version}", data=data)
+            if approval is not None:
+                self._signoff_in(db, now, rollout_id, approval[0], "approval", "approved", who,
+                                 approval[1])
         return self._get_rollout(rollout_id)
 
     def complete_rollout(self, rollout_id: int) -> Rollout:
@@ -289,16 +297,21 @@ class Journal:
                  reason: str) -> WaveRecord:
         reason = _reason(reason, f"the {kind.replace('_', ' ')} of wave {number}")
         now = self._now()
-        reason_col = "approval_reason" if kind == "approval" else "skip_gate_reason"
         with self._write() as db:
-            self._active(db, rollout_id)
-            db.execute("INSERT INTO waves (rollout_id, number) VALUES (?, ?) "
-                       "ON CONFLICT DO NOTHING", (rollout_id, number))
-            db.execute(f"UPDATE waves SET {prefix}_by = ?, {prefix}_at = ?, {reason_col} = ? "
-                       "WHERE rollout_id = ? AND number = ?",
-                       (who, now, self._text(reason), rollout_id, number))
-            self._event(db, now, kind, rollout_id=rollout_id, wave=number, message=reason, who=who)
+            self._signoff_in(db, now, rollout_id, number, kind, prefix, who, reason)
         return self._get_wave(rollout_id, number)
+
+    def _signoff_in(self, db: Database, now: str, rollout_id: int, number: int, kind: str,
+                    prefix: str, who: str, reason: str) -> None:
+        """The writes of one sign-off, inside the caller's transaction."""
+        reason_col = "approval_reason" if kind == "approval" else "skip_gate_reason"
+        self._active(db, rollout_id)
+        db.execute("INSERT INTO waves (rollout_id, number) VALUES (?, ?) "
+                   "ON CONFLICT DO NOTHING", (rollout_id, number))
+        db.execute(f"UPDATE waves SET {prefix}_by = ?, {prefix}_at = ?, {reason_col} = ? "
+                   "WHERE rollout_id = ? AND number = ?",
+                   (who, now, self._text(reason), rollout_id, number))
+        self._event(db, now, kind, rollout_id=rollout_id, wave=number, message=reason, who=who)
 
     def _get_wave(self, rollout_id: int, number: int) -> WaveRecord:
         wave = self.wave(rollout_id, number)

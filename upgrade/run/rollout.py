@@ -188,8 +188,11 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
         existing = held.existing()
         pins = follow(fleet, existing.active_rollout() if existing is not None else None)
         journal = held.journal()
-        rollout_id, note = _rollout(journal, fleet, pins, actor)
-        journal.record_approval(rollout_id, wave, actor, reason)
+        if pins.rollout is not None:
+            rollout_id, note = pins.rollout.id, None
+            journal.record_approval(rollout_id, wave, actor, reason)
+        else:  # the rollout and the approval in one transaction: both or neither
+            rollout_id, note = _rollout(journal, fleet, pins, actor, approval=(wave, reason))
     return rollout_id, pins, note or pins.note
 
 
@@ -202,8 +205,10 @@ def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout |
         return journal.abandon_rollout(active.id, actor, reason)
 
 
-def _rollout(journal: Journal, fleet: Fleet, pins: Pins, actor: str) -> tuple[int, str | None]:
-    """The followed rollout's id, or a rollout started now pinning ``pins``, with a note."""
+def _rollout(journal: Journal, fleet: Fleet, pins: Pins, actor: str,
+             approval: tuple[int, str] | None = None) -> tuple[int, str | None]:
+    """The followed rollout's id, or a rollout started now pinning ``pins`` (with
+    ``approval``, see ``Journal.start_rollout``), with a note."""
     if pins.rollout is not None:
         return pins.rollout.id, None
     inv = fleet.inventory
@@ -213,7 +218,8 @@ def _rollout(journal: Journal, fleet: Fleet, pins: Pins, actor: str) -> tuple[in
     first = next(iter(versions.values()))
     rollout = journal.start_rollout(str(headline or "per-group targets"), first, str(inv.path),
                                     actor, pins=versions,
-                                    target_source=GIVEN if given else "inventory")
+                                    target_source=GIVEN if given else "inventory",
+                                    approval=approval)
     return rollout.id, f"rollout {rollout.id} started: {describe(versions)} pinned"
 
 
