@@ -30,6 +30,7 @@ from upgrade.config.verify import merge_verify_config
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import (
     InputError,
+    Interrupted,
     PlaybookError,
     PolicyRefusal,
     ServiceError,
@@ -114,6 +115,14 @@ def decide_wave(
         earlier = [d for d in journal.deployments(active.id)
                    if d.wave < request.wave and d.state == "verified"]
         failures = reverify(fleet, playbook, active.id, earlier, stop)
+        if stop.is_set():
+            # Interrupted checks prove nothing either way: not a failure, and no reason to
+            # skip the gate. Nothing of this wave has been written.
+            raise Interrupted(
+                f"interrupted while the gate re-verified the {len(earlier)} Deployment(s) of "
+                f"earlier waves; wave {request.wave} did not start and nothing was recorded. "
+                f"Run `astro-fleet upgrade --wave {request.wave}` again to re-verify and "
+                "start it.")
         if failures:
             shown = "; ".join(failures[:10]) + (
                 f"; and {len(failures) - 10} more" if len(failures) > 10 else "")
