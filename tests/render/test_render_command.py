@@ -86,3 +86,36 @@ def test_refused_deployments_are_reported_and_their_repo_left_alone(sample_fleet
     assert "refuse: partner-feeds-prod" in out.stderr
     assert sample_fleet.git("partner-feeds", "status", "--porcelain") == ""
     assert sample_fleet.git("sales-etl", "status", "--porcelain") == " M Dockerfile\n"
+
+
+def test_render_changes_only_version_characters_on_disk(sample_fleet: SampleFleet) -> None:
+    """After `render`, each Dockerfile on disk differs from before only in the characters of
+    the version (issue 14: checked on disk, byte for byte, not only in memory)."""
+    import difflib
+    import re
+
+    from upgrade.config.inventory_loader import load_inventory
+
+    inventory = load_inventory(sample_fleet.inventory, check_repos=False)
+    files = {name: repo.path / repo.dockerfile for name, repo in inventory.repos.items()
+             if repo.template is None}
+    before = {name: path.read_bytes() for name, path in files.items()}
+    out = sample_fleet.invoke("render", "--offline")
+    assert out.returncode in (0, 3), out.stdout + out.stderr  # some are refused by design
+    version = re.compile(rb"[0-9.]*(-[0-9]+)?")
+    changed = 0
+    for name, path in files.items():
+        after = path.read_bytes()
+        if after == before[name]:
+            continue
+        changed += 1
+        if b"astrocrpublic.azurecr.io/runtime:" in after and \
+                b"astrocrpublic.azurecr.io/runtime:" not in before[name]:
+            continue  # an Airflow 2 -> 3 migration changes the repository as well
+        matcher = difflib.SequenceMatcher(None, before[name], after, autojunk=False)
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            if op == "equal":
+                continue
+            old, new = before[name][i1:i2], after[j1:j2]
+            assert version.fullmatch(old) and version.fullmatch(new), (name, op, old, new)
+    assert changed >= 5
