@@ -1,4 +1,8 @@
-"""Live progress of a wave: a rich display on a terminal, timestamped lines elsewhere."""
+"""Live progress of a wave: a rich display on a terminal, timestamped lines elsewhere.
+
+Both pass every message through the one redaction rule, as the consoles do: a failure's
+message may quote what a command or an API said.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
+
+from upgrade.model.redact import redact
 
 RESULT_STYLE = {"ok": "green", "failed": "bold red", "interrupted": "yellow"}
 
@@ -31,7 +37,7 @@ class LogReporter:
     def _line(self, text: str) -> None:
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         with self._lock:
-            self.stream.write(f"{stamp} {text}\n")
+            self.stream.write(f"{stamp} {redact(text)}\n")
             self.stream.flush()
 
     def wave_started(self, wave: int, target: str, total: int, batches: list[int]) -> None:
@@ -114,12 +120,13 @@ class LiveReporter:
             self.progress.advance(self._task)
         if result != "ok":
             self._live.console.print(
-                Text(f"{deployment}: {result}: {message}", style=RESULT_STYLE.get(result, ""))
+                Text(redact(f"{deployment}: {result}: {message}"),
+                     style=RESULT_STYLE.get(result, ""))
             )
 
     def note(self, message: str) -> None:
         """Something the operator must see now."""
-        self._live.console.print(Text(message, style="bold yellow"))
+        self._live.console.print(Text(redact(message), style="bold yellow"))
 
     def wave_finished(self) -> None:
         """The wave's work is over: stop the live display."""
