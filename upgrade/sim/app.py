@@ -284,8 +284,8 @@ class SimApp:
             if doc is None:
                 return self._astro_error(404, NOT_FOUND_MESSAGE)
             body = request.json()
-            state.push_image(doc, parts[2], body if isinstance(body, dict) else {})
-            return json_response(201, {"status": "pushed"})
+            digest = state.push_image(doc, parts[2], body if isinstance(body, dict) else {})
+            return json_response(201, {"status": "pushed", "digest": digest})
         return self._astro_error(404, "Not found")
 
     def _admin_deployments(self, request: Request, rest: list[str], t: float) -> Response:

@@ -12,7 +12,6 @@ non-yanked ``3.1-N`` of the feed, as the image behind that tag would.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 RUNTIME_REPOSITORIES = (
@@ -25,13 +24,22 @@ _FLOATING_AF3 = re.compile(r"[0-9]+\.[0-9]+")
 _UBI = re.compile(r"ubi[0-9]*")
 
 
-@dataclass(frozen=True)
 class BaseImage:
-    """The Dockerfile's answer: the raw first FROM (for messages) and the label, if any."""
+    """The Dockerfile's answer: the raw first FROM (for messages) and the label, if any.
 
-    first_from: str  # as written on the first FROM line, like astro-cli's message shows
-    image: str | None  # resolved Runtime base image, if any stage has one
-    label: str | None  # emulated io.astronomer.docker.runtime.version
+    A plain class: importing dataclasses (and with it inspect and ast) would cost every
+    ``astro-sim deploy`` about 10 ms of CPU.
+    """
+
+    __slots__ = ("first_from", "image", "label")
+
+    def __init__(self, first_from: str, image: str | None, label: str | None):
+        self.first_from = first_from  # as written on the first FROM line, as astro-cli shows it
+        self.image = image  # resolved Runtime base image, if any stage has one
+        self.label = label  # emulated io.astronomer.docker.runtime.version
+
+    def __repr__(self) -> str:
+        return f"BaseImage({self.first_from!r}, {self.image!r}, {self.label!r})"
 
 
 def split_image(ref: str) -> tuple[str, str | None]:

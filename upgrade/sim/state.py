@@ -8,6 +8,7 @@ tasks, and a restarted server continues exactly where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from datetime import UTC, datetime
@@ -464,8 +465,9 @@ class SimState:
         timing = {"build_seconds": total * 0.75 + extra, "push_seconds": total * 0.25}
         return deploy, timing
 
-    def push_image(self, doc: dict, tag: str, body: dict) -> None:
-        """The simulated registry receives an image carrying its Runtime label."""
+    def push_image(self, doc: dict, tag: str, body: dict) -> str:
+        """The simulated registry receives an image carrying its Runtime label; returns the
+        manifest's digest (``sha256:…``), as a registry answers a push."""
         label = body.get("runtimeVersion")
         if not isinstance(label, str) or not label:
             raise InputError("the pushed image has no io.astronomer.docker.runtime.version label")
@@ -477,6 +479,8 @@ class SimState:
             "pushed_at": now(),
         }
         self.store.save_deployment(doc)
+        repository = next(d["image_repository"] for d in doc["deploys"] if d["image_tag"] == tag)
+        return "sha256:" + hashlib.sha256(f"{repository}:{tag}:{label}".encode()).hexdigest()
 
     def finalize_deploy(self, doc: dict, deploy_id: str, body: dict) -> dict:
         """POST …/deploys/{id}/finalize: roll the pushed image out (faults apply here)."""
