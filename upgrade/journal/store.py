@@ -441,13 +441,17 @@ class Journal:
                                deployment_id=deployment_id, message=message, data=data,
                                who=actor)
 
-    def events(self, rollout_id: int | None, since_seq: int = 0) -> list[Event]:
-        """Events after ``since_seq``, oldest first: of one rollout, or all when None."""
-        if rollout_id is None:
-            rows = self._rows("SELECT * FROM events WHERE seq > ? ORDER BY seq", (since_seq,))
-        else:
-            rows = self._rows("SELECT * FROM events WHERE rollout_id = ? AND seq > ? "
-                              "ORDER BY seq", (rollout_id, since_seq))
+    def events(self, rollout_id: int | None, since_seq: int = 0,
+               kind: str | None = None) -> list[Event]:
+        """Events after ``since_seq``, oldest first: of one rollout, or all when None; only
+        those of ``kind`` when given."""
+        where, params = "seq > ?", [since_seq]
+        if rollout_id is not None:
+            where, params = "rollout_id = ? AND " + where, [rollout_id, since_seq]
+        if kind is not None:
+            where += " AND kind = ?"
+            params.append(kind)
+        rows = self._rows(f"SELECT * FROM events WHERE {where} ORDER BY seq", tuple(params))
         return [event_from_row(r) for r in rows]
 
     # -- high-water marks -----------------------------------------------------------------

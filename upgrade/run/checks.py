@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,37 @@ REUSE_WITHIN = 2.0
 NOT_RUN = "not run: "
 
 
+class _Lookers:
+    """Daemon threads that take the looks of every verification, reused from one look to
+    the next: a new thread per look cost twice the CPU of this hand-off (0.23 against 0.12
+    ms a look, 50 verifiers at once). Daemons, because a look given up on must not hold
+    the process at exit; there are never more of them than looks in flight at once."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job, less the jobs queued for them
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` (which handles its own errors) on an idle thread, or a new one."""
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1
+        if start:
+            threading.Thread(target=self._serve, name="verify-look", daemon=True).start()
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                self._idle += 1
+
+
+_LOOKERS = _Lookers()
+
+
 class Run:
     """One verification of one Deployment: shared state between its checks."""
 
@@ -82,7 +114,7 @@ class Run:
         self.interrupted = False
 
     def call(self, probe: Callable[[], Look], deadline: float) -> Look:
-        """Run ``probe`` in a helper thread; give up on it at ``deadline`` or on stop.
+        """Run ``probe`` on a looker thread; give up on it at ``deadline`` or on stop.
 
         A call given up on keeps running in the background until its own time-out (status read,
         HTTP and command time-outs all bound it); its answer is ignored.
@@ -98,7 +130,7 @@ class Run:
             finally:
                 done.set()
 
-        threading.Thread(target=work, name=f"verify-{self.dep.name}", daemon=True).start()
+        _LOOKERS.submit(work)
         while not done.wait(STOP_SLICE):
             if self.stop.is_set():
                 raise Abandoned(stopped=True)

@@ -136,8 +136,8 @@ def _decide(fleet: Fleet, journal: Journal | None, playbook: Playbook, request: 
 def record_history(journal: Journal, result: WaveResult) -> None:
     """Who ran the wave, who approved it and who skipped its gate, from the journal."""
     result.runs = [{"actor": e.actor, "at": e.at.isoformat(timespec="seconds")}
-                   for e in journal.events(result.rollout_id)
-                   if e.kind == "wave_started" and e.wave == result.wave]
+                   for e in journal.events(result.rollout_id, kind="wave_started")
+                   if e.wave == result.wave]
     wave = journal.wave(result.rollout_id, result.wave)
     if wave is not None:
         result.approval = _signoff(wave.approval)
