@@ -73,9 +73,19 @@ class Redactor:
         """``text`` with every secret replaced by :data:`REDACTED`."""
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        text = _JWT.sub(REDACTED, text)
-        text = _SCHEME_CREDENTIAL.sub(lambda m: m.group(1) + REDACTED, text)
-        return _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+        # Each pattern runs only when the text holds the literal it cannot match without:
+        # a substring test is a fast scan, where the patterns try every position (on a
+        # 10,000-Deployment plan they were two fifths of `plan --json`'s CPU).
+        if "eyJ" in text:
+            text = _JWT.sub(REDACTED, text)
+        # Case-insensitive matching also folds a few non-ASCII letters (the long s, the
+        # Kelvin sign) into ASCII ones, which lower() does not: such text takes the pattern.
+        lowered = text.lower()
+        if "bearer" in lowered or "basic" in lowered or not text.isascii():
+            text = _SCHEME_CREDENTIAL.sub(lambda m: m.group(1) + REDACTED, text)
+        if "://" in text and "@" in text:
+            text = _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+        return text
 
 
 def redact(text: str, *envs: Mapping[str, str]) -> str:
