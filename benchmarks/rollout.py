@@ -45,7 +45,7 @@ Usage: .venv/bin/python benchmarks/rollout.py [--repos 200] [--per-repo 5] [--pa
 
 Where the orchestrator's CPU goes: `pip install py-spy` (outside the venv) and sample the
 `invoke` child with `py-spy record --gil --format raw -o out.txt --pid <pid>` while this
-runs (``--gil``: only the thread holding the GIL, i.e. Python CPU).
+runs (``--gil``: only the thread holding the GIL, i.e. Python CPU), or pass ``--profile OUT``.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ from upgrade.sim.testing import make_astro_project  # noqa: E402
 
 START, WORKSPACE = "12.1.0", "ws-bench"
 RATIO_GOAL, CPU_GOAL_MS, RSS_GOAL_MB = 1.10, 5.0, 150.0
+RSS_CURVE_GOAL_MB = 250.0  # at 5,000 Deployments
 SSHD_SCRIPT = ROOT / "scripts" / "sshd-test-server.sh"
 # Sizes of the --ssh mode (the local mode's are the argparse defaults of the brief's fleet).
 SSH_REPOS, SSH_PARALLEL, SSH_RUNNERS, SSH_RUNNER_PARALLEL = 40, 40, 4, 10
@@ -299,6 +300,38 @@ def bare_ssh_peer(root: Path, url: str, seeds: list[dict], pool: HostPool,
         "children_cpu": (kids_after.ru_utime + kids_after.ru_stime) - (kids.ru_utime + kids.ru_stime),
         "sessions_refused": sum(getattr(pool.host(r), "sessions_refused", 0) for r in lanes),
     }
+
+
+class Profiler:
+    """``py-spy record`` attached to the orchestrator once it runs (``--profile OUT``).
+
+    Samples the threads that are on a CPU (``--gil`` would name the GIL's last holder, which
+    blames lock releases for time spent elsewhere), and writes collapsed stacks (one ``frame;frame;... count`` line each) to ``out``; py-spy
+    stops when the orchestrator exits. py-spy is found on $PATH or in $PY_SPY; it is not a
+    dependency of the project (``pip install --target /tmp/pyspy py-spy``).
+    """
+
+    def __init__(self, out: Path | None):
+        self.out = out
+        self.proc: subprocess.Popen | None = None
+
+    def attach(self, pid: int) -> None:
+        """Start sampling ``pid`` (a no-op without ``--profile``)."""
+        if self.out is None:
+            return
+        exe = os.environ.get("PY_SPY") or shutil.which("py-spy")
+        if exe is None:
+            raise SystemExit("--profile needs py-spy on $PATH or in $PY_SPY")
+        self.proc = subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--format", "raw",
+             "--rate", "100", "--output", str(self.out)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self) -> None:
+        """Wait for py-spy to write its file and say where it is."""
+        if self.proc is not None:
+            self.proc.wait(timeout=60)
+            print(f"  profile (py-spy, collapsed stacks) {self.out}")
 
 
 def sleep_peer(count: int, parallel: int, seconds: float) -> float:
@@ -733,7 +766,7 @@ def run_ssh(args: argparse.Namespace) -> int:
     try:
         server = start_sshd(sshd_dir)
         info = lifecycle.start(tmp / "sim", time_scale=1.0)
-        _post_config(info.url, {"deploy_seconds": args.deploy_seconds,
+        post_config(info.url, {"deploy_seconds": args.deploy_seconds,
                                 "healthy_after_seconds": args.healthy_after,
                                 "deploying_after_seconds": 0, "time_scale": 1.0})
         known = server.write_known_hosts(tmp / "known_hosts")
@@ -773,8 +806,35 @@ def run_ssh(args: argparse.Namespace) -> int:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    """The default mode: every repo on the local runner."""
-    count = args.repos * args.per_repo
+    """The default mode: every repo on the local runner, once per size of ``--sizes``
+    (Deployments; default ``--repos`` x ``--per-repo``), then the scaling table."""
+    sizes = args.sizes or [args.repos * args.per_repo]
+    rows = []
+    for count in sizes:
+        if len(sizes) > 1:
+            print(f"\n{'-' * 20} {count} Deployments {'-' * 20}", flush=True)
+        rows.append(_run_local_size(args, count))
+    if len(sizes) > 1:
+        print(f"\nscaling ({os.cpu_count()} CPUs; parallel {args.parallel}; goals: CPU per "
+              f"Deployment <= {CPU_GOAL_MS:g} ms and not growing with size, peak RSS < "
+              f"{RSS_CURVE_GOAL_MB:g} MB at 5,000)")
+        print(f"  {'Deployments':>11} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} "
+              f"{'CPU ms/Dep':>10} {'peak RSS MB':>11} {'peer wall s':>11} {'ours/peer':>9}")
+        for r in rows:
+            peer = f"{r['peer_wall']:11.1f} {r['wall'] / r['peer_wall']:9.2f}" if r["peer_wall"] \
+                else f"{'-':>11} {'-':>9}"
+            print(f"  {r['count']:>11} {r['wall']:8.1f} {r['ideal']:8.1f} "
+                  f"{r['wall'] / r['ideal']:10.2f} {r['cpu_ms']:10.1f} {r['rss_mb']:11.0f} {peer}")
+        first, last = rows[0], rows[-1]
+        print(f"  CPU per Deployment {last['count']} vs {first['count']}: "
+              f"{last['cpu_ms'] / first['cpu_ms']:.2f}x")
+    return 0
+
+
+def _run_local_size(args: argparse.Namespace, count: int) -> dict:
+    """One rollout of ``count`` Deployments (and its peers, up to ``--peer-limit``)."""
+    repos = math.ceil(count / args.per_repo)
+    count = repos * args.per_repo
     per_item = args.deploy_seconds + args.healthy_after
     ideal = math.ceil(count / args.parallel) * per_item
 
@@ -784,23 +844,26 @@ def run_local(args: argparse.Namespace) -> int:
         config = {"deploy_seconds": args.deploy_seconds,
                   "healthy_after_seconds": args.healthy_after,
                   "deploying_after_seconds": 0, "time_scale": 1.0}
-        _post_config(info.url, config)
+        post_config(info.url, config)
         root = tmp / "fleet"
         root.mkdir()
         t = time.perf_counter()
-        seeds = build_fleet(root, info.url, args.repos, args.per_repo, args.parallel, args.commit)
+        seeds = build_fleet(root, info.url, repos, args.per_repo, args.parallel, args.commit)
         lifecycle.seed(info.url, seeds)
-        print(f"fleet: {count} Deployments in {args.repos} repos, wave 1, parallel "
+        print(f"fleet: {count} Deployments in {repos} repos, wave 1, parallel "
               f"{args.parallel} (wave and local runner), playbook render"
               f"{' + commit' if args.commit else ''} + deploy + verify; built in "
               f"{time.perf_counter() - t:.1f}s")
         print(f"simulator: deploy {args.deploy_seconds:g}s, HEALTHY {args.healthy_after:g}s "
               f"later, time scale 1 ({info.url})")
 
-        run = run_orchestrator(root)
+        profiler = Profiler(args.profile and args.profile.with_name(
+            f"{args.profile.stem}-{count}{args.profile.suffix}") if args.sizes else args.profile)
+        run = run_orchestrator(root, profiler.attach)
         if run["exit"] != 0:
             print(run["log"].read_text()[-3000:])
             raise SystemExit(f"invoke upgrade exited {run['exit']}")
+        profiler.finish()
         per_dep_ms = 1000 * run["self_cpu"] / count
         print("\ninvoke upgrade --wave 1 (exit 0)")
         print(f"  wall time            {run['wall']:.1f} s")
@@ -814,12 +877,18 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"  orchestrator peak RSS {run['self_rss_mb']:.0f} MB  (goal <= {RSS_GOAL_MB:g} MB)")
         print(f"  machine              {os.cpu_count()} CPUs")
 
-        if not args.skip_peers:
+        peer_wall = None
+        if args.skip_peers:
+            pass
+        elif count > args.peer_limit:
+            print(f"\npeers: not run above {args.peer_limit} Deployments (--peer-limit)")
+        else:
             lifecycle.seed(info.url, seeds)  # every Deployment back at 12.1.0
             peer = bare_peer(root, info.url, seeds, args.parallel, args.healthy_after)
+            peer_wall = peer["wall"]
             print(f"\npeer: bare astro-sim deploy + inspect-until-HEALTHY, {args.parallel} at a time")
             print(f"  wall time            {peer['wall']:.1f} s  (wall / ideal "
-                  f"{peer['wall'] / ideal:.2f})")
+                  f"{peer['wall'] / ideal:.2f}; ours / peer {run['wall'] / peer['wall']:.2f})")
             print(f"  astro-sim CPU        {peer['children_cpu']:.1f} s = "
                   f"{1000 * peer['children_cpu'] / count:.0f} ms per Deployment")
             print(f"  the loop's own CPU   {1000 * peer['self_cpu'] / count:.1f} ms per Deployment")
@@ -832,7 +901,8 @@ def run_local(args: argparse.Namespace) -> int:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return {"count": count, "wall": run["wall"], "ideal": ideal, "cpu_ms": per_dep_ms,
+            "rss_mb": run["self_rss_mb"], "peer_wall": peer_wall}
 
 
 def main() -> int:
@@ -849,6 +919,13 @@ def main() -> int:
     parser.add_argument("--commit", action="store_true", help="add the git commit step")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (prints it)")
+    parser.add_argument("--sizes", type=_sizes, metavar="N,N,...",
+                        help="run once per fleet size (Deployments) and print the scaling "
+                             "curve; local mode only")
+    parser.add_argument("--peer-limit", type=int, default=1000, metavar="N",
+                        help="run the peers only at sizes up to N Deployments (default 1000)")
+    parser.add_argument("--profile", type=Path, metavar="OUT",
+                        help="sample the orchestrator with py-spy into OUT (collapsed stacks)")
     ssh = parser.add_argument_group("--ssh only")
     ssh.add_argument("--runners", type=int, help=f"SSH runners (default {SSH_RUNNERS})")
     ssh.add_argument("--runner-parallel", type=int,
@@ -858,6 +935,8 @@ def main() -> int:
     args = parser.parse_args()
     ssh_only = [f"--{name.replace('_', '-')}" for name in ("runners", "runner_parallel", "overhead_runs")
                 if getattr(args, name) is not None]
+    if args.sizes and args.ssh:
+        parser.error("--sizes is for the local mode")
     if ssh_only and not args.ssh:
         parser.error(f"{', '.join(ssh_only)} only apply with --ssh")
     defaults = {"repos": SSH_REPOS if args.ssh else 200,
@@ -876,7 +955,19 @@ def main() -> int:
     return run_ssh(args) if args.ssh else run_local(args)
 
 
-def _post_config(url: str, config: dict) -> None:
+def _sizes(text: str) -> list[int]:
+    """``100,1000,5000`` -> [100, 1000, 5000]."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected sizes like 100,1000,5000, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("every size must be at least 1")
+    return sizes
+
+
+def post_config(url: str, config: dict) -> None:
     from upgrade.sim.client import request
 
     status, _, raw = request(url, "POST", "/_sim/config", config)
