@@ -51,12 +51,13 @@ class Database(ABC):
         """Run an INSERT of one row; the value of its generated ``key`` column."""
 
     @abstractmethod
-    def _begin(self, write: bool) -> None:
-        """Start a transaction: serialised with every other writer when ``write``."""
+    def _begin(self, write: bool, durable: bool = True) -> None:
+        """Start a transaction: serialised with every other writer when ``write``; its
+        commit waits for the disk unless not ``durable``."""
 
     @abstractmethod
     def _end(self, commit: bool) -> None:
-        """Commit (durably) or roll back the open transaction."""
+        """Commit (as _begin said) or roll back the open transaction."""
 
     @abstractmethod
     def close(self) -> None:
@@ -70,10 +71,11 @@ class Database(ABC):
     # -- what the Journal uses -----------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[Database]:
-        """One write transaction, committed before the ``with`` block is left."""
+    def write(self, durable: bool = True) -> Iterator[Database]:
+        """One write transaction, committed before the ``with`` block is left: on disk, or
+        (not ``durable``) safe from a killed process and on disk with the next durable one."""
         with self._lock:
-            self._begin(write=True)
+            self._begin(write=True, durable=durable)
             try:
                 yield self
             except BaseException:

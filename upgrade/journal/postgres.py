@@ -118,10 +118,14 @@ class PostgresDatabase(Database):
             self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                          f"coalesce(max({column}), 0) + 1, false) FROM {table}")
 
-    def _begin(self, write: bool) -> None:
+    def _begin(self, write: bool, durable: bool = True) -> None:
         if write:
-            # One statement (no parameters: simple protocol), so one round trip.
-            self.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_CLASS}, {self.key})")
+            # One statement (no parameters: simple protocol), so one round trip. Not durable:
+            # this commit does not wait for the server's WAL flush (for this transaction
+            # only); the next durable commit flushes it with everything before it.
+            relax = "" if durable else "; SET LOCAL synchronous_commit = off"
+            self.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_CLASS}, {self.key})"
+                         + relax)
         else:
             self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 

@@ -40,6 +40,7 @@ class SqliteDatabase(Database):
     def __init__(self, conn: sqlite3.Connection, path: Path):
         super().__init__(str(path))
         self.conn = conn
+        self._sync = "FULL"  # as connect() set it
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, tuple(params))
@@ -50,7 +51,13 @@ class SqliteDatabase(Database):
     def restart_ids(self) -> None:
         pass  # a rowid key is always max(rowid) + 1
 
-    def _begin(self, write: bool) -> None:
+    def _begin(self, write: bool, durable: bool = True) -> None:
+        # NORMAL: a commit does not fsync the WAL; the next FULL one syncs it with everything
+        # before it. Set for each write (SQLite takes it only outside a transaction).
+        sync = "FULL" if durable or not write else "NORMAL"
+        if sync != self._sync:
+            self.conn.execute(f"PRAGMA synchronous = {sync}")
+            self._sync = sync
         # IMMEDIATE takes the write lock at once: one writer at a time, across processes.
         self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 

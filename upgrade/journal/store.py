@@ -1,9 +1,14 @@
 """The rollout journal: rollouts, waves, Deployments and events, in SQLite or PostgreSQL.
 
-Every state change is committed durably (SQLite: WAL, ``synchronous=FULL``; PostgreSQL:
-``synchronous_commit=on``) before the method that makes it returns, so a run killed at any
-point resumes from what is written here: nothing done twice that is unsafe to repeat,
-nothing forgotten. The SQL is one text for both backends (``upgrade.journal.database``);
+Every state change is committed before the method that makes it returns, so a run killed at
+any point resumes from what is written here: nothing done twice that is unsafe to repeat,
+nothing forgotten. Commits are durable on disk (SQLite: WAL, ``synchronous=FULL``;
+PostgreSQL: ``synchronous_commit=on``), except a Deployment's moves to any state but
+``deploying``: those survive a killed process at once and a power cut from the next durable
+commit on (the move to ``deploying`` before every deploy, the wave's end), which spares the
+journal's lock an fsync per step. What a power cut can take back is only what a resume
+redoes safely: a render, a verification, the ``deployed`` a resume finds again by asking
+Astro. The SQL is one text for both backends (``upgrade.journal.database``);
 the schema is ``upgrade.journal.schema``, the SQLite file ``upgrade.journal.sqlite``, the
 PostgreSQL database ``upgrade.journal.postgres``. docs/journal.md describes how to read
 either. The states and their legal moves are ``upgrade.journal.states``; the records
@@ -98,9 +103,10 @@ class Journal:
     def _now(self) -> str:
         return iso(self._clock())
 
-    def _write(self) -> AbstractContextManager[Database]:
-        """One serialised transaction, committed before the caller's method returns."""
-        return self._db.write()
+    def _write(self, durable: bool = True) -> AbstractContextManager[Database]:
+        """One serialised transaction, committed before the caller's method returns (and
+        on disk, unless not ``durable``)."""
+        return self._db.write(durable=durable)
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         return self._db.rows(sql, params)
@@ -385,7 +391,8 @@ class Journal:
         if count_deploy and to_state != DEPLOYING:
             raise IllegalTransition(f"{deployment_id}: only a move to deploying counts a deploy")
         now = self._now()
-        with self._write() as db:
+        # On disk before a deploy starts; the other moves go with the next durable commit.
+        with self._write(durable=to_state == DEPLOYING) as db:
             self._active(db, rollout_id)
             row = db.execute("SELECT * FROM deployments WHERE rollout_id = ? AND "
                              "deployment_id = ?", (rollout_id, deployment_id)).fetchone()
