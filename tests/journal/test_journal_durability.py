@@ -9,7 +9,7 @@ import signal
 import sqlite3
 from collections.abc import Callable
 
-from tests.journal.helpers import python_child, wait_line
+from tests.journal.helpers import entries, python_child, wait_line
 from upgrade.config.settings import JournalSettings
 from upgrade.journal.states import FORWARD
 from upgrade.journal.store import Journal
@@ -131,3 +131,42 @@ def test_sigkill_at_random_moments_loses_nothing_reported_and_resume_finishes(
     assert sorted(moves) == sorted((f"dep-{i:04d}", s) for i in range(n)
                                    for s in STEPS), f"seed {seed}"
     assert {(d.state, d.deploys) for d in rows} == {("verified", 1)}
+
+
+# What each commit waits for: the move to deploying (before the irreversible deploy) waits
+# for the disk; the other moves are committed without waiting, and go to disk with the
+# next durable commit. Read inside the transaction, on each backend.
+LEVEL_QUERY = {"sqlite": "PRAGMA synchronous", "postgresql": "SHOW synchronous_commit"}
+ON_DISK = {"sqlite": "2", "postgresql": "on"}  # FULL, on
+NOT_WAITING = {"sqlite": "1", "postgresql": "off"}  # NORMAL, off
+
+
+def _level(db: object, backend: str) -> str:
+    row = db.execute(LEVEL_QUERY[backend]).fetchone()  # type: ignore[attr-defined]
+    return str(next(iter(row.values())) if isinstance(row, dict) else row[0])
+
+
+def test_a_relaxed_write_does_not_wait_for_the_disk_and_the_next_durable_one_does(
+        journal: Journal, backend: str):
+    db = journal._db
+    levels = []
+    for durable in (True, False, False, True):
+        with db.write(durable=durable) as open_db:
+            levels.append(_level(open_db, backend))
+    assert levels == [ON_DISK[backend], NOT_WAITING[backend], NOT_WAITING[backend],
+                      ON_DISK[backend]]
+
+
+def test_only_the_move_to_deploying_waits_for_the_disk(journal: Journal, rollout, monkeypatch):
+    journal.ensure_deployments(rollout.id, 1, entries(["d1"]))
+    real, asked = journal._db.write, []
+
+    def write(durable: bool = True):  # the real write, noting what was asked of it
+        asked.append(durable)
+        return real(durable=durable)
+
+    monkeypatch.setattr(journal._db, "write", write)
+    for state in STEPS:
+        journal.transition(rollout.id, "d1", state, count_deploy=state == "deploying")
+    assert asked == [state == "deploying" for state in STEPS]
+    assert journal.deployment(rollout.id, "d1").state == "verified"

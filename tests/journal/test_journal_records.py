@@ -144,6 +144,12 @@ def test_ensure_deployments_is_idempotent_and_never_resets(journal: Journal,
     assert (rows["d3"].from_version, rows["d3"].to_version, rows["d3"].wave) == (FROM, TARGET, 1)
     registered = [e.deployment_id for e in journal.events(rollout.id) if e.kind == "registered"]
     assert registered == ["d1", "d2", "d3"]
+    # The same events, asked for by kind (after a given one, or of every rollout).
+    by_kind = journal.events(rollout.id, kind="registered")
+    assert [e.deployment_id for e in by_kind] == ["d1", "d2", "d3"]
+    assert [e.deployment_id for e in journal.events(rollout.id, by_kind[0].seq,
+                                                    kind="registered")] == ["d2", "d3"]
+    assert [e.deployment_id for e in journal.events(None, kind="registered")] == ["d1", "d2", "d3"]
 
 
 def test_deployments_by_wave_in_registration_order(journal: Journal, rollout: Rollout) -> None:
