@@ -814,6 +814,7 @@ def run_local(args: argparse.Namespace) -> int:
         if len(sizes) > 1:
             print(f"\n{'-' * 20} {count} Deployments {'-' * 20}", flush=True)
         rows.append(_run_local_size(args, count))
+    failed = sum(r["failed"] for r in rows)
     if len(sizes) > 1:
         print(f"\nscaling ({os.cpu_count()} CPUs; parallel {args.parallel}; goals: CPU per "
               f"Deployment <= {CPU_GOAL_MS:g} ms and not growing with size, peak RSS < "
@@ -824,11 +825,14 @@ def run_local(args: argparse.Namespace) -> int:
             peer = f"{r['peer_wall']:11.1f} {r['wall'] / r['peer_wall']:9.2f}" if r["peer_wall"] \
                 else f"{'-':>11} {'-':>9}"
             print(f"  {r['count']:>11} {r['wall']:8.1f} {r['ideal']:8.1f} "
-                  f"{r['wall'] / r['ideal']:10.2f} {r['cpu_ms']:10.1f} {r['rss_mb']:11.0f} {peer}")
+                  f"{r['wall'] / r['ideal']:10.2f} {r['cpu_ms']:10.1f} {r['rss_mb']:11.0f} {peer}"
+                  + (f"  ({r['failed']} failed)" if r["failed"] else ""))
         first, last = rows[0], rows[-1]
         print(f"  CPU per Deployment {last['count']} vs {first['count']}: "
               f"{last['cpu_ms'] / first['cpu_ms']:.2f}x")
-    return 0
+    if failed:
+        print(f"{failed} Deployment(s) failed (named above): the figures include them")
+    return 1 if failed else 0
 
 
 def _run_local_size(args: argparse.Namespace, count: int) -> dict:
@@ -860,12 +864,18 @@ def _run_local_size(args: argparse.Namespace, count: int) -> dict:
         profiler = Profiler(args.profile and args.profile.with_name(
             f"{args.profile.stem}-{count}{args.profile.suffix}") if args.sizes else args.profile)
         run = run_orchestrator(root, profiler.attach)
-        if run["exit"] != 0:
+        profiler.finish()
+        failures = _failures(run)
+        if failures is None:
             print(run["log"].read_text()[-3000:])
             raise SystemExit(f"invoke upgrade exited {run['exit']}")
-        profiler.finish()
         per_dep_ms = 1000 * run["self_cpu"] / count
-        print("\ninvoke upgrade --wave 1 (exit 0)")
+        # A wave halted by a few failed Deployments still measured the rest: its figures
+        # are printed, the failures named, and the script's exit status says so.
+        print(f"\ninvoke upgrade --wave 1 (exit {run['exit']}"
+              + (f"; {len(failures)} Deployment(s) FAILED" if failures else "") + ")")
+        for line in failures[:10]:
+            print(f"  failed: {line}")
         print(f"  wall time            {run['wall']:.1f} s")
         print(f"  ideal                {ideal:.1f} s  = ceil({count}/{args.parallel}) x "
               f"({args.deploy_seconds:g} s deploy + {args.healthy_after:g} s to HEALTHY)")
@@ -902,7 +912,18 @@ def _run_local_size(args: argparse.Namespace, count: int) -> dict:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return {"count": count, "wall": run["wall"], "ideal": ideal, "cpu_ms": per_dep_ms,
-            "rss_mb": run["self_rss_mb"], "peer_wall": peer_wall}
+            "rss_mb": run["self_rss_mb"], "peer_wall": peer_wall, "failed": len(failures)}
+
+
+def _failures(run: dict) -> list[str] | None:
+    """The recap lines of the Deployments that failed ([] after exit 0); None when the
+    run did not get as far as a recap (any exit but 0 and 4, a wave halted)."""
+    if run["exit"] == 0:
+        return []
+    if run["exit"] != 4:
+        return None
+    lines = run["log"].read_text(errors="replace").splitlines()
+    return [line.strip() for line in lines if re.search(r" : failed ", line)]
 
 
 def main() -> int:
