@@ -7,10 +7,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from upgrade.config.checker import Checker
+from upgrade.config.git import read_git_layer
 from upgrade.config.located import LMap, LScalar, join
 from upgrade.config.targets import Target, read_target
 
-GROUP_KEYS = ("children", "vars", "wave", "target")
+GROUP_KEYS = ("children", "vars", "wave", "target", "git")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Group:
     depth: int = 0
     line: int | None = None
     target: Target | None = None
+    #: The keys its ``git:`` sets and that mapping's line (None: it sets none).
+    git: tuple[dict[str, Any], int] | None = field(default=None, hash=False)
 
 
 @dataclass
@@ -97,6 +100,7 @@ def read_groups(
             wave=c.integer(node, "wave", path, minimum=1),
             line=line,
             target=read_target(c, node, path),
+            git=read_git_layer(c, node, path),
         )
     for name, kids in children.items():
         for child, line in kids:

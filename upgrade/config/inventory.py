@@ -25,6 +25,7 @@ from typing import Any
 
 from upgrade.config.checker import did_you_mean
 from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.config.git import GitSettings
 from upgrade.config.groups import Group, group_layers
 from upgrade.config.located import LMap
 from upgrade.config.notifications import WebhookSettings
@@ -70,6 +71,7 @@ class Repo:
     vars: Mapping[str, Any] = field(hash=False)
     line: int | None = None
     target: Target | None = None  # the repo's own ``target``, if it sets one
+    git: GitSettings = field(default_factory=GitSettings, hash=False)
 
     @property
     def dockerfile_path(self) -> Path:
@@ -106,6 +108,8 @@ class Defaults:
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
     runner: str = LOCAL
     dockerfile: str = DEFAULT_DOCKERFILE
+    #: The keys ``defaults.git`` sets and that mapping's line (None: none).
+    git: tuple[dict[str, Any], int] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True, eq=False)

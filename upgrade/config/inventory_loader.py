@@ -10,13 +10,14 @@ and what is derived from them (membership, waves, merged variables).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from upgrade.config.checker import Checker
 from upgrade.config.control_plane import read_control_plane
+from upgrade.config.git import check_git, git_layers, merge_git, read_git_layer
 from upgrade.config.groups import Group, group_layers, read_groups
 from upgrade.config.inventory import (
     ASTRO_ID,
@@ -43,9 +44,9 @@ from upgrade.model.versions import VersionSpec, parse_spec
 
 TOP_KEYS = ("target", "catalog", "control_plane", "journal", "playbook", "templates",
             "notifications", "runners", "defaults", "groups", "waves", "repos")
-DEFAULTS_KEYS = ("vars", "runner", "dockerfile")
+DEFAULTS_KEYS = ("vars", "runner", "dockerfile", "git")
 REPO_KEYS = ("path", "dockerfile", "template", "runner", "groups", "vars", "deployments",
-             "target")
+             "target", "git")
 TEMPLATE_KEYS = ("name", "vars")
 DEPLOYMENT_KEYS = ("id", "name", "workspace_id", "wave", "groups", "vars", "target")
 INVENTORY_ENV = "ASTRO_FLEET_INVENTORY"
@@ -126,6 +127,8 @@ class _Loader:
         self.templates_dir = Path()  # set by build(), before repos are read
         self.match_where: MatchLines = {}  # line and key path of each waves.N.match pattern
         self.broken_rules = False  # a bad waves.N.match: "no wave" problems may be its echo
+        # Each repo's own git layer and the line its problems are reported on.
+        self.git_of: dict[str, tuple[tuple[dict[str, Any], int] | None, int]] = {}
 
     def resolve(self, text: str) -> Path:
         """A local path: ``~`` expanded, relative ones against the inventory's directory."""
@@ -161,6 +164,7 @@ class _Loader:
         repos, drafts = self.repos(top, defaults, runners, groups)
         self.check_names(groups, repos, drafts)
         closure = tree.closure()
+        repos = self.with_git(repos, defaults, groups, closure)
         member_of = [closure(tuple(d.direct_groups)) for d in drafts]
         index = self.index(drafts, member_of, groups, repos)
         rules = self.rules(waves, index)
@@ -214,6 +218,7 @@ class _Loader:
             vars=c.vars(m, "vars", "defaults"),
             runner=runner,
             dockerfile=self.dockerfile(m, "defaults", DEFAULT_DOCKERFILE),
+            git=read_git_layer(c, m, "defaults"),
         )
 
     # -- repos and Deployments ----------------------------------------------------------
@@ -255,6 +260,8 @@ class _Loader:
                 line=line,
                 target=read_target(c, node, path),
             )
+            self.git_of[name] = (read_git_layer(c, node, path), node.key_line("git")
+                                 if "git" in node else line)
             seq = c.sequence(node, "deployments", path)
             for i, item in enumerate(seq or ()):
                 draft = self.deployment(item, f"{path}.deployments[{i}]", name, groups)
@@ -263,6 +270,19 @@ class _Loader:
                     draft.unknown_group |= bad_groups
                     drafts.append(draft)
         return repos, drafts
+
+    def with_git(self, repos: dict[str, Repo], defaults: Defaults, groups: Mapping[str, Group],
+                 closure: Callable[[tuple[str, ...]], frozenset[str]]) -> dict[str, Repo]:
+        """Each repo with its layered ``git:`` setting (defaults → its groups → itself)."""
+        out = {}
+        for name, repo in repos.items():
+            own, line = self.git_of.get(name, (None, repo.line or 0))
+            member = sorted((g for g in closure(repo.groups) if g in groups),
+                            key=lambda g: (groups[g].depth, g))
+            settings = merge_git(git_layers(defaults.git, (groups[g].git for g in member), own))
+            check_git(self.c, settings, line, join("repos", name))
+            out[name] = replace(repo, git=settings)
+        return out
 
     def repo_path(
         self,
