@@ -34,6 +34,8 @@ The tree (exit code in brackets where a class sets it; a class without one inher
         │   └── ConnectionLost       the connection dropped under a command not safe to repeat
         ├── JournalUnreachable       the journal's PostgreSQL database cannot be reached, or
         │                            failed mid-run: nothing after the last commit is recorded
+        ├── ForgeError               a forge's API (GitHub, GitLab) failed through the retries
+        │   └── ForgeAuthError       401/403: the forge refused the token for the repo
         ├── AstroError               an astro CLI command or Astro API call failed
         │   ├── AstroAuthError       the token or login was refused
         │   ├── AstroOutputError     output that is not the documented shape
@@ -294,6 +296,18 @@ class JournalUnreachable(ServiceError):
     Whatever happened after its last committed change is not recorded; the same command,
     run again once the database is back, resumes from what was committed.
     """
+
+
+class ForgeError(ServiceError):
+    """A forge's API (GitHub, GitLab) could not be reached or kept failing; names the repo.
+
+    A wave stops starting steps when it sees one (every repo in it uses the same forge)
+    and the command exits 7; the journal holds only what the forge confirmed.
+    """
+
+
+class ForgeAuthError(ForgeError):
+    """The forge answered 401 or 403: the token is missing, expired or lacks access."""
 
 
 class AstroError(ServiceError):

@@ -403,3 +403,149 @@ def _git_checked(
 def _first_line(text: str) -> str:
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return line.removeprefix("fatal: ")
+
+
+# ---------------------------------------------------------------- the remote's default branch
+
+PushOutcome = Literal["pushed", "behind", "declined"]
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What a push did: ``pushed``; ``behind`` (the remote moved: fetch, rebase, retry);
+    ``declined`` (a server-side hook or branch protection refused it), with git's words."""
+
+    outcome: PushOutcome
+    said: str = ""
+
+
+def fetch(host: Host, repo_dir: str, remote: str, *refs: str,
+          timeout: float = PUSH_TIMEOUT) -> None:
+    """``git fetch --quiet remote refs...`` (remote-tracking refs updated); PushFailed-free:
+    a failure is CommandFailed naming the repo and the remote."""
+    url = remote_url(host, repo_dir, remote)
+    if url is None:
+        raise RepoError(f"{repo_dir} has no git remote named {remote!r}. Add it with `git remote "
+                        f"add {remote} <url>`, or set git.remote in the inventory.")
+    specs = [f"+refs/heads/{ref}:refs/remotes/{remote}/{ref}" for ref in refs]
+    _git_checked(host, repo_dir, ["fetch", "--quiet", "--no-tags", remote, *specs],
+                 timeout=timeout,
+                 action=f"Could not fetch from remote {remote!r} ({redact(url)}) of {repo_dir}")
+
+
+def remote_head(host: Host, repo_dir: str, remote: str, *, timeout: float = PUSH_TIMEOUT) -> str:
+    """The branch the remote's HEAD names (its default branch), asked of the remote itself."""
+    result = _git_checked(host, repo_dir, ["ls-remote", "--symref", remote, "HEAD"],
+                          timeout=timeout,
+                          action=f"Could not ask remote {remote!r} of {repo_dir} for its "
+                                 "default branch")
+    for line in result.stdout.splitlines():
+        if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+            return line[len("ref: refs/heads/"):-len("\tHEAD")]
+    raise RepoError(f"remote {remote!r} of {repo_dir} names no default branch (an empty "
+                    "repository?). Set git.default_branch in the inventory.")
+
+
+def remote_branch(host: Host, repo_dir: str, remote: str, branch: str, *,
+                  timeout: float = PUSH_TIMEOUT) -> str | None:
+    """The commit ``branch`` points at on the remote now, or None when it has no such branch."""
+    result = _git_checked(host, repo_dir, ["ls-remote", "--heads", remote, f"refs/heads/{branch}"],
+                          timeout=timeout,
+                          action=f"Could not read branch {branch!r} of remote {remote!r}")
+    for line in result.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{branch}":
+            return sha
+    return None
+
+
+def rev(host: Host, repo_dir: str, ref: str) -> str | None:
+    """The commit ``ref`` names, or None when it names none."""
+    result = _git(host, repo_dir, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
+    return result.stdout.strip() or None if result.ok else None
+
+
+def text_at(host: Host, repo_dir: str, ref: str, relpath: str) -> str | None:
+    """``relpath``'s text (relative to ``repo_dir``) in commit ``ref``; None without it."""
+    result = _git(host, repo_dir, ["show", f"{ref}:./{relpath}"])
+    return result.stdout if result.ok else None
+
+
+def is_ancestor(host: Host, repo_dir: str, commit: str, of: str) -> bool:
+    """True when ``commit`` is ``of`` or one of its ancestors (it is "on" that branch)."""
+    result = _git(host, repo_dir, ["merge-base", "--is-ancestor", commit, of])
+    if result.exit_code in (0, 1) and not result.timed_out:
+        return result.exit_code == 0
+    raise command_failed(host.name, result, env=GIT_ENV,
+                         action=f"Could not compare commits in {repo_dir}")
+
+
+def commits_between(host: Host, repo_dir: str, base: str, tip: str) -> list[str]:
+    """The commits on ``tip`` that ``base`` lacks, newest first."""
+    out = _git_checked(host, repo_dir, ["rev-list", f"{base}..{tip}"]).stdout
+    return out.split()
+
+
+def changed_files(host: Host, repo_dir: str, base: str, tip: str) -> list[str]:
+    """Paths (from the top level) that differ between two commits."""
+    out = _git_checked(host, repo_dir, ["diff", "--name-only", "-z", base, tip]).stdout
+    return [p for p in out.split("\0") if p]
+
+
+def switch(host: Host, repo_dir: str, branch: str, start: str | None = None) -> None:
+    """Switch to ``branch``; with ``start``, (re)create it there (``switch -C``)."""
+    args = ["switch", "--quiet", "--no-guess", branch] if start is None else [
+        "switch", "--quiet", "--no-track", "-C", branch, start]
+    _git_checked(host, repo_dir, args, action=f"Could not switch {repo_dir} to {branch!r}")
+
+
+def fast_forward(host: Host, repo_dir: str, to: str) -> None:
+    """Move the current branch forward to ``to`` (refuses anything but a fast-forward)."""
+    _git_checked(host, repo_dir, ["merge", "--quiet", "--ff-only", to],
+                 action=f"Could not fast-forward {repo_dir} to {to}")
+
+
+def rebase(host: Host, repo_dir: str, onto: str) -> bool:
+    """Rebase the current branch onto ``onto``; False (and aborted) on a conflict."""
+    result = _git(host, repo_dir, [*_identity_options(host, repo_dir), "rebase", "--quiet", onto])
+    if result.ok:
+        return True
+    _git(host, repo_dir, ["rebase", "--abort"])
+    return False
+
+
+def reset_to(host: Host, repo_dir: str, commit: str) -> None:
+    """``git reset --hard commit``: only ever on a tree ``ensure_clean`` accepted."""
+    _git_checked(host, repo_dir, ["reset", "--quiet", "--hard", commit],
+                 action=f"Could not reset {repo_dir} to {commit}")
+
+
+def push_branch(host: Host, repo_dir: str, remote: str, local: str, branch: str, *,
+                timeout: float = PUSH_TIMEOUT) -> Pushed:
+    """Push commit/ref ``local`` to ``branch`` on ``remote`` (never forced).
+
+    A push the remote rejects is an answer (``behind`` or ``declined``), not an error; one
+    that cannot reach the remote raises PushFailed.
+    """
+    url = remote_url(host, repo_dir, remote)
+    if url is None:
+        raise RepoError(f"{repo_dir} has no git remote named {remote!r}. Add it with `git remote "
+                        f"add {remote} <url>`, or set git.remote in the inventory.")
+    result = host.run(
+        ["git", "push", "--porcelain", remote, f"{local}:refs/heads/{branch}"],
+        cwd=repo_dir, timeout=timeout, env=GIT_ENV,
+    )
+    if result.ok:
+        return Pushed("pushed")
+    status_lines = [line for line in result.stdout.splitlines() if line.startswith("!")]
+    said = redact("\n".join(
+        line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines()
+        if line.strip() and not line.startswith("To ") and line.strip() != "Done"))
+    if any("[remote rejected]" in line for line in status_lines):
+        return Pushed("declined", said)
+    if any("[rejected]" in line for line in status_lines):
+        return Pushed("behind", said)
+    raise command_failed(
+        host.name, result, env=GIT_ENV, kind=PushFailed,
+        action=f"Could not push {branch!r} of {repo_dir} to remote {remote!r} ({redact(url)})",
+    )

@@ -127,6 +127,24 @@ class DeploymentRecord:
     started_at: datetime | None
     updated_at: datetime
     target_spec: str | None = None  # the target spec that applied to it (None: the rollout's)
+    deployed_commit: str | None = None  # the commit its deploy was built from (git modes)
+
+
+@dataclass(frozen=True)
+class RepoChange:
+    """How one repo's change reached its remote in a rollout (``git.mode`` direct or
+    pull-request): each field is set once the remote or the forge confirmed it."""
+
+    rollout_id: int
+    repo: str
+    mode: str
+    branch: str | None = None  # what was pushed to: the default branch, or the PR's branch
+    base_commit: str | None = None  # the default branch's commit the change was made on
+    pushed_commit: str | None = None
+    pr_number: int | None = None
+    pr_url: str | None = None
+    merge_commit: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +227,14 @@ def deployment_from_row(r: Row) -> DeploymentRecord:
         r["rollout_id"], r["deployment_id"], r["name"], r["repo"], r["wave"], r["state"],
         _version(r["from_version"]), parse_version(r["to_version"]), r["error"],
         r["failed_from"], r["attempts"], r["deploys"], _loads(r["baseline"]),
-        _when(r["started_at"]), datetime.fromisoformat(r["updated_at"]), r["target_spec"])
+        _when(r["started_at"]), datetime.fromisoformat(r["updated_at"]), r["target_spec"],
+        r["deployed_commit"])
+
+
+def repo_change_from_row(r: Row) -> RepoChange:
+    return RepoChange(r["rollout_id"], r["repo"], r["mode"], r["branch"], r["base_commit"],
+                      r["pushed_commit"], r["pr_number"], r["pr_url"], r["merge_commit"],
+                      _when(r["updated_at"]))
 
 
 def event_from_row(r: Row) -> Event:

@@ -25,10 +25,10 @@ from upgrade.journal.states import STATES
 Dialect = Literal["sqlite", "postgresql"]
 
 APPLICATION_NAME = "astro-fleet-upgrade"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Exported, and imported, in this order: every row's references come before it.
-TABLES = ("rollouts", "waves", "deployments", "events", "high_water")
+TABLES = ("rollouts", "waves", "deployments", "repo_changes", "events", "high_water")
 
 _KEY = {
     # Only exactly "INTEGER PRIMARY KEY" makes SQLite's rowid the key (generated on insert).
@@ -177,8 +177,29 @@ def _to_2(dialect: Dialect) -> tuple[str, ...]:
     )
 
 
+def _to_3(dialect: Dialect) -> tuple[str, ...]:
+    """Schema 3: how each repo's change reached its remote (git modes) and the commit each
+    Deployment was deployed from, so a resumed run neither pushes nor opens a PR twice."""
+    del dialect  # one text for both
+    return (
+        """CREATE TABLE repo_changes (
+        rollout_id    INTEGER NOT NULL REFERENCES rollouts (id),
+        repo          TEXT NOT NULL,
+        mode          TEXT NOT NULL CHECK (mode IN ('local', 'direct', 'pull-request')),
+        branch        TEXT,
+        base_commit   TEXT,
+        pushed_commit TEXT,
+        pr_number     INTEGER,
+        pr_url        TEXT,
+        merge_commit  TEXT,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (rollout_id, repo))""",
+        "ALTER TABLE deployments ADD COLUMN deployed_commit TEXT",
+    )
+
+
 # The statements that take a journal from schema N-1 to N.
-MIGRATIONS: Mapping[int, Callable[[Dialect], tuple[str, ...]]] = {2: _to_2}
+MIGRATIONS: Mapping[int, Callable[[Dialect], tuple[str, ...]]] = {2: _to_2, 3: _to_3}
 
 
 def upgrade_statements(dialect: Dialect, found: int, to: int = SCHEMA_VERSION) -> list[str]:

@@ -30,6 +30,7 @@ from upgrade.journal.records import (
     DeploymentEntry,
     DeploymentRecord,
     Event,
+    RepoChange,
     Rollout,
     Row,
     WaveRecord,
@@ -37,6 +38,7 @@ from upgrade.journal.records import (
     dumps,
     event_from_row,
     iso,
+    repo_change_from_row,
     rollout_from_row,
     wave_from_row,
     whoami,
@@ -377,11 +379,12 @@ class Journal:
     def transition(self, rollout_id: int, deployment_id: str, to_state: str, *,
                    error: str | None = None, message: str | None = None,
                    data: Mapping[str, Any] | None = None,
-                   count_deploy: bool = False) -> DeploymentRecord:
+                   count_deploy: bool = False, commit: str | None = None) -> DeploymentRecord:
         """Move a Deployment to ``to_state``; row and event are committed when this returns.
 
         Entering ``deployed`` or ``verified`` also raises its high-water mark to the
-        rollout's target, in the same transaction. Raises IllegalTransition on a move
+        rollout's target, in the same transaction; ``commit`` (entering ``deployed``) is
+        the git commit the deploy was built from. Raises IllegalTransition on a move
         the state table forbids.
         """
         if to_state not in TRANSITIONS:
@@ -418,6 +421,9 @@ class Journal:
                         message=error if message is None else message, data=data)
             if to_state in (DEPLOYED, VERIFIED):
                 self._raise(db, now, deployment_id, parse_version(row["to_version"]), rollout_id)
+            if commit is not None and to_state == DEPLOYED:
+                db.execute("UPDATE deployments SET deployed_commit = ? WHERE rollout_id = ? AND "
+                           "deployment_id = ?", (commit, rollout_id, deployment_id))
             new = db.execute("SELECT * FROM deployments WHERE rollout_id = ? AND "
                              "deployment_id = ?", (rollout_id, deployment_id)).fetchone()
         return deployment_from_row(new)
@@ -435,6 +441,48 @@ class Journal:
                                         f"{rollout_id}")
             self._event(db, now, "baseline", rollout_id=rollout_id, deployment_id=deployment_id,
                         data=data)
+
+    # -- repos' changes in git modes ------------------------------------------------------
+
+    def repo_change(self, rollout_id: int, repo: str) -> RepoChange | None:
+        """How ``repo``'s change stands in this rollout (None: nothing pushed yet)."""
+        rows = self._rows("SELECT * FROM repo_changes WHERE rollout_id = ? AND repo = ?",
+                          (rollout_id, repo))
+        return repo_change_from_row(rows[0]) if rows else None
+
+    def repo_changes(self, rollout_id: int | None = None) -> list[RepoChange]:
+        """Every repo's change (of one rollout, or of all), by rollout and repo."""
+        if rollout_id is None:
+            rows = self._rows("SELECT * FROM repo_changes ORDER BY rollout_id, repo")
+        else:
+            rows = self._rows("SELECT * FROM repo_changes WHERE rollout_id = ? ORDER BY repo",
+                              (rollout_id,))
+        return [repo_change_from_row(r) for r in rows]
+
+    def record_repo_change(self, rollout_id: int, repo: str, mode: str, message: str,
+                           **fields: str | int | None) -> RepoChange:
+        """Set fields of ``repo``'s change (branch, base_commit, pushed_commit, pr_number,
+        pr_url, merge_commit) once the remote or the forge confirmed them; one event."""
+        allowed = {"branch", "base_commit", "pushed_commit", "pr_number", "pr_url",
+                   "merge_commit"}
+        if not set(fields) <= allowed:
+            raise IllegalTransition(f"unknown repo change fields: {sorted(set(fields) - allowed)}")
+        now = self._now()
+        with self._write() as db:
+            self._active(db, rollout_id)
+            db.execute("INSERT INTO repo_changes (rollout_id, repo, mode, updated_at) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (rollout_id, repo) DO NOTHING",
+                       (rollout_id, repo, mode, now))
+            if fields:
+                sets = ", ".join(f"{name} = ?" for name in fields)
+                db.execute(f"UPDATE repo_changes SET {sets}, updated_at = ? "
+                           "WHERE rollout_id = ? AND repo = ?",
+                           (*fields.values(), now, rollout_id, repo))
+            self._event(db, now, "repo_change", rollout_id=rollout_id, message=message,
+                        data={"repo": repo, "mode": mode, **fields})
+            row = db.execute("SELECT * FROM repo_changes WHERE rollout_id = ? AND repo = ?",
+                             (rollout_id, repo)).fetchone()
+        return repo_change_from_row(row)
 
     # -- events ---------------------------------------------------------------------------
 

@@ -48,8 +48,10 @@ class Transfer:
 
     def summary(self) -> str:
         """``3 rollouts, 9 waves, 120 deployments, 2,310 events, 120 high-water marks``."""
-        names = {"high_water": "high-water marks"}
-        return ", ".join(f"{self.rows.get(t, 0):,} {names.get(t, t)}" for t in TABLES)
+        names = {"high_water": "high-water marks", "repo_changes": "repo changes"}
+        # Repo changes exist only in git modes: a journal without any does not mention them.
+        return ", ".join(f"{self.rows.get(t, 0):,} {names.get(t, t)}" for t in TABLES
+                         if t != "repo_changes" or self.rows.get(t))
 
 
 def export_journal(settings: JournalSettings, file: Path) -> Transfer:
