@@ -1,0 +1,122 @@
+"""GitHub's REST API (v3) for pull requests: the five endpoints the tool uses.
+
+* ``GET /repos/{owner}/{repo}/pulls?state=open&head={owner}:{branch}&base={base}``
+  (List pull requests): an array of pull requests.
+* ``POST /repos/{owner}/{repo}/pulls`` with ``title``, ``head``, ``base``, ``body`` (Create a
+  pull request): 201 and the pull request; 422 when one already exists for the branch.
+* ``GET /repos/{owner}/{repo}/pulls/{pull_number}`` (Get a pull request): ``number``,
+  ``html_url``, ``state`` (``open``/``closed``), ``merged``, ``merge_commit_sha``,
+  ``head.ref``, ``head.sha``.
+* ``GET /repos/{owner}/{repo}/commits/{ref}/status`` (Get the combined status for a specific
+  reference): ``state`` is ``failure`` if any context is ``error`` or ``failure``, ``pending``
+  if there are none or one is pending, else ``success``.
+* ``PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge`` with ``sha`` and ``merge_method``
+  (Merge a pull request): 200 ``{sha, merged, message}``; 405 when it cannot be merged
+  (conflicts, required checks, branch protection); 409 when ``sha`` is not the head.
+
+Requests carry ``Authorization: Bearer``, ``Accept: application/vnd.github+json`` and
+``X-GitHub-Api-Version: 2022-11-28``. ``tests/git_modes/recorded/github.json`` holds the
+shapes, with their sources.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from upgrade.controlplane.forge import ChecksState, Forge, Merged, PullRequest
+from upgrade.errors import ForgeError
+
+API_VERSION = "2022-11-28"
+
+
+class GitHub(Forge):
+    """One repository on GitHub (or GitHub Enterprise Server, at its ``/api/v3`` URL)."""
+
+    kind = "github"
+    title = "GitHub"
+
+    def headers(self, token: str) -> dict[str, str]:
+        """Bearer token, the JSON media type and the pinned API version."""
+        return {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION}
+
+    @property
+    def _repo(self) -> str:
+        owner, _, name = self.project.partition("/")
+        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+    def find_open(self, branch: str, base: str) -> PullRequest | None:
+        """The open pull request from ``branch`` (in this repo) into ``base``."""
+        owner = self.project.partition("/")[0]
+        found = self.call("GET", f"{self._repo}/pulls",
+                          params={"state": "open", "head": f"{owner}:{branch}", "base": base,
+                                  "per_page": 100})
+        if not isinstance(found, list):
+            raise ForgeError(f"GitHub answered the pull request list of {self.project} with "
+                             "something that is not a list.")
+        for item in found:
+            pr = self._pull(item)
+            if pr.head_branch == branch:
+                return pr
+        return None
+
+    def create(self, branch: str, base: str, title: str, body: str) -> PullRequest:
+        """Open a pull request; one that already exists (422) is found and reused."""
+        def exists(resp: httpx.Response) -> Any:
+            found = self.find_open(branch, base)
+            if found is None:
+                raise ForgeError(f"GitHub refused a pull request from {branch} into {base} of "
+                                 f"{self.project} (422: {self.said(resp)}).")
+            return found
+
+        made = self.call("POST", f"{self._repo}/pulls",
+                         json={"title": title, "head": branch, "base": base, "body": body},
+                         answers={422: exists})
+        return made if isinstance(made, PullRequest) else self._pull(made)
+
+    def get(self, number: int) -> PullRequest:
+        """The pull request now."""
+        return self._pull(self.call("GET", f"{self._repo}/pulls/{int(number)}"))
+
+    def checks(self, pr: PullRequest) -> ChecksState:
+        """The combined commit status of the head commit."""
+        doc = self.call("GET", f"{self._repo}/commits/{quote(pr.head_sha, safe='')}/status")
+        state = doc.get("state") if isinstance(doc, dict) else None
+        if state == "success":
+            return "success"
+        if state in ("failure", "error"):
+            return "failure"
+        return "pending"
+
+    def merge(self, pr: PullRequest, message: str) -> Merged:
+        """Merge at the head commit we checked (a merge commit, as a person's button)."""
+        def refused(outcome: str) -> Any:
+            return lambda resp: Merged(outcome, said=self.said(resp))  # type: ignore[arg-type]
+
+        done = self.call("PUT", f"{self._repo}/pulls/{int(pr.number)}/merge",
+                         json={"sha": pr.head_sha, "merge_method": "merge",
+                               "commit_title": message},
+                         answers={405: refused("not_mergeable"), 409: refused("head_moved")})
+        if isinstance(done, Merged):
+            return done
+        sha = done.get("sha") if isinstance(done, dict) else None
+        if not (isinstance(done, dict) and done.get("merged") and isinstance(sha, str)):
+            raise ForgeError(f"GitHub answered the merge of {pr.url} without a merge commit.")
+        return Merged("merged", sha=sha)
+
+    def _pull(self, item: Any) -> PullRequest:
+        if not isinstance(item, dict) or not isinstance(item.get("number"), int):
+            raise ForgeError(f"GitHub answered a pull request of {self.project} that is not the "
+                             "documented shape (no number).")
+        head = item.get("head") if isinstance(item.get("head"), dict) else {}
+        merged = bool(item.get("merged")) or bool(item.get("merged_at"))
+        state = "merged" if merged else ("open" if item.get("state") == "open" else "closed")
+        return PullRequest(
+            number=item["number"], url=str(item.get("html_url") or ""), state=state,
+            head_branch=str(head.get("ref") or ""), head_sha=str(head.get("sha") or ""),
+            merge_commit=str(item["merge_commit_sha"]) if merged and item.get(
+                "merge_commit_sha") else None,
+        )

@@ -1,0 +1,115 @@
+"""GitLab's REST API (v4) for merge requests: the five endpoints the tool uses.
+
+* ``GET /projects/:id/merge_requests?state=opened&source_branch=..&target_branch=..``
+  (List project merge requests): an array of merge requests.
+* ``POST /projects/:id/merge_requests`` with ``source_branch``, ``target_branch``, ``title``,
+  ``description`` (Create MR): 201; 409 when one already exists for the branches.
+* ``GET /projects/:id/merge_requests/:merge_request_iid`` (Get single MR): ``iid``,
+  ``web_url``, ``state`` (``opened``, ``closed``, ``locked``, ``merged``), ``sha`` (the head),
+  ``merge_commit_sha``, ``squash_commit_sha``, ``source_branch``, ``head_pipeline.status``.
+* The checks are the head pipeline's ``status`` from that same answer (``success``;
+  ``failed``/``canceled`` fail; anything else is still running).
+* ``PUT /projects/:id/merge_requests/:merge_request_iid/merge`` with ``sha`` (Merge a merge
+  request): 200 and the MR; 405 when it cannot be merged (closed, draft, pipeline), 406 on
+  conflicts (older versions), 409 when ``sha`` is not the head, 422 when not mergeable.
+
+``:id`` is the URL-encoded project path (``group%2Fproject``). Requests carry
+``PRIVATE-TOKEN``. ``tests/git_modes/recorded/gitlab.json`` holds the shapes and sources.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from upgrade.controlplane.forge import ChecksState, Forge, Merged, PullRequest
+from upgrade.errors import ForgeError
+
+
+class GitLab(Forge):
+    """One project on GitLab (gitlab.com or self-managed, at its ``/api/v4`` URL)."""
+
+    kind = "gitlab"
+    title = "GitLab"
+
+    def headers(self, token: str) -> dict[str, str]:
+        """GitLab's personal/project access token header."""
+        return {"PRIVATE-TOKEN": token, "Accept": "application/json"}
+
+    @property
+    def _project(self) -> str:
+        return f"/projects/{quote(self.project, safe='')}"
+
+    def find_open(self, branch: str, base: str) -> PullRequest | None:
+        """The open merge request from ``branch`` into ``base``."""
+        found = self.call("GET", f"{self._project}/merge_requests",
+                          params={"state": "opened", "source_branch": branch,
+                                  "target_branch": base, "per_page": 100})
+        if not isinstance(found, list):
+            raise ForgeError(f"GitLab answered the merge request list of {self.project} with "
+                             "something that is not a list.")
+        for item in found:
+            mr = self._mr(item)
+            if mr.head_branch == branch:
+                return mr
+        return None
+
+    def create(self, branch: str, base: str, title: str, body: str) -> PullRequest:
+        """Open a merge request; one that already exists (409) is found and reused."""
+        def exists(resp: httpx.Response) -> Any:
+            found = self.find_open(branch, base)
+            if found is None:
+                raise ForgeError(f"GitLab refused a merge request from {branch} into {base} of "
+                                 f"{self.project} (409: {self.said(resp)}).")
+            return found
+
+        made = self.call("POST", f"{self._project}/merge_requests",
+                         json={"source_branch": branch, "target_branch": base, "title": title,
+                               "description": body},
+                         answers={409: exists})
+        return made if isinstance(made, PullRequest) else self._mr(made)
+
+    def get(self, number: int) -> PullRequest:
+        """The merge request now."""
+        return self._mr(self.call("GET", f"{self._project}/merge_requests/{int(number)}"))
+
+    def checks(self, pr: PullRequest) -> ChecksState:
+        """The head pipeline's status (read again: it moves while we wait)."""
+        doc = self.call("GET", f"{self._project}/merge_requests/{int(pr.number)}")
+        pipeline = doc.get("head_pipeline") if isinstance(doc, dict) else None
+        status = pipeline.get("status") if isinstance(pipeline, dict) else None
+        if status == "success":
+            return "success"
+        if status in ("failed", "canceled"):
+            return "failure"
+        return "pending"
+
+    def merge(self, pr: PullRequest, message: str) -> Merged:
+        """Accept the merge request at the head commit we checked."""
+        def refused(outcome: str) -> Any:
+            return lambda resp: Merged(outcome, said=self.said(resp))  # type: ignore[arg-type]
+
+        done = self.call("PUT", f"{self._project}/merge_requests/{int(pr.number)}/merge",
+                         json={"sha": pr.head_sha, "merge_commit_message": message},
+                         answers={405: refused("not_mergeable"), 406: refused("not_mergeable"),
+                                  422: refused("not_mergeable"), 409: refused("head_moved")})
+        if isinstance(done, Merged):
+            return done
+        mr = self._mr(done)
+        if mr.state != "merged" or not mr.merge_commit:
+            raise ForgeError(f"GitLab answered the merge of {pr.url} without a merge commit.")
+        return Merged("merged", sha=mr.merge_commit)
+
+    def _mr(self, item: Any) -> PullRequest:
+        if not isinstance(item, dict) or not isinstance(item.get("iid"), int):
+            raise ForgeError(f"GitLab answered a merge request of {self.project} that is not "
+                             "the documented shape (no iid).")
+        state = {"opened": "open", "merged": "merged"}.get(str(item.get("state")), "closed")
+        commit = item.get("merge_commit_sha") or item.get("squash_commit_sha")
+        return PullRequest(
+            number=item["iid"], url=str(item.get("web_url") or ""), state=state,  # type: ignore[arg-type]
+            head_branch=str(item.get("source_branch") or ""), head_sha=str(item.get("sha") or ""),
+            merge_commit=str(commit) if state == "merged" and commit else None,
+        )
