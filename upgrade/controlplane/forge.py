@@ -212,13 +212,3 @@ class Forge:
     def _line(self, text: str) -> str:
         return self._redact(" ".join(text.split()))
 
-
-def forge_for(settings: GitSettings, project: str, *, env: Mapping[str, str] | None = None,
-              policy: RetryPolicy | None = None) -> Forge:
-    """The adapter for ``settings.forge``."""
-    from upgrade.controlplane.forge_github import GitHub
-    from upgrade.controlplane.forge_gitlab import GitLab
-
-    kinds: dict[str, type[Forge]] = {"github": GitHub, "gitlab": GitLab}
-    assert settings.forge in kinds
-    return kinds[settings.forge](settings, project, env=env, policy=policy)

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from upgrade.config.inventory import Deployment
+from upgrade.config.inventory import Deployment, Repo
 from upgrade.config.playbook import Playbook, shared_vars
 from upgrade.config.step import Step
 from upgrade.config.verify import VerifyConfig, merge_verify_config
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import JournalUnreachable, UpgradeError
+from upgrade.errors import ForgeError, JournalUnreachable, ServiceError, UpgradeError
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan, PlannedDeployment, unique_targets
-from upgrade.run import steps
+from upgrade.run import gitflow, steps
 from upgrade.run.budget import FailureBudget
 from upgrade.run.preflight import step_context_for
 from upgrade.run.verify import capture_baseline, run_checks
@@ -104,7 +104,8 @@ class WaveRunner:
         self.cp = fleet.control_plane
         self._repo_futures: dict[tuple[str, int], Future[str]] = {}
         self._repo_lock = threading.Lock()
-        self._journal_lost: JournalUnreachable | None = None
+        self._journal_lost: ServiceError | None = None  # the journal's database, or a forge
+        self._gits: dict[str, gitflow.RepoGit] = {}
         self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
         self._verify_step = next((s for s in playbook.steps if s.kind == "verify"), None)
         self._planned = fleet.planned(plan)
@@ -199,21 +200,22 @@ class WaveRunner:
     def _run_item(self, item: Item) -> ItemResult:
         try:
             return self._work(item)
-        except JournalUnreachable as exc:
+        except (JournalUnreachable, ForgeError) as exc:
             return self._lost(item, exc)
 
-    def _lost(self, item: Item, exc: JournalUnreachable) -> ItemResult:
-        """The journal is gone: start nothing more; this Deployment's last step is unrecorded."""
+    def _lost(self, item: Item, exc: JournalUnreachable | ForgeError) -> ItemResult:
+        """The journal (or a forge every PR of the wave needs) is gone: start nothing more;
+        this Deployment stops where the journal last recorded it."""
+        what = ("the journal's database is unreachable" if isinstance(exc, JournalUnreachable)
+                else f"the forge failed: {exc}")
         with self._repo_lock:
             first = self._journal_lost is None
             if first:
                 self._journal_lost = exc
         if first:
             self.stop.set()
-            self.reporter.note("the journal's database is unreachable: no new step starts; "
-                               "steps in flight finish, unrecorded")
-        self.reporter.item_finished(item.deployment.name, "interrupted",
-                                    "stopped: the journal's database is unreachable")
+            self.reporter.note(f"{what}: no new step starts; steps in flight finish")
+        self.reporter.item_finished(item.deployment.name, "interrupted", f"stopped: {what}")
         return "interrupted"
 
     def _work(self, item: Item) -> ItemResult:
@@ -240,8 +242,8 @@ class WaveRunner:
         except steps.Interrupted as exc:
             self.reporter.item_finished(dep.name, "interrupted", str(exc))
             return "interrupted"
-        except JournalUnreachable:
-            raise  # not this Deployment's failure: nothing can be recorded (_run_item)
+        except (JournalUnreachable, ForgeError):
+            raise  # not this Deployment's failure: the wave stops (_run_item)
         except UpgradeError as exc:
             self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc),
                                     data=_began(item))
@@ -279,6 +281,9 @@ class WaveRunner:
 
     def _deploy(self, item: Item, state: str, args: dict[str, Any]) -> str:
         planned, dep = item.planned, item.deployment
+        repo = self.fleet.inventory.repos[dep.repo]
+        if repo.git.shared and repo.git.mode == "pull-request" and repo.git.deploy == "ci":
+            return self._wait_for_ci(item, state, repo)
         skip = steps.already_at_target(
             self.cp, planned, resuming=state == "deploying" or item.retry
         )
@@ -290,7 +295,8 @@ class WaveRunner:
             self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started",
             data=_began(item),
         )
-        repo = self.fleet.inventory.repos[dep.repo]
+        # In git modes only a clean commit on the remote's default branch is deployed.
+        commit = gitflow.deployable(self._git(repo)) if repo.git.shared else None
         message = steps.deploy(
             self.cp,
             planned,
@@ -300,11 +306,40 @@ class WaveRunner:
             timeout=float(args["timeout"]) if args.get("timeout") else None,
         )
         item.deployed_at = datetime.now(UTC)
-        return self._reach_deployed(item, "deploying", message)
+        if commit is not None:
+            message += f" from {commit[:12]}"
+        return self._reach_deployed(item, "deploying", message, commit)
 
-    def _reach_deployed(self, item: Item, state: str, message: str) -> str:
+    def _wait_for_ci(self, item: Item, state: str, repo: Repo) -> str:
+        """``deploy: ci``: no deploy of ours; wait until Astro runs the target from a deploy
+        of the merge commit (CI's), for at most ``git.ci_timeout``."""
+        dep = item.deployment
+        assert item.planned.target is not None
+        self._capture_baseline(item)
+        if state != "deploying":
+            self.journal.transition(self.rollout_id, dep.id, "deploying",
+                                    message="waiting for CI to deploy the merge commit")
+        commit = gitflow.wait_for_ci(self.cp, self._git(repo), dep, item.planned.target)
+        item.deployed_at = datetime.now(UTC)
+        return self._reach_deployed(item, "deploying", f"CI deployed {commit[:12]}", commit)
+
+    def _reach_deployed(self, item: Item, state: str, message: str,
+                        commit: str | None = None) -> str:
         # The journal raises the high-water mark in the same transaction.
-        return self._advance(item, state, "deployed", message)
+        if STATE_RANK["deployed"] <= STATE_RANK[state]:
+            return state
+        self.journal.transition(self.rollout_id, item.deployment.id, "deployed",
+                                message=message, commit=commit)
+        return "deployed"
+
+    def _git(self, repo: Repo) -> gitflow.RepoGit:
+        """The repo's git mode for this run (one per repo: it caches the default branch)."""
+        with self._repo_lock:
+            found = self._gits.get(repo.name)
+            if found is None:
+                found = self._gits[repo.name] = gitflow.RepoGit(
+                    repo, self.fleet.host_for(repo), self.journal, self.rollout_id, self.stop)
+            return found
 
     def _repo_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
         # Once per repo and step per run: the first Deployment of a repo to get here runs
@@ -339,6 +374,8 @@ class WaveRunner:
             repo, self.fleet.host_for(repo), item.planned.repo, item.planned.target, branch,
             self._planned,
         )
+        if repo.git.shared and step.kind in ("render", "commit"):
+            return self._git_step(item, step, args, work)
         if step.kind == "render":
             return steps.render(work)
         if step.kind == "commit":
@@ -346,6 +383,41 @@ class WaveRunner:
         if step.kind == "run":
             return steps.run(work, args)
         raise steps.StepFailed(f"unknown repo step kind '{step.kind}'")
+
+    def _git_step(self, item: Item, step: Step, args: dict[str, Any],
+                  work: steps.RepoWork) -> str:
+        """render and commit in ``direct`` and ``pull-request`` modes (run/gitflow.py)."""
+        rg = self._git(work.repo)
+        branch = work.branch or f"runtime-upgrade/{work.target}"
+
+        def planned(text: str) -> str | None:
+            return self._planned(work.repo, text)
+
+        if step.kind == "render":
+            steps.ensure_clean(work)
+            return gitflow.render(rg, branch, planned)
+        message = args.get("message") or steps.commit_message(work.change, str(work.target))
+        if work.repo.git.mode == "direct":
+            return gitflow.commit_direct(rg, message, planned)
+        return gitflow.commit_pull_request(rg, args.get("branch") or branch, message,
+                                           self._pr_body(item, work))
+
+    def _pr_body(self, item: Item, work: steps.RepoWork) -> str:
+        """The pull request's description: what, where, the diff, what the gate checks."""
+        deps = [p.deployment.name for p in self.plan.deployments
+                if p.deployment.repo == work.repo.name and p.target is not None]
+        checks = ", ".join(self.verify_config(item).names()) or "none"
+        diff = work.change.diff().rstrip() or "(the Dockerfile already pins the target)"
+        return (
+            f"Upgrades Astro Runtime {work.change.current or '?'} → {work.target} in "
+            f"`{work.change.dockerfile}`.\n\n"
+            f"- Rollout: {self.rollout_id}, wave {self.wave.number} (`astro-fleet status` "
+            f"shows it)\n"
+            f"- Deployments: {', '.join(deps) or 'none'}\n"
+            f"- Deploy: {work.repo.git.deploy} (after this is merged)\n"
+            f"- Verification after the deploy: {checks}\n\n"
+            f"```diff\n{diff}\n```\n\nOpened by astro-fleet-upgrade.\n"
+        )
 
     def _deployment_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
         if step.kind == "verify":
