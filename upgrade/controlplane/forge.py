@@ -78,7 +78,7 @@ class Forge:
                 "access to the repository in it (or name another variable in git.token_env).")
         self._redact = Redactor((token,))
         self.base_url = settings.api_url
-        self.policy = policy or RetryPolicy(attempts=5, total=300.0)
+        self.policy = policy or RetryPolicy(attempts=4, backoff=0.5, backoff_max=4.0, total=60.0)
         self._client = httpx.Client(headers=self.headers(token), transport=transport,
                                     follow_redirects=False)
 

@@ -212,7 +212,8 @@ def commit_direct(rg: RepoGit, message: str, planned: Callable[[str], str | None
     for attempt in (1, 2):
         pushed = git.push_branch(host, d, rg.remote, "HEAD", default)
         if pushed.outcome == "pushed":
-            rg.note(f"{repo.name}: pushed {head[:12]} to {rg.remote}/{default}", branch=default,
+            rg.note(f"{repo.name}: {said}pushed {head[:12]} to {rg.remote}/{default}",
+                    branch=default,
                     base_commit=base, pushed_commit=head)
             return said + f"committed {head[:12]} on {default}, pushed to {rg.remote}"
         if pushed.outcome == "declined":
