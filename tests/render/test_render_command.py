@@ -30,6 +30,9 @@ def test_render_commit_makes_one_commit_per_repo_on_a_branch(sample_fleet: Sampl
         assert log == f"Upgrade Astro Runtime {old} → 13.9.0\n"
         assert sample_fleet.git(repo, "show", "--name-only", "--format=", "HEAD") == "Dockerfile\n"
         assert sample_fleet.git(repo, "status", "--porcelain") == ""
+        # The user's checkout moved to another branch: said, never silent.
+        assert (f"{repo}: switched {sample_fleet.repo(repo)} from main to branch "
+                "runtime-upgrade/13.9.0; `git switch main` goes back") in out.stdout
 
 
 def test_render_twice_changes_nothing_the_second_time(sample_fleet: SampleFleet) -> None:

@@ -227,9 +227,12 @@ def plan(a: Args) -> int:
     if a.json:
         print_document("plan", result.to_json())
     else:
-        from upgrade.report.plan import print_plan
+        from upgrade.report.plan import local_mode_warning, print_plan
 
         print_plan(result, consoles().stdout)
+        warning = local_mode_warning(result, fleet.inventory)
+        if warning:
+            console.note(warning)
     code = _finish(result)
     if a.detailed_exitcode and result.pending():
         return EXIT_CHANGES_PENDING
@@ -349,6 +352,8 @@ def render(a: Args) -> int:
         extra = f" {done.commits[repo][:12]}" if repo in done.commits else ""
         pushed = " (pushed)" if repo in done.pushed else ""
         console.say(f"{repo}: {outcome}{extra}{pushed}")
+        if repo in done.switched:
+            console.say(f"{repo}: {done.switched[repo]}")
     if not done.outcomes:
         console.say("Nothing to render: every selected repo is already at the target.")
     return _finish(result)

@@ -63,7 +63,7 @@ def decide(
     facts: Facts, target: RuntimeVersion, catalog: Catalog, options: PolicyOptions
 ) -> Decision:
     """Upgrade, noop or refuse for one Deployment; pure, so every rule is testable alone."""
-    warnings = _warnings(facts)
+    warnings = _warnings(facts, target)
 
     def refuse(reason: str) -> Decision:
         return Decision("refuse", reason, warnings)
@@ -158,11 +158,15 @@ def _airflow3_crossing(
     return None
 
 
-def _warnings(facts: Facts) -> tuple[str, ...]:
+def _warnings(facts: Facts, target: RuntimeVersion) -> tuple[str, ...]:
     if (
         facts.deployed is not None
         and facts.dockerfile is not None
         and facts.deployed != facts.dockerfile
+        # A Dockerfile already at this target ahead of Astro is a rollout in flight (a
+        # shared repo changed by an earlier wave, a merge waiting for its deploy), not a
+        # deploy by hand.
+        and not (facts.dockerfile == target and facts.deployed < target)
     ):
         return (
             f"The Dockerfile holds {facts.dockerfile} but Astro reports {facts.deployed} "

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from upgrade.config.inventory import Inventory
 from upgrade.config.targets import AIRFLOW2, AIRFLOW3, LINE_NAMES, line_of
 from upgrade.plan.plan import Plan
 
@@ -51,6 +52,19 @@ def print_plan(plan: Plan, console: Console) -> None:
         for finding in findings:
             console.print(Text(f"  {finding}"))
     console.print(Text(f"\nPlan: {plan.summary()}.", style="bold"))
+
+
+def local_mode_warning(plan: Plan, inventory: Inventory) -> str | None:
+    """The warning for repos the plan changes in ``git.mode: local``: what is deployed from
+    them is committed on a local branch only, so it will exist on no shared branch."""
+    local = [c.repo for c in plan.changed_repos()
+             if c.repo in inventory.repos and inventory.repos[c.repo].git.mode == "local"]
+    if not local:
+        return None
+    shown = ", ".join(local[:10]) + (f" and {len(local) - 10} more" if len(local) > 10 else "")
+    return (f"warning: {len(local)} repo(s) use git.mode: local ({shown}): the code deployed "
+            "from them will be committed on a local branch and exist on no shared branch. Set "
+            "git.mode: direct or pull-request for repos with a remote (docs/git.md).")
 
 
 def colour_diff(diff: str) -> Text:

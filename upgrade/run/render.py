@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from upgrade.config.inventory import Inventory, Repo
+from upgrade.hosts import git
 from upgrade.hosts.host import Host
 from upgrade.plan.plan import Plan
 from upgrade.run import steps
@@ -37,6 +38,9 @@ class RenderResult:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     commits: dict[str, str] = field(default_factory=dict)
     pushed: list[str] = field(default_factory=list)
+    #: Repos whose checkout was moved to another branch: what was done, in words (never
+    #: silently: the command prints it).
+    switched: dict[str, str] = field(default_factory=dict)
 
 
 def render(
@@ -64,6 +68,7 @@ def render(
     result = RenderResult()
     for work in works:
         name = work.repo.name
+        before = git.status(work.host, str(work.repo.path)).branch if work.branch else None
         result.outcomes[name] = "written" if steps.write_dockerfile(work) else "unchanged"
         if work.branch:
             sha = steps.commit_dockerfile(
@@ -74,4 +79,9 @@ def render(
                 result.outcomes[name] = "committed"
             if options.push:
                 result.pushed.append(name)
+            if before != work.branch:
+                result.switched[name] = (
+                    f"switched {work.repo.path} from {before or 'a detached HEAD'} to branch "
+                    f"{work.branch}; `git switch {before}` goes back" if before else
+                    f"switched {work.repo.path} to branch {work.branch}")
     return result
