@@ -187,7 +187,7 @@ def test_a_dockerfile_that_cannot_be_re_rendered_fails_naming_file_and_commits(
     assert fleet.sim_dep("r00-d0")["deploy_count"] == 0
 
 
-def _kill_when(fleet: GitFleet, condition, what: str) -> None:  # noqa: ANN001
+def _kill_when(fleet: GitFleet, condition, what: str) -> None:
     proc = fleet.start("upgrade", "--wave", "1")
     try:
         wait_for(condition, timeout=60, what=what)

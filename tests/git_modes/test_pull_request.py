@@ -4,6 +4,8 @@ for CI to deploy it (ci)."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -64,7 +66,7 @@ def test_an_open_pr_for_the_branch_is_reused(
     git(repo, "switch", "-q", "-c", BRANCH)
     git(repo, "push", "-q", "origin", BRANCH)
     git(repo, "switch", "-q", "main")
-    import urllib.request, json  # noqa: E401 - a person opens a PR by hand
+    # A person opened a PR for the branch by hand.
     req = urllib.request.Request(
         forge.url + "/repos/acme/r00/pulls", method="POST",
         data=json.dumps({"title": "by hand", "head": BRANCH, "base": "main"}).encode(),

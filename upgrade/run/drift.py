@@ -37,6 +37,12 @@ from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.facts import RepoFile, read_dockerfiles
 from upgrade.plan.fleet import Fleet
 from upgrade.run.checks import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
+from upgrade.run.gitdrift import (
+    DEPLOYED_FROM_UNMERGED_COMMIT,
+    PENDING_PULL_REQUEST,
+    GitTruth,
+    read_git_truth,
+)
 
 DEPLOYED_NE_DOCKERFILE = "deployed_ne_dockerfile"
 DEPLOYED_BELOW_EXPECTED = "deployed_below_expected"
@@ -45,7 +51,8 @@ UNKNOWN_DEPLOYMENT = "unknown_deployment"
 UNREACHABLE = "unreachable"
 DOCKERFILE_UNREADABLE = "dockerfile_unreadable"
 DRIFT_KINDS = (DEPLOYED_NE_DOCKERFILE, DEPLOYED_BELOW_EXPECTED, UNHEALTHY, UNKNOWN_DEPLOYMENT,
-               UNREACHABLE, DOCKERFILE_UNREADABLE)
+               UNREACHABLE, DOCKERFILE_UNREADABLE, DEPLOYED_FROM_UNMERGED_COMMIT,
+               PENDING_PULL_REQUEST)
 
 SCHEMA = "astro-fleet-upgrade/verify-all"
 SCHEMA_VERSION = 1
@@ -165,13 +172,15 @@ def check_fleet(
     workers: int = 32,
     max_heartbeat_age: float = DEFAULT_MAX_HEARTBEAT_AGE,
     status_via: str = "auto",
+    git: GitTruth | None = None,
 ) -> DriftReport:
     """Compare every selected Deployment's sources and report the drift.
 
     ``files`` is ``facts.read_dockerfiles`` (by repo name); ``expected`` maps Deployment
     ids to the journal's high-water marks. ``status_via``: ``auto`` (the control plane's
     platform API reader when it has one, falling back to ``inspect`` per workspace),
-    ``platform`` (refused when no token allows it) or ``inspect``.
+    ``platform`` (refused when no token allows it) or ``inspect``. ``git`` adds what the
+    remotes and the journal say of repos in git modes (``gitdrift``).
     """
     if status_via not in STATUS_SOURCES:
         raise InputError(f"status_via must be one of {', '.join(STATUS_SOURCES)}, got "
@@ -183,7 +192,7 @@ def check_fleet(
         by_workspace[dep.workspace_id].append(dep)
     pins = {name: _dockerfile_pin(inventory, name, files.get(name))
             for name in dict.fromkeys(d.repo for d in deps)}
-    notes: list[str] = []
+    notes: list[str] = list(git.notes) if git is not None else []
     reader = cp.platform if status_via != "inspect" else None
     own = False  # the control plane's reader is shared: only a reader made here is closed
     if reader is None and status_via == "platform":
@@ -202,7 +211,7 @@ def check_fleet(
                else "no API token for the platform API")
         notes.append(f"statuses read with one `astro deployment inspect` per Deployment "
                      f"({why}).")
-    ctx = _Context(cp, workspaces, pins, expected, max_heartbeat_age)
+    ctx = _Context(cp, workspaces, pins, expected, max_heartbeat_age, git or GitTruth())
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(deps) or 1))) as pool:
         rows = tuple(pool.map(ctx.row, deps))
     return DriftReport(rows, checked_at, time.monotonic() - started, tuple(notes))
@@ -255,9 +264,10 @@ class _Context:
 
     def __init__(self, cp: ControlPlane, workspaces: Mapping[str, _Workspace],
                  pins: Mapping[str, tuple[RuntimeVersion | None, str | None]],
-                 expected: Mapping[str, RuntimeVersion], max_heartbeat_age: float):
+                 expected: Mapping[str, RuntimeVersion], max_heartbeat_age: float,
+                 git: GitTruth):
         self.cp, self.workspaces, self.pins = cp, workspaces, pins
-        self.expected, self.max_age = expected, max_heartbeat_age
+        self.expected, self.max_age, self.git = expected, max_heartbeat_age, git
 
     def row(self, dep: Deployment) -> DriftRow:
         kinds: list[str] = []
@@ -271,6 +281,8 @@ class _Context:
         pin, pin_error = self.pins[dep.repo]
         if pin_error:
             drift(DOCKERFILE_UNREADABLE, f"Dockerfile: {pin_error}")
+        for kind, message in self.git.drift.get(dep.id, ()):
+            drift(kind, message)
         want = self.expected.get(dep.id)
         ws = self.workspaces[dep.workspace_id]
         summary = ws.listed.get(dep.id) if ws.listed is not None else None
@@ -290,6 +302,11 @@ class _Context:
                             import_errors=None, kinds=tuple(kinds), messages=tuple(messages))
         deployed_text = summary.runtime_version or None
         deployed = try_parse_version(summary.runtime_version)
+        if dep.id in self.git.in_flight and pin is not None and deployed is not None and \
+                deployed < pin:
+            messages.append(f"the active rollout has not deployed {pin} yet (Astro runs "
+                            f"{deployed}): in flight, not drift.")
+            pin = None
         self._versions(deployed_text, deployed, pin, want, drift)
         info = ws.infos.get(dep.id)
         if info is None:
@@ -350,4 +367,8 @@ def verify_all(fleet: Fleet, limits: Sequence[str] = ()) -> DriftReport:
     if journal is not None:
         with journal:
             expected = journal.high_water()
-    return check_fleet(fleet.control_plane, inv, deployments, files, expected)
+            git = read_git_truth(fleet.control_plane, inv, deployments, fleet.host_for, journal)
+    else:
+        git = read_git_truth(fleet.control_plane, inv, deployments, fleet.host_for, None)
+    files.update(git.files)  # repos in git modes: the remote's default branch is the truth
+    return check_fleet(fleet.control_plane, inv, deployments, files, expected, git=git)
