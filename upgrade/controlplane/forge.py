@@ -66,8 +66,7 @@ class Forge:
     title = "the forge"
 
     def __init__(self, settings: GitSettings, project: str, *,
-                 env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None,
-                 transport: httpx.BaseTransport | None = None):
+                 env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None):
         env = os.environ if env is None else env
         self.project = project
         self.variable = settings.token_variable
@@ -79,8 +78,7 @@ class Forge:
         self._redact = Redactor((token,))
         self.base_url = settings.api_url
         self.policy = policy or RetryPolicy(attempts=4, backoff=0.5, backoff_max=4.0, total=60.0)
-        self._client = httpx.Client(headers=self.headers(token), transport=transport,
-                                    follow_redirects=False)
+        self._client = httpx.Client(headers=self.headers(token), follow_redirects=False)
 
     def headers(self, token: str) -> dict[str, str]:
         """The authentication and media-type headers of every request."""

@@ -4,7 +4,10 @@
 tests use it to get a believable fleet. Template-managed repos get their Dockerfile
 rendered from their template at the version given in ``STARTING_VERSIONS``. Each repo has
 an ``origin``: a bare repository beside the checkouts (``<dir>/.remotes/<repo>.git``),
-reached by a ``file://`` URL, so deploys carry git metadata as from a hosted remote.
+reached by a ``file://`` URL, so deploys carry git metadata as from a hosted remote. A repo
+whose ``git.deploy`` is ``ci`` gets a ``post-receive`` hook standing in for its CI's deploy
+action (``upgrade.sim.cihook``): a push to ``main`` deploys its Deployments through the
+simulator the inventory names.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ from pathlib import Path
 import yaml
 
 from upgrade.config.settings import PACKAGED_TEMPLATES
+from upgrade.controlplane.control_plane import simulator_bin
 from upgrade.model.catalog import load_catalog
 from upgrade.model.template import render_template
 from upgrade.model.versions import parse_version
 from upgrade.plan.planner import runtime_context
+from upgrade.sim import cihook
+
+# Seconds between a push to main and the CI stand-in's deploy.
+CI_DELAY = 1.0
 
 # The version a template-managed sample repo starts from (its Dockerfile is rendered).
 STARTING_VERSIONS = {"data-quality": "12.1.0"}
@@ -111,8 +119,21 @@ def create(inventory_path: Path, examples: Path, *, fresh: bool = True) -> list[
         if fresh and remote.exists():
             shutil.rmtree(remote)
         _git_init(path, remote)
+        if (spec.get("git") or {}).get("deploy") == "ci":
+            state = (doc.get("control_plane") or {}).get("simulator") or ".sim"
+            cihook.install(remote, branch="main", astro_bin=simulator_bin(), delay=CI_DELAY,
+                           sim_state=str(root / state),
+                           deployments=[{"id": d["id"], "workspace_id": d["workspace_id"]}
+                                        for d in spec.get("deployments") or ()])
         created.append(path)
     return created
+
+
+def remote_of(inventory_path: Path, name: str) -> Path:
+    """The bare ``origin`` of sample repo ``name``."""
+    doc = yaml.safe_load(inventory_path.read_text("utf-8")) or {}
+    path = inventory_path.resolve().parent / doc["repos"][name]["path"]
+    return path.parent / ".remotes" / f"{name}.git"
 
 
 def _git_init(path: Path, remote: Path) -> None:

@@ -33,11 +33,15 @@ exec "{python}" -m upgrade.sim.cihook receive "$PWD"
 """
 
 
-def install(bare: Path, *, branch: str, deployments: list[dict[str, str]], sim_url: str,
-            astro_bin: str, delay: float = 1.0, organization_id: str | None = None) -> None:
-    """Make ``bare`` deploy ``deployments`` whenever ``branch`` moves."""
+def install(bare: Path, *, branch: str, deployments: list[dict[str, str]], astro_bin: str,
+            sim_url: str | None = None, sim_state: str | None = None, delay: float = 1.0,
+            organization_id: str | None = None) -> None:
+    """Make ``bare`` deploy ``deployments`` whenever ``branch`` moves. The simulator is
+    ``sim_url``, else the one running from state directory ``sim_state`` (looked up when
+    the job runs, so the hook can be installed before the simulator starts)."""
     config = {"branch": branch, "deployments": deployments, "sim_url": sim_url,
-              "astro": astro_bin, "delay": delay, "organization_id": organization_id}
+              "sim_state": sim_state, "astro": astro_bin, "delay": delay,
+              "organization_id": organization_id}
     (bare / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
     hook = bare / "hooks" / "post-receive"
     hook.parent.mkdir(exist_ok=True)
@@ -71,9 +75,10 @@ def receive(bare: Path, lines: list[str]) -> int:
 
 def deploy(bare: Path, sha: str) -> int:
     """The job: wait, clone, check out ``sha``, deploy it to every configured Deployment."""
-    from upgrade.sim.lifecycle import DEFAULT_ORGANIZATION, sim_env
+    from upgrade.sim.lifecycle import DEFAULT_ORGANIZATION, sim_env, url_of
 
     config = json.loads((bare / CONFIG).read_text(encoding="utf-8"))
+    sim_url = config.get("sim_url") or url_of(Path(config["sim_state"]))
     time.sleep(float(config.get("delay") or 0))
     work = Path(tempfile.mkdtemp(prefix="ci-"))
     env = _clean_env()
@@ -85,7 +90,7 @@ def deploy(bare: Path, sha: str) -> int:
                        check=True, env=env)
         failed = 0
         for dep in config["deployments"]:
-            run_env = {**env, **sim_env(config["sim_url"],
+            run_env = {**env, **sim_env(sim_url,
                                         config.get("organization_id") or DEFAULT_ORGANIZATION)}
             done = subprocess.run(
                 [config["astro"], "deploy", dep["id"], "--workspace-id", dep["workspace_id"]],
