@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import ROOT, SampleFleet
 
+from upgrade.sim.forge import ForgeServer
+
 pytest_plugins = ["upgrade.sim.testing", "pg_server"]
+
+FORGE_TOKEN = "ghp_forgesimulatortoken000000000000000"
+
+
+@pytest.fixture
+def forge() -> Iterator[ForgeServer]:
+    """A forge simulator (GitHub v3 / GitLab v4 shapes) on a free loopback port."""
+    server = ForgeServer(FORGE_TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

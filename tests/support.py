@@ -19,6 +19,7 @@ class SampleFleet:
     """The committed sample fleet, materialised in a tmp dir with real git repos."""
 
     root: Path
+    forge_token: str = ""
 
     @property
     def inventory(self) -> Path:
@@ -28,9 +29,25 @@ class SampleFleet:
         return self.root / "demo-fleet" / name
 
     def use_simulator(self, url: str) -> None:
-        """Point the inventory's control plane at a running simulator (by URL)."""
+        """Point the inventory's control plane (and the CI stand-ins' hooks) at a running
+        simulator (by URL)."""
+        import json
+
         text = self.inventory.read_text()
         self.inventory.write_text(text.replace("simulator: .sim", f"simulator: {url}"))
+        for config in (self.root / "demo-fleet" / ".remotes").glob("*.git/astro-ci.json"):
+            doc = json.loads(config.read_text())
+            config.write_text(json.dumps({**doc, "sim_url": url}))
+
+    def use_forge(self, forge: Any) -> None:
+        """Serve customer-360 (the sample's pull-request repo) from a test's forge simulator,
+        and give commands its token."""
+        text = self.inventory.read_text()
+        self.inventory.write_text(text.replace("forge_url: http://127.0.0.1:18765",
+                                               f"forge_url: {forge.url}"))
+        forge.add_project("acme/customer-360",
+                          self.root / "demo-fleet" / ".remotes" / "customer-360.git")
+        self.forge_token = forge.state.token
 
     def seed(self) -> int:
         """Create the fleet's Deployments in the simulator (`astro-fleet sim.seed`)."""
@@ -42,7 +59,8 @@ class SampleFleet:
         """Run the real `astro-fleet` command in the fleet's directory."""
         return subprocess.run(
             [ASTRO_FLEET, *args], cwd=self.root, capture_output=True, text=True,
-            env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300,
+            env={**os.environ, "COLUMNS": "200", "GITHUB_TOKEN": self.forge_token, **(env or {})},
+            timeout=300,
         )
 
     def git(self, repo: str, *args: str) -> str:

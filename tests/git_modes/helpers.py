@@ -21,7 +21,7 @@ from upgrade.sim import cihook, lifecycle
 from upgrade.sim.forge import ForgeServer
 from upgrade.sim.testing import SimHandle, make_astro_project
 
-TOKEN = "ghp_forgesimulatortoken000000000000000"
+TOKEN = "ghp_forgesimulatortoken000000000000000"  # tests/conftest.py's forge fixture
 OWNER = "acme"
 
 

@@ -27,6 +27,7 @@ from tests.rollout.helpers import (
 )
 from upgrade.journal.records import os_user
 from upgrade.journal.store import Journal
+from upgrade.sim.forge import ForgeServer
 from upgrade.sim.testing import SimHandle
 
 SINCE = r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+s ago\)"
@@ -149,8 +150,9 @@ def test_dry_run_lists_the_steps_and_changes_nothing(sample_fleet: SampleFleet, 
     assert len(deployments) == 24 and all(not d["deploy_attempts"] for d in deployments)
 
 
+@pytest.mark.timeout(300)  # four waves, a pull request and a CI deploy, on a shared machine
 def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
-    sample_fleet: SampleFleet, sim: SimHandle
+    sample_fleet: SampleFleet, sim: SimHandle, forge: ForgeServer
 ) -> None:
     """Waves 1-3 move Airflow 2 to 13.x and Airflow 3 to 3.1-N (a repo held on 3.0-N),
     skipping the policy refusal without deploying it; wave 4 migrates a group to Airflow 3
@@ -160,6 +162,7 @@ def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     inventory = sample_fleet.inventory.read_text()
     sample_fleet.inventory.write_text(inventory.replace("soak: 10s", "soak: 0s"))
     sample_fleet.use_simulator(sim.url)
+    sample_fleet.use_forge(forge)  # customer-360 changes through a pull request
     sample_fleet.seed()
     partner = sample_fleet.repo("partner-feeds") / "Dockerfile"
     partner_before = partner.read_bytes()

@@ -61,20 +61,24 @@ def test_wave_1_of_the_sample_fleet_upgrades_commits_deploys_and_verifies(
     assert (f"rollout 1 started: '13' → {AF2}, '3.1' → {AF3}, '12.4' → 12.4.0, '3.0' → "
             f"{AF3_HELD} pinned") in out.stdout
 
-    # git: exactly one commit per repo on the upgrade branch, touching only the Dockerfile,
-    # and the diff changes nothing but the version characters (invariant 6).
+    # git (the sample fleet is in git.mode direct): exactly one commit per repo on main,
+    # pushed to origin, touching only the Dockerfile, and the diff changes nothing but the
+    # version characters (invariant 6).
     for repo, start, target in WAVE1.values():
-        branch = f"runtime-upgrade/{target}"
-        assert sample_fleet.git(repo, "rev-parse", "main").strip() == mains[repo]
-        assert sample_fleet.git(repo, "rev-list", "--count", f"main..{branch}").strip() == "1"
-        assert sample_fleet.git(repo, "diff", "--name-only", "main", branch).split() == ["Dockerfile"]
+        main = sample_fleet.git(repo, "rev-parse", "main").strip()
+        assert sample_fleet.git(repo, "rev-parse", "origin/main").strip() == main
+        assert sample_fleet.git(repo, "ls-remote", "origin", "main").split()[0] == main
+        assert sample_fleet.git(repo, "rev-list", "--count", f"{mains[repo]}..main").strip() == "1"
+        assert sample_fleet.git(repo, "diff", "--name-only", mains[repo], "main").split() == [
+            "Dockerfile"]
         assert sample_fleet.git(repo, "status", "--porcelain") == ""
-        assert sample_fleet.git(repo, "branch", "--show-current").strip() == branch
-        diff = sample_fleet.git(repo, "diff", "--no-color", "-U0", "main", branch, "--", "Dockerfile")
+        assert sample_fleet.git(repo, "branch", "--show-current").strip() == "main"
+        diff = sample_fleet.git(repo, "diff", "--no-color", "-U0", mains[repo], "main", "--",
+                                "Dockerfile")
         removed = [ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
         added = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
         assert removed and [ln.replace(start, target) for ln in removed] == added, diff
-        subject = sample_fleet.git(repo, "log", "-1", "--format=%s", branch).strip()
+        subject = sample_fleet.git(repo, "log", "-1", "--format=%s", "main").strip()
         assert subject == f"Upgrade Astro Runtime {start} → {target}"
     # partner-feeds has no Deployment in wave 1: untouched.
     assert (sample_fleet.repo("partner-feeds") / "Dockerfile").read_bytes() == partner_before
@@ -87,8 +91,8 @@ def test_wave_1_of_the_sample_fleet_upgrades_commits_deploys_and_verifies(
         assert state["runtime_version"] == target and state["status"] == "HEALTHY"
         deploy = state["deploys"][0]
         assert deploy["runtime_version"] == target
-        assert deploy["git"]["commitSha"] == sample_fleet.git(
-            repo, "rev-parse", f"runtime-upgrade/{target}").strip()
+        assert deploy["git"]["commitSha"] == sample_fleet.git(repo, "rev-parse", "main").strip()
+        assert deploy["git"]["branch"] == "main"
         assert deploy["description"] == f"Astro Runtime upgrade to {target} (rollout 1, wave 1)"
     for name, dep_id in ids.items():
         if name not in WAVE1:

@@ -58,6 +58,7 @@ class RepoGit:
     stop: threading.Event
     forges: Callable[[GitSettings, str], Forge] = forge_for
     _default: str | None = field(default=None, init=False)
+    _fetched: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @property
@@ -99,6 +100,12 @@ class RepoGit:
         """Fetch the default branch (and ``branches``), one fetch per repo at a time."""
         with self._lock:
             git.fetch(self.host, self.dir, self.remote, self.default_branch(), *branches)
+            self._fetched = True
+
+    def fetched(self) -> None:
+        """Fetch unless this run already did (a push updates the remote-tracking ref too)."""
+        if not self._fetched:
+            self.fetch()
 
     def project(self) -> str:
         """``owner/name`` on the forge: ``git.project``, else from the remote's URL."""
@@ -368,7 +375,7 @@ def deployable(rg: RepoGit) -> str:
     StepFailed naming the commit and the branch otherwise."""
     host, d, repo = rg.host, rg.dir, rg.repo
     default = rg.default_branch()
-    rg.fetch()
+    rg.fetched()
     head = git.rev(host, d, "HEAD")
     if head is None:
         raise StepFailed(f"{repo.name}: the checkout has no commit to deploy.")
