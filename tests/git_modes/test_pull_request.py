@@ -38,6 +38,8 @@ def test_auto_merge_then_cli_deploy_of_the_merge_commit(
     assert change.pr_url.endswith("/1")
     assert fleet.sim_dep("r00-d0")["deploys"][-1]["git"]["commitSha"] == merge
     assert git(fleet.repo_path("r00"), "rev-parse", "HEAD").strip() == merge
+    status = fleet.invoke("status")
+    assert f"r00 (pull-request): PR #1 {change.pr_url}, merged as {merge[:12]}" in status.stdout
 
 
 def test_deploy_ci_waits_for_the_deploy_action_to_deploy_the_merge_commit(

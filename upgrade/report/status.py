@@ -53,6 +53,12 @@ def rollout_status(journal: Journal, now: datetime) -> dict[str, Any]:
                 "created_at": _iso(r.created_at),
                 "created_by": r.created_by,
                 "waves": waves,
+                "repos": [
+                    {"repo": c.repo, "mode": c.mode, "branch": c.branch,
+                     "pushed_commit": c.pushed_commit, "pr_number": c.pr_number,
+                     "pr_url": c.pr_url, "merge_commit": c.merge_commit}
+                    for c in journal.repo_changes(r.id)
+                ],
             }
         )
     return {"rollouts": rollouts}
@@ -98,6 +104,17 @@ def print_status(doc: dict[str, Any], console: Console) -> None:
                 "; ".join(notes),
             )
         console.print(table)
+        for c in r.get("repos") or ():
+            line = f"  {c['repo']} ({c['mode']}): "
+            if c["pr_number"] is not None:
+                line += f"PR #{c['pr_number']} {c['pr_url']}"
+                line += (f", merged as {c['merge_commit'][:12]}" if c["merge_commit"]
+                         else ", not merged yet")
+            elif c["pushed_commit"]:
+                line += f"pushed {c['pushed_commit'][:12]} to {c['branch']}"
+            else:
+                line += "nothing pushed yet"
+            console.print(Text(line))
 
 
 def _iso(value: datetime | None) -> str | None:

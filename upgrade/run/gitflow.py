@@ -359,9 +359,13 @@ def _checkout(rg: RepoGit, merge: str) -> None:
         return
     git.switch(host, d, default)
     head = git.rev(host, d, "HEAD")
-    if head != merge and head is not None and git.is_ancestor(host, d, head, merge):
+    if head is None or head == merge:
+        return
+    if git.is_ancestor(host, d, head, merge):
         git.fast_forward(host, d, merge)
-    elif head != merge:
+    elif not (git.is_ancestor(host, d, merge, head)
+              and git.is_ancestor(host, d, head, rg.tracking())):
+        # (A local default branch already past the merge, on the remote, is kept: it holds it.)
         raise StepFailed(f"{rg.repo.name}: local {default} ({(head or '?')[:12]}) has diverged "
                          f"from the merge commit {merge[:12]}. Reset it to {rg.remote}/{default}"
                          ", then run again.")
