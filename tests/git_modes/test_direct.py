@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.git_modes.helpers import make_git_fleet
-from tests.rollout.helpers import TARGET, git, records
+from tests.rollout.helpers import TARGET, git, records, run_step
 from upgrade.sim.testing import SimHandle
 
 DIRECT = {"mode": "direct"}
@@ -30,3 +30,20 @@ def test_direct_pushes_to_main_then_deploys_that_commit(tmp_path: Path, sim: Sim
     deploys = fleet.sim_dep("r00-d0")["deploys"]
     assert deploys[-1]["git"]["commitSha"] == pushed
     assert deploys[-1]["git"]["branch"] == "main"
+
+
+def test_a_commit_that_is_not_on_the_remote_is_never_deployed(
+        tmp_path: Path, sim: SimHandle) -> None:
+    # A repo step after the push leaves HEAD on a local commit the remote does not have.
+    local_commit = run_step(["git", "-c", "user.name=X", "-c", "user.email=x@example.invalid",
+                             "commit", "-q", "--allow-empty", "-m", "local only"],
+                            name="A local commit")
+    fleet = make_git_fleet(tmp_path, sim, None, {"r00": DIRECT}, extra_steps=local_commit)
+    out = fleet.invoke("upgrade", "--wave", "1")
+    assert out.returncode == 4, out.stdout + out.stderr
+    head = git(fleet.repo_path("r00"), "rev-parse", "HEAD").strip()
+    row = records(fleet.journal_file)["r00-d0"]
+    assert row.error == (f"r00: refusing to deploy commit {head[:12]}: it is not on "
+                         "origin/main.")
+    assert (row.state, row.failed_from, row.deploys) == ("failed", "tested", 0)
+    assert fleet.sim_dep("r00-d0")["deploy_count"] == 0

@@ -104,7 +104,7 @@ class WaveRunner:
         self.cp = fleet.control_plane
         self._repo_futures: dict[tuple[str, int], Future[str]] = {}
         self._repo_lock = threading.Lock()
-        self._journal_lost: ServiceError | None = None  # the journal's database, or a forge
+        self._stopped_by: ServiceError | None = None  # the journal's database, or a forge
         self._gits: dict[str, gitflow.RepoGit] = {}
         self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
         self._verify_step = next((s for s in playbook.steps if s.kind == "verify"), None)
@@ -144,8 +144,8 @@ class WaveRunner:
                 self.reporter.batch_started(index + 1, size)
                 self._run_batch(pool, batch, limit, budget, results)
         self.reporter.wave_finished()
-        if self._journal_lost is not None:
-            raise self._journal_lost
+        if self._stopped_by is not None:
+            raise self._stopped_by
         return budget.tripped, results
 
     def _run_batch(
@@ -209,9 +209,9 @@ class WaveRunner:
         what = ("the journal's database is unreachable" if isinstance(exc, JournalUnreachable)
                 else f"the forge failed: {exc}")
         with self._repo_lock:
-            first = self._journal_lost is None
+            first = self._stopped_by is None
             if first:
-                self._journal_lost = exc
+                self._stopped_by = exc
         if first:
             self.stop.set()
             self.reporter.note(f"{what}: no new step starts; steps in flight finish")
@@ -290,13 +290,14 @@ class WaveRunner:
         if skip:
             return self._reach_deployed(item, state, skip)
         self._capture_baseline(item)
+        # In git modes only a clean commit on the remote's default branch is deployed
+        # (refused before anything is recorded as deploying).
+        commit = gitflow.deployable(self._git(repo)) if repo.git.shared else None
         # Durable before the deploy starts: a crash from here on is resumed by inspecting.
         self.journal.transition(
             self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started",
             data=_began(item),
         )
-        # In git modes only a clean commit on the remote's default branch is deployed.
-        commit = gitflow.deployable(self._git(repo)) if repo.git.shared else None
         message = steps.deploy(
             self.cp,
             planned,
