@@ -141,6 +141,15 @@ def test_disagreement_is_a_warning_not_a_refusal() -> None:
     assert "Dockerfile holds 12.3.0 but Astro reports 12.4.0 deployed" in out.warnings[0]
 
 
+def test_a_dockerfile_already_at_the_target_ahead_of_astro_is_a_rollout_in_flight() -> None:
+    # A shared repo changed by an earlier wave (or a merge waiting for its deploy): the
+    # tool's own work, not a deploy by hand.
+    out = d(Facts(deployed=v("12.1.0"), dockerfile=v("12.4.1")), "12.4.1")
+    assert out.action == "upgrade" and out.warnings == ()
+    # Ahead of Astro but not at this target: still a disagreement worth a warning.
+    assert d(Facts(deployed=v("12.1.0"), dockerfile=v("12.3.0")), "12.4.1").warnings
+
+
 def test_deployed_at_target_but_dockerfile_behind_is_an_upgrade_of_the_file() -> None:
     out = d(Facts(deployed=v("12.4.1"), dockerfile=v("12.4.0")), "12.4.1")
     assert out.action == "upgrade" and "rewrite it to match" in out.reason

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.git_modes.helpers import make_git_fleet
 from upgrade.config.git import project_from_remote
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import InventoryError
+from upgrade.sim.testing import SimHandle
 
 INVENTORY = """\
 target: "12.4"
@@ -84,3 +86,13 @@ def test_every_problem_at_once_with_its_line(tmp_path: Path) -> None:
 ])
 def test_the_forge_project_from_a_remote(url: str, project: str | None) -> None:
     assert project_from_remote(url) == project
+
+
+def test_plan_warns_that_local_mode_deploys_code_on_no_shared_branch(
+        tmp_path: Path, sim: SimHandle) -> None:
+    fleet = make_git_fleet(tmp_path, sim, None, {"r00": {"mode": "local"},
+                                                 "r01": {"mode": "direct"}})
+    out = fleet.invoke("plan", "--offline")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ("warning: 1 repo(s) use git.mode: local (r00): the code deployed from them will be "
+            "committed on a local branch and exist on no shared branch.") in out.stderr
