@@ -60,6 +60,10 @@ def test_wave_1_over_ssh_renders_commits_deploys_and_verifies(
     assert doc["status"] == "passed" and doc["counts"] == {"ok": 8}
     # The work happened on the runner: committed there, deployed from there, once each.
     assert fleet.git("sales-etl", "log", "--format=%s", "-1") == "Upgrade Astro Runtime 12.1.0 → 13.9.0\n"
+    # git.mode direct (the sample fleet's): pushed from the runner to the repo's bare origin.
+    head = fleet.git("sales-etl", "rev-parse", "HEAD").strip()
+    assert fleet.git("sales-etl", "ls-remote", "origin", "main").split()[0] == head
+    assert sim.deployment("cm1salesdev0001")["deploys"][-1]["git"]["commitSha"] == head
     assert fleet.git("finance-reports", "status", "--porcelain") == ""
     crlf = (fleet.repo("finance-reports") / "Dockerfile").read_bytes()
     assert b"13.9.0-python-3.12-base AS stage1\r\n" in crlf
