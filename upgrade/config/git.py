@@ -15,7 +15,7 @@ keys it sets (defaults → the repo's groups, shallower first → the repo). Mod
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -116,7 +116,11 @@ def read_git_layer(c: Checker, m: LMap, path: str) -> tuple[dict[str, Any], int]
         found["auto_merge"] = c.boolean(node, "auto_merge", full, default=False)
     for key in ("ci_timeout", "merge_timeout"):
         if key in node:
-            found[key] = c.duration(node, key, full, default=0) or 1
+            seconds = c.duration(node, key, full, default=-1)
+            if seconds == 0:
+                c.add(node.key_line(key), join(full, key), "must be longer than 0s, e.g. 30m.")
+            elif seconds > 0:
+                found[key] = seconds
     if "poll_interval" in node:
         value = c.number(node, "poll_interval", full, minimum=0.01, maximum=3600)
         if value is not None:
@@ -148,10 +152,3 @@ def git_layers(defaults: tuple[dict[str, Any], int] | None,
     """The layers that exist, lowest first."""
     return [layer for layer in (defaults, *groups, repo) if layer is not None]
 
-
-def describe(settings: GitSettings) -> Mapping[str, Any]:
-    """The settings as plain data (``inventory --json``)."""
-    doc: dict[str, Any] = {"mode": settings.mode, "remote": settings.remote}
-    if settings.mode == "pull-request":
-        doc.update(forge=settings.forge, auto_merge=settings.auto_merge, deploy=settings.deploy)
-    return doc

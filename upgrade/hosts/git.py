@@ -421,8 +421,8 @@ class Pushed:
 
 def fetch(host: Host, repo_dir: str, remote: str, *refs: str,
           timeout: float = PUSH_TIMEOUT) -> None:
-    """``git fetch --quiet remote refs...`` (remote-tracking refs updated); PushFailed-free:
-    a failure is CommandFailed naming the repo and the remote."""
+    """``git fetch --quiet remote refs...`` into the remote-tracking refs; a failure is
+    CommandFailed naming the repo and the remote (credentials redacted)."""
     url = remote_url(host, repo_dir, remote)
     if url is None:
         raise RepoError(f"{repo_dir} has no git remote named {remote!r}. Add it with `git remote "
