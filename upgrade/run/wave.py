@@ -27,11 +27,17 @@ from upgrade.config.playbook import Playbook, shared_vars
 from upgrade.config.step import Step
 from upgrade.config.verify import VerifyConfig, merge_verify_config
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import ForgeError, JournalUnreachable, ServiceError, UpgradeError
+from upgrade.errors import (
+    DeployRefused,
+    ForgeError,
+    JournalUnreachable,
+    ServiceError,
+    UpgradeError,
+)
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan, PlannedDeployment, unique_targets
-from upgrade.run import gitflow, steps
+from upgrade.run import gitflow, steps, undo
 from upgrade.run.budget import FailureBudget
 from upgrade.run.preflight import step_context_for
 from upgrade.run.verify import capture_baseline, run_checks
@@ -105,6 +111,8 @@ class WaveRunner:
         self._repo_futures: dict[tuple[str, int], Future[str]] = {}
         self._repo_lock = threading.Lock()
         self._stopped_by: ServiceError | None = None  # the journal's database, or a forge
+        self._unsupported: DeployRefused | None = None  # Astro refused the target itself
+        self._halted_for_target = False
         self._gits: dict[str, gitflow.RepoGit] = {}
         self._commit_step = next((s for s in playbook.steps if s.kind == "commit"), None)
         self._verify_step = next((s for s in playbook.steps if s.kind == "verify"), None)
@@ -144,6 +152,8 @@ class WaveRunner:
                 self.reporter.batch_started(index + 1, size)
                 self._run_batch(pool, batch, limit, budget, results)
         self.reporter.wave_finished()
+        if self._unsupported is not None:
+            self._undo_unused_changes()
         if self._stopped_by is not None:
             raise self._stopped_by
         return budget.tripped, results
@@ -180,10 +190,55 @@ class WaveRunner:
             busy[runner.name] -= 1
             result = future.result()
             results[item.deployment.name] = result
-            if result != "interrupted":
-                tripped = budget.record(result == "failed")
-                if tripped:
-                    self.reporter.note(f"budget tripped: {tripped}; no new Deployment starts")
+            if result == "interrupted":
+                continue
+            if self._unsupported is not None and not self._halted_for_target:
+                # Every later Deployment would be refused the same way: stop at the first.
+                self._halted_for_target = True
+                budget.tripped = self._target_refused(self._unsupported)
+                self.reporter.note(budget.tripped)
+                continue
+            tripped = budget.record(result == "failed")
+            if tripped:
+                self.reporter.note(f"budget tripped: {tripped}; no new Deployment starts")
+
+    def _target_refused(self, exc: DeployRefused) -> str:
+        versions = exc.supported_versions
+        supported = ", ".join(versions[-5:]) + (", …" if len(versions) > 5 else "")
+        targets = ", ".join(str(v) for v in unique_targets(self.plan.deployments)) or "?"
+        return (f"Astro does not support the rollout's target ({targets}): "
+                f"{exc.image or 'the image'} was refused as unsupported"
+                f"{f' (it supports {supported})' if versions else ''}; no new Deployment "
+                "starts. Abandon the rollout (astro-fleet abandon --reason …) and start one with "
+                "a target Astro supports.")
+
+    def _undo_unused_changes(self) -> None:
+        """After a target refusal: say how to take back each repo's unused commit (and
+        journal it, so reports show it)."""
+        names = undo.never_deployed(self.journal.deployments(self.rollout_id))
+        inventory = self.fleet.inventory
+        lines = undo.undo_lines(
+            [inventory.repos[name] for name in names if name in inventory.repos],
+            lambda name: self.journal.repo_change(self.rollout_id, name),
+            self._local_branch,
+        )
+        if not lines:
+            return
+        self.journal.event("never_deployed", rollout_id=self.rollout_id,
+                           wave=self.wave.number, data={"undo": lines})
+        self.reporter.note("rewritten but never deployed; to take each change back:")
+        for line in lines:
+            self.reporter.note(f"  {line}")
+
+    def _local_branch(self, repo: Repo) -> str | None:
+        """The branch the playbook's commit step used for ``repo`` (``git.mode: local``)."""
+        planned = next((p for p in self.plan.deployments if p.deployment.repo == repo.name), None)
+        if self._commit_step is None or planned is None or planned.target is None:
+            return None
+        context = step_context_for(self.fleet, planned.target, str(self.rollout_id),
+                                   planned.deployment, self._repo_vars.get(repo.name, {}),
+                                   repo_scope=True)
+        return self._commit_step.render_args(context).get("branch")
 
     def _next_startable(self, waiting: deque[Item], busy: dict[str, int]) -> Item | None:
         # The first Deployment whose runner has a free slot: a busy runner never blocks
@@ -248,6 +303,10 @@ class WaveRunner:
             self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc),
                                     data=_began(item))
             self.reporter.item_finished(dep.name, "failed", str(exc))
+            refused = exc.__cause__ if isinstance(exc.__cause__, DeployRefused) else exc
+            if isinstance(refused, DeployRefused) and refused.reason == "unsupported":
+                with self._repo_lock:
+                    self._unsupported = self._unsupported or refused
             return "failed"
         except Exception as exc:  # a bug in one worker must not take the wave down unrecorded
             message = f"unexpected error: {type(exc).__name__}: {exc}"
