@@ -29,6 +29,7 @@ def test_an_unsupported_target_stops_at_the_canary_and_names_the_local_branch_to
     assert out.returncode == 4, out.stdout + out.stderr
     assert "Astro does not support the rollout's target" in out.stderr
     assert "--skip-gate" not in out.stderr
+    assert "resume with" not in out.stderr  # the same command would be refused again
     rows = records(fleet.journal_file)
     # Only the canary was tried: the three others never started.
     assert sorted(r.state for r in rows.values()) == ["failed", "pending", "pending", "pending"]

@@ -402,7 +402,7 @@ def upgrade(a: Args) -> int:
         console.say(f"report: {report_path}")
         if html is not None:
             console.say(f"HTML report: {html}")
-    if result.status != "passed":
+    if result.status != "passed" and result.resumable:
         console.note(f"resume with: {resume}")
     return _finish(result)
 

@@ -64,6 +64,8 @@ class WaveResult:
     runs: list[dict[str, str]] = field(default_factory=list)
     approval: dict[str, str] | None = None
     skip_gate: dict[str, str] | None = None
+    # False when running the same command again cannot help (Astro refused the target).
+    resumable: bool = True
 
     def error(self) -> WaveHalted | None:
         """None when the wave passed; WaveHalted (4) when it halted or did not finish."""
@@ -277,6 +279,7 @@ def run_wave(
     _notify(notifier, "wave_started", result, {"deployments": len(items)})
     runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
     tripped, _ = runner.run(items)
+    result.resumable = not runner.target_refused
     _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set())
     if result.status in ("passed", "halted"):
         _notify(notifier, f"wave_{result.status}", result, {"reason": result.reason})

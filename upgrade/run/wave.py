@@ -195,14 +195,19 @@ class WaveRunner:
             if self._unsupported is not None and not self._halted_for_target:
                 # Every later Deployment would be refused the same way: stop at the first.
                 self._halted_for_target = True
-                budget.tripped = self._target_refused(self._unsupported)
+                budget.tripped = self._target_message(self._unsupported)
                 self.reporter.note(budget.tripped)
                 continue
             tripped = budget.record(result == "failed")
             if tripped:
                 self.reporter.note(f"budget tripped: {tripped}; no new Deployment starts")
 
-    def _target_refused(self, exc: DeployRefused) -> str:
+    @property
+    def target_refused(self) -> bool:
+        """True once Astro refused the wave's target as unsupported (the wave stopped)."""
+        return self._unsupported is not None
+
+    def _target_message(self, exc: DeployRefused) -> str:
         versions = exc.supported_versions
         supported = ", ".join(versions[-5:]) + (", …" if len(versions) > 5 else "")
         targets = ", ".join(str(v) for v in unique_targets(self.plan.deployments)) or "?"
