@@ -28,7 +28,6 @@ from upgrade.cli.flags import (
     COMMIT,
     DETAILED_EXITCODE,
     DRY_RUN,
-    FAULTS,
     FEED,
     FILE,
     INVENTORY,
@@ -39,7 +38,6 @@ from upgrade.cli.flags import (
     OFFLINE,
     OUTPUT,
     PLAYBOOK,
-    PORT,
     PUSH,
     REASON,
     REPORT,
@@ -47,7 +45,6 @@ from upgrade.cli.flags import (
     ROLLOUT,
     SKIP_GATE,
     TARGET,
-    TIME_SCALE,
     WAVE,
     Args,
     command,
@@ -58,7 +55,6 @@ from upgrade.errors import (
     EXIT_SIGINT,
     EXIT_UNEXPECTED,
     InputError,
-    ServiceError,
     UpgradeError,
 )
 
@@ -121,13 +117,15 @@ def inventory_path(a: Args) -> Path:
     return locate_inventory(a.inventory)
 
 
-def _load(a: Args, *, check_repos: bool = True) -> Any:
+def load(a: Args, *, check_repos: bool = True) -> Any:
+    """The inventory the flags name, validated (every problem at once)."""
     from upgrade.config.inventory_loader import load_inventory
 
     return load_inventory(inventory_path(a), check_repos=check_repos)
 
 
-def _fleet(a: Args, **options: Any) -> Any:
+def open_fleet(a: Args, **options: Any) -> Any:
+    """The Fleet of the inventory the flags name (a context manager)."""
     from upgrade.plan.fleet import Fleet
 
     return Fleet.load(inventory_path(a), **options)
@@ -159,7 +157,7 @@ def catalog(a: Args) -> int:
         with contextlib.suppress(InputError):  # no inventory: the bundled catalog alone
             path = inventory_path(a)
     if path is not None:
-        inv = _load(a, check_repos=False)
+        inv = load(a, check_repos=False)
         feed, mode, base_dir = inv.catalog.feed, mode or inv.catalog.mode, inv.root
     if mode not in (None, "extend", "replace"):
         raise InputError(f"--mode must be extend or replace, got '{mode}'.")
@@ -191,7 +189,7 @@ def catalog(a: Args) -> int:
 def inventory(a: Args) -> int:
     """Show the fleet by wave, or the merged view of one Deployment."""
     console = consoles()
-    inv = _load(a)
+    inv = load(a)
     if a.name:
         view = inv.merged_view(a.name)
         if a.json:
@@ -219,7 +217,7 @@ def plan(a: Args) -> int:
     from upgrade.run import rollout
 
     console = consoles()
-    with _fleet(a, target=a.target, feed=a.feed) as fleet:
+    with open_fleet(a, target=a.target, feed=a.feed) as fleet:
         result, note = rollout.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
                                           adopt=a.adopt)
     if note:
@@ -245,7 +243,7 @@ def status(a: Args) -> int:
     from upgrade.journal.backend import existing_journal
 
     console = consoles()
-    inv = _load(a, check_repos=False)
+    inv = load(a, check_repos=False)
     journal = existing_journal(inv.journal)
     if journal is None:
         if a.json:
@@ -271,7 +269,7 @@ def verify_all(a: Args) -> int:
     from upgrade.run.drift import verify_all as check_drift
 
     console = consoles()
-    with _fleet(a) as fleet:
+    with open_fleet(a) as fleet:
         result = check_drift(fleet, a.limit)
     if a.report:
         Path(a.report).write_text(drift_markdown(result), "utf-8")
@@ -299,7 +297,7 @@ def report(a: Args) -> int:
     from upgrade.report.html import write_report
     from upgrade.run.deployed import deployed_versions
 
-    with _fleet(a) as fleet:
+    with open_fleet(a) as fleet:
         observed, note = ({}, "") if a.offline else deployed_versions(fleet)
         view = write_report(fleet, a.rollout, Path(a.output) if a.output else None,
                             program=PROGRAM, observed=observed, observed_note=note)
@@ -317,7 +315,7 @@ def runners(a: Args) -> int:
     from upgrade.report.tables import runner_lines
 
     console = consoles()
-    with _fleet(a) as fleet:
+    with open_fleet(a) as fleet:
         problems = check_runners(fleet.inventory, fleet.hosts,
                                  astro_bin=fleet.control_plane.config.astro_bin)
         for line in runner_lines(fleet.inventory, problems):
@@ -341,7 +339,7 @@ def render(a: Args) -> int:
     console = consoles()
     options = RenderOptions(commit=a.commit or a.push, push=a.push,
                             branch=a.branch or DEFAULT_BRANCH)
-    with _fleet(a, target=a.target) as fleet:
+    with open_fleet(a, target=a.target) as fleet:
         result = fleet.plan(fleet.select(a.wave, a.limit), offline=a.offline, adopt=a.adopt)
         for p in result.deployments:
             if p.action in ("refuse", "blocked"):
@@ -374,7 +372,7 @@ def upgrade(a: Args) -> int:
     if a.skip_gate and not (a.reason or "").strip():
         raise InputError('--skip-gate needs --reason "why": it is recorded and shown in reports.')
     resume = _command_line(a.wave, a.limit)
-    with _fleet(a, target=a.target) as fleet:
+    with open_fleet(a, target=a.target) as fleet:
         inv = fleet.inventory
         book = load_playbook(Path(a.playbook) if a.playbook else inv.playbook.path)
         if not a.playbook and inv.playbook.packaged:
@@ -483,7 +481,7 @@ def approve(a: Args) -> int:
     from upgrade.run import rollout
 
     console = consoles()
-    with _fleet(a) as fleet:
+    with open_fleet(a) as fleet:
         rollout_id, pins, note = rollout.approve(
             fleet, a.wave, actor(), a.reason, command=f"{PROGRAM} approve --wave {a.wave}")
     if note:
@@ -500,7 +498,7 @@ def abandon(a: Args) -> int:
     from upgrade.run import rollout
 
     console = consoles()
-    with _fleet(a) as fleet:
+    with open_fleet(a) as fleet:
         ended = rollout.abandon(fleet, actor(), a.reason, command=f"{PROGRAM} abandon")
     if ended is None:
         console.say("no active rollout")
@@ -514,7 +512,7 @@ def unlock(a: Args) -> int:
     """Clear the journal lock left by a run that died (refused while a live run holds it)."""
     from upgrade.journal.backend import unlock as clear_lock
 
-    cleared = clear_lock(_load(a, check_repos=False).journal)
+    cleared = clear_lock(load(a, check_repos=False).journal)
     consoles().say(f"cleared: {cleared}" if cleared else "the journal was not locked")
     return EXIT_OK
 
@@ -528,7 +526,7 @@ def journal_export(a: Args) -> int:
     """Write the whole journal to a JSON-lines file, e.g. to move it to PostgreSQL."""
     from upgrade.journal.transfer import export_journal
 
-    done = export_journal(_load(a, check_repos=False).journal, Path(a.file))
+    done = export_journal(load(a, check_repos=False).journal, Path(a.file))
     consoles().say(f"exported {done.summary()} from {done.journal} to {done.file}")
     return EXIT_OK
 
@@ -538,79 +536,7 @@ def journal_import(a: Args) -> int:
     """Load a journal export into this inventory's journal, which must be empty."""
     from upgrade.journal.transfer import import_journal
 
-    done = import_journal(_load(a, check_repos=False).journal, Path(a.file),
+    done = import_journal(load(a, check_repos=False).journal, Path(a.file),
                           command=f"{PROGRAM} journal.import")
     consoles().say(f"imported {done.summary()} from {done.file} into {done.journal}")
-    return EXIT_OK
-
-
-# ------------------------------------------------------------------------ simulator
-# The simulator's commands read only the inventory's control_plane: they never need the
-# repos to exist (a demo stops the simulator before it creates them).
-
-
-@command("sim.start", INVENTORY, PORT, TIME_SCALE, FAULTS)
-def sim_start(a: Args) -> int:
-    """Start the local Astro control-plane simulator (state dir from the inventory)."""
-    from upgrade.run import simulator
-    from upgrade.sim import lifecycle
-
-    console = consoles()
-    state_dir = simulator.state_dir(_load(a, check_repos=False))
-    running = lifecycle.status(state_dir)
-    if running is not None:
-        console.say(f"simulator already running at {running.url} (pid {running.pid})")
-        return EXIT_OK
-    info = lifecycle.start(state_dir, port=a.port, time_scale=a.time_scale,
-                           faults=Path(a.faults) if a.faults else None)
-    console.say(f"simulator running at {info.url} (pid {info.pid}, state in {state_dir})")
-    return EXIT_OK
-
-
-@command("sim.stop", INVENTORY)
-def sim_stop(a: Args) -> int:
-    """Stop the simulator."""
-    from upgrade.run import simulator
-    from upgrade.sim import lifecycle
-
-    stopped = lifecycle.stop(simulator.state_dir(_load(a, check_repos=False)))
-    consoles().say("simulator stopped" if stopped else "no simulator was running")
-    return EXIT_OK
-
-
-@command("sim.status", INVENTORY)
-def sim_status(a: Args) -> int:
-    """Is the simulator running, and where (exit 0 when it is, 7 when not)."""
-    from upgrade.run import simulator
-    from upgrade.sim import lifecycle
-
-    info = lifecycle.status(simulator.state_dir(_load(a, check_repos=False)))
-    if info is None:
-        raise ServiceError(f"simulator: not running (start it with: {PROGRAM} sim.start)")
-    consoles().say(f"simulator: running at {info.url} (pid {info.pid})")
-    return EXIT_OK
-
-
-@command("sim.seed", INVENTORY)
-def sim_seed(a: Args) -> int:
-    """Create the inventory's Deployments in the simulator at their Dockerfiles' versions."""
-    from upgrade.run import simulator
-
-    console = consoles()
-    with _fleet(a) as fleet:
-        url, count, skipped = simulator.seed(fleet)
-    console.say(f"seeded {count} Deployments into the simulator at {url}")
-    for line in skipped:
-        console.note(f"skipped {line}")
-    return EXIT_OK
-
-
-@command("sim.reset", INVENTORY)
-def sim_reset(a: Args) -> int:
-    """Forget every simulated Deployment and fault."""
-    from upgrade.run import simulator
-    from upgrade.sim import lifecycle
-
-    lifecycle.reset(simulator.url(_load(a, check_repos=False)))
-    consoles().say("simulator reset")
     return EXIT_OK
