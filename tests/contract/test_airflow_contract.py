@@ -293,31 +293,25 @@ def test_a_stopped_scheduler_fails_the_health_check(airflow, verify) -> None:
         restart(airflow, "scheduler")
 
 
-def test_a_stopped_triggerer_fails_the_health_check(airflow, verify) -> None:
-    airflow.kill("triggerer", signal.SIGTERM)
+def _stopped_component_fails_the_health_check(airflow, verify, process: str, key: str) -> None:
+    """Stop ``process``, wait until /health calls ``key`` unhealthy; the check must fail."""
+    airflow.kill(process, signal.SIGTERM)
     try:
-        airflow.wait_exit("triggerer")
-        airflow.wait_for(lambda h: h["triggerer"]["status"] == "unhealthy", 60,
-                         "triggerer unhealthy")
+        airflow.wait_exit(process)
+        airflow.wait_for(lambda h: h[key]["status"] == "unhealthy", 60, f"{key} unhealthy")
         verdict = verify("health", timeout=8)
         [result] = verdict.results
         assert result.status == "fail"
-        assert "triggerer is unhealthy" in result.message
+        assert f"{key} is unhealthy" in result.message
     finally:
-        restart(airflow, "triggerer")
+        restart(airflow, process)
+
+
+def test_a_stopped_triggerer_fails_the_health_check(airflow, verify) -> None:
+    _stopped_component_fails_the_health_check(airflow, verify, "triggerer", "triggerer")
 
 
 def test_a_stopped_dag_processor_fails_the_health_check(airflow, verify) -> None:
     if airflow.major == 2:
         pytest.skip("Airflow 2 (as Astro runs it) has no standalone DAG processor")
-    airflow.kill("dag-processor", signal.SIGTERM)
-    try:
-        airflow.wait_exit("dag-processor")
-        airflow.wait_for(lambda h: h["dag_processor"]["status"] == "unhealthy", 60,
-                         "DAG processor unhealthy")
-        verdict = verify("health", timeout=8)
-        [result] = verdict.results
-        assert result.status == "fail"
-        assert "dag_processor is unhealthy" in result.message
-    finally:
-        restart(airflow, "dag-processor")
+    _stopped_component_fails_the_health_check(airflow, verify, "dag-processor", "dag_processor")
