@@ -9,11 +9,10 @@ is sent as a Bearer header and never printed.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from upgrade.sim import apitoken
+from upgrade.sim import apitoken, jsoncodec
 from upgrade.sim.client import SimConnectionError, request
 
 NO_WORKSPACE = (
@@ -100,7 +99,7 @@ class Context:
             verb = method.capitalize()
             raise CliError(f'{verb} "{self.base_url}{path}": {exc}') from exc
         try:
-            payload = json.loads(raw) if raw else None
+            payload = jsoncodec.loads(raw) if raw else None
         except ValueError:
             payload = None
         return status, headers, payload

@@ -5,17 +5,12 @@ Ported from ``astronomer/astro-cli airflow_versions/runtime_versions.go``
 parts of ``golang.org/x/mod/semver`` it relies on. The simulator must behave
 like Astro, so it deliberately does not use the project's own version model.
 
-Go's ``\\d`` is ASCII-only and its ``$`` anchors at the very end of the text,
-hence ``[0-9]`` and ``fullmatch`` below.
+Go's ``\\d`` is ASCII-only and its ``$`` anchors at the very end of the text; the
+new-format pattern is matched by hand (``re`` would cost every ``astro-sim deploy`` about
+8 ms of CPU to import), digit by ASCII digit, to the very end.
 """
 
 from __future__ import annotations
-
-import re
-from functools import cache
-
-_NEW_FORMAT = re.compile(r"([0-9]+)\.([0-9]+)-([0-9]+)(?:[.-](.+))?", re.DOTALL)
-
 
 # (major, minor, patch, prerelease-with-leading-"-" or ""); a plain tuple keeps
 # the CLI's import time low (no dataclasses/inspect).
@@ -80,9 +75,17 @@ def _parse_build(v: str) -> tuple[str, str] | None:
 
 # A deploy orders every version of the release feed (hundreds of comparisons of the same
 # few strings); parsing each string once halves the command's own work.
-@cache
+_PARSED: dict[str, _Semver | None] = {}
+
+
 def _parse(v: str) -> _Semver | None:
     """x/mod semver.parse: ``vX``, ``vX.Y`` shorthands; prerelease only after X.Y.Z."""
+    if v not in _PARSED:
+        _PARSED[v] = _parse_uncached(v)
+    return _PARSED[v]
+
+
+def _parse_uncached(v: str) -> _Semver | None:
     if not v or v[0] != "v":
         return None
     got = _parse_int(v[1:])
@@ -160,6 +163,10 @@ def semver_compare(v: str, w: str) -> int:
         return -1
     if pw is None:
         return 1
+    return _compare_parsed(pv, pw)
+
+
+def _compare_parsed(pv: _Semver, pw: _Semver) -> int:
     for a, b in zip(pv[:3], pw[:3], strict=True):
         c = _compare_int(a, b)
         if c:
@@ -171,17 +178,50 @@ def _strip_v(version: str) -> str:
     return version[1:] if version.startswith("v") else version
 
 
+def _digits(s: str) -> tuple[str, str]:
+    end = 0
+    while end < len(s) and "0" <= s[end] <= "9":
+        end += 1
+    return s[:end], s[end:]
+
+
+_NEW_FORMATS: dict[str, tuple[str, str, str, str] | None] = {}
+
+
+def _new_format(version: str) -> tuple[str, str, str, str] | None:
+    """astro-cli's ``^(\\d+)\\.(\\d+)-(\\d+)(?:[.-](.+))?$`` (DOTALL): the four groups, or None."""
+    if version not in _NEW_FORMATS:
+        _NEW_FORMATS[version] = _match_new_format(version)
+    return _NEW_FORMATS[version]
+
+
+def _match_new_format(version: str) -> tuple[str, str, str, str] | None:
+    major, rest = _digits(version)
+    if not major or rest[:1] != ".":
+        return None
+    minor, rest = _digits(rest[1:])
+    if not minor or rest[:1] != "-":
+        return None
+    build, rest = _digits(rest[1:])
+    if not build:
+        return None
+    if rest and (rest[0] not in ".-" or len(rest) == 1):
+        return None
+    return major, minor, build, rest[1:]
+
+
 def is_new_format(version: str) -> bool:
     """True for Airflow 3 era ``A.B-N[...]`` strings (no ``v`` stripping, as in Go)."""
-    return _NEW_FORMAT.fullmatch(version) is not None
+    return _new_format(version) is not None
 
 
 def _normalize(version: str) -> str:
-    m = _NEW_FORMAT.fullmatch(version)
-    if m is None:
+    groups = _new_format(version)
+    if groups is None:
         return version
-    out = f"{m.group(1)}.{m.group(2)}.{m.group(3)}"
-    return out + "-" + m.group(4) if m.group(4) else out
+    major, minor, build, suffix = groups
+    out = f"{major}.{minor}.{build}"
+    return out + "-" + suffix if suffix else out
 
 
 def is_valid_runtime_version(version: str) -> bool:
@@ -189,22 +229,32 @@ def is_valid_runtime_version(version: str) -> bool:
     return _parse("v" + _normalize(_strip_v(version))) is not None
 
 
+_CLASSIFIED: dict[str, tuple[bool, _Semver | None]] = {}
+
+
+def _classify(version: str) -> tuple[bool, _Semver | None]:
+    """(new format, the parsed semver or None when invalid), once per distinct string."""
+    if version not in _CLASSIFIED:
+        stripped = _strip_v(version)
+        _CLASSIFIED[version] = (is_new_format(stripped), _parse("v" + _normalize(stripped)))
+    return _CLASSIFIED[version]
+
+
 def compare_runtime_versions(v1: str, v2: str) -> int:
     """astro-cli CompareRuntimeVersions: -1, 0 or 1."""
-    valid1, valid2 = is_valid_runtime_version(v1), is_valid_runtime_version(v2)
-    if not valid1 and not valid2:
+    new1, parsed1 = _classify(v1)
+    new2, parsed2 = _classify(v2)
+    if parsed1 is None and parsed2 is None:
         return 0
-    if not valid1:
+    if parsed1 is None:
         return -1
-    if not valid2:
+    if parsed2 is None:
         return 1
-    v1, v2 = _strip_v(v1), _strip_v(v2)
-    new1, new2 = is_new_format(v1), is_new_format(v2)
     if new1 and not new2:
         return 1
     if new2 and not new1:
         return -1
-    return semver_compare("v" + _normalize(v1), "v" + _normalize(v2))
+    return _compare_parsed(parsed1, parsed2)
 
 
 def runtime_version_major(version: str) -> str:
