@@ -14,6 +14,7 @@ Route map (all JSON):
     GET|PATCH /d/{id}/api/vN/dags/{dag}, POST|GET .../dagRuns[/{run}[/taskInstances]]
                                                         (upgrade.sim.airflow_api)
     GET  /astronomer-runtime                                           (runtime feed)
+    POST /_sim/build {"dockerfile": text}   the built image's Runtime label (image_label)
     *    /_sim/...                                                     (admin, no auth)
 """
 
@@ -23,7 +24,7 @@ import os
 import time
 
 from upgrade.errors import InputError, UpgradeError
-from upgrade.sim import airflow_api, apitoken, views
+from upgrade.sim import airflow_api, apitoken, image_label, views
 from upgrade.sim.httpserver import Request, Response, json_response
 from upgrade.sim.state import Conflict, NotFound, SimState, now
 
@@ -275,6 +276,8 @@ class SimApp:
             return self._admin_deployments(request, parts[1:], t)
         if parts and parts[0] == "faults":
             return self._admin_faults(request, parts[1:])
+        if parts == ["build"] and method == "POST":
+            return self._build(request)
         if len(parts) == 2 and parts[0] == "deploy-attempt" and method == "POST":
             return json_response(200, {"noop": state.deploy_attempt(parts[1])})
         if len(parts) == 3 and parts[0] == "registry" and method == "PUT":
@@ -287,6 +290,17 @@ class SimApp:
             digest = state.push_image(doc, parts[2], body if isinstance(body, dict) else {})
             return json_response(201, {"status": "pushed", "digest": digest})
         return self._astro_error(404, "Not found")
+
+    def _build(self, request: Request) -> Response:
+        """What Docker's daemon does for ``astro deploy``: build, then read the label."""
+        body = request.json()
+        text = body.get("dockerfile") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            raise InputError('build: expected {"dockerfile": "<the Dockerfile\'s text>"}')
+        floating = image_label.floating_tags(self.state.catalog.feed())
+        base = image_label.read_base_image(text, floating)
+        return json_response(200, {"firstFrom": base.first_from, "image": base.image,
+                                   "label": base.label})
 
     def _admin_deployments(self, request: Request, rest: list[str], t: float) -> Response:
         state, method = self.state, request.method

@@ -11,11 +11,8 @@ Refusals that astro-cli ends with ``os.Exit(1)`` print to stdout only.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
 from upgrade.sim import gitmeta
 from upgrade.sim.clicontext import (
@@ -27,7 +24,6 @@ from upgrade.sim.clicontext import (
     select_deployment,
 )
 from upgrade.sim.goformat import parse_go_duration
-from upgrade.sim.image_label import read_base_image
 from upgrade.sim.runtime_compare import airflow_major, compare_runtime_versions
 
 UNCOMMITTED = (
@@ -97,31 +93,22 @@ def latest_stable(feed: dict) -> str:
     return best
 
 
-def floating_tags(feed: dict) -> dict[str, str]:
-    """astro-cli ResolveFloatingTag for every ``A.B`` of runtimeVersionsV3."""
-    out_map: dict[str, str] = {}
-    for version, entry in (feed.get("runtimeVersionsV3") or {}).items():
-        if (entry.get("metadata") or {}).get("yanked"):
-            continue
-        floating = version.split("-", 1)[0]
-        if floating not in out_map or compare_runtime_versions(version, out_map[floating]) > 0:
-            out_map[floating] = version
-    return out_map
-
-
-def config_deployment_id(project: Path) -> str:
+def config_deployment_id(project: str) -> str:
     """``project.deployment`` from ``.astro/config.yaml`` (saved by ``astro deploy --save``)."""
+    import re  # only a deploy without a Deployment ID reads the saved one
+
     try:
-        text = (project / ".astro" / "config.yaml").read_text(encoding="utf-8")
+        with open(os.path.join(project, ".astro", "config.yaml"), encoding="utf-8") as handle:
+            text = handle.read()
     except OSError:
         return ""
     m = re.search(r"^\s+deployment:\s*['\"]?([A-Za-z0-9._-]+)", text, re.MULTILINE)
     return m.group(1) if m else ""
 
 
-def dag_files(dags: Path) -> list[Path]:
-    """Every ``.py`` file under the DAGs folder."""
-    return sorted(dags.rglob("*.py")) if dags.is_dir() else []
+def has_dags(dags: str) -> bool:
+    """True when a ``.py`` file is anywhere under the DAGs folder."""
+    return any(name.endswith(".py") for _, _, files in os.walk(dags) for name in files)
 
 
 def _answer_yes() -> bool:
@@ -156,8 +143,8 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
             raise CliError(
                 f"astro-sim does not simulate `astro deploy --{name}`; see docs/simulator.md"
             )
-    project = Path.cwd()
-    if not (project / ".astro" / "config.yaml").is_file():
+    project = os.getcwd()
+    if not os.path.isfile(os.path.join(project, ".astro", "config.yaml")):
         raise CliError(NOT_PROJECT)
 
     deployment_id = args[0] if args else ""
@@ -223,9 +210,9 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
     }
 
     env_file = str(values["env"])
-    if not Path(env_file).exists() and env_file != ".env":
+    if not os.path.exists(env_file) and env_file != ".env":
         raise CliError(f"Env file path is incorrect:  {env_file}")
-    dags = dag_files(project / "dags")
+    dags = has_dags(os.path.join(project, "dags"))
     # -f skips the prompt (the Go source read at one commit did
     # not check -f; the reference, which the project follows, says it does).
     no_dags = deployment.get("isDagDeployEnabled") and not dags and not values["force"]
@@ -239,31 +226,26 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
     _docker_build_lines(deployment)
     _sleep(timing["build-seconds"])
     feed = ctx.api("GET", "/astronomer-runtime")
-    try:
-        base = read_base_image(project / "Dockerfile", floating_tags(feed))
-    except OSError as exc:
-        path = project / "Dockerfile"
-        raise CliError(
-            f"failed to parse dockerfile: {path}: open {path}: no such file or directory"
-        ) from exc
-    if base.label is None:
-        out(NOT_RUNTIME.format(image=base.first_from))
+    image = _build(ctx, os.path.join(project, "Dockerfile"))
+    label = image.get("label")
+    if not isinstance(label, str):
+        out(NOT_RUNTIME.format(image=image.get("firstFrom", "")))
         out("Canceling deploy...")
         raise CliExit(1)
     options = ctx.api("GET", f"/v1/organizations/{org}/deployment-options")
     versions = [r["version"] for r in options.get("runtimeReleases") or []]
-    if not valid_runtime_version(deployment.get("runtimeVersion", ""), base.label, versions):
+    if not valid_runtime_version(deployment.get("runtimeVersion", ""), label, versions):
         out("Canceling deploy...")
         raise CliExit(1)
     latest = latest_stable(feed)
-    if latest and compare_runtime_versions(base.label, latest) < 0:
+    if latest and compare_runtime_versions(label, latest) < 0:
         out(
-            f"WARNING! You are currently running Astro Runtime Version {base.label}\n"
+            f"WARNING! You are currently running Astro Runtime Version {label}\n"
             f"Consider upgrading to the latest version, Astro Runtime {latest}"
         )
 
     if dags:
-        if compare_runtime_versions(base.label, "4.1.0") < 0:
+        if compare_runtime_versions(label, "4.1.0") < 0:
             out("\nruntime image is earlier than 4.1.0, this deploy will skip DAG parse...")
         elif not values["force"] or values["parse"]:
             out("Testing image...")
@@ -281,7 +263,7 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
     status, _, pushed = ctx.call(
         "PUT",
         f"/_sim/registry/{deployment_id}/{tag}",
-        {"runtimeVersion": base.label, "image": base.image},
+        {"runtimeVersion": label, "image": image.get("image")},
     )
     if status // 100 != 2 or not isinstance(pushed, dict):
         raise CliError(api_error_message(status, pushed))
@@ -338,6 +320,22 @@ def _pick(ctx: Context, workspace: str, deployment_id: str, name: str) -> dict:
     return ctx.get_deployment(chosen["id"])
 
 
+def _build(ctx: Context, dockerfile: str) -> dict:
+    """The image's Runtime label, as ``docker build`` would stamp it (upgrade.sim.image_label).
+
+    The simulator's server does the build, as Docker's daemon would: see image_label.
+    """
+    try:
+        with open(dockerfile, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise CliError(
+            f"failed to parse dockerfile: {dockerfile}: open {dockerfile}: "
+            "no such file or directory"
+        ) from exc
+    return ctx.api("POST", "/_sim/build", {"dockerfile": text})
+
+
 def _docker_build_lines(deployment: dict) -> None:
     # Docker's own output, abridged; astro-cli passes it through unchanged.
     out("#1 [internal] load build definition from Dockerfile")
@@ -349,6 +347,8 @@ def _docker_build_lines(deployment: dict) -> None:
 
 
 def _tarball_version() -> str:
+    from datetime import UTC, datetime  # only DAG bundles need it
+
     stamp = datetime.now(UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}0Z"
 

@@ -9,42 +9,76 @@ the branch (``HEAD`` when detached), the head commit's sha and author name (read
 a JSON-shaped ``git log`` format, so a ``"`` or ``\\`` in the name drops everything) and
 its message's first line, cut at 72 bytes. A remote on exactly ``github.com`` is sent as
 provider ``GITHUB`` with ``account``, ``repo`` and ``commitUrl``; any other as ``GENERIC``
-with the raw ``remoteUrl``. The author's email is read but never sent. ``deploy.git_metadata:
-false`` in the project's ``.astro/config.yaml`` (else ``$ASTRO_HOME/.astro/config.yaml``,
-else ``~/.astro/config.yaml``) turns it off; no environment variable does.
+with the raw ``remoteUrl``. The author's email is read but never sent.
+``deploy.git_metadata: false`` in the project's ``.astro/config.yaml`` (else
+``$ASTRO_HOME/.astro/config.yaml``, else ``~/.astro/config.yaml``) turns it off; no
+environment variable does. The same values are read in five git runs rather than
+astro-cli's seven (its two ``rev-parse`` and its two ``log`` runs each become one): each
+git run costs a deploy about 2.5 ms of CPU.
 
-Stdlib only: ``astro-sim`` imports this.
+Stdlib only, and only its cheapest parts: every ``astro-sim deploy`` imports this, and
+``subprocess``, ``pathlib``, ``re``, ``json`` and ``urllib.parse`` would cost each deploy
+about 25 ms of CPU to import (benchmarks/sim_cli.py); git runs through ``os.posix_spawnp``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import subprocess
-from collections.abc import Callable
-from pathlib import Path
-from urllib.parse import urlsplit
+
+from upgrade.sim import jsoncodec
+
+TYPE_CHECKING = False  # typing's own import would cost each deploy more than it saves
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+Path = str | os.PathLike[str]
 
 MAX_MESSAGE_BYTES = 72
 DIRTY_NOTE = "Local repository has uncommitted changes, skipping Git metadata retrieval"
-_FORMAT = '--pretty=format:{"sha":"%H","name":"%an","email":"%ae"}'
+# The JSON-shaped line astro-cli reads, then (after a NUL, which no name can hold) the message.
+_FORMAT = '--pretty=format:{"sha":"%H","name":"%an","email":"%ae"}%x00%B'
 
 
 class _Skip(Exception):
     """One step failed: astro-cli drops all the metadata (and logs it at debug level)."""
 
 
-def _git(path: Path, *args: str) -> str:
-    """``git -C path args``, its output trimmed as astro-cli's runGitCommand trims it."""
+def _git(path: Path, *args: str, trim: bool = True) -> str:
+    """``git -C path args``, its output trimmed as astro-cli's runGitCommand trims it.
+
+    stdout and stderr share one pipe, as Go's ``CombinedOutput`` makes them share one buffer.
+    """
+    read_end, write_end = os.pipe()
     try:
-        done = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True,
-                              check=False)
-    except OSError as exc:
-        raise _Skip(str(exc)) from exc
-    if done.returncode != 0:
-        raise _Skip(done.stderr.strip())
-    return (done.stdout + done.stderr).strip()  # CombinedOutput
+        try:
+            pid = os.posix_spawnp("git", ["git", "-C", os.fspath(path), *args], _environment(),
+                                  file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1),
+                                                (os.POSIX_SPAWN_DUP2, write_end, 2)])
+        except OSError as exc:
+            raise _Skip(str(exc)) from exc
+        finally:
+            os.close(write_end)
+        chunks = []
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    output = b"".join(chunks).decode("utf-8", errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise _Skip(output.strip())
+    return output.strip() if trim else output
+
+
+_ENVIRONMENT: list[dict[bytes, bytes]] = []
+
+
+def _environment() -> dict[bytes, bytes]:
+    # os.environ as bytes, once: handing os.environ itself to posix_spawnp decodes and
+    # encodes every variable again on each of a deploy's git runs.
+    if not _ENVIRONMENT:
+        _ENVIRONMENT.append(dict(os.environb))
+    return _ENVIRONMENT[0]
 
 
 def is_git_repository(path: Path) -> bool:
@@ -70,8 +104,8 @@ def has_uncommitted_changes(path: Path) -> bool:
 def parse_remote(url: str) -> tuple[str, str]:
     """(host, path) of a remote as astro-cli's parseGitURL reads it; _Skip when it cannot."""
     if "://" in url:
-        parts = urlsplit(url)
-        host, path = parts.netloc.rsplit("@", 1)[-1], parts.path
+        netloc, path = _netloc_and_path(url)
+        host = netloc.rsplit("@", 1)[-1]
     else:
         pieces = url.split(":")
         if len(pieces) != 2:
@@ -83,27 +117,62 @@ def parse_remote(url: str) -> tuple[str, str]:
     return host, path.removesuffix(".git")
 
 
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
+
+
+def _netloc_and_path(url: str) -> tuple[str, str]:
+    """``urllib.parse.urlsplit(url)``'s netloc and path."""
+    url = url.lstrip(_C0_OR_SPACE).replace("\t", "").replace("\r", "").replace("\n", "")
+    rest = url
+    colon = url.find(":")
+    if colon > 0 and url[0].isascii() and url[0].isalpha() and _SCHEME_CHARS.issuperset(
+            url[:colon]):
+        rest = url[colon + 1:]
+    netloc = ""
+    if rest[:2] == "//":
+        rest = rest[2:]
+        end = min([i for i in (rest.find(c) for c in "/?#") if i >= 0], default=len(rest))
+        netloc, rest = rest[:end], rest[end:]
+    end = min([i for i in (rest.find(c) for c in "?#") if i >= 0], default=len(rest))
+    return netloc, rest[:end]
+
+
 def enabled(project: Path, env: dict[str, str] | None = None) -> bool:
     """``deploy.git_metadata`` (default true): the project's config, else the global one."""
     env = dict(os.environ) if env is None else env
-    home = Path(env.get("ASTRO_HOME") or Path.home())
-    for config in (project / ".astro" / "config.yaml", home / ".astro" / "config.yaml"):
+    home = env.get("ASTRO_HOME") or os.path.expanduser("~")
+    for config in (os.path.join(project, ".astro", "config.yaml"),
+                   os.path.join(home, ".astro", "config.yaml")):
         value = _deploy_git_metadata(config)
         if value is not None:
             return value.strip("'\"").lower() != "false"
     return True
 
 
-def _deploy_git_metadata(config: Path) -> str | None:
+def _deploy_git_metadata(config: str) -> str | None:
+    """``deploy.git_metadata``'s raw value: the first non-blank token after the key, on an
+    indented line of the top-level ``deploy:`` block (indented or blank lines)."""
     try:
-        text = config.read_text(encoding="utf-8")
+        with open(config, encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
     except OSError:
         return None
-    block = re.search(r"^deploy:[ \t]*\n((?:[ \t]+.*\n?|[ \t]*\n)*)", text, re.MULTILINE)
-    if block is None:
+    blank = " \t"
+    for i, line in enumerate(lines):
+        if not (line.startswith("deploy:") and i + 1 < len(lines)
+                and not line[len("deploy:"):].strip(blank)):
+            continue
+        for inner in lines[i + 1:]:
+            if inner.strip(blank) and inner[:1] not in blank:
+                break  # the block ends at the next line that starts in column 0
+            key = inner.lstrip(blank)
+            if key != inner and key.startswith("git_metadata:"):
+                value = key[len("git_metadata:"):].lstrip(blank).split()
+                if value:
+                    return value[0]
         return None
-    m = re.search(r"^[ \t]+git_metadata:[ \t]*(\S+)", block.group(1), re.MULTILINE)
-    return m.group(1) if m else None
+    return None
 
 
 def collect(path: Path, say: Callable[[str], object] = print) -> tuple[dict | None, str]:
@@ -114,13 +183,16 @@ def collect(path: Path, say: Callable[[str], object] = print) -> tuple[dict | No
     try:
         remote = _git(path, "remote", "get-url", "origin")
         host, remote_path = parse_remote(remote)
-        prefix = _git(path, "rev-parse", "--show-prefix").removesuffix("/")
-        branch = _git(path, "rev-parse", "--abbrev-ref", "HEAD")
+        # Two lines, each trimmed as astro-cli trims the output of its own rev-parse run.
+        prefix, _, branch = _git(path, "rev-parse", "--show-prefix", "--abbrev-ref", "HEAD",
+                                 trim=False).partition("\n")
+        prefix, branch = prefix.strip().removesuffix("/"), branch.strip()
+        line, _, body = _git(path, "log", "-1", _FORMAT, "HEAD").partition("\x00")
         try:
-            head = json.loads(_git(path, "log", "-1", _FORMAT, "HEAD"))
+            head = jsoncodec.loads(line)
         except ValueError as exc:
             raise _Skip("unreadable commit") from exc
-        first = _git(path, "log", "-1", "--pretty=%B", "HEAD").split("\n")[0]
+        first = body.strip().split("\n")[0]
         message = first.encode()[:MAX_MESSAGE_BYTES].decode(errors="replace")
         meta: dict[str, str] = {"commitSha": str(head["sha"])}
         if host == "github.com":
