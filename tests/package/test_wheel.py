@@ -32,6 +32,7 @@ def test_the_wheel_installs_and_runs_a_wave_outside_the_checkout(tmp_path: Path)
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(ROOT / "pyproject.toml", src)
+    shutil.copytree(ROOT / "bin", src / "bin")
     shutil.copytree(ROOT / "upgrade", src / "upgrade",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
