@@ -347,10 +347,9 @@ def _docker_build_lines(deployment: dict) -> None:
 
 
 def _tarball_version() -> str:
-    from datetime import UTC, datetime  # only DAG bundles need it
-
-    stamp = datetime.now(UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}0Z"
+    # time, not datetime: datetime's import would cost every DAG-deploying call ~2 ms.
+    seconds, fraction = divmod(time.time_ns() // 1000, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)) + f"{fraction:06d}0Z"
 
 
 def _health_poll(ctx: Context, deployment_id: str, timing: dict, wait_time: float) -> None:
