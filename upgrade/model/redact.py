@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 REDACTED = "***"
@@ -39,8 +40,10 @@ _URL_PASSWORD = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True for environment variable names whose values must never be shown."""
+    # Cached: every redactor built from the environment asks about the same few names.
     return bool(_SECRET_NAME.search(name))
 
 

@@ -119,15 +119,28 @@ class RuntimeVersion:
         return self.major, self.minor
 
 
+# Versions already parsed, by their text: a run reads the same few versions back from the
+# journal and the catalog thousands of times, and a shared (immutable) instance also keeps
+# its ordering key, whose packaging.Version parse is the costly part of a comparison.
+_PARSED: dict[str, RuntimeVersion] = {}
+_PARSED_MAX = 4096
+
+
 def parse_version(text: str, *, source: str = "") -> RuntimeVersion:
     """Parse one exact Runtime version (``12.4.0``, ``3.1-12``); raise VersionError otherwise."""
     value = text.strip()
+    known = _PARSED.get(value)
+    if known is not None:
+        return known
     _check_length(value, source, "version")
     for scheme, pattern in (("af3", _AF3_RE), ("af2", _AF2_RE)):
         m = pattern.match(value)
         if m and all(_NUM.match(g) for g in m.groups()[:3]):
             major, minor, patch = (int(g) for g in m.groups()[:3])
-            return RuntimeVersion(scheme, major, minor, patch, m.group(4), raw=value)  # type: ignore[arg-type]
+            version = RuntimeVersion(scheme, major, minor, patch, m.group(4), raw=value)  # type: ignore[arg-type]
+            if len(_PARSED) < _PARSED_MAX:
+                _PARSED[value] = version
+            return version
     hint = ""
     if re.match(r"^\d+(\.\d+)?(\.x)?$", value) or value == "latest":
         hint = " It is a floating spec; resolve it against the catalog to get an exact version."
