@@ -176,3 +176,21 @@ def test_without_allow_airflow3_an_airflow3_only_target_leaves_it_not_targeted(
     c360 = by_name(plan(path))["c360-d"]
     assert c360.action == "not_targeted"
     assert c360.reason.endswith("does not name (set allow_airflow3: true to migrate it)")
+
+
+def test_a_repo_without_its_dockerfile_is_refused_at_its_inventory_entry(tmp_path: Path) -> None:
+    # Found by tests/hostile: a template-managed repo (the loader does not require its
+    # Dockerfile) at `path: ~root`, a directory that is no Astro project.
+    path = write_fleet(tmp_path, {"target": "13"}, {
+        "plain": (f"{AF2_IMAGE}:12.1.0", {}),
+        "managed": (f"{AF2_IMAGE}:12.1.0", {"template": {"name": "standard.Dockerfile.j2"}}),
+    })
+    (tmp_path / "repos" / "managed" / "Dockerfile").unlink()
+    refused = by_name(plan(path))["managed-d"]
+    line = path.read_text().splitlines().index("  managed:") + 1
+    assert (refused.action, refused.refusal) == ("refuse", "input")
+    assert refused.reason == (
+        f"{path}:{line}: repos.managed: {tmp_path}/repos/managed/Dockerfile does not exist. "
+        "Point 'path' at the Astro project's checkout, or set 'dockerfile' to its Dockerfile "
+        "(relative to 'path').")
+    assert by_name(plan(path))["plain-d"].action == "upgrade"

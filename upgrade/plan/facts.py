@@ -47,6 +47,9 @@ class RepoFile:
     # is not where the inventory says); None for a file that is there but wrong.
     blocked: str | None = None
     line: int | None = None  # where in the file the error is, when it is at one line
+    # The inventory's ``path``/``dockerfile`` of the repo is what is wrong: the message is
+    # located at the repo's entry in the inventory, not in a file that is not there.
+    in_inventory: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,12 @@ def _read(repo: Repo, host_for: Callable[[Repo], Host]) -> RepoFile:
             return RepoFile(host.read_text(str(repo.path / repo.dockerfile)))
         except FileNotFoundError:
             if host.exists(str(repo.path)):
-                return RepoFile(None, "file not found")
-            return RepoFile(None, f"repo '{repo.name}': its path {repo.path} does not exist on "
-                            f"runner {repo.runner}. Clone the repo there, or fix its 'path' in "
-                            "the inventory.", blocked="input")
+                return RepoFile(None, f"{repo.dockerfile_path} does not exist. Point 'path' at "
+                                "the Astro project's checkout, or set 'dockerfile' to its "
+                                "Dockerfile (relative to 'path').", in_inventory=True)
+            return RepoFile(None, f"its path {repo.path} does not exist on runner "
+                            f"{repo.runner}. Clone the repo there, or fix its 'path' in the "
+                            "inventory.", blocked="input", in_inventory=True)
         except UnicodeDecodeError as exc:
             line = exc.object[: exc.start].count(b"\n") + 1
             return RepoFile(None, f"byte {exc.object[exc.start]:#04x} is not UTF-8; this tool "

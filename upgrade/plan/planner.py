@@ -141,6 +141,9 @@ def _base(inventory: Inventory, repo: Repo, file: RepoFile | None
           ) -> tuple[BaseImage | None, str | None]:
     """The Dockerfile's Astro base image, or why it cannot be read."""
     shown = display_path(inventory, repo)
+    if file is not None and file.in_inventory:
+        where = f"{inventory.file}:{repo.line}: " if repo.line else ""
+        return None, f"{where}repos.{repo.name}: {file.error}"
     if file is None or file.text is None:
         at = f"{shown}:{file.line}" if file is not None and file.line else shown
         return None, (file.error if file is not None and file.blocked
