@@ -25,7 +25,7 @@ Shapes it refuses, each with ``file:line`` and what to do:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from upgrade.errors import DockerfileError, VersionError
 from upgrade.model.dockerfile_reader import AstroFrom, Refusal, Scan, read_dockerfile, via
@@ -46,6 +46,8 @@ class BaseImage:
     image: ImageRef  # the effective image, ARG defaults resolved
     version: RuntimeVersion  # pinned version (unpinned/latest/floating is refused)
     arg: str | None  # name of the ARG that carries the version or the image, if any
+    # How the file was read, so a retarget of the same text need not read it again.
+    scan: Scan | None = field(default=None, compare=False, repr=False)
 
 
 def find_base_image(text: str, *, path: str) -> BaseImage:
@@ -54,10 +56,17 @@ def find_base_image(text: str, *, path: str) -> BaseImage:
     return _base_image(scan, path)
 
 
-def retarget(text: str, version: RuntimeVersion, *, path: str) -> str:
-    """Return ``text`` with the Astro base image moved to ``version``, changing nothing else."""
-    scan = _scan_or_raise(text, path)
-    base = _base_image(scan, path)
+def retarget(text: str, version: RuntimeVersion, *, path: str,
+             base: BaseImage | None = None) -> str:
+    """Return ``text`` with the Astro base image moved to ``version``, changing nothing else.
+
+    ``base`` is what :func:`find_base_image` found in ``text`` (when the caller has it):
+    the file is then not read a second time. One found in another text is ignored.
+    """
+    if base is None or base.scan is None or base.scan.text != text:
+        base = find_base_image(text, path=path)
+    scan = base.scan
+    assert scan is not None
     if version == base.version:
         return text
     if version < base.version:
@@ -101,6 +110,7 @@ def _base_image(scan: Scan, path: str) -> BaseImage:
         image=first.image,
         version=first.image.version,
         arg=version_span[3],
+        scan=scan,
     )
 
 

@@ -23,6 +23,8 @@ _HEREDOC = re.compile(r"<<(-?)[ \t]*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(\}|:?[-+?=])|([A-Za-z_][A-Za-z0-9_]*))")
 _HYPHEN_TYPO = re.compile(r"astro-runtime-\d")
+# Runs of characters that no quote, escape or variable state changes, per escape character.
+_PLAIN = {escape: re.compile(f"[^{re.escape(escape)}\"'$]+") for escape in ("\\", "`")}
 
 # Far above any real Dockerfile (the largest Astro projects' are a few KB) and image
 # reference (Docker caps a reference at 255 characters); past these a file is refused
@@ -101,6 +103,7 @@ class AstroFrom:
 class Scan:
     """Everything the engine learned about one file."""
 
+    text: str  # the file as read
     lines: list[str]  # split on "\n"; a CRLF line keeps its "\r"
     astro: list[AstroFrom] = field(default_factory=list)
     others: list[tuple[int, Word]] = field(default_factory=list)  # non-Astro FROMs
@@ -119,7 +122,7 @@ def read_dockerfile(text: str) -> Scan:
     _check_characters(lines)
     bodies = [line[:-1] if line.endswith("\r") else line for line in lines]
     escape, first = _directives(bodies)
-    scan = Scan(lines)
+    scan = Scan(text, lines)
     table: dict[str, tuple[int, Word | None, Unresolved | None]] = {}
     late: dict[str, int] = {}  # ARGs declared after the first FROM: invisible to FROM lines
     stages: dict[str, AstroFrom | None] = {}  # stage name -> the Astro FROM it is rooted in
@@ -370,8 +373,19 @@ def _expand(
         chars.append(char)
         origins.append((line, col + offset, arg))
 
+    plain = _PLAIN[escape]
     index, quote = 0, None
     while index < len(raw):
+        run = plain.match(raw, index)
+        if run is not None:
+            # Characters that are themselves in every quoting state, taken as one run (an
+            # image reference is mostly such characters; one call per character was half
+            # of reading a Dockerfile).
+            end = run.end()
+            chars.extend(raw[index:end])
+            origins.extend([(line, col + offset, arg) for offset in range(index, end)])
+            index = end
+            continue
         char = raw[index]
         if quote == "'":
             if char == "'":

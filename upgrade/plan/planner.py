@@ -195,7 +195,7 @@ def _rewrite(inventory: Inventory, repo: Repo, text: str, base: BaseImage,
              target: RuntimeVersion, catalog: Catalog, options: PlanOptions) -> str:
     shown = display_path(inventory, repo)
     if repo.template is None:
-        return retarget(text, target, path=shown)
+        return retarget(text, target, path=shown, base=base)
     return _render_managed(inventory, repo, text, base, target, catalog, options, shown)
 
 
