@@ -9,7 +9,6 @@ rule before it is written.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from upgrade.model.redact import redact
+from upgrade.report import json_text
 
 # Piped output (CI logs, runbooks) gets a wide fixed width instead of rich's 80 columns,
 # so tables do not fold every reason into a column of single words.
@@ -65,5 +65,5 @@ def note(message: str) -> None:
 
 def print_json(doc: Any) -> None:
     """A JSON document on stdout (redacted: a secret that reached a message stays hidden)."""
-    sys.stdout.write(redact(json.dumps(doc, indent=2, sort_keys=False)) + "\n")
+    sys.stdout.write(redact(json_text.dumps(doc)) + "\n")
     sys.stdout.flush()
