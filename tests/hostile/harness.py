@@ -57,7 +57,7 @@ def plan_offline(inventory: Path, catalog: Catalog) -> Outcome:
     from upgrade.errors import ProblemsError
     from upgrade.plan.fleet import Fleet
     from upgrade.report.plan import print_plan
-    from upgrade.run import rollout
+    from upgrade.run import preflight
 
     out = io.StringIO()
     console = Console(file=out, highlight=False, markup=False, emoji=False, width=160)
@@ -66,7 +66,7 @@ def plan_offline(inventory: Path, catalog: Catalog) -> Outcome:
         fleet = Fleet(load_inventory(inventory))
         fleet.__dict__["catalog"] = catalog  # the cached property, filled as the command would
         with fleet:
-            plan, _ = rollout.plan_fleet(fleet, None, [], offline=True)
+            plan, _ = preflight.plan_fleet(fleet, None, [], offline=True)
         print_plan(plan, console)
         # A refusal about a Dockerfile (input) names the file and line where it is.
         located += [p.reason for p in plan.deployments

@@ -238,11 +238,11 @@ def plan(a: Args) -> int:
     With --detailed-exitcode (as Terraform's): 0 nothing to do, 8 changes pending and
     nothing refused, 3 some Deployment refused, 2 invalid input.
     """
-    from upgrade.run import rollout
+    from upgrade.run import preflight
 
     console = consoles()
     with open_fleet(a, target=a.target, feed=a.feed) as fleet:
-        result, note = rollout.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
+        result, note = preflight.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
                                           adopt=a.adopt)
     if note:
         console.note(note)

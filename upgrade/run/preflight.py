@@ -17,6 +17,7 @@ refusal, a failed preflight or a refused target leaves the journal exactly as it
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from upgrade.errors import (
     ServiceError,
     UpgradeError,
 )
+from upgrade.journal.backend import existing_journal
 from upgrade.journal.records import DeploymentRecord
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion
@@ -170,6 +172,24 @@ def preview(
     if playbook is not None:
         plan = plan.with_preflight(Preflight(deployments=verify_problems(fleet, playbook, plan)))
     return plan
+
+
+def plan_fleet(fleet: Fleet, wave: int | None, limits: Sequence[str], *, offline: bool = False,
+               adopt: bool = False) -> tuple[Plan, str | None]:
+    """``astro-fleet plan``: the plan under the active rollout's pins (a ``--target`` that
+    differs from them plans afresh, with a note), the gate's reasons for ``wave``."""
+    existing = existing_journal(fleet.inventory.journal)
+    with existing if existing is not None else contextlib.nullcontext():
+        try:
+            return preview(fleet, existing, None, wave, limits, offline=offline,
+                           adopt=adopt), None
+        except PolicyRefusal as exc:
+            if fleet.inventory.override is None:
+                raise
+            # A preview of a new target while a rollout is active: show it, say why
+            # `upgrade` would refuse it.
+            return preview(fleet, None, None, wave, limits, offline=offline,
+                           adopt=adopt), f"note: `upgrade` would refuse this target: {exc}"
 
 
 def verify_problems(fleet: Fleet, playbook: Playbook, plan: Plan) -> dict[str, str]:

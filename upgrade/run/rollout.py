@@ -19,7 +19,7 @@ from typing import Any
 
 from upgrade.config.playbook import Playbook
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import GateRefused, PolicyRefusal, WaveHalted
+from upgrade.errors import GateRefused, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
 from upgrade.journal.states import FAILED, SKIPPED
@@ -160,24 +160,6 @@ def dry_run(fleet: Fleet, playbook: Playbook, request: WaveRequest) -> Plan:
         return preview(fleet, existing, playbook, request.wave, request.limits,
                        accept_findings=request.accept_findings,
                        skip_gate=request.skip_gate_reason is not None)
-
-
-def plan_fleet(fleet: Fleet, wave: int | None, limits: Sequence[str], *, offline: bool = False,
-               adopt: bool = False) -> tuple[Plan, str | None]:
-    """``astro-fleet plan``: the plan under the active rollout's pins (a ``--target`` that
-    differs from them plans afresh, with a note), the gate's reasons for ``wave``."""
-    existing = existing_journal(fleet.inventory.journal)
-    with existing if existing is not None else contextlib.nullcontext():
-        try:
-            return preview(fleet, existing, None, wave, limits, offline=offline,
-                           adopt=adopt), None
-        except PolicyRefusal as exc:
-            if fleet.inventory.override is None:
-                raise
-            # A preview of a new target while a rollout is active: show it, say why
-            # `upgrade` would refuse it.
-            return preview(fleet, None, None, wave, limits, offline=offline,
-                           adopt=adopt), f"note: `upgrade` would refuse this target: {exc}"
 
 
 def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
