@@ -158,8 +158,9 @@ def _kept_until_exit() -> Iterator[None]:
 def print_document(name: str, doc: Any) -> None:
     """A ``--json`` document, stamped with its schema (docs/schemas/<name>.schema.json)."""
     from upgrade.report.documents import stamp
+    from upgrade.report.json_text import print_json
 
-    consoles().print_json(stamp(name, doc))
+    print_json(stamp(name, doc))
 
 
 # ------------------------------------------------------------------------ read-only
@@ -240,12 +241,11 @@ def plan(a: Args) -> int:
     """
     from upgrade.run import preflight
 
-    console = consoles()
     with open_fleet(a, target=a.target, feed=a.feed) as fleet:
         result, note = preflight.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
                                           adopt=a.adopt)
     if note:
-        console.note(note)
+        consoles().note(note)
     if a.json:
         print_document("plan", result.to_json())
     else:
@@ -254,7 +254,7 @@ def plan(a: Args) -> int:
         print_plan(result, consoles().stdout)
         warning = local_mode_warning(result, fleet.inventory)
         if warning:
-            console.note(warning)
+            consoles().note(warning)
     code = _finish(result)
     if a.detailed_exitcode and result.pending():
         return EXIT_CHANGES_PENDING

@@ -15,6 +15,7 @@ repo, host or API. The order matters and is the one a reader would follow by han
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.config.targets import AIRFLOW2, AIRFLOW3, LINE_NAMES, Target, line_of
@@ -22,11 +23,14 @@ from upgrade.errors import DockerfileError, TemplateError, UnknownVersion
 from upgrade.model.catalog import Catalog, Resolution
 from upgrade.model.dockerfile import BaseImage, find_base_image, retarget
 from upgrade.model.image import CANONICAL_REPOSITORY, ImageRef, parse_image
-from upgrade.model.template import RuntimeContext, render_template, template_drift
 from upgrade.model.versions import RuntimeVersion, VersionSpec, parse_spec
 from upgrade.plan.facts import DeployedFact, RepoFile
 from upgrade.plan.plan import Plan, PlannedDeployment, PlanOptions, RepoChange
 from upgrade.plan.policy import Facts, PolicyOptions, decide
+
+# Templates (and jinja2) are imported when a template-managed repo is planned.
+if TYPE_CHECKING:
+    from upgrade.model.template import RuntimeContext
 
 
 def resolve_targets(
@@ -276,6 +280,8 @@ def _render_managed(
     options: PlanOptions,
     shown: str,
 ) -> str:
+    from upgrade.model.template import render_template, template_drift
+
     assert repo.template is not None
     template = repo.template
 
@@ -319,6 +325,8 @@ def runtime_context(
     version: RuntimeVersion, catalog: Catalog, current: ImageRef | None = None
 ) -> RuntimeContext:
     """What a template sees as ``runtime``: ``current``'s image (variants kept) at ``version``."""
+    from upgrade.model.template import RuntimeContext
+
     release = catalog.get(version)
     image = (
         current.retarget(version)

@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from upgrade.model.redact import redact
-from upgrade.report import json_text
 
 # Piped output (CI logs, runbooks) gets a wide fixed width instead of rich's 80 columns,
 # so tables do not fold every reason into a column of single words.
@@ -61,9 +59,3 @@ def note(message: str) -> None:
     """Something to know, on stderr (so stdout stays the result)."""
     _log.info(message)
     stderr.print(Text(redact(message)))
-
-
-def print_json(doc: Any) -> None:
-    """A JSON document on stdout (redacted: a secret that reached a message stays hidden)."""
-    sys.stdout.write(redact(json_text.dumps(doc)) + "\n")
-    sys.stdout.flush()

@@ -1,21 +1,34 @@
-"""The text of a ``--json`` document: ``json.dumps(doc, indent=2)``, character for character.
+"""The text of a ``--json`` document, and printing it.
 
-The standard library encodes indented JSON in pure Python, a generator step per token
-(its C encoder ignores ``indent``): 150-170 ms for the 7.5 MB plan of 10,000 Deployments.
-This encoder makes the same text with the C string escaper and one list of parts, in
-65-100 ms: the same indentation, ``", "`` and ``": "`` separators, escapes
-(``ensure_ascii``), key order, spelling of numbers, NaN and infinities, and the same
-TypeError for a value JSON cannot hold. Only ``json.dumps(doc, indent=2)`` is
-replicated, no other option; and a document that contains itself (which no command
-builds) ends in RecursionError, not ValueError.
+The text is ``json.dumps(doc, indent=2)``, character for character. The standard library
+encodes indented JSON in pure Python, a generator step per token (its C encoder ignores
+``indent``): 150-170 ms for the 7.5 MB plan of 10,000 Deployments. This encoder makes the
+same text with the C string escaper and one list of parts, in 65-100 ms: the same
+indentation, ``", "`` and ``": "`` separators, escapes (``ensure_ascii``), key order,
+spelling of numbers, NaN and infinities, and the same TypeError for a value JSON cannot
+hold. Only ``json.dumps(doc, indent=2)`` is replicated, no other option; and a document
+that contains itself (which no command builds) ends in RecursionError, not ValueError.
 """
 
 from __future__ import annotations
 
+import sys
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+from upgrade.model.redact import redact
+
 _INDENT = "  "
+
+
+def print_json(doc: Any) -> None:
+    """A JSON document on stdout (redacted: a secret that reached a message stays hidden).
+
+    Apart from the consoles (``upgrade.report.console``), so ``--json`` does not import
+    rich for a document that is plain text.
+    """
+    sys.stdout.write(redact(dumps(doc)) + "\n")
+    sys.stdout.flush()
 
 
 def dumps(doc: Any) -> str:

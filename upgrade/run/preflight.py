@@ -23,10 +23,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upgrade.config.inventory import Deployment
-from upgrade.config.playbook import Playbook, step_context
 from upgrade.config.verify import merge_verify_config
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import (
@@ -47,7 +46,11 @@ from upgrade.plan.planner import runtime_context
 from upgrade.run import gate
 from upgrade.run.pins import Pins, follow
 from upgrade.run.resume import Resume, resume
-from upgrade.run.verify import run_checks
+
+# `plan` imports this module: what only `upgrade` uses (playbook steps and their jinja2,
+# the checks and the control plane's httpx) is imported where it is used.
+if TYPE_CHECKING:
+    from upgrade.config.playbook import Playbook
 
 GATE_VERIFY_TIMEOUT = 30.0  # s: a Deployment that soaked should pass at once, not in 15 min
 
@@ -216,6 +219,8 @@ def step_context_for(fleet: Fleet, target: RuntimeVersion, rollout: str, dep: De
             ) -> dict[str, Any]:
     """The template context a playbook step sees for ``dep`` going to ``target`` (a repo
     step: ``repo_scope``, with the ``vars`` the repo's Deployments share)."""
+    from upgrade.config.playbook import step_context
+
     return step_context(
         target=str(target), rollout=rollout, wave=dep.wave,
         repo=fleet.inventory.repos[dep.repo], vars=dep.vars if vars is None else vars,
@@ -235,6 +240,8 @@ def reverify(
     failure. The checks are the ones its wave ran (playbook → its wave → its vars) at
     the version it reached, against the baseline taken before its deploy, within a
     shorter time budget."""
+    from upgrade.run.verify import run_checks
+
     inv, catalog = fleet.inventory, fleet.catalog
     step = next((s for s in playbook.steps if s.kind == "verify"), None)
 
