@@ -16,7 +16,7 @@ keys it sets (defaults → the repo's groups, shallower first → the repo). Mod
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -133,7 +133,7 @@ def merge_git(layers: Iterable[tuple[dict[str, Any], int]]) -> GitSettings:
     values: dict[str, Any] = {}
     for found, _ in layers:
         values.update(found)
-    return replace(GitSettings(), **values)
+    return GitSettings(**values)
 
 
 def check_git(c: Checker, settings: GitSettings, line: int | None, path: str) -> None:

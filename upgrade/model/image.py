@@ -99,7 +99,7 @@ def parse_image(reference: str, *, source: str = "") -> ImageRef:
     """Parse an image reference; Runtime tags must be a version plus known variant tokens."""
     text = reference.strip()
     where = f"{source}: " if source else ""
-    if not text or any(c.isspace() for c in text):
+    if not text or len(text.split()) != 1:  # whitespace inside (strip took the ends)
         raise VersionError(f"{where}'{reference}' is not an image reference.")
     name, _, digest = text.partition("@")
     repository, tag = name, None

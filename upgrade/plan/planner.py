@@ -94,15 +94,17 @@ def build_plan(
 ) -> Plan:
     """Decide every selected Deployment from gathered facts; pure."""
     selected = list(selected)
-    bases = {name: _base(inventory, inventory.repos[name], files.get(name))
+    shown = {name: display_path(inventory, inventory.repos[name])
              for name in dict.fromkeys(d.repo for d in selected)}
+    bases = {name: _base(inventory, inventory.repos[name], path, files.get(name))
+             for name, path in shown.items()}
     chosen = {d.id: _choose(*inventory.target_of(d), d, deployed.get(d.id, DeployedFact(None)),
                             bases[d.repo][0], targets) for d in selected}
     by_repo: dict[str, list[Choice]] = {name: [] for name in bases}
     for d in selected:
         by_repo[d.repo].append(chosen[d.id])
-    repos = {name: _repo_change(inventory, inventory.repos[name], files.get(name), base,
-                                error, by_repo[name], catalog, options)
+    repos = {name: _repo_change(inventory, inventory.repos[name], shown[name], files.get(name),
+                                base, error, by_repo[name], catalog, options)
              for name, (base, error) in bases.items()}
     planned = [_decide(d, repos[d.repo], deployed.get(d.id, DeployedFact(None)), chosen[d.id],
                        high_water, catalog, options, org_versions) for d in selected]
@@ -141,10 +143,9 @@ def _choose(target: Target, source: str, dep: Deployment, fact: DeployedFact,
     return str(spec), targets[str(spec)], line
 
 
-def _base(inventory: Inventory, repo: Repo, file: RepoFile | None
+def _base(inventory: Inventory, repo: Repo, shown: str, file: RepoFile | None
           ) -> tuple[BaseImage | None, str | None]:
-    """The Dockerfile's Astro base image, or why it cannot be read."""
-    shown = display_path(inventory, repo)
+    """The Dockerfile's Astro base image, or why it cannot be read (``shown``: its path)."""
     if file is not None and file.in_inventory:
         where = f"{inventory.file}:{repo.line}: " if repo.line else ""
         return None, f"{where}repos.{repo.name}: {file.error}"
@@ -161,6 +162,7 @@ def _base(inventory: Inventory, repo: Repo, file: RepoFile | None
 def _repo_change(
     inventory: Inventory,
     repo: Repo,
+    shown: str,
     file: RepoFile | None,
     base: BaseImage | None,
     error: str | None,
@@ -168,7 +170,6 @@ def _repo_change(
     catalog: Catalog,
     options: PlanOptions,
 ) -> RepoChange:
-    shown = display_path(inventory, repo)
     text = file.text if file is not None else None
     if base is None:
         return RepoChange(repo.name, shown, None, text, None, error=error or "not read",
@@ -189,15 +190,14 @@ def _repo_change(
         # The policy refuses each Deployment with the reason; nothing to write.
         return RepoChange(repo.name, shown, base.version, text, None, target=target, line=line)
     try:
-        new_text = _rewrite(inventory, repo, text, base, target, catalog, options)
+        new_text = _rewrite(inventory, repo, shown, text, base, target, catalog, options)
     except (DockerfileError, TemplateError) as exc:
         return RepoChange(repo.name, shown, None, text, None, error=str(exc))
     return RepoChange(repo.name, shown, base.version, text, new_text, target=target, line=line)
 
 
-def _rewrite(inventory: Inventory, repo: Repo, text: str, base: BaseImage,
+def _rewrite(inventory: Inventory, repo: Repo, shown: str, text: str, base: BaseImage,
              target: RuntimeVersion, catalog: Catalog, options: PlanOptions) -> str:
-    shown = display_path(inventory, repo)
     if repo.template is None:
         return retarget(text, target, path=shown, base=base)
     return _render_managed(inventory, repo, text, base, target, catalog, options, shown)
@@ -208,10 +208,11 @@ def rewrite(inventory: Inventory, repo: Repo, text: str, target: RuntimeVersion,
     """What a run writes over ``text`` to pin ``target`` (None when it would not write:
     unreadable, hand-edited, or already past the target); pure."""
     try:
-        base = find_base_image(text, path=display_path(inventory, repo))
+        shown = display_path(inventory, repo)
+        base = find_base_image(text, path=shown)
         if base.version > target:
             return None
-        return _rewrite(inventory, repo, text, base, target, catalog, options)
+        return _rewrite(inventory, repo, shown, text, base, target, catalog, options)
     except (DockerfileError, TemplateError):
         return None
 
