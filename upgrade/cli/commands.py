@@ -135,7 +135,7 @@ def open_fleet(a: Args, **options: Any) -> Any:
 
 @contextlib.contextmanager
 def _kept_until_exit() -> Iterator[None]:
-    """Load what this command keeps until it exits, then hide it from the cyclic GC.
+    """Build what this command keeps until it exits, then hide it from the cyclic GC.
 
     An inventory of 10,000 Deployments is a few hundred thousand objects, alive until the
     process ends. With the collector running after the load, its next collections walked
@@ -144,7 +144,7 @@ def _kept_until_exit() -> Iterator[None]:
     ``gc.freeze`` moves everything alive by then (the modules, the inventory) out of its
     sight. Reference counting still frees any of it that is dropped; only a reference
     cycle among frozen objects would wait for the process to end, and this process ends
-    with the command.
+    with the command. ``plan`` builds its plan the same way.
     """
     import gc
 
@@ -241,7 +241,8 @@ def plan(a: Args) -> int:
     """
     from upgrade.run import preflight
 
-    with open_fleet(a, target=a.target, feed=a.feed) as fleet:
+    with open_fleet(a, target=a.target, feed=a.feed) as fleet, _kept_until_exit():
+        # The plan (a few objects per Deployment) is printed at the end: kept until then.
         result, note = preflight.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
                                           adopt=a.adopt)
     if note:
