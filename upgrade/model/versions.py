@@ -93,6 +93,11 @@ class RuntimeVersion:
         return hash(self._key)
 
     def __str__(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
+        # Kept: a plan shows each Deployment's versions, tens of thousands of times.
         core = (
             f"{self.major}.{self.minor}-{self.patch}"
             if self.scheme == "af3"
