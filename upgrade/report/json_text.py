@@ -49,14 +49,13 @@ def _encode(value: Any, parts: list[str], newline: str) -> None:
         inner = newline + _INDENT
         opening, separator = "{" + inner, "," + inner
         for key, item in value.items():
-            parts.append(opening)
-            opening = separator
-            parts.append(encode_basestring_ascii(key if isinstance(key, str) else _key(key)))
-            parts.append(": ")
-            if isinstance(item, str):  # most values: no call
-                parts.append(encode_basestring_ascii(item))
+            name = encode_basestring_ascii(key if isinstance(key, str) else _key(key))
+            if isinstance(item, str):  # most values: one part, no call
+                parts.append(f"{opening}{name}: {encode_basestring_ascii(item)}")
             else:
+                parts.append(f"{opening}{name}: ")
                 _encode(item, parts, inner)
+            opening = separator
         parts.append(newline + "}")
     elif isinstance(value, list | tuple):
         if not value:
