@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from upgrade.errors import Signal, VersionError
 from upgrade.model.image import ImageRef, parse_image
@@ -80,8 +81,9 @@ class Word:
         return list(seen)
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(NamedTuple):
+    """One instruction (a tuple: a file has many, and a plan reads thousands of files)."""
+
     keyword: str  # upper case
     start: int  # 0-based first line
     end: int  # 0-based last line

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 from upgrade.errors import VersionError
@@ -95,6 +96,10 @@ def classify_repository(repository: str) -> RepoKind:
     return "other"
 
 
+# A fleet writes few distinct references (a handful of versions and variants) in many
+# Dockerfiles, and each FROM is read twice (before and after a rewrite): the answer,
+# immutable, is kept. Refusals raise each time (lru_cache keeps no exceptions).
+@lru_cache(maxsize=4096)
 def parse_image(reference: str, *, source: str = "") -> ImageRef:
     """Parse an image reference; Runtime tags must be a version plus known variant tokens."""
     text = reference.strip()
