@@ -233,6 +233,24 @@ CASES = [
                       "    path: repos/app\n    template: {name: ../secret.j2}\n"),
         5, "repos.app.template.name", "'../secret.j2' must be a file name inside templates/",
     ),
+    # Names longer than the filesystem allows (found by tests/hostile): "not there", with
+    # the line, not an OSError and exit 1.
+    (
+        "a template name too long for the filesystem",
+        VALID.replace("    path: repos/app\n",
+                      f"    path: repos/app\n    template: {{name: {'é' * 300}.j2}}\n"),
+        5, "repos.app.template.name", f"no template '{'é' * 300}.j2' in ",
+    ),
+    (
+        "a catalog feed name too long for the filesystem",
+        VALID + f"catalog:\n  feed: {'f' * 300}.yaml\n",
+        11, "catalog.feed", "file '",
+    ),
+    (
+        "a templates directory name too long for the filesystem",
+        VALID + f"templates: {'t' * 300}\n",
+        10, "templates", "directory '",
+    ),
 ]
 
 

@@ -64,7 +64,9 @@ def locate_inventory(flag: str | None, env: Mapping[str, str] | None = None) -> 
     else:
         given, how = DEFAULT_INVENTORY, ""
     path = Path(os.path.expanduser(given))
-    if path.is_file():
+    # os.path's tests, not Path's: a name too long for the filesystem is "not there" to
+    # them, where Path.is_file raises.
+    if os.path.isfile(path):
         return path
     where = os.path.abspath(path.parent)
     if not how:
@@ -72,7 +74,7 @@ def locate_inventory(flag: str | None, env: Mapping[str, str] | None = None) -> 
             f"no {DEFAULT_INVENTORY} in {where}. Run astro-fleet in your fleet's directory, "
             f"pass --inventory PATH or set {INVENTORY_ENV}, or create one with "
             "`astro-fleet init`.")
-    what = "is a directory" if path.is_dir() else f"not found in {where}"
+    what = "is a directory" if os.path.isdir(path) else f"not found in {where}"
     raise InputError(f"{how} {given}: {path.name} {what}. Fix the path, or create an "
                      "inventory with `astro-fleet init`.")
 
@@ -325,8 +327,8 @@ class _Loader:
         if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
             self.c.add(m.key_line("name"), join(full, "name"),
                        f"'{name}' must be a file name inside templates/, not a path outside it.")
-        elif self.check_repos and self.templates_dir.is_dir() and not (
-                self.templates_dir / name).is_file():
+        elif self.check_repos and os.path.isdir(self.templates_dir) and not os.path.isfile(
+                self.templates_dir / name):
             found = sorted(p.name for p in self.templates_dir.iterdir() if p.is_file())
             self.c.add(m.key_line("name"), join(full, "name"),
                        f"no template '{name}' in {self.templates_dir} (there: "

@@ -134,13 +134,14 @@ def _file_setting(c: Checker, top: LMap, resolve: Callable[[str], Path], key: st
     kind = "directory" if directory else "file"
     if text is not None:
         path = resolve(text)
-        if not (path.is_dir() if directory else path.is_file()):
+        # os.path's tests: a name too long for the filesystem is "not there", not an OSError.
+        if not (os.path.isdir(path) if directory else os.path.isfile(path)):
             c.add(top.key_line(key), key,
                   f"{kind} '{path}' does not exist. Fix the path (relative paths start at the "
                   f"inventory's directory), or remove the key to use the packaged default.")
         return PathSetting(path, f"inventory key {key}")
     near = resolve(beside)
-    if near.is_dir() if directory else near.is_file():
+    if os.path.isdir(near) if directory else os.path.isfile(near):
         return PathSetting(near, "beside the inventory")
     return PathSetting(packaged, "packaged default")
 
@@ -170,7 +171,7 @@ def read_catalog(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> Catal
               f"'{feed}' is not supported. Use an http(s) URL or a file path.")
         return CatalogSettings(None, mode)
     local = resolve(feed)
-    if not local.is_file():
+    if not os.path.isfile(local):
         c.add(m.key_line("feed"), "catalog.feed",
               f"file '{local}' does not exist. Fix the path (relative paths start at the "
               "inventory's directory) or use an http(s) URL.")
