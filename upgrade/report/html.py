@@ -14,8 +14,9 @@ break labelled with the time it stands for.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -108,8 +109,12 @@ class Scale:
 
 def rollout_html(view: RolloutView) -> str:
     """The whole report as one HTML document."""
+    return "".join(_rollout_pieces(view))
+
+
+def _rollout_pieces(view: RolloutView) -> Iterator[str]:
     at = _clock(view.rollout.created_at)
-    return _template().render(
+    return _template().generate(
         view=view,
         day=_at(view.rollout.created_at),
         r=view.rollout,
@@ -129,7 +134,16 @@ def rollout_html(view: RolloutView) -> str:
 def write_rollout_html(path: Path, view: RolloutView) -> Path:
     """Write the report to ``path`` (its directory made private when created); return it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.write_text(rollout_html(view), "utf-8")
+    # Written as rendered: the rendered pieces held all at once were most of a run's peak
+    # memory at 5,000 Deployments. Into a temp file first, so a failure leaves the last
+    # report whole.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            out.writelines(_rollout_pieces(view))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
