@@ -68,10 +68,13 @@ def ansible() -> Path | None:
     print(f"installing {ANSIBLE_CORE} into {ANSIBLE_VENV} (once) ...", flush=True)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(ANSIBLE_VENV)], check=True)
+        # pip's output only when it fails: its warnings about this machine's index settings
+        # are not figures, and results.md keeps everything printed.
         subprocess.run([str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", ANSIBLE_CORE],
-                       check=True)
+                       check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"could not install {ANSIBLE_CORE}: {exc}; Ansible is left out")
+        said = getattr(exc, "stderr", None) or ""
+        print(f"could not install {ANSIBLE_CORE}: {exc}; Ansible is left out\n{said[-2000:]}")
         return None
     return exe
 
