@@ -31,7 +31,7 @@ TYPE_CHECKING = False  # typing's own import would cost each deploy more than it
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-Path = str | os.PathLike[str]
+AnyPath = str | os.PathLike[str]
 
 MAX_MESSAGE_BYTES = 72
 DIRTY_NOTE = "Local repository has uncommitted changes, skipping Git metadata retrieval"
@@ -43,7 +43,7 @@ class _Skip(Exception):
     """One step failed: astro-cli drops all the metadata (and logs it at debug level)."""
 
 
-def _git(path: Path, *args: str, trim: bool = True) -> str:
+def _git(path: AnyPath, *args: str, trim: bool = True) -> str:
     """``git -C path args``, its output trimmed as astro-cli's runGitCommand trims it.
 
     stdout and stderr share one pipe, as Go's ``CombinedOutput`` makes them share one buffer.
@@ -51,7 +51,7 @@ def _git(path: Path, *args: str, trim: bool = True) -> str:
     read_end, write_end = os.pipe()
     try:
         try:
-            pid = os.posix_spawnp("git", ["git", "-C", os.fspath(path), *args], _environment(),
+            pid = os.posix_spawnp("git", ["git", "-C", os.fspath(path), *args], os.environ,
                                   file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1),
                                                 (os.POSIX_SPAWN_DUP2, write_end, 2)])
         except OSError as exc:
@@ -70,18 +70,7 @@ def _git(path: Path, *args: str, trim: bool = True) -> str:
     return output.strip() if trim else output
 
 
-_ENVIRONMENT: list[dict[bytes, bytes]] = []
-
-
-def _environment() -> dict[bytes, bytes]:
-    # os.environ as bytes, once: handing os.environ itself to posix_spawnp decodes and
-    # encodes every variable again on each of a deploy's git runs.
-    if not _ENVIRONMENT:
-        _ENVIRONMENT.append(dict(os.environb))
-    return _ENVIRONMENT[0]
-
-
-def is_git_repository(path: Path) -> bool:
+def is_git_repository(path: AnyPath) -> bool:
     """astro-cli's IsGitRepository: ``rev-parse`` succeeds inside a work tree."""
     try:
         _git(path, "rev-parse", "--is-inside-working-tree")
@@ -90,7 +79,7 @@ def is_git_repository(path: Path) -> bool:
     return True
 
 
-def has_uncommitted_changes(path: Path) -> bool:
+def has_uncommitted_changes(path: AnyPath) -> bool:
     """astro-cli's HasUncommittedChanges: ``git diff --quiet HEAD`` fails inside a repo."""
     if not is_git_repository(path):
         return False
@@ -138,7 +127,7 @@ def _netloc_and_path(url: str) -> tuple[str, str]:
     return netloc, rest[:end]
 
 
-def enabled(project: Path, env: dict[str, str] | None = None) -> bool:
+def enabled(project: AnyPath, env: dict[str, str] | None = None) -> bool:
     """``deploy.git_metadata`` (default true): the project's config, else the global one."""
     env = dict(os.environ) if env is None else env
     home = env.get("ASTRO_HOME") or os.path.expanduser("~")
@@ -175,7 +164,7 @@ def _deploy_git_metadata(config: str) -> str | None:
     return None
 
 
-def collect(path: Path, say: Callable[[str], object] = print) -> tuple[dict | None, str]:
+def collect(path: AnyPath, say: Callable[[str], object] = print) -> tuple[dict | None, str]:
     """The deploy's ``git`` object (None when any step fails) and the commit message line."""
     if has_uncommitted_changes(path):
         say(DIRTY_NOTE)
