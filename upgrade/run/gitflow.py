@@ -208,11 +208,7 @@ def commit_direct(rg: RepoGit, message: str, planned: Callable[[str], str | None
     Dockerfile moved upstream) and push again; a refusal names the way out."""
     host, d, repo = rg.host, rg.dir, rg.repo
     default = rg.default_branch()
-    base = git.rev(host, d, rg.tracking())
-    assert base is not None
-    git.commit_file(host, d, repo.dockerfile, message)
-    head = git.rev(host, d, "HEAD")
-    assert head is not None
+    base, head = _commit_over_tracking(rg, message)
     if git.is_ancestor(host, d, head, base):
         return f"{rg.remote}/{default} already holds the change ({base[:12]})"
     said = ""
@@ -289,13 +285,20 @@ def commit_pull_request(rg: RepoGit, branch: str, message: str, body: str) -> st
            f"{default} checked out there"
 
 
+def _commit_over_tracking(rg: RepoGit, message: str) -> tuple[str, str]:
+    """Commit the Dockerfile on top of the checkout; (the tracked remote branch's commit
+    it started from, HEAD after). HEAD is an ancestor of that base when nothing changed."""
+    base = git.rev(rg.host, rg.dir, rg.tracking())
+    assert base is not None
+    git.commit_file(rg.host, rg.dir, rg.repo.dockerfile, message)
+    head = git.rev(rg.host, rg.dir, "HEAD")
+    assert head is not None
+    return base, head
+
+
 def _push_branch(rg: RepoGit, branch: str, message: str) -> RepoChange | None:
     host, d, repo = rg.host, rg.dir, rg.repo
-    base = git.rev(host, d, rg.tracking())
-    assert base is not None
-    git.commit_file(host, d, repo.dockerfile, message)
-    head = git.rev(host, d, "HEAD")
-    assert head is not None
+    base, head = _commit_over_tracking(rg, message)
     if git.is_ancestor(host, d, head, base):
         return None
     if git.remote_branch(host, d, rg.remote, branch) != head:
