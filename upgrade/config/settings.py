@@ -84,6 +84,16 @@ class JournalSettings:
         """The database password from ``password_env``, if one is named and set."""
         return os.environ.get(self.password_env) or None if self.password_env else None
 
+    def secrets(self) -> tuple[str, ...]:
+        """The database password, wherever it comes from here: ``password_env`` and the
+        password part of the URL (one from ``url_env`` may hold it)."""
+        found = [self.password()]
+        if self.url is not None:
+            from psycopg.conninfo import conninfo_to_dict  # only a PostgreSQL journal needs it
+
+            found.append(str(conninfo_to_dict(self.url).get("password") or ""))
+        return tuple(s for s in found if s)
+
     def __repr__(self) -> str:  # a URL from url_env may hold a password: never show it
         return (f"JournalSettings(dir={self.dir!r}, url={self.url and self.where!r}, "
                 f"password_env={self.password_env!r})")
