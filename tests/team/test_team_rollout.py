@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from pg_server import PostgresServer, script, start_server
 
+from tests.git_modes.helpers import make_git_fleet
+from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import TARGET, deploy_children, kill_group, make_fleet, wait_for
-from tests.team.helpers import events, records, states, use_postgres, working_copy
+from tests.team.helpers import events, journal, records, states, use_postgres, working_copy
 from upgrade.journal.records import os_user
 from upgrade.sim.testing import SimHandle
 
@@ -180,3 +182,39 @@ def test_a_laptop_journal_moves_to_postgresql_and_the_team_goes_on(
     assert ci.invoke("upgrade", "--wave", "1").returncode == 0
     assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}  # nothing deployed again
     assert {r.state for r in records(settings).values()} == {"verified"}
+
+
+def test_postgresql_stopped_mid_wave_in_direct_mode_recovers_every_fact(
+        tmp_path: Path, sim: SimHandle, own_postgres: PostgresServer) -> None:
+    fleet = make_git_fleet(tmp_path, sim, None, {f"r{r:02d}": {"mode": "direct"} for r in range(3)},
+                           wave={"parallel": 2})
+    settings = use_postgres(fleet, own_postgres.url(own_postgres.new_schema()))
+    slow_builds(sim, fleet, 2000)
+    first = [d.name for d in fleet.deps[:2]]
+    proc = fleet.start("upgrade", "--wave", "1")
+    try:
+        wait_for(lambda: all(states(settings).get(n) == "deploying" for n in first),
+                 what="two deploys in flight")
+        own_postgres.halt()  # their deploys finish at Astro while nothing can be recorded
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 7, stdout + stderr
+    for name in first:
+        assert fleet.sim_dep(name)["runtime_version"] == TARGET
+    own_postgres.restart()
+    for dep in fleet.deps:
+        sim.clear_faults(dep.id)
+
+    again = fleet.invoke("upgrade", "--wave", "1")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}
+    rows = records(settings)
+    for dep in fleet.deps:  # each commit read back from Astro's deploy record, or deployed now
+        assert rows[dep.name].deployed_commit == fleet.remote_rev(dep.repo), dep.name
+    with journal(settings) as j:
+        assert incomplete_facts(j, {repo: "direct" for repo in fleet.remotes}) == {}
+        recovered = [e for e in j.events(None, kind="transition")
+                     if e.to_state == "deployed" and "deploy record" in (e.message or "")]
+    assert len(recovered) == len(first)

@@ -135,9 +135,13 @@ def decide_wave(
                 f"{len(failures)} Deployment(s) of earlier waves no longer pass verification: "
                 f"{shown}"])
         decided = replace(decided, reverified=len(earlier))
-    records = ({r.deployment_id: r for r in journal.deployments(active.id, request.wave)}
-               if journal is not None and active is not None else {})
-    moves = {p.deployment.id: resume(p, records.get(p.deployment.id))
+    records: dict[str, DeploymentRecord] = {}
+    touched: set[str] = set()
+    if journal is not None and active is not None:
+        records = {r.deployment_id: r for r in journal.deployments(active.id, request.wave)}
+        touched = {c.repo for c in journal.repo_changes(active.id)}
+    moves = {p.deployment.id: resume(p, records.get(p.deployment.id),
+                                     touched=p.deployment.repo in touched)
              for p in plan.deployments if p.action != "not_targeted"}
     return replace(decided, moves=moves, records=records)
 

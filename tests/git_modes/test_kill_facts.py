@@ -1,0 +1,77 @@
+"""Killed runs resume with every fact recovered, never assumed: after `kill -9`, what the run
+did not see happen (a person merged the PR, CI deployed it, a deploy finished) is read back
+from the system that knows it (the forge's merge commit, Astro's deploy record) and
+journalled with its source before the Deployment may pass. Each test asserts the journal
+is complete (tests/rollout/facts.py), not only that nothing was done twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from tests.git_modes.helpers import GitFleet, _post, make_git_fleet
+from tests.rollout.facts import incomplete_facts
+from tests.rollout.helpers import records, wait_for
+from upgrade.sim.forge import ForgeServer
+from upgrade.sim.testing import SimHandle
+
+PR_CI = {"mode": "pull-request", "auto_merge": True, "deploy": "ci", "ci_timeout": "60s"}
+
+
+def _kill_when(fleet: GitFleet, condition, what: str) -> int:  # type: ignore[no-untyped-def]
+    """Start wave 1, SIGKILL the orchestrator once ``condition()`` holds (its children,
+    such as an `astro deploy` in its own session, live on); its pid."""
+    proc = fleet.start("upgrade", "--wave", "1")
+    try:
+        wait_for(condition, timeout=60, what=what)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    return proc.pid
+
+
+def _moves(fleet: GitFleet, name: str) -> list[tuple[str | None, str | None]]:
+    dep = fleet.dep(name)
+    with fleet.journal() as j:
+        return [(e.from_state, e.to_state) for e in j.events(None, kind="transition")
+                if e.deployment_id == dep.id]
+
+
+def test_kill_while_waiting_for_checks_then_a_person_merges_and_ci_deploys(
+        tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
+    fleet = make_git_fleet(tmp_path, sim, forge, {"r00": PR_CI}, per_repo=2, ci_delay=0.1)
+    fleet.fault("r00", checks="pending")  # the checks never finish: the run waits
+
+    def waiting() -> bool:
+        if not fleet.journal_file.exists():
+            return False
+        with fleet.journal() as j:
+            change = j.repo_change(1, "r00")
+        return change is not None and change.pr_number is not None
+
+    _kill_when(fleet, waiting, "the PR opened, the run waiting for its checks")
+    _post(forge.url + "/_forge/merge", {"project": "acme/r00", "number": 1})  # a person
+    merge = fleet.remote_rev("r00")
+    wait_for(lambda: all(d["status"] == "DEPLOYED" for dep in fleet.deps
+                         for d in fleet.deploy_records(dep)[:1]), what="CI's deploys")
+
+    out = fleet.invoke("upgrade", "--wave", "1")
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert len(fleet.pulls("r00")) == 1
+    with fleet.journal() as j:
+        (change,) = j.repo_changes()
+        assert incomplete_facts(j, {"r00": "pull-request"}) == {}
+        merged = [e for e in j.events(None, kind="repo_change") if e.data.get("merge_commit")]
+    assert change.merge_commit == merge
+    assert [e.data["source"] for e in merged] == ["forge"]
+    rows = records(fleet.journal_file)
+    for dep in fleet.deps:
+        assert rows[dep.name].deployed_commit == merge and rows[dep.name].deploys == 0
+        assert [d["git"]["commitSha"] for d in fleet.deploy_records(dep)] == [merge]  # CI's
+        assert _moves(fleet, dep.name) == [("pending", "rendered"), ("rendered", "committed"),
+                                           ("committed", "deploying"), ("deploying", "deployed"),
+                                           ("deployed", "verified")]
