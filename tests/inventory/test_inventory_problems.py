@@ -246,6 +246,39 @@ CASES = [
         VALID + f"catalog:\n  feed: {'f' * 300}.yaml\n",
         11, "catalog.feed", "file '",
     ),
+    # Every URL is parsed at load as the HTTP clients will parse it (found by tests/hostile).
+    (
+        "a forge_url that does not parse",
+        VALID.replace("    path: repos/app\n", "    path: repos/app\n"
+                      "    git: {mode: pull-request, forge: github, forge_url: 'http://[::1'}\n"),
+        5, "repos.app.git.forge_url", "must be an http(s) URL with a host, e.g. "
+        "https://api.github.com; it does not parse as a URL (Invalid IPv6 URL).",
+    ),
+    (
+        "a forge_url whose port is no port",
+        VALID.replace("    path: repos/app\n", "    path: repos/app\n"
+                      "    git: {mode: direct, forge_url: 'https://git.example:99999/api'}\n"),
+        5, "repos.app.git.forge_url", "must be an http(s) URL with a host, e.g. "
+        "https://api.github.com; it does not parse as a URL (Port out of range 0-65535).",
+    ),
+    (
+        "a catalog feed URL that does not parse",
+        VALID + "catalog:\n  feed: 'https://[feed.example/runtime.json'\n",
+        11, "catalog.feed", "'https://[feed.example/runtime.json' is not a URL the feed can be "
+        "read from: it does not parse as a URL (Invalid IPv6 URL).",
+    ),
+    (
+        "a webhook URL that does not parse, never echoed",
+        VALID + "notifications:\n  webhook: {url: 'https://hooks.example:x/T0/secret'}\n",
+        11, "notifications.webhook.url",
+        "must be an http:// or https:// URL with a host; it is not.",
+    ),
+    (
+        "a simulator URL that does not parse",
+        VALID + "control_plane:\n  simulator: 'http://[::1:8000'\n",
+        11, "control_plane.simulator", "'http://[::1:8000' is not a URL the simulator can be "
+        "reached at: it does not parse as a URL (Invalid IPv6 URL).",
+    ),
     (
         "a templates directory name too long for the filesystem",
         VALID + f"templates: {'t' * 300}\n",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from upgrade.config.checker import Checker, did_you_mean
+from upgrade.config.checker import Checker, did_you_mean, http_url_problem
 from upgrade.config.located import LMap, LScalar, join
 
 SCHEMES = ("https", "http")
@@ -99,7 +99,14 @@ def _setting(c: Checker, key: str, node: Any, line: int, full: str,
         text = c.as_string(node, full, line)
         if text is None:
             return None
-        return text if text.startswith(("http://", "https://")) else str(resolve(text))
+        if not text.startswith(("http://", "https://")):
+            return str(resolve(text))
+        problem = http_url_problem(text)
+        if problem:
+            c.add(line, full, f"'{text}' is not a URL the simulator can be reached at: "
+                  f"{problem}. Give its http:// URL, or its state directory.")
+            return None
+        return text
     if type(default) is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             c.add(line, full, f"must be a whole number of 0 or more, got {_shown(node)}.")

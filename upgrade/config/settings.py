@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from upgrade.config.checker import Checker, did_you_mean
+from upgrade.config.checker import Checker, did_you_mean, http_url_problem
 from upgrade.config.located import LMap, join
 from upgrade.model.redact import Redactor
 
@@ -175,6 +175,12 @@ def read_catalog(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> Catal
                   "Set catalog.feed or use mode: extend.")
         return CatalogSettings(None, mode)
     if _URL.match(feed):
+        problem = http_url_problem(feed)
+        if problem:
+            c.add(m.key_line("feed"), "catalog.feed",
+                  f"'{feed}' is not a URL the feed can be read from: {problem}. Give an "
+                  "http(s) URL with a host, or a file path.")
+            return CatalogSettings(None, mode)
         return CatalogSettings(feed, mode)
     if "://" in feed:
         c.add(m.key_line("feed"), "catalog.feed",
