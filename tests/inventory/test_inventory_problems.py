@@ -246,6 +246,20 @@ CASES = [
         VALID + f"catalog:\n  feed: {'f' * 300}.yaml\n",
         11, "catalog.feed", "file '",
     ),
+    # "Did you mean" never offers the word typed: a group with no Deployment says so.
+    (
+        "a wave naming an empty group",
+        VALID.replace("target: \"12.4\"\n", "target: \"12.4\"\ngroups:\n  production: {}\n"
+                      "waves:\n  2: {match: [production]}\n"),
+        5, "waves.2.match[0]", "'production' is a group with no Deployment in it (nor in its "
+        "child groups). Add Deployments to it (a Deployment's or repo's groups:), or leave it out.",
+    ),
+    (
+        "a wave naming a repo without Deployments",
+        VALID.replace("target: \"12.4\"\n", "target: \"12.4\"\nwaves:\n  2: {match: [idle]}\n")
+        + "  idle:\n    path: repos/app\n    deployments: []\n",
+        3, "waves.2.match[0]", "'idle' is a repo that feeds no Deployment.",
+    ),
     # Every URL is parsed at load as the HTTP clients will parse it (found by tests/hostile).
     (
         "a forge_url that does not parse",

@@ -23,8 +23,10 @@ _DURATION = re.compile(r"(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9
 
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:
-    """`` Did you mean 'x'?`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    """`` Did you mean 'x'?`` for the closest choice, or an empty string; never the word
+    itself (a caller whose word is a choice has another problem to name)."""
+    others = [c for c in choices if c != str(word)]
+    close = difflib.get_close_matches(str(word), others, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
