@@ -352,25 +352,18 @@ class WaveRunner:
             self.cp, planned, resuming=state == "deploying" or item.retry
         )
         if skip:
-            if not repo.git.shared:
-                return self._reach_deployed(item, state, skip, source="astro")
-            # Which commit Astro runs is a fact of its deploy record, never assumed.
-            found = gitflow.deployed_record(self.cp, dep)
-            if isinstance(found, str):
-                return self._reach_deployed(item, state, f"{skip}; the commit deployed is "
-                                            f"unknown: {found}", source="astro")
-            assert found.git is not None
-            return self._reach_deployed(
-                item, state, f"{skip}; deployed from {found.git.commit_sha[:12]} (Astro's deploy "
-                f"record {found.id})", found.git.commit_sha, source="astro", record=found.id)
+            return self._found_deployed(item, state, skip, repo)
         self._capture_baseline(item)
         # In git modes only a clean commit on the remote's default branch is deployed
         # (refused before anything is recorded as deploying).
         commit = gitflow.deployable(self._git(repo)) if repo.git.shared else None
+        data = _began(item) or {}
+        if commit is not None:
+            data["commit"] = commit  # what a resumed run will find Astro's record of
         # Durable before the deploy starts: a crash from here on is resumed by inspecting.
         self.journal.transition(
             self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started",
-            data={**(_began(item) or {}), **({"commit": commit} if commit else {})} or None,
+            data=data or None,
         )
         message = steps.deploy(
             self.cp,
@@ -384,6 +377,21 @@ class WaveRunner:
         if commit is not None:
             message += f" from {commit[:12]}"
         return self._reach_deployed(item, "deploying", message, commit, source="astro")
+
+    def _found_deployed(self, item: Item, state: str, why: str, repo: Repo) -> str:
+        """Astro runs the target already (``why``): deployed, with, in git modes, the commit
+        its deploy record names (a fact read from Astro, never assumed from the checkout)."""
+        if not repo.git.shared:
+            return self._reach_deployed(item, state, why, source="astro")
+        found = gitflow.deployed_record(self.cp, item.deployment)
+        if isinstance(found, str):
+            return self._reach_deployed(item, state, f"{why}; the commit deployed is unknown: "
+                                        f"{found}", source="astro")
+        assert found.git is not None
+        commit = found.git.commit_sha
+        return self._reach_deployed(item, state, f"{why}; deployed from {commit[:12]} (Astro's "
+                                    f"deploy record {found.id})", commit, source="astro",
+                                    record=found.id)
 
     def _wait_for_ci(self, item: Item, state: str, repo: Repo) -> str:
         """``deploy: ci``: no deploy of ours; wait until Astro runs the target from a deploy
