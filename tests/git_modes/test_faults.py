@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from tests.git_modes.helpers import GitFleet, make_git_fleet
+from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import TARGET, git, records, state_of, wait_for
 from upgrade.sim.forge import ForgeServer
 from upgrade.sim.testing import SimHandle
@@ -216,6 +217,8 @@ def test_kill_between_push_and_pr_creation_resumes_with_one_push_and_one_pr(
     assert len(fleet.pulls("r00")) == 1
     pushes = git(fleet.remotes["r00"], "reflog", "show", "--format=%H", BRANCH).split()
     assert len(pushes) == 1
+    with fleet.journal() as j:
+        assert incomplete_facts(j, {"r00": "pull-request"}) == {}
 
 
 def test_kill_between_merge_and_deploy_resumes_with_one_pr_and_one_deploy(
@@ -228,3 +231,5 @@ def test_kill_between_merge_and_deploy_resumes_with_one_pr_and_one_deploy(
     assert len(fleet.pulls("r00")) == 1
     assert len(fleet.sim_dep("r00-d0")["deploys"]) == 1
     assert records(fleet.journal_file)["r00-d0"].state == "verified"
+    with fleet.journal() as j:
+        assert incomplete_facts(j, {"r00": "pull-request"}) == {}

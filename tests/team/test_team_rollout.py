@@ -87,6 +87,8 @@ def test_kill_9_of_the_holder_and_take_over_from_another_working_copy(
     assert {r.state for r in rows.values()} == {"verified"}
     # The killed deploy never reached Astro; the other working copy deployed it once.
     assert rows["r00-d0"].deploys == 2 and rows["r01-d0"].deploys == 1
+    with journal(settings) as j:
+        assert incomplete_facts(j, {}) == {}
     assert fleet.deploy_counts() == {"r00-d0": 1, "r01-d0": 1}
     assert sim.deployment(stuck.id)["runtime_version"] == TARGET
 
@@ -142,6 +144,8 @@ def test_postgresql_stopped_mid_wave_then_restarted_and_the_same_command_resumes
     # Astro was asked before deploying again: the two in flight were already at target.
     assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}
     assert {n: r.deploys for n, r in rows.items()} == {d.name: 1 for d in fleet.deps}
+    with journal(settings) as j:
+        assert incomplete_facts(j, {}) == {}
 
 
 def test_status_and_unlock_read_the_team_journal(tmp_path: Path, sim: SimHandle,
