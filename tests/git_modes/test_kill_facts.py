@@ -7,8 +7,10 @@ is complete (tests/rollout/facts.py), not only that nothing was done twice.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.request
 from pathlib import Path
 
 from tests.git_modes.helpers import GitFleet, _post, make_git_fleet
@@ -18,6 +20,7 @@ from upgrade.sim.forge import ForgeServer
 from upgrade.sim.testing import SimHandle
 
 PR_CI = {"mode": "pull-request", "auto_merge": True, "deploy": "ci", "ci_timeout": "60s"}
+BRANCH = "runtime-upgrade/12.4.0"
 
 
 def _kill_when(fleet: GitFleet, condition, what: str) -> int:  # type: ignore[no-untyped-def]
@@ -75,3 +78,38 @@ def test_kill_while_waiting_for_checks_then_a_person_merges_and_ci_deploys(
         assert _moves(fleet, dep.name) == [("pending", "rendered"), ("rendered", "committed"),
                                            ("committed", "deploying"), ("deploying", "deployed"),
                                            ("deployed", "verified")]
+
+
+def test_a_pr_merged_by_hand_after_the_kill_is_found_not_opened_again(
+        tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
+    fleet = make_git_fleet(tmp_path, sim, forge, {"r00": {"mode": "pull-request",
+                                                          "auto_merge": True}})
+    fleet.fault("r00", slow=5)  # the PR lookup hangs: the kill lands before one is opened
+
+    def pushed() -> bool:
+        if not fleet.journal_file.exists():
+            return False
+        with fleet.journal() as j:
+            change = j.repo_change(1, "r00")
+        return change is not None and change.pushed_commit is not None
+
+    _kill_when(fleet, pushed, "the branch pushed")
+    fleet.fault("r00", slow=0)
+    # Meanwhile a person opens the PR for the branch by hand, and merges it.
+    req = urllib.request.Request(
+        forge.url + "/repos/acme/r00/pulls", method="POST",
+        data=json.dumps({"title": "by hand", "head": BRANCH, "base": "main"}).encode(),
+        headers={"Authorization": f"Bearer {fleet.env()['GITHUB_TOKEN']}"})
+    urllib.request.urlopen(req).close()
+    _post(forge.url + "/_forge/merge", {"project": "acme/r00", "number": 1})
+    merge = fleet.remote_rev("r00")
+
+    out = fleet.invoke("upgrade", "--wave", "1")
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [(p["number"], p["state"]) for p in fleet.pulls("r00")] == [(1, "merged")]
+    with fleet.journal() as j:
+        (change,) = j.repo_changes()
+        assert incomplete_facts(j, {"r00": "pull-request"}) == {}
+    assert (change.pr_number, change.merge_commit) == (1, merge)
+    assert records(fleet.journal_file)["r00-d0"].deployed_commit == merge

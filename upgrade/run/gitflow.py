@@ -363,6 +363,13 @@ def _push_branch(rg: RepoGit, branch: str, message: str) -> RepoChange | None:
 def _open(rg: RepoGit, forge: Forge, branch: str, body: str, done: RepoChange) -> PullRequest:
     if done.pr_number is not None:
         return forge.get(done.pr_number)
+    # A run killed after opening the PR, before recording it, whose PR a person then
+    # merged: the forge knows it, merged, not open. Found, never opened a second time.
+    merged = forge.find_merged(branch, rg.default_branch(), done.pushed_commit or "")
+    if merged is not None:
+        rg.note(f"{rg.repo.name}: found PR #{merged.number} {merged.url} merged (the forge "
+                "says)", "forge", pr_number=merged.number, pr_url=merged.url)
+        return merged
     title = f"Upgrade Astro Runtime ({rg.repo.name})"
     pr, created = forge.find_or_create(branch, rg.default_branch(), title, body)
     how = "opened" if created else "reused the open"
