@@ -8,14 +8,14 @@ is complete (tests/rollout/facts.py), not only that nothing was done twice.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import urllib.request
 from pathlib import Path
 
 from tests.git_modes.helpers import GitFleet, _post, make_git_fleet
+from tests.git_modes.test_faults import _kill_when
 from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import records, wait_for
+from upgrade.journal.records import RepoChange
 from upgrade.sim.forge import ForgeServer
 from upgrade.sim.testing import SimHandle
 
@@ -23,17 +23,12 @@ PR_CI = {"mode": "pull-request", "auto_merge": True, "deploy": "ci", "ci_timeout
 BRANCH = "runtime-upgrade/12.4.0"
 
 
-def _kill_when(fleet: GitFleet, condition, what: str) -> int:  # type: ignore[no-untyped-def]
-    """Start wave 1, SIGKILL the orchestrator once ``condition()`` holds (its children,
-    such as an `astro deploy` in its own session, live on); its pid."""
-    proc = fleet.start("upgrade", "--wave", "1")
-    try:
-        wait_for(condition, timeout=60, what=what)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate()
-    return proc.pid
+def _change(fleet: GitFleet) -> RepoChange | None:
+    """What the journal holds of r00's change (None before the journal or the change)."""
+    if not fleet.journal_file.exists():
+        return None
+    with fleet.journal() as j:
+        return j.repo_change(1, "r00")
 
 
 def _moves(fleet: GitFleet, name: str) -> list[tuple[str | None, str | None]]:
@@ -48,18 +43,12 @@ def test_kill_while_waiting_for_checks_then_a_person_merges_and_ci_deploys(
     fleet = make_git_fleet(tmp_path, sim, forge, {"r00": PR_CI}, per_repo=2, ci_delay=0.1)
     fleet.fault("r00", checks="pending")  # the checks never finish: the run waits
 
-    def waiting() -> bool:
-        if not fleet.journal_file.exists():
-            return False
-        with fleet.journal() as j:
-            change = j.repo_change(1, "r00")
-        return change is not None and change.pr_number is not None
-
-    _kill_when(fleet, waiting, "the PR opened, the run waiting for its checks")
+    _kill_when(fleet, lambda: (c := _change(fleet)) is not None and c.pr_number is not None,
+               "the PR opened, the run waiting for its checks")
     _post(forge.url + "/_forge/merge", {"project": "acme/r00", "number": 1})  # a person
     merge = fleet.remote_rev("r00")
-    wait_for(lambda: all(d["status"] == "DEPLOYED" for dep in fleet.deps
-                         for d in fleet.deploy_records(dep)[:1]), what="CI's deploys")
+    wait_for(lambda: all(any(d["status"] == "DEPLOYED" for d in fleet.deploy_records(dep))
+                         for dep in fleet.deps), what="CI's deploys")
 
     out = fleet.invoke("upgrade", "--wave", "1")
 
@@ -86,14 +75,8 @@ def test_a_pr_merged_by_hand_after_the_kill_is_found_not_opened_again(
                                                           "auto_merge": True}})
     fleet.fault("r00", slow=5)  # the PR lookup hangs: the kill lands before one is opened
 
-    def pushed() -> bool:
-        if not fleet.journal_file.exists():
-            return False
-        with fleet.journal() as j:
-            change = j.repo_change(1, "r00")
-        return change is not None and change.pushed_commit is not None
-
-    _kill_when(fleet, pushed, "the branch pushed")
+    _kill_when(fleet, lambda: (c := _change(fleet)) is not None and c.pushed_commit is not None,
+               "the branch pushed")
     fleet.fault("r00", slow=0)
     # Meanwhile a person opens the PR for the branch by hand, and merges it.
     req = urllib.request.Request(
