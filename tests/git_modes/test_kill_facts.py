@@ -48,7 +48,7 @@ def test_kill_while_waiting_for_checks_then_a_person_merges_and_ci_deploys(
     _post(forge.url + "/_forge/merge", {"project": "acme/r00", "number": 1})  # a person
     merge = fleet.remote_rev("r00")
     wait_for(lambda: all(any(d["status"] == "DEPLOYED" for d in fleet.deploy_records(dep))
-                         for dep in fleet.deps), what="CI's deploys")
+                         for dep in fleet.deps), timeout=120, what="CI's deploys")
 
     out = fleet.invoke("upgrade", "--wave", "1")
 
