@@ -114,11 +114,13 @@ class Campaign:
             return make_fleet(where, sim, repos=REPOS, per_repo=PER_REPO,
                               wave={"parallel": 6}), sim, forge
         settings: dict = {"mode": "direct"}
+        # A PR that is never merged fails the run after two minutes, not an hour.
         if mode == "pr-cli":
-            settings = {"mode": "pull-request", "auto_merge": True, "deploy": "cli"}
+            settings = {"mode": "pull-request", "auto_merge": True, "deploy": "cli",
+                        "merge_timeout": "120s"}
         elif mode == "pr-ci-person":
             settings = {"mode": "pull-request", "auto_merge": True, "deploy": "ci",
-                        "ci_timeout": "120s"}
+                        "ci_timeout": "120s", "merge_timeout": "120s"}
         fleet = make_git_fleet(where, sim, forge, {f"r{r:02d}": dict(settings)
                                                    for r in range(REPOS)},
                                per_repo=PER_REPO, ci_delay=0.2, wave={"parallel": 6})
