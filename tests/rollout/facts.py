@@ -70,7 +70,7 @@ def incomplete_facts(journal: Journal, modes: Mapping[str, str],
             if not (e.data or {}).get("source"):
                 problems.append("deployed without the system that said so")
         upgraded = row.from_version != row.to_version
-        if deployed and upgraded and mode != "local":
+        if (deployed or row.state == "verified") and upgraded and mode != "local":
             if not row.deployed_commit:
                 problems.append("deployed without the commit deployed")
             if change is None or not change.pushed_commit:
