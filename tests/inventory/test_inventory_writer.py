@@ -105,6 +105,10 @@ def test_merge_adds_whole_lines_and_changes_no_byte(tmp_path: Path, newline: str
     again = merge_inventory(merged.text, str(tmp_path), [NEW_APP, NEW_BILLING, NEW_REPO],
                             UNMAPPED)
     assert again.text == merged.text and again.added == [] and again.kept == 3
+    # The new repo goes after billing's new Deployment, whichever discover lists first.
+    reordered = merge_inventory(original, str(tmp_path), [NEW_REPO, NEW_BILLING, NEW_APP],
+                                UNMAPPED)
+    assert reordered.text == merged.text
 
 
 def test_a_flow_style_repos_mapping_is_still_merged(tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ class _Splice:
     def __init__(self, body: str, doc: Any):
         self.lines = body.split("\n")
         self.doc = doc
-        from ruamel.yaml.comments import CommentedMap
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
         # ``repos:`` as read, before the merge adds to it: its first entry's position, or
         # None when it has none (``repos:``, ``repos: {}``, no key), or False when it is
@@ -175,21 +175,27 @@ class _Splice:
                                     + self.lines[line][column + 2:])
         elif listed is not None:
             self.first = False
-        self.inserts: dict[int, list[str]] = {}  # before line n: these lines
+        # Where each listed repo's block sequence of Deployments ends, and its dashes' column.
+        self.seq_end: dict[str, tuple[int, int]] = {}
+        for name, entry in (listed.items() if isinstance(self.first, tuple) else ()):
+            seq = entry.get("deployments") if isinstance(entry, CommentedMap) else None
+            if isinstance(seq, CommentedSeq) and len(seq) and not seq.fa.flow_style():
+                last = seq.lc.item(len(seq) - 1)[0]
+                dash = _indent(self.lines[last])
+                self.seq_end[name] = (self._end(last, dash, sequence=True), dash)
+        # Before line n: the new Deployments of a listed repo, then new repo entries (both
+        # may go where the last repo's block ends, the Deployments first).
+        self.items: dict[int, list[str]] = {}
+        self.repos: dict[int, list[str]] = {}
         self.ok = True
 
     def new_items(self, repo: str, items: list[tuple[Any, str]]) -> None:
         """``items`` appended to the block sequence ``repos.<repo>.deployments``."""
-        from ruamel.yaml.comments import CommentedSeq
-
-        seq = self.doc["repos"][repo].get("deployments")
-        if not (isinstance(seq, CommentedSeq) and len(seq) and not seq.fa.flow_style()):
+        if repo not in self.seq_end:  # none yet, a flow sequence, or a repo added now
             self.ok = False
             return
-        last = seq.lc.item(len(seq) - 1)[0]
-        dash = _indent(self.lines[last])
-        self._insert(self._end(last, dash, sequence=True),
-                     [" " * dash + line for line in _flow_items(items)])
+        at, dash = self.seq_end[repo]
+        self.items.setdefault(at, []).extend(" " * dash + line for line in _flow_items(items))
 
     def new_repo(self, name: str, comment: str, entry: Any, items: list[tuple[Any, str]]) -> None:
         """A new entry at the end of the block mapping ``repos`` (made when missing)."""
@@ -208,19 +214,18 @@ class _Splice:
             column, at = top[1] + 2, top[0] + 1
         else:  # no `repos:` yet
             column, at = 2, self._last_content() + 1
-            if at not in self.inserts:
-                self._insert(at, ["repos:"])
-        self._insert(at, [" " * column + line for line in text])
+            self.repos.setdefault(at, ["repos:"])
+        self.repos.setdefault(at, []).extend(" " * column + line for line in text)
 
     def text(self, merged: Any) -> str | None:
         """The spliced text, when it reads back as ``merged``; else None."""
         if not self.ok:
             return None
         out: list[str] = []
-        for n, line in enumerate(self.lines):
-            out += self.inserts.get(n, [])
-            out.append(line)
-        out += self.inserts.get(len(self.lines), [])
+        for n, line in enumerate([*self.lines, None]):
+            out += self.items.get(n, []) + self.repos.get(n, [])
+            if line is not None:
+                out.append(line)
         text = "\n".join(out)
         from ruamel.yaml import YAML
         from ruamel.yaml.error import YAMLError
@@ -230,9 +235,6 @@ class _Splice:
         except YAMLError:
             return None
         return text if back == merged else None
-
-    def _insert(self, before: int, lines: list[str]) -> None:
-        self.inserts.setdefault(before, []).extend(lines)
 
     def _end(self, start: int, column: int, *, sequence: bool) -> int:
         """The line after the last content line of the block that starts on line
