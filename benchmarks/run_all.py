@@ -35,6 +35,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("startup", "startup.py", []),
     ("sim_cli", "sim_cli.py", []),
     ("plan", "plan.py", []),
+    ("dockerfile", "dockerfile.py", []),
     ("rollout", "rollout.py", ["--sizes", "100,1000,5000"]),
     ("peer_ansible", "peer_ansible.py", []),
     ("rollout-ssh", "rollout.py", ["--ssh"]),
