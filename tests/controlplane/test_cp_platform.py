@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -121,13 +121,14 @@ def test_5xx_and_dropped_connections_are_retried(http_server) -> None:
     assert len(http_server.requests_to(DEP)) == 3
 
 
-def test_a_429_waits_as_long_as_retry_after_says(http_server) -> None:
+def test_a_429_waits_as_long_as_retry_after_says(http_server, caplog) -> None:
     http_server.script(DEP, ("json", 429, {"message": "rate limited"}, {"Retry-After": "0.4"}),
                        ("json", 200, DEPLOYMENT))
-    started = time.monotonic()
+    caplog.set_level(logging.INFO, logger="upgrade.controlplane.http")
     with reader(http_server) as api:
         api.deployment("cldep0001")
-    assert time.monotonic() - started >= 0.4
+    # The wait it chose (its back-off alone would be 0.01 s), as it logs it before sleeping.
+    assert "retrying in 0.40s (attempt 2 of 3)" in caplog.text
     assert len(http_server.requests_to(DEP)) == 2
 
 
@@ -142,13 +143,11 @@ def test_retries_are_bounded_and_the_error_says_so(http_server) -> None:
 
 
 def test_an_api_that_does_not_answer_times_out(http_server) -> None:
-    http_server.script(DEP, ("hang", 5))
+    http_server.script(DEP, ("hang", 600))  # until the test ends: only the time-out helps
     retry = RetryPolicy(attempts=2, backoff=0.01, backoff_max=0.01, total=5)
-    started = time.monotonic()
     with reader(http_server, timeout=0.3, retry=retry) as api, pytest.raises(
             PlatformError, match="timed out") as info:
         api.deployment("cldep0001")
-    assert time.monotonic() - started < 2
     assert info.value.attempts == 2
 
 

