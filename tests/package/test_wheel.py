@@ -27,6 +27,9 @@ def _run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complet
                           timeout=timeout)
 
 
+# Each step has its own limit (_run: 300 s, the install 600 s); pytest's 120 s default ended
+# the pip install on a loaded machine (load average 11), so the test's limit is a hang guard.
+@pytest.mark.timeout(1800)
 def test_the_wheel_installs_and_runs_a_wave_outside_the_checkout(tmp_path: Path):
     # Build from a copy of the sources (a build writes build/ and *.egg-info beside them).
     src = tmp_path / "src"
