@@ -1,28 +1,31 @@
-"""Public test API: the ``sim`` pytest fixture and ``make_astro_project``.
+"""The simulators as the tests use them: the ``sim`` and ``forge`` fixtures, ``SimHandle``
+and ``make_astro_project``.
 
-Loaded by ``tests/conftest.py`` (``pytest_plugins``). Each test that asks for
-``sim`` gets a fresh simulator process on a free loopback port, with a state
-directory under ``tmp_path`` and a time scale of 0.001 (a 60 s deploy takes
-60 ms), stopped when the test ends.
+A pytest plugin (``tests/conftest.py`` loads it) over the simulator distribution's public
+API (``fleet_sim.lifecycle``, ``fleet_sim.forge``). Each test that asks for ``sim`` gets a
+fresh simulator process on a free loopback port, with a state directory of its own and a
+time scale of 0.001 (a 60 s deploy takes 60 ms), stopped when the test ends. The product
+reaches it as it would reach Astro: through configuration (``SimHandle.control_plane``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from upgrade.errors import InputError, UpgradeError
-from upgrade.sim import lifecycle
-from upgrade.sim.client import SimConnectionError, request
+from fleet_sim import lifecycle
+from fleet_sim.forge import ForgeServer
+from upgrade.config.control_plane import ControlPlaneConfig
 
 FAST_TIME_SCALE = 0.001
+FORGE_TOKEN = "ghp_forgesimulatortoken000000000000000"
 
 _DAG = '''"""A minimal DAG so the project is not empty."""
 
@@ -36,36 +39,47 @@ with DAG("example_dag", start_date=datetime(2024, 1, 1), schedule=None, catchup=
 '''
 
 
+def astro_sim_bin() -> str:
+    """``astro-sim`` as installed in this virtualenv (make installs ./simulator there)."""
+    found = shutil.which("astro-sim", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise RuntimeError("astro-sim is not installed in this virtualenv; run "
+                           "`.venv/bin/pip install -e ./simulator` (make does)")
+    return str(Path(found).resolve())
+
+
+def control_plane_settings(url: str, **settings: Any) -> dict[str, Any]:
+    """The inventory's ``control_plane:`` keys that reach the simulator at ``url``
+    (``settings`` added): its platform API, ``astro-sim``, plain http, and the environment
+    astro-sim needs (the simulator's URL and a fake Organization token)."""
+    return {"api_url": f"{url}/v1", "astro_bin": astro_sim_bin(), "airflow_scheme": "http",
+            **settings, "extra_env": {**lifecycle.sim_env(url), **settings.get("extra_env", {})}}
+
+
 class SimHandle:
-    """A running simulator, as seen by a test."""
+    """A running Astro simulator, as seen by a test."""
 
     def __init__(self, state_dir: Path, time_scale: float = FAST_TIME_SCALE):
         self.state_dir = Path(state_dir)
         self.time_scale = time_scale
+        self.astro_bin: str = astro_sim_bin()
         self.info = lifecycle.start(self.state_dir, port=0, time_scale=time_scale)
         self.url: str = self.info.url
+        # What a shell gets from `export ASTRO_SIM_URL=… ASTRO_API_TOKEN="$(fleet-sim token)"`.
         self.env: dict[str, str] = lifecycle.sim_env(self.url)
-        found = shutil.which("astro-sim", path=str(Path(sys.executable).parent))
-        if found is None:
-            raise UpgradeError(
-                "astro-sim is not installed in this virtualenv; "
-                "run `.venv/bin/pip install --no-deps -e .`"
-            )
-        self.astro_bin: str = str(Path(found).resolve())
+
+    # ------------------------------------------------------------------ the product's view
+    def control_plane_settings(self, **settings: Any) -> dict[str, Any]:
+        """The inventory's ``control_plane:`` keys that reach this simulator."""
+        return control_plane_settings(self.url, **settings)
+
+    def control_plane(self, **settings: Any) -> ControlPlaneConfig:
+        """The product's ``ControlPlaneConfig`` for this simulator (``settings`` added)."""
+        return ControlPlaneConfig(**control_plane_settings(self.url, **settings))
 
     # ------------------------------------------------------------------ admin
-    def _call(self, method: str, path: str, body: object = None) -> object:
-        try:
-            status, _, raw = request(self.url, method, path, body)
-        except SimConnectionError as exc:
-            raise UpgradeError(f"the simulator at {self.url} is not answering: {exc}") from exc
-        payload = json.loads(raw) if raw else None
-        if status // 100 != 2:
-            message = payload.get("message") if isinstance(payload, dict) else raw[:300]
-            if status == 400:
-                raise InputError(f"{method} {path}: {message}")
-            raise UpgradeError(f"{method} {path} answered {status}: {message}")
-        return payload
+    def _call(self, method: str, path: str, body: object = None) -> Any:
+        return lifecycle.admin(self.url, method, path, body)
 
     def add_deployment(
         self,
@@ -76,13 +90,8 @@ class SimHandle:
         **extra: object,
     ) -> dict:
         """Create (or replace) a Deployment; ``extra``: status, airflow_version, import_errors…"""
-        spec = {
-            "id": id,
-            "name": name,
-            "workspace_id": workspace_id,
-            "runtime_version": runtime_version,
-            **extra,
-        }
+        spec = {"id": id, "name": name, "workspace_id": workspace_id,
+                "runtime_version": runtime_version, **extra}
         return lifecycle.seed(self.url, [spec])[0]
 
     def set_fault(self, deployment_id: str, **fault_fields: object) -> dict:
@@ -96,34 +105,43 @@ class SimHandle:
 
     def deployment(self, id: str) -> dict:
         """The full simulated state of one Deployment, including ``deploys``."""
-        result = self._call("GET", f"/_sim/deployments/{id}")
-        assert isinstance(result, dict)
-        return result
+        return self._call("GET", f"/_sim/deployments/{id}")
 
     def update_deployment(self, id: str, **fields: object) -> dict:
         """Change a Deployment's fields directly (status, runtime_version, import_errors…)."""
-        result = self._call("POST", f"/_sim/deployments/{id}", fields)
-        assert isinstance(result, dict)
-        return result
+        return self._call("POST", f"/_sim/deployments/{id}", fields)
 
     def configure(self, **delays: object) -> dict:
         """Set timing (deploy_seconds, healthy_after_seconds, time_scale, …); returns the config."""
         result = self._call("POST", "/_sim/config", delays)
         if "time_scale" in delays:
             self.time_scale = float(delays["time_scale"])  # type: ignore[arg-type]
-        assert isinstance(result, dict)
         return result
 
     def state(self) -> dict:
         """Everything: config, faults and every Deployment."""
-        result = self._call("GET", "/_sim/state")
-        assert isinstance(result, dict)
-        return result
+        return self._call("GET", "/_sim/state")
 
     def reset(self) -> None:
         """Forget every Deployment and fault."""
         lifecycle.reset(self.url)
 
+    # ------------------------------------------------------------------ the clock
+    def clock(self) -> dict:
+        """The simulator's clock: ``{mode, now, epoch, time_scale}``."""
+        return lifecycle.clock(self.url)
+
+    def freeze_clock(self) -> dict:
+        """Stop simulated time: from now on it moves only with ``advance``."""
+        return lifecycle.clock(self.url, mode="manual")
+
+    def advance(self, seconds: float) -> dict:
+        """Move simulated time forward by ``seconds`` (simulated seconds, as the delay
+        settings are: ``advance(120)`` passes ``healthy_after_seconds`` whatever the time
+        scale)."""
+        return lifecycle.clock(self.url, advance=seconds)
+
+    # ------------------------------------------------------------------ the process
     def restart(self) -> None:
         """Stop the server and start it again on the same port and state directory."""
         port = self.info.port
@@ -167,6 +185,16 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
         handle.stop()
 
 
+@pytest.fixture
+def forge() -> Iterator[ForgeServer]:
+    """A forge simulator (GitHub v3 / GitLab v4 shapes) on a free loopback port."""
+    server = ForgeServer(FORGE_TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def make_astro_project(path: Path, dockerfile_text: str, origin: str | None = None) -> Path:
     """A real Astro project: .astro/config.yaml, a DAG, the Dockerfile, one git commit;
     ``origin`` (a URL, never contacted by a deploy) makes its deploys carry git metadata."""
@@ -179,17 +207,8 @@ def make_astro_project(path: Path, dockerfile_text: str, origin: str | None = No
     (path / "dags" / "example_dag.py").write_text(_DAG, encoding="utf-8")
     (path / "Dockerfile").write_text(dockerfile_text, encoding="utf-8")
     (path / "requirements.txt").write_text("", encoding="utf-8")
-    git = [
-        "git",
-        "-c",
-        "user.name=Astro Sim",
-        "-c",
-        "user.email=sim@example.invalid",
-        "-c",
-        "commit.gpgsign=false",
-        "-c",
-        "init.defaultBranch=main",
-    ]
+    git = ["git", "-c", "user.name=Astro Sim", "-c", "user.email=sim@example.invalid",
+           "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
     subprocess.run([*git, "init", "-q"], cwd=path, check=True)
     subprocess.run([*git, "add", "-A"], cwd=path, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "Initial Astro project"], cwd=path, check=True)

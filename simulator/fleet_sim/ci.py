@@ -10,7 +10,7 @@ so Astro's deploy records say which commit CI deployed. Its output goes to ``ci.
 bare repository.
 
 The config holds the simulator's URL and organization, never a token: the job mints the
-simulator's fake API token itself. Stdlib only.
+simulator's fake API token itself.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from fleet_sim.lifecycle import DEFAULT_ORGANIZATION, sim_env, url_of
+
 CONFIG = "astro-ci.json"
 LOG = "ci.log"
 
 HOOK = """#!/bin/sh
-# A stand-in for CI's deploy action (upgrade.sim.cihook).
-exec "{python}" -m upgrade.sim.cihook receive "$PWD"
+# A stand-in for CI's deploy action (fleet_sim.ci).
+exec "{python}" -m fleet_sim.ci receive "$PWD"
 """
 
 
@@ -67,7 +69,7 @@ def receive(bare: Path, lines: list[str]) -> int:
         with open(bare / LOG, "a", encoding="utf-8") as log:
             log.write(f"push to {config['branch']}: {new}; deploying in {config['delay']}s\n")
             subprocess.Popen(
-                [sys.executable, "-m", "upgrade.sim.cihook", "deploy", str(bare), new],
+                [sys.executable, "-m", "fleet_sim.ci", "deploy", str(bare), new],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=_clean_env(),
                 start_new_session=True, cwd=str(bare))
     return 0
@@ -75,8 +77,6 @@ def receive(bare: Path, lines: list[str]) -> int:
 
 def deploy(bare: Path, sha: str) -> int:
     """The job: wait, clone, check out ``sha``, deploy it to every configured Deployment."""
-    from upgrade.sim.lifecycle import DEFAULT_ORGANIZATION, sim_env, url_of
-
     config = json.loads((bare / CONFIG).read_text(encoding="utf-8"))
     sim_url = config.get("sim_url") or url_of(Path(config["sim_state"]))
     time.sleep(float(config.get("delay") or 0))
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return receive(Path(args[1]), sys.stdin.read().splitlines())
     if args[:1] == ["deploy"]:
         return deploy(Path(args[1]), args[2])
-    print("usage: python -m upgrade.sim.cihook receive BARE | deploy BARE SHA", file=sys.stderr)
+    print("usage: python -m fleet_sim.ci receive BARE | deploy BARE SHA", file=sys.stderr)
     return 2
 
 

@@ -1,7 +1,7 @@
 """A loopback forge: GitHub REST v3 and GitLab REST v4 pull/merge requests over real bare
 repositories, with faults. ``astro-fleet`` talks to it exactly as to github.com or
 gitlab.com (only the base URL differs): it serves the documented shapes of exactly the
-endpoints ``upgrade.controlplane.forge_github``/``forge_gitlab`` use.
+endpoints the product's GitHub and GitLab clients use.
 
 A project (``owner/name``) is a bare repository on this machine. A pull request's head is
 whatever its branch holds in that repository; merging one writes a real merge commit
@@ -19,7 +19,7 @@ everything), ``rate_limit`` (the next N requests answer 429 with ``Retry-After``
 once, as by a reviewer); ``POST /_forge/merge`` / ``/_forge/close`` ``{project, number}``
 (a person's button); ``GET /_forge/state`` (every request and the calls seen).
 
-Stdlib only (``sim/`` imports nothing from the tool but ``errors``).
+``fleet-sim forge`` serves one in the foreground; tests start a ``ForgeServer`` in-process.
 """
 
 from __future__ import annotations
@@ -448,30 +448,15 @@ class ForgeServer:
             self.state.projects.setdefault(name, Project(name, str(bare)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m upgrade.sim.forge --token T --url-file F [--port P] [project=bare ...]``:
-    serve until killed (``make demo`` runs it in the background)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    token, url_file, port, projects = "", "", 0, {}
-    while args:
-        arg = args.pop(0)
-        if arg == "--token":
-            token = args.pop(0)
-        elif arg == "--url-file":
-            url_file = args.pop(0)
-        elif arg == "--port":
-            port = int(args.pop(0))
-        else:
-            name, _, bare = arg.partition("=")
-            projects[name] = bare
-    server = ForgeServer(token or os.environ.get("FORGE_SIM_TOKEN", ""), port)
+def serve(token: str, port: int, projects: dict[str, str], url_file: Path | None = None
+          ) -> None:
+    """Serve ``projects`` (``owner/name`` -> bare repository) until the process is stopped;
+    the URL goes to ``url_file`` once the port is bound."""
+    server = ForgeServer(token, port)
     for name, bare in projects.items():
         server.add_project(name, bare)
-    if url_file:
-        Path(url_file).write_text(server.url + "\n", encoding="utf-8")
+    if url_file is not None:
+        url_file.write_text(server.url + "\n", encoding="utf-8")
+    print(f"forge simulator listening on {server.url} (GitHub API; GitLab's under /api/v4)",
+          file=sys.stderr, flush=True)
     server.httpd.serve_forever()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

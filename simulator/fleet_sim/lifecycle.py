@@ -1,8 +1,8 @@
-"""Start, stop and drive a simulator process (wired to ``invoke sim.*``).
+"""Start, find, drive and stop an Astro simulator process (``fleet-sim``, the tests).
 
-The server runs detached (its own session) so it outlives the command that
-started it; ``state_dir/server.json`` records its url and pid, and every
-function here works from that file alone.
+The server runs detached (its own session) so it outlives the command that started it;
+``state_dir/server.json`` records its url and pid, and every function here works from
+that file alone. The admin calls (``seed``, ``reset``, ``clock``…) take the server's URL.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from upgrade.errors import InputError, UpgradeError
-from upgrade.sim.apitoken import make_token
-from upgrade.sim.client import SimConnectionError, request
-from upgrade.sim.faults import load_faults_file
-from upgrade.sim.server import INFO_NAME
+from fleet_sim.apitoken import make_token
+from fleet_sim.astro.faults import load_faults_file
+from fleet_sim.astro.server import INFO_NAME
+from fleet_sim.client import SimConnectionError, request
+from fleet_sim.errors import InputError, NotRunning, SimError
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 DEFAULT_ORGANIZATION = "org-sim"
+SERVER_MODULE = "fleet_sim.astro.server"
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def _is_our_server(pid: int) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
-    return b"upgrade.sim.server" in cmdline
+    return SERVER_MODULE.encode() in cmdline
 
 
 def _healthy(url: str) -> bool:
@@ -73,49 +74,29 @@ def _healthy(url: str) -> bool:
     return status == 200
 
 
-def start(
-    state_dir: Path, port: int = 0, time_scale: float = 1.0, faults: Path | None = None
-) -> SimInfo:
+def start(state_dir: Path, port: int = 0, time_scale: float = 1.0, faults: Path | None = None,
+          clock: str | None = None) -> SimInfo:
     """Spawn a detached simulator on 127.0.0.1 and wait until it answers."""
     state_dir = Path(state_dir).resolve()
     if time_scale <= 0:
-        raise InputError(f"time_scale: expected a number > 0, got {time_scale}")
+        raise InputError(f"time scale: expected a number > 0, got {time_scale}")
     if faults is not None:
         load_faults_file(Path(faults))  # refuse a bad file here, with file/line/key
     existing = status(state_dir)
     if existing is not None:
-        raise UpgradeError(
-            f"a simulator is already running for {state_dir} at {existing.url} "
-            f"(pid {existing.pid}); "
-            "stop it first"
-        )
+        raise SimError(f"a simulator is already running for {state_dir} at {existing.url} "
+                       f"(pid {existing.pid}); stop it first")
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / INFO_NAME).unlink(missing_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "upgrade.sim.server",
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(port),
-        "--time-scale",
-        repr(float(time_scale)),
-    ]
+    argv = [sys.executable, "-m", SERVER_MODULE, "--state-dir", str(state_dir),
+            "--port", str(port), "--time-scale", repr(float(time_scale))]
     if faults is not None:
         argv += ["--faults", str(Path(faults).resolve())]
-    log = open(state_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        child = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            cwd=str(Path(__file__).resolve().parents[2]),
-        )
-    finally:
-        log.close()
+    if clock is not None:
+        argv += ["--clock", clock]
+    with open(state_dir / "server.log", "ab") as log:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                 start_new_session=True)
     _children[child.pid] = child
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -125,15 +106,12 @@ def start(
         if child.poll() is not None:
             _children.pop(child.pid, None)
             tail = (state_dir / "server.log").read_text(errors="replace")[-2000:]
-            raise UpgradeError(
-                f"the simulator exited with code {child.returncode} while starting:\n{tail}"
-            )
-        time.sleep(0.005)
+            raise SimError(f"the simulator exited with code {child.returncode} while "
+                           f"starting:\n{tail}")
+        time.sleep(0.01)
     _terminate(child.pid)
-    raise UpgradeError(
-        f"the simulator did not answer within {START_TIMEOUT:.0f} s "
-        f"(log: {state_dir / 'server.log'})"
-    )
+    raise SimError(f"the simulator did not answer within {START_TIMEOUT:.0f} s "
+                   f"(log: {state_dir / 'server.log'})")
 
 
 def status(state_dir: Path) -> SimInfo | None:
@@ -145,13 +123,11 @@ def status(state_dir: Path) -> SimInfo | None:
 
 
 def url_of(state_dir: Path) -> str:
-    """The URL of the simulator running for ``state_dir``; refuses clearly if none runs."""
+    """The URL of the simulator running for ``state_dir``; NotRunning if none runs."""
     info = status(state_dir)
     if info is None:
-        raise UpgradeError(
-            f"no Astro simulator is running for {Path(state_dir).resolve()}; "
-            "start it first (astro-fleet sim.start, or upgrade.sim.lifecycle.start)"
-        )
+        raise NotRunning(f"no Astro simulator is running for {Path(state_dir).resolve()}; "
+                         "start it first (fleet-sim start)")
     return info.url
 
 
@@ -174,10 +150,9 @@ def _terminate(pid: int) -> None:
         return
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if not _exited(pid):
-            time.sleep(0.005)
-            continue
-        return
+        if _exited(pid):
+            return
+        time.sleep(0.01)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     _exited(pid)
@@ -197,29 +172,40 @@ def _exited(pid: int) -> bool:
     return not _is_our_server(pid)
 
 
-def _admin(url: str, method: str, path: str, body: object = None) -> object:
+def admin(url: str, method: str, path: str, body: object = None) -> object:
+    """One admin call (``/_sim/…``); InputError for a refused request (400), NotRunning
+    when the simulator does not answer."""
     try:
         code, _, raw = request(url, method, path, body)
     except SimConnectionError as exc:
-        raise UpgradeError(str(exc)) from exc
+        raise NotRunning(str(exc)) from exc
     payload = json.loads(raw) if raw else None
     if code // 100 != 2:
         message = payload.get("message") if isinstance(payload, dict) else raw[:300]
         if code == 400:
             raise InputError(f"simulator refused {method} {path}: {message}")
-        raise UpgradeError(f"simulator answered {code} to {method} {path}: {message}")
+        raise SimError(f"simulator answered {code} to {method} {path}: {message}")
     return payload
 
 
 def seed(url: str, deployments: list[dict]) -> list[dict]:
     """Create (or replace) Deployments: each needs id, name, workspace_id, runtime_version."""
-    result = _admin(url, "POST", "/_sim/deployments", {"deployments": deployments})
+    result = admin(url, "POST", "/_sim/deployments", {"deployments": deployments})
     return result if isinstance(result, list) else []
 
 
 def reset(url: str) -> None:
     """Forget every Deployment and fault; timing back to defaults."""
-    _admin(url, "POST", "/_sim/reset")
+    admin(url, "POST", "/_sim/reset")
+
+
+def clock(url: str, mode: str | None = None, advance: float | None = None) -> dict:
+    """Read the clock, switch its mode (``wall``/``manual``) or move it forward by
+    ``advance`` simulated seconds; returns ``{mode, now, epoch, time_scale}``."""
+    body = {k: v for k, v in (("mode", mode), ("advance", advance)) if v is not None}
+    result = admin(url, "POST" if body else "GET", "/_sim/clock", body or None)
+    assert isinstance(result, dict)
+    return result
 
 
 def sim_env(

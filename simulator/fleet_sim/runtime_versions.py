@@ -1,273 +1,115 @@
-"""A line-by-line port of astro-cli's Runtime version ordering.
+"""astro-cli's ordering of Astro Runtime versions, ported.
 
-Ported from ``astronomer/astro-cli airflow_versions/runtime_versions.go``
-(``CompareRuntimeVersions``, ``AirflowMajorVersionForRuntimeVersion``) and the
-parts of ``golang.org/x/mod/semver`` it relies on. The simulator must behave
-like Astro, so it deliberately does not use the project's own version model.
-
-Go's ``\\d`` is ASCII-only and its ``$`` anchors at the very end of the text; the
-new-format pattern is matched by hand (``re`` would cost every ``astro-sim deploy`` about
-8 ms of CPU to import), digit by ASCII digit, to the very end.
+From ``astronomer/astro-cli airflow_versions/runtime_versions.go``
+(``CompareRuntimeVersions``, ``AirflowMajorVersionForRuntimeVersion``,
+``isValidRuntimeVersion``) and the parts of ``golang.org/x/mod/semver`` they rely on. The
+simulator must order versions as Astro does, so it deliberately does not use the product's
+own version model. An ``A.B-N`` (Airflow 3 era) version becomes the semver ``A.B.N`` and is
+newer than every ``X.Y.Z``; an invalid version is older than every valid one.
 """
 
 from __future__ import annotations
 
-# (major, minor, patch, prerelease-with-leading-"-" or ""); a plain tuple keeps
-# the CLI's import time low (no dataclasses/inspect).
-_Semver = tuple[str, str, str, str]
+import re
+from dataclasses import dataclass
+
+_NUM = r"0|[1-9][0-9]*"
+_IDENTS = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
+# x/mod/semver: vMAJOR[.MINOR[.PATCH[-PRERELEASE][+BUILD]]], shorthands completed with .0.
+_SEMVER = re.compile(rf"v({_NUM})(?:\.({_NUM})(?:\.({_NUM})(?:-({_IDENTS}))?(?:\+{_IDENTS})?)?)?")
+# astro-cli's new-format pattern, ^(\d+)\.(\d+)-(\d+)(?:[.-](.+))?$ (Go's \d is ASCII).
+_NEW_FORMAT = re.compile(r"([0-9]+)\.([0-9]+)-([0-9]+)(?:[.-](.+))?")
 
 
-def _is_ident_char(c: str) -> bool:
-    return ("0" <= c <= "9") or ("a" <= c <= "z") or ("A" <= c <= "Z") or c == "-"
+@dataclass(frozen=True)
+class Semver:
+    """A parsed semantic version: numbers, and the prerelease identifiers ("" if none)."""
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: str
+
+    def compare(self, other: Semver) -> int:
+        """-1, 0 or 1, as ``semver.Compare``."""
+        mine, theirs = (self.major, self.minor, self.patch), (other.major, other.minor,
+                                                               other.patch)
+        if mine != theirs:
+            return -1 if mine < theirs else 1
+        return _compare_prerelease(self.prerelease, other.prerelease)
 
 
-def _is_num(s: str) -> bool:
-    return s != "" and all("0" <= c <= "9" for c in s)
-
-
-def _is_bad_num(s: str) -> bool:
-    # x/mod semver: a numeric identifier with a leading zero is invalid.
-    return len(s) > 1 and s[0] == "0" and _is_num(s)
-
-
-def _parse_int(v: str) -> tuple[str, str] | None:
-    i = 0
-    while i < len(v) and "0" <= v[i] <= "9":
-        i += 1
-    if i == 0 or (v[0] == "0" and i != 1):
+def parse_semver(text: str) -> Semver | None:
+    """``semver.parse`` of a ``v``-prefixed version, or None when it is not valid."""
+    m = _SEMVER.fullmatch(text)
+    if m is None:
         return None
-    return v[:i], v[i:]
-
-
-def _parse_prerelease(v: str) -> tuple[str, str] | None:
-    if not v or v[0] != "-":
+    prerelease = m.group(4) or ""
+    # A numeric prerelease identifier may not have a leading zero.
+    if any(p.isdigit() and len(p) > 1 and p[0] == "0" for p in prerelease.split(".")):
         return None
-    i, start = 1, 1
-    while i < len(v) and v[i] != "+":
-        if not _is_ident_char(v[i]) and v[i] != ".":
-            return None
-        if v[i] == ".":
-            if start == i or _is_bad_num(v[start:i]):
-                return None
-            start = i + 1
-        i += 1
-    if start == i or _is_bad_num(v[start:i]):
-        return None
-    return v[:i], v[i:]
-
-
-def _parse_build(v: str) -> tuple[str, str] | None:
-    if not v or v[0] != "+":
-        return None
-    i, start = 1, 1
-    while i < len(v):
-        if not _is_ident_char(v[i]) and v[i] != ".":
-            return None
-        if v[i] == ".":
-            if start == i:
-                return None
-            start = i + 1
-        i += 1
-    if start == i:
-        return None
-    return v[:i], v[i:]
-
-
-# A deploy orders every version of the release feed (hundreds of comparisons of the same
-# few strings); parsing each string once halves the command's own work.
-_PARSED: dict[str, _Semver | None] = {}
-
-
-def _parse(v: str) -> _Semver | None:
-    """x/mod semver.parse: ``vX``, ``vX.Y`` shorthands; prerelease only after X.Y.Z."""
-    if v not in _PARSED:
-        _PARSED[v] = _parse_uncached(v)
-    return _PARSED[v]
-
-
-def _parse_uncached(v: str) -> _Semver | None:
-    if not v or v[0] != "v":
-        return None
-    got = _parse_int(v[1:])
-    if got is None:
-        return None
-    major, rest = got
-    if rest == "":
-        return (major, "0", "0", "")
-    if rest[0] != ".":
-        return None
-    got = _parse_int(rest[1:])
-    if got is None:
-        return None
-    minor, rest = got
-    if rest == "":
-        return (major, minor, "0", "")
-    if rest[0] != ".":
-        return None
-    got = _parse_int(rest[1:])
-    if got is None:
-        return None
-    patch, rest = got
-    prerelease = ""
-    if rest and rest[0] == "-":
-        got = _parse_prerelease(rest)
-        if got is None:
-            return None
-        prerelease, rest = got
-    if rest and rest[0] == "+":
-        got = _parse_build(rest)
-        if got is None:
-            return None
-        rest = got[1]
-    if rest != "":
-        return None
-    return (major, minor, patch, prerelease)
-
-
-def _compare_int(x: str, y: str) -> int:
-    if x == y:
-        return 0
-    if len(x) != len(y):
-        return -1 if len(x) < len(y) else 1
-    return -1 if x < y else 1
+    major, minor, patch = (int(g) if g else 0 for g in m.group(1, 2, 3))
+    return Semver(major, minor, patch, prerelease)
 
 
 def _compare_prerelease(x: str, y: str) -> int:
     if x == y:
         return 0
-    if x == "":
-        return 1
-    if y == "":
+    if not x:
+        return 1  # a release is newer than any of its prereleases
+    if not y:
         return -1
-    xs, ys = x[1:].split("."), y[1:].split(".")
-    for dx, dy in zip(xs, ys, strict=False):
-        if dx == dy:
+    xs, ys = x.split("."), y.split(".")
+    for a, b in zip(xs, ys, strict=False):
+        if a == b:
             continue
-        nx, ny = _is_num(dx), _is_num(dy)
-        if nx != ny:
-            return -1 if nx else 1
-        if nx:
-            return _compare_int(dx, dy)
-        return -1 if dx < dy else 1
+        if a.isdigit() != b.isdigit():
+            return -1 if a.isdigit() else 1  # numeric identifiers sort first
+        if a.isdigit():
+            return -1 if int(a) < int(b) else 1
+        return -1 if a < b else 1
     if len(xs) == len(ys):
         return 0
     return -1 if len(xs) < len(ys) else 1
 
 
-def semver_compare(v: str, w: str) -> int:
-    """golang.org/x/mod/semver.Compare (both arguments carry the leading ``v``)."""
-    pv, pw = _parse(v), _parse(w)
-    if pv is None and pw is None:
-        return 0
-    if pv is None:
-        return -1
-    if pw is None:
-        return 1
-    return _compare_parsed(pv, pw)
-
-
-def _compare_parsed(pv: _Semver, pw: _Semver) -> int:
-    for a, b in zip(pv[:3], pw[:3], strict=True):
-        c = _compare_int(a, b)
-        if c:
-            return c
-    return _compare_prerelease(pv[3], pw[3])
-
-
-def _strip_v(version: str) -> str:
-    return version[1:] if version.startswith("v") else version
-
-
-def _digits(s: str) -> tuple[str, str]:
-    end = 0
-    while end < len(s) and "0" <= s[end] <= "9":
-        end += 1
-    return s[:end], s[end:]
-
-
-_NEW_FORMATS: dict[str, tuple[str, str, str, str] | None] = {}
-
-
-def _new_format(version: str) -> tuple[str, str, str, str] | None:
-    """astro-cli's ``^(\\d+)\\.(\\d+)-(\\d+)(?:[.-](.+))?$`` (DOTALL): the four groups, or None."""
-    if version not in _NEW_FORMATS:
-        _NEW_FORMATS[version] = _match_new_format(version)
-    return _NEW_FORMATS[version]
-
-
-def _match_new_format(version: str) -> tuple[str, str, str, str] | None:
-    major, rest = _digits(version)
-    if not major or rest[:1] != ".":
-        return None
-    minor, rest = _digits(rest[1:])
-    if not minor or rest[:1] != "-":
-        return None
-    build, rest = _digits(rest[1:])
-    if not build:
-        return None
-    if rest and (rest[0] not in ".-" or len(rest) == 1):
-        return None
-    return major, minor, build, rest[1:]
-
-
 def is_new_format(version: str) -> bool:
     """True for Airflow 3 era ``A.B-N[...]`` strings (no ``v`` stripping, as in Go)."""
-    return _new_format(version) is not None
+    return _NEW_FORMAT.fullmatch(version) is not None
 
 
-def _normalize(version: str) -> str:
-    groups = _new_format(version)
-    if groups is None:
-        return version
-    major, minor, build, suffix = groups
-    out = f"{major}.{minor}.{build}"
-    return out + "-" + suffix if suffix else out
+def _semver_of(version: str) -> Semver | None:
+    """The version as astro-cli compares it: ``v`` stripped, ``A.B-N[-x]`` as ``A.B.N[-x]``."""
+    version = version.removeprefix("v")
+    m = _NEW_FORMAT.fullmatch(version)
+    if m is not None:
+        major, minor, build, suffix = m.groups()
+        version = f"{major}.{minor}.{build}" + (f"-{suffix}" if suffix else "")
+    return parse_semver("v" + version)
 
 
 def is_valid_runtime_version(version: str) -> bool:
     """astro-cli isValidRuntimeVersion."""
-    return _parse("v" + _normalize(_strip_v(version))) is not None
-
-
-_CLASSIFIED: dict[str, tuple[bool, _Semver | None]] = {}
-
-
-def _classify(version: str) -> tuple[bool, _Semver | None]:
-    """(new format, the parsed semver or None when invalid), once per distinct string."""
-    if version not in _CLASSIFIED:
-        stripped = _strip_v(version)
-        _CLASSIFIED[version] = (is_new_format(stripped), _parse("v" + _normalize(stripped)))
-    return _CLASSIFIED[version]
+    return _semver_of(version) is not None
 
 
 def compare_runtime_versions(v1: str, v2: str) -> int:
     """astro-cli CompareRuntimeVersions: -1, 0 or 1."""
-    new1, parsed1 = _classify(v1)
-    new2, parsed2 = _classify(v2)
-    if parsed1 is None and parsed2 is None:
-        return 0
-    if parsed1 is None:
-        return -1
-    if parsed2 is None:
-        return 1
-    if new1 and not new2:
-        return 1
-    if new2 and not new1:
-        return -1
-    return _compare_parsed(parsed1, parsed2)
-
-
-def runtime_version_major(version: str) -> str:
-    """astro-cli RuntimeVersionMajor: the semver major, or "" if invalid."""
-    parsed = _parse("v" + _normalize(_strip_v(version)))
-    return parsed[0] if parsed else ""
+    s1, s2 = _semver_of(v1), _semver_of(v2)
+    if s1 is None or s2 is None:
+        return (s1 is not None) - (s2 is not None)
+    new1, new2 = is_new_format(v1.removeprefix("v")), is_new_format(v2.removeprefix("v"))
+    if new1 != new2:
+        return 1 if new1 else -1
+    return s1.compare(s2)
 
 
 def airflow_major(runtime_version: str) -> str:
-    """astro-cli AirflowMajorVersionForRuntimeVersion ("2", "3" or "")."""
+    """astro-cli AirflowMajorVersionForRuntimeVersion: "2", "3" or "" (not a Runtime)."""
     if not is_new_format(runtime_version):
-        return "2" if _parse("v" + _strip_v(runtime_version)) is not None else ""
-    return runtime_version_major(runtime_version)
+        return "2" if parse_semver("v" + runtime_version.removeprefix("v")) else ""
+    parsed = _semver_of(runtime_version)
+    return str(parsed.major) if parsed else ""
 
 
 def is_airflow3(runtime_version: str) -> bool:

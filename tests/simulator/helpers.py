@@ -7,8 +7,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from upgrade.sim.client import request
-from upgrade.sim.testing import SimHandle, make_astro_project
+from simulators import SimHandle, make_astro_project
+
+from fleet_sim.client import request
 
 AF2 = "FROM quay.io/astronomer/astro-runtime:{v}\n"
 AF3 = "FROM astrocrpublic.azurecr.io/runtime:{v}\n"

@@ -19,8 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from upgrade.sim.testing import SimHandle
+from simulators import SimHandle
 
 RECORDED = Path(__file__).resolve().parents[1] / "controlplane" / "recorded" / "airflow"
 # A Runtime whose Airflow has the recorded major (the catalog's 12.x is Airflow 2.10).

@@ -7,10 +7,10 @@ import json
 import re
 
 import yaml
+from simulators import SimHandle
 
-from upgrade.sim import lifecycle
-from upgrade.sim.apitoken import make_token
-from upgrade.sim.testing import SimHandle
+from fleet_sim import lifecycle
+from fleet_sim.apitoken import make_token
 
 INSPECT_TOP = ["configuration", "worker_queues", "metadata"]
 METADATA = [

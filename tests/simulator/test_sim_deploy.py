@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
-from tests.sim.helpers import AF2, AF3, airflow_get, deploy, project, wait_status
-from upgrade.sim.testing import SimHandle
+from tests.simulator.helpers import AF2, AF3, airflow_get, deploy, project, wait_status
 
 DOWNGRADE = (
     "Cannot deploy a downgraded Astro Runtime version. Modify your Astro Runtime version to "

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
-from tests.sim.helpers import AF2, airflow_get, deploy, platform_get, project, wait_status
-from upgrade.errors import InputError, ProblemsError
-from upgrade.sim import lifecycle
-from upgrade.sim.client import SimConnectionError, request
-from upgrade.sim.faults import load_faults_file
-from upgrade.sim.testing import SimHandle
+from fleet_sim import lifecycle
+from fleet_sim.astro.faults import load_faults_file
+from fleet_sim.client import SimConnectionError, request
+from fleet_sim.errors import InputError
+from tests.simulator.helpers import AF2, airflow_get, deploy, platform_get, project, wait_status
 
 
 @pytest.fixture
@@ -222,9 +222,9 @@ def test_faults_file_is_installed_at_start(tmp_path: Path) -> None:
 def test_bad_faults_file_names_file_line_and_key(tmp_path: Path) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n  dep-1:\n    airflow_5xx: 1\n    deploy_noop: sometimes\n")
-    with pytest.raises(ProblemsError) as err:
+    with pytest.raises(InputError) as err:
         load_faults_file(faults)
     assert str(err.value).startswith(f"{faults}:4: faults.dep-1.deploy_noop: expected one of:")
-    with pytest.raises(ProblemsError):
+    with pytest.raises(InputError):
         lifecycle.start(tmp_path / "state", faults=faults)
     assert lifecycle.status(tmp_path / "state") is None

@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
-from tests.sim.helpers import AF2, deploy, platform_get, project
-from upgrade.sim import gitmeta
-from upgrade.sim.testing import SimHandle
+from fleet_sim.astro_cli import gitmeta
+from tests.simulator.helpers import AF2, deploy, platform_get, project
 
 GIT = ["git", "-c", "user.name=Ada Lovelace", "-c", "user.email=ada@example.invalid",
        "-c", "commit.gpgsign=false"]

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from upgrade.sim.cliflags import Flag, FlagError, parse
-from upgrade.sim.goformat import GoTime, go_json, go_value, go_yaml, parse_go_duration
+from fleet_sim.astro_cli.flags import Flag, FlagError, parse
+from fleet_sim.astro_cli.goformat import GoTime, go_json, go_value, go_yaml, parse_go_duration
 
 
 @pytest.mark.parametrize(

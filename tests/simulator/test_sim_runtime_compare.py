@@ -3,7 +3,7 @@ in astro-cli's CompareRuntimeVersions, plus the Airflow-major helper."""
 
 import pytest
 
-from upgrade.sim.runtime_compare import airflow_major, compare_runtime_versions, is_airflow3
+from fleet_sim.runtime_versions import airflow_major, compare_runtime_versions, is_airflow3
 
 WORKED = [
     ("3.0-1", "13.1.0", 1),

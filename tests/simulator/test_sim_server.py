@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
-from tests.sim.helpers import AF2, airflow_get, deploy, platform_get, project
-from upgrade.errors import UpgradeError
-from upgrade.sim import lifecycle
-from upgrade.sim.apitoken import make_token
-from upgrade.sim.client import request
-from upgrade.sim.testing import SimHandle
+from fleet_sim import lifecycle
+from fleet_sim.apitoken import make_token
+from fleet_sim.client import request
+from fleet_sim.errors import NotRunning, SimError
+from tests.simulator.helpers import AF2, airflow_get, deploy, platform_get, project
 
 HEALTH_KEYS = {"metadatabase", "scheduler", "triggerer", "dag_processor"}
 
@@ -156,7 +156,7 @@ def test_server_refuses_non_loopback_hosts(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "upgrade.sim.server",
+            "fleet_sim.astro.server",
             "--state-dir",
             str(tmp_path),
             "--host",
@@ -179,7 +179,7 @@ def test_lifecycle_start_status_stop_reset(tmp_path: Path) -> None:
         assert info.url.startswith("http://127.0.0.1:")
         assert lifecycle.status(state) == info
         assert lifecycle.url_of(state) == info.url
-        with pytest.raises(UpgradeError, match="already running"):
+        with pytest.raises(SimError, match="already running"):
             lifecycle.start(state)
         lifecycle.seed(
             info.url, [{"id": "x", "name": "x", "workspace_id": "w", "runtime_version": "12.4.0"}]
@@ -191,12 +191,12 @@ def test_lifecycle_start_status_stop_reset(tmp_path: Path) -> None:
         assert lifecycle.stop(state) is True
     assert lifecycle.status(state) is None
     assert lifecycle.stop(state) is False
-    with pytest.raises(UpgradeError, match="no Astro simulator is running"):
+    with pytest.raises(NotRunning, match="no Astro simulator is running"):
         lifecycle.url_of(state)
 
 
 def test_seed_refuses_bad_specs(sim: SimHandle) -> None:
-    from upgrade.errors import InputError
+    from fleet_sim.errors import InputError
 
     with pytest.raises(InputError, match="status: expected one of"):
         sim.add_deployment("dep-1", "prod", status="GREEN")

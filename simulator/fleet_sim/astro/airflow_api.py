@@ -22,10 +22,10 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from upgrade.errors import InputError
-from upgrade.sim import dags, views
-from upgrade.sim.httpserver import Request, Response, json_response
-from upgrade.sim.state import SimState, now
+from fleet_sim.astro import dags, views
+from fleet_sim.astro.httpserver import Request, Response, json_response
+from fleet_sim.astro.state import SimState
+from fleet_sim.errors import InputError
 
 DOCS = "https://airflow.apache.org/docs/apache-airflow/{version}/stable-rest-api-ref.html"
 ERROR_KINDS = {400: "BadRequest", 401: "Unauthenticated", 403: "PermissionDenied",
@@ -38,7 +38,7 @@ DAG_ROOT = "/usr/local/airflow/dags"
 def handle(state: SimState, request: Request, dep_id: str, version: str, rest: list[str],
            token: str) -> Response:
     """Answer one Airflow API request; ``token`` is ``good``, ``bad`` or ``none``."""
-    t = now()
+    t = state.now()
     doc = state.visible(dep_id)
     af3 = version == "v2"
     if doc is None or version not in ("v1", "v2") or state.is_af3_running(doc, t) != af3:

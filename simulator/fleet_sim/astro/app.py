@@ -12,9 +12,10 @@ Route map (all JSON):
     GET  /d/{id}/api/v1/{health,version,importErrors[/{n}]}            (Airflow 2)
     GET  /d/{id}/api/v2/{monitor/health,version,importErrors[/{n}]}    (Airflow 3)
     GET|PATCH /d/{id}/api/vN/dags/{dag}, POST|GET .../dagRuns[/{run}[/taskInstances]]
-                                                        (upgrade.sim.airflow_api)
+                                                        (fleet_sim.astro.airflow_api)
     GET  /astronomer-runtime                                           (runtime feed)
     POST /_sim/build {"dockerfile": text}   the built image's Runtime label (image_label)
+    GET|POST /_sim/clock {"mode": "manual"|"wall", "advance": seconds}  (the clock)
     *    /_sim/...                                                     (admin, no auth)
 """
 
@@ -23,10 +24,11 @@ from __future__ import annotations
 import os
 import time
 
-from upgrade.errors import InputError, UpgradeError
-from upgrade.sim import airflow_api, apitoken, image_label, views
-from upgrade.sim.httpserver import Request, Response, json_response
-from upgrade.sim.state import Conflict, NotFound, SimState, now
+from fleet_sim import apitoken
+from fleet_sim.astro import airflow_api, image_label, views
+from fleet_sim.astro.httpserver import Request, Response, json_response
+from fleet_sim.astro.state import Conflict, NotFound, SimState
+from fleet_sim.errors import InputError, SimError
 
 NOT_FOUND_MESSAGE = "Deployment not found"  # guessed: no recorded 404 body
 
@@ -38,7 +40,6 @@ class SimApp:
         self.state = state
         self.started_at = time.time()
         self._request_seq = 0
-        self._claims_cache: dict[str, dict | None] = {}
 
     # ------------------------------------------------------------ entry
     def __call__(self, request: Request) -> Response:
@@ -74,20 +75,11 @@ class SimApp:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer "):
             return None
-        token = auth[7:].strip()
-        if token in self._claims_cache:
-            claims = self._claims_cache[token]
-        else:
-            try:
-                claims = apitoken.parse_claims(token)
-            except apitoken.TokenError:
-                claims = None
-            if claims is not None and not apitoken.permissions(claims):
-                claims = None
-            if len(self._claims_cache) > 1024:
-                self._claims_cache.clear()
-            self._claims_cache[token] = claims
-        if claims is None or apitoken.is_expired(claims):
+        try:
+            claims = apitoken.parse_claims(auth[7:].strip())
+        except apitoken.TokenError:
+            return None
+        if not apitoken.permissions(claims) or apitoken.is_expired(claims):
             return None
         return claims
 
@@ -129,7 +121,7 @@ class SimApp:
         return releases
 
     def _deployments(self, request: Request, org: str, rest: list[str]) -> Response:
-        state, t = self.state, now()
+        state, t = self.state, self.state.now()
         if not rest:
             if request.method != "GET":
                 return self._astro_error(405, "Method not allowed")
@@ -196,7 +188,7 @@ class SimApp:
                     ("X-Astro-Sim-Push-Seconds", f"{timing['push_seconds']:.6f}"),
                     (
                         "X-Astro-Sim-Wait-Sleep-Seconds",
-                        f"{self.state.scaled('wait_sleep_seconds'):.6f}",
+                        f"{self.state.slept('wait_sleep_seconds'):.6f}",
                     ),
                     (
                         "X-Astro-Sim-Wait-Poll-Seconds",
@@ -235,21 +227,23 @@ class SimApp:
             return self._astro_error(404, str(exc))
         except Conflict as exc:
             return self._astro_error(exc.status, str(exc))
-        except UpgradeError as exc:
+        except SimError as exc:
             return self._astro_error(400, str(exc))
 
     def _admin_route(self, request: Request, parts: list[str]) -> Response:
-        state, t, method = self.state, now(), request.method
+        state, t, method = self.state, self.state.now(), request.method
         if parts == ["health"]:
             return json_response(
-                200,
-                {
-                    "status": "ok",
-                    "pid": os.getpid(),
-                    "url": f"http://{state.host}",
-                    **state.timing(),
-                },
+                200, {"status": "ok", "pid": os.getpid(), "url": f"http://{state.host}"}
             )
+        if parts == ["clock"]:
+            if method == "POST":
+                body = request.json()
+                if not isinstance(body, dict) or not set(body) <= {"mode", "advance"}:
+                    raise InputError('clock: expected {"mode": "manual"|"wall", "advance": '
+                                     "<simulated seconds>}")
+                state.set_clock(body.get("mode"), body.get("advance"))
+            return json_response(200, views.clock(state))
         if parts == ["state"] and method == "GET":
             return json_response(
                 200,

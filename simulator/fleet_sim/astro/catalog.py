@@ -1,6 +1,7 @@
 """The bundled Runtime catalog, served the way Astronomer serves its data.
 
-Two views of ``upgrade/model/data/runtime-catalog.yaml``: the runtime feed
+Two views of ``data/runtime-catalog.yaml`` (Astronomer's releases, the same snapshot the
+product ships; tests/simulator checks they agree): the runtime feed
 (``GET /astronomer-runtime``, as updates.astronomer.io serves it) and
 ``deployment-options.runtimeReleases`` (the platform API's list). Fields the catalog
 does not know are omitted rather than invented.
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cmp_to_key
 from pathlib import Path
 
 import yaml
 
-from upgrade.errors import CatalogError
-from upgrade.sim.runtime_compare import compare_runtime_versions, is_new_format
+from fleet_sim.errors import InputError
+from fleet_sim.runtime_versions import compare_runtime_versions, is_new_format
 
-CATALOG_PATH = Path(__file__).resolve().parent.parent / "model" / "data" / "runtime-catalog.yaml"
+CATALOG_PATH = Path(__file__).resolve().parent / "data" / "runtime-catalog.yaml"
 
 _WILDCARD = re.compile(r"([0-9]+)\.([0-9]+)\.\*")
 
@@ -45,18 +47,18 @@ class Catalog:
 
     @classmethod
     def load(cls, path: Path = CATALOG_PATH) -> Catalog:
-        """Load and check the catalog file; raises CatalogError naming the entry."""
+        """Load and check the catalog file; raises InputError naming the entry."""
         try:
             doc = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
         except (OSError, yaml.YAMLError) as exc:
-            raise CatalogError(f"{path}: cannot read the Runtime catalog: {exc}") from exc
+            raise InputError(f"{path}: cannot read the Runtime catalog: {exc}") from exc
         versions = doc.get("versions") if isinstance(doc, dict) else None
         if not isinstance(versions, list):
-            raise CatalogError(f"{path}: versions: expected a list of Runtime versions")
+            raise InputError(f"{path}: versions: expected a list of Runtime versions")
         entries = []
         for i, raw in enumerate(versions):
             if not isinstance(raw, dict) or not isinstance(raw.get("version"), str):
-                raise CatalogError(f"{path}: versions[{i}]: each entry needs a string 'version'")
+                raise InputError(f"{path}: versions[{i}]: each entry needs a string 'version'")
             entries.append(
                 RuntimeEntry(
                     version=raw["version"],
@@ -146,17 +148,9 @@ def _pin_wildcard(airflow: str) -> str:
     return f"{m.group(1)}.{m.group(2)}.0" if m else airflow
 
 
-class _Key:
-    """Sort adapter so catalog order follows astro-cli's Runtime ordering."""
-
-    __slots__ = ("v",)
-
-    def __init__(self, v: str):
-        self.v = v
-
-    def __lt__(self, other: _Key) -> bool:
-        return compare_runtime_versions(self.v, other.v) < 0
+# Catalog order follows astro-cli's Runtime ordering.
+_by_version = cmp_to_key(compare_runtime_versions)
 
 
-def _sort_key(entry: RuntimeEntry) -> _Key:
-    return _Key(entry.version)
+def _sort_key(entry: RuntimeEntry) -> object:
+    return _by_version(entry.version)

@@ -11,34 +11,21 @@ moment its DAG is unpaused (a paused DAG's runs wait, as in Airflow); it then ru
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import UTC, datetime
 
-from upgrade.errors import InputError
-
 DEFAULT_TASKS = ("canary",)
-_DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 START_DELAY = 0.05  # s between a run being queued and the scheduler starting it (scaled)
 
 
 def seed_dags(specs: list, t: float) -> dict[str, dict]:
-    """DAGs from a seed: ids, or ``{dag_id, is_paused (true), tasks ([canary])}``."""
+    """DAGs from a checked seed (astro.seeds): ids, or ``{dag_id, is_paused (true), tasks}``."""
     out: dict[str, dict] = {}
-    for i, spec in enumerate(specs):
+    for spec in specs:
         if isinstance(spec, str):
             spec = {"dag_id": spec}
-        if not isinstance(spec, dict) or not isinstance(spec.get("dag_id"), str) \
-                or not _DAG_ID.fullmatch(spec["dag_id"]):
-            raise InputError(f"deployment: dags[{i}]: expected a DAG id or "
-                             "{dag_id, is_paused, tasks}")
-        tasks = spec.get("tasks", list(DEFAULT_TASKS))
-        if not (isinstance(tasks, list) and tasks and all(isinstance(x, str) for x in tasks)):
-            raise InputError(f"deployment: dags[{i}].tasks: expected a list of task ids")
-        paused = spec.get("is_paused", True)
-        if not isinstance(paused, bool):
-            raise InputError(f"deployment: dags[{i}].is_paused: expected true or false")
-        out[spec["dag_id"]] = {"tasks": tasks, "pauses": [[t, paused]], "runs": {},
+        out[spec["dag_id"]] = {"tasks": spec.get("tasks", list(DEFAULT_TASKS)),
+                               "pauses": [[t, spec.get("is_paused", True)]], "runs": {},
                                "created_at": t}
     return out
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from upgrade.errors import Problem, ProblemsError
+from fleet_sim import yamlfile
+from fleet_sim.errors import InputError, located
 
 NOOP_KINDS = ("uncommitted", "workspace_mismatch", "no_dags_declined")
 
@@ -87,16 +86,13 @@ def check_fault_value(field: str, value: object) -> str | None:
 
 
 def validate_fault_set(spec: object, where: str = "faults") -> dict:
-    """Check one Deployment's fault mapping; raises ProblemsError listing every problem."""
+    """Check one Deployment's fault mapping; InputError listing every problem."""
     if not isinstance(spec, dict):
-        raise ProblemsError([Problem(where, None, "", "expected a mapping of fault fields")])
-    problems = []
-    for field, value in spec.items():
-        why = check_fault_value(str(field), value)
-        if why:
-            problems.append(Problem(where, None, str(field), why))
+        raise InputError(f"{where}: expected a mapping of fault fields")
+    problems = [f"{where}.{field}: {why}" for field, value in spec.items()
+                if (why := check_fault_value(str(field), value))]
     if problems:
-        raise ProblemsError(problems)
+        raise InputError("\n".join(problems))
     return dict(spec)
 
 
@@ -112,94 +108,39 @@ def merge_faults(current: dict, update: dict) -> dict:
 
 
 def load_faults_file(path: Path) -> dict[str, dict]:
-    """Read a faults YAML file; problems name the file, line and key."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProblemsError(
-            [Problem(str(path), None, "", f"cannot read the faults file: {exc}")]
-        ) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ProblemsError([Problem(str(path), line, "", f"not valid YAML: {exc}")]) from exc
+    """Read a faults YAML file (``faults: {<id>: {<field>: <value>}}``); InputError naming
+    the file, line and key of every problem."""
+    root = yamlfile.compose(path, "faults file")
     if root is None:
         return {}
-    problems: list[Problem] = []
-    out: dict[str, dict] = {}
-    faults_node = _mapping_get(root, "faults")
-    if not isinstance(root, yaml.MappingNode) or faults_node is None:
-        line = root.start_mark.line + 1
-        raise ProblemsError(
-            [
-                Problem(
-                    str(path),
-                    line,
-                    "faults",
-                    "expected a top-level 'faults:' mapping of Deployment id -> fault fields",
-                )
-            ]
-        )
-    for key_node, _ in root.value:
-        if key_node.value != "faults":
-            problems.append(
-                Problem(
-                    str(path),
-                    key_node.start_mark.line + 1,
-                    str(key_node.value),
-                    "unknown top-level key; only 'faults' is allowed",
-                )
-            )
-    if not isinstance(faults_node, yaml.MappingNode):
-        raise ProblemsError(
-            [
-                Problem(
-                    str(path),
-                    faults_node.start_mark.line + 1,
-                    "faults",
-                    "expected a mapping of Deployment id -> fault fields",
-                )
-            ]
-        )
-    for dep_key, dep_node in faults_node.value:
-        dep_id = dep_key.value
-        if not isinstance(dep_node, yaml.MappingNode):
-            problems.append(
-                Problem(
-                    str(path),
-                    dep_node.start_mark.line + 1,
-                    f"faults.{dep_id}",
-                    "expected a mapping of fault fields",
-                )
-            )
+    faults = None
+    problems: list[str] = []
+    if root.tag.endswith(":map"):
+        for key, node, line in yamlfile.mapping_items(root):
+            if key == "faults":
+                faults = node
+            else:
+                problems.append(located(path, line, key,
+                                        "unknown top-level key; only 'faults' is allowed"))
+    if faults is None or not faults.tag.endswith(":map"):
+        where = yamlfile.line(faults if faults is not None else root)
+        raise InputError(located(path, where, "faults", "expected a mapping of Deployment id "
+                                 "-> fault fields under a top-level 'faults:'"))
+    found: dict[str, dict] = {}
+    for dep_id, dep_node, _ in yamlfile.mapping_items(faults):
+        if not dep_node.tag.endswith(":map"):
+            problems.append(located(path, yamlfile.line(dep_node), f"faults.{dep_id}",
+                                    "expected a mapping of fault fields"))
             continue
         spec = {}
-        for field_key, value_node in dep_node.value:
-            value = yaml.load(yaml.serialize(value_node), Loader=yaml.CSafeLoader)
-            why = check_fault_value(field_key.value, value)
+        for field, node, line in yamlfile.mapping_items(dep_node):
+            value = yamlfile.value(node)
+            why = check_fault_value(field, value)
             if why:
-                problems.append(
-                    Problem(
-                        str(path),
-                        field_key.start_mark.line + 1,
-                        f"faults.{dep_id}.{field_key.value}",
-                        why,
-                    )
-                )
+                problems.append(located(path, line, f"faults.{dep_id}.{field}", why))
             else:
-                spec[field_key.value] = value
-        out[str(dep_id)] = spec
+                spec[field] = value
+        found[dep_id] = spec
     if problems:
-        raise ProblemsError(problems)
-    return out
-
-
-def _mapping_get(node: yaml.Node, key: str) -> yaml.Node | None:
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    for k, v in node.value:
-        if k.value == key:
-            return v
-    return None
+        raise InputError("\n".join(problems))
+    return found

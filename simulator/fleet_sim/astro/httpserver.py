@@ -1,41 +1,23 @@
-"""A small HTTP/1.1 keep-alive server on asyncio's Protocol layer.
+"""HTTP for the simulator: ``http.server`` with one thread per connection, keep-alive.
 
-Why not aiohttp or http.server: the simulator must answer 2,000 status polls
-a second from 200 clients with a median under 5 ms on 2 cores, and hang
-individual requests for minutes without holding a thread. A Protocol with
-in-order (pipelining-safe) responses and ``call_later`` for delayed answers
-does both with no dependency and no per-request task.
+Requests are answered one at a time (the application holds one lock), so the simulated
+state needs no locking of its own; a delayed answer (an ``airflow_hang`` fault) waits
+outside the lock, holding only its own connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import socket
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
 
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    411: "Length Required",
-    413: "Payload Too Large",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-MAX_HEAD = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
 
 
@@ -50,7 +32,7 @@ class Request:
     body: bytes
 
     def json(self) -> object:
-        """The body decoded as JSON (``{}`` when empty)."""
+        """The body decoded as JSON (``{}`` when empty); ValueError when it is not JSON."""
         if not self.body:
             return {}
         return json.loads(self.body)
@@ -58,7 +40,7 @@ class Request:
 
 @dataclass
 class Response:
-    """What to send back; ``delay`` (seconds) postpones the answer without blocking."""
+    """What to send back; ``delay`` (seconds) holds the answer back on its connection."""
 
     status: int
     body: bytes = b""
@@ -77,122 +59,71 @@ def json_response(
 Handler = Callable[[Request], Response]
 
 
-class HttpProtocol(asyncio.Protocol):
-    """One client connection: parse, dispatch, answer in order, keep alive."""
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the servers it stands in for
+    server_version = "astro-sim"
+    server: SimHTTPServer
 
-    def __init__(self, handler: Handler):
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        return  # one line per request would bury the server's log
+
+    def _serve(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._send(json_response(411, {"message": "Length Required"}), close=True)
+            return
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            self._send(json_response(413 if length.isdigit() else 400,
+                                     {"message": "bad Content-Length"}), close=True)
+            return
+        body = self.rfile.read(int(length))
+        target = urlsplit(self.path)
+        request = Request(self.command, unquote(target.path), parse_qs(target.query),
+                          {name.lower(): value for name, value in self.headers.items()}, body)
+        response = self.server.answer(request)
+        if response.delay > 0:
+            time.sleep(response.delay)
+        self._send(response)
+
+    def _send(self, response: Response, close: bool = False) -> None:
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers:
+                self.send_header(name, value)
+            if close:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(response.body)
+        except OSError:
+            self.close_connection = True  # the client went away (a hang it gave up on)
+
+
+class SimHTTPServer(ThreadingHTTPServer):
+    """Serves ``handler`` on a loopback address until ``shutdown()``."""
+
+    daemon_threads = True  # a hanging answer never keeps the process alive
+    # A fleet opens many connections at once (verify-all's threads, parallel deploys); the
+    # default listen backlog (5) would drop some and make clients wait a second to retry.
+    request_queue_size = 1024
+
+    def __init__(self, handler: Handler, host: str, port: int):
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.handler = handler
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.pending: asyncio.TimerHandle | None = None
-        self.closed = False
+        self.lock = threading.Lock()
+        super().__init__((host, port), _RequestHandler)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.pending is not None:
-            self.pending.cancel()
-            self.pending = None
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.pending is None:
-            self._process()
-
-    def _process(self) -> None:
-        while self.pending is None and not self.closed:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    self._fail(431)
-                return
-            parsed = self._parse_head(bytes(self.buffer[:end]))
-            if parsed is None:
-                self._fail(400)
-                return
-            method, target, version, headers = parsed
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                self._fail(411)
-                return
-            length_text = headers.get("content-length", "0")
-            if not length_text.isdigit() or int(length_text) > MAX_BODY:
-                self._fail(400 if not length_text.isdigit() else 413)
-                return
-            length = int(length_text)
-            if len(self.buffer) < end + 4 + length:
-                return
-            body = bytes(self.buffer[end + 4 : end + 4 + length])
-            del self.buffer[: end + 4 + length]
-            connection = headers.get("connection", "").lower()
-            keep_alive = (
-                connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-            )
-            path, _, query = target.partition("?")
-            request = Request(method, unquote(path), parse_qs(query), headers, body)
-            response = self._dispatch(request)
-            if response.delay > 0:
-                loop = asyncio.get_running_loop()
-                self.pending = loop.call_later(
-                    response.delay, self._send_later, response, keep_alive
-                )
-                return
-            self._send(response, keep_alive)
-            if not keep_alive:
-                return
-
-    def _dispatch(self, request: Request) -> Response:
-        try:
-            return self.handler(request)
-        except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            return json_response(500, {"message": f"internal simulator error: {exc}"})
-
-    @staticmethod
-    def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | None:
-        try:
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, version = lines[0].split(" ")
-        except ValueError:
-            return None
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                return None
-            headers[name.strip().lower()] = value.strip()
-        return method, target, version, headers
-
-    def _send_later(self, response: Response, keep_alive: bool) -> None:
-        self.pending = None
-        if self.closed:
-            return
-        self._send(response, keep_alive)
-        if keep_alive:
-            self._process()
-
-    def _send(self, response: Response, keep_alive: bool) -> None:
-        if self.transport is None or self.closed:
-            return
-        reason = _REASONS.get(response.status, "Unknown")
-        head = [
-            f"HTTP/1.1 {response.status} {reason}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-            "Connection: " + ("keep-alive" if keep_alive else "close"),
-        ]
-        head.extend(f"{name}: {value}" for name, value in response.headers)
-        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        if not keep_alive:
-            self.transport.close()
-            self.closed = True
-
-    def _fail(self, status: int) -> None:
-        self._send(json_response(status, {"message": _REASONS.get(status, "error")}), False)
-
-
-async def serve(handler: Handler, host: str, port: int) -> asyncio.base_events.Server:
-    """Start listening; the caller owns the returned server."""
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: HttpProtocol(handler), host, port, backlog=1024)
+    def answer(self, request: Request) -> Response:
+        """The handler's response; a bug in it is a 500 with the traceback on stderr."""
+        with self.lock:
+            try:
+                return self.handler(request)
+            except Exception as exc:
+                traceback.print_exc(file=sys.stderr)
+                return json_response(500, {"message": f"internal simulator error: {exc}"})

@@ -8,17 +8,19 @@ variant suffixes a Runtime tag may carry, because the label holds the bare
 version. A floating Airflow 3 tag (``runtime:3.1``) resolves to the newest
 non-yanked ``3.1-N`` of the feed, as the image behind that tag would.
 
-``astro deploy`` hands the build to the Docker daemon, a long-running process; so does
-``astro-sim deploy``: the simulator's server builds (``POST /_sim/build``), and the command
-never imports dockerfile-parse (with ``logging``, about 20 ms of CPU on every deploy).
+``astro deploy`` hands the build to the Docker daemon; ``astro-sim deploy`` hands it to the
+simulator's server (``POST /_sim/build``), which plays that part.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 
-from upgrade.sim.runtime_compare import compare_runtime_versions
+from dockerfile_parse import DockerfileParser
+
+from fleet_sim.runtime_versions import compare_runtime_versions
 
 RUNTIME_REPOSITORIES = (
     "quay.io/astronomer/astro-runtime",
@@ -30,22 +32,13 @@ _FLOATING_AF3 = re.compile(r"[0-9]+\.[0-9]+")
 _UBI = re.compile(r"ubi[0-9]*")
 
 
+@dataclass(frozen=True)
 class BaseImage:
-    """The Dockerfile's answer: the raw first FROM (for messages) and the label, if any.
+    """The Dockerfile's answer: the raw first FROM (for messages) and the label, if any."""
 
-    A plain class: importing dataclasses (and with it inspect and ast) would cost every
-    ``astro-sim deploy`` about 10 ms of CPU.
-    """
-
-    __slots__ = ("first_from", "image", "label")
-
-    def __init__(self, first_from: str, image: str | None, label: str | None):
-        self.first_from = first_from  # as written on the first FROM line, as astro-cli shows it
-        self.image = image  # resolved Runtime base image, if any stage has one
-        self.label = label  # emulated io.astronomer.docker.runtime.version
-
-    def __repr__(self) -> str:
-        return f"BaseImage({self.first_from!r}, {self.image!r}, {self.label!r})"
+    first_from: str  # as written on the first FROM line, as astro-cli shows it
+    image: str | None  # resolved Runtime base image, if any stage has one
+    label: str | None  # emulated io.astronomer.docker.runtime.version
 
 
 def split_image(ref: str) -> tuple[str, str | None]:
@@ -93,8 +86,6 @@ def read_base_image(dockerfile: str, floating: dict[str, str] | None = None) -> 
 
     ``floating`` maps a floating Airflow 3 tag (``"3.1"``) to its newest build.
     """
-    from dockerfile_parse import DockerfileParser
-
     parser = DockerfileParser(fileobj=io.BytesIO(dockerfile.encode()), env_replace=True)
     froms = [i for i in parser.structure if i["instruction"] == "FROM"]
     first_from = _first_image_token(froms[0]["value"]) if froms else ""

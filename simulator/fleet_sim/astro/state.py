@@ -2,25 +2,23 @@
 
 Status is never advanced by a timer: a finalized deploy records *when* the
 Deployment turns DEPLOYING and HEALTHY (already multiplied by the time scale),
-and every read computes the status for "now". So there are no background
-tasks, and a restarted server continues exactly where it stopped.
+and every read computes the status for "now", which the clock gives (astro.clock). So
+there are no background tasks, and a restarted server continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-import time
 from datetime import UTC, datetime
 
-from upgrade.errors import InputError
-from upgrade.sim import dags
-from upgrade.sim.catalog import Catalog
-from upgrade.sim.faults import DEPLOY_TIME_FIELDS, merge_faults, validate_fault_set
-from upgrade.sim.runtime_compare import is_airflow3
-from upgrade.sim.store import Store
+from fleet_sim.astro import dags, seeds
+from fleet_sim.astro.catalog import Catalog
+from fleet_sim.astro.clock import MODES, Clock
+from fleet_sim.astro.faults import DEPLOY_TIME_FIELDS, merge_faults, validate_fault_set
+from fleet_sim.astro.store import Store
+from fleet_sim.errors import InputError
+from fleet_sim.runtime_versions import is_airflow3
 
-STATUSES = ("CREATING", "DEPLOYING", "HEALTHY", "HIBERNATING", "UNHEALTHY", "UNKNOWN")
 DEPLOY_TYPES = ("IMAGE_AND_DAG", "IMAGE_ONLY", "DAG_ONLY", "BUNDLE")
 
 # Airflow reports a scheduler or triggerer healthy until its heartbeat is this old (s, NOT
@@ -42,40 +40,7 @@ DEFAULT_CONFIG: dict[str, object] = {
     "organization_id": "org-sim",
     "runtime_releases": None,  # None = every non-yanked catalog version is deployable
 }
-_SCALED_KEYS = (
-    "heartbeat_seconds",
-    "dag_run_seconds",
-    "deploy_seconds",
-    "healthy_after_seconds",
-    "deploying_after_seconds",
-    "wait_sleep_seconds",
-    "wait_poll_seconds",
-)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 DAGS_FOLDER = "/usr/local/airflow/dags"  # where Astro's images keep the project's dags/
-
-_SEED_FIELDS = {
-    "id": str,
-    "name": str,
-    "workspace_id": str,
-    "workspace_name": str,
-    "organization_id": str,
-    "runtime_version": str,
-    "airflow_version": str,
-    "status": str,
-    "description": str,
-    "image_tag": str,
-    "namespace": str,
-    "is_dag_deploy_enabled": bool,
-    "is_cicd_enforced": bool,
-    "type": str,
-    "executor": str,
-    "cloud_provider": str,
-    "region": str,
-    "import_errors": list,
-    "dags": list,
-    "airflow_api_url": str,
-}
 
 
 class NotFound(LookupError):
@@ -90,11 +55,6 @@ class Conflict(RuntimeError):
         self.status = status
 
 
-def now() -> float:
-    """Wall-clock seconds; persisted timestamps must survive a restart."""
-    return time.time()
-
-
 class SimState:
     """In-memory state with write-through persistence."""
 
@@ -107,12 +67,36 @@ class SimState:
         # When a standing fault that starts a clock (stale_heartbeat) was set, per Deployment.
         self.fault_since: dict[str, dict[str, float]] = store.load_meta("fault_since", {}) or {}
         self.deployments: dict[str, dict] = store.load_deployments()
+        self.clock = Clock.from_json(store.load_meta("clock"))
         self.host = "127.0.0.1:0"  # set by the server once bound
+
+    def now(self) -> float:
+        """The simulated time (seconds since the epoch): what every status is computed for."""
+        return self.clock.now()
+
+    def set_clock(self, mode: str | None = None, advance: object = None) -> None:
+        """Switch the clock's mode and/or move it forward by ``advance`` simulated seconds
+        (multiplied by time_scale, as every delay setting is)."""
+        if mode is not None and mode not in MODES:
+            raise InputError(f"clock: mode: expected one of {', '.join(MODES)}")
+        if advance is not None and not (isinstance(advance, int | float)
+                                        and not isinstance(advance, bool) and advance >= 0):
+            raise InputError("clock: advance: expected a number of seconds >= 0")
+        if mode is not None:
+            self.clock.set_mode(mode)
+        if advance:
+            self.clock.advance(float(advance) * float(self.config["time_scale"]))
+        self.store.save_meta("clock", self.clock.to_json())
 
     # ----------------------------------------------------------- config
     def scaled(self, key: str) -> float:
         """A configured duration in real seconds (multiplied by time_scale)."""
         return float(self.config[key]) * float(self.config["time_scale"])
+
+    def slept(self, key: str) -> float:
+        """What astro-sim sleeps for a scaled duration: nothing while the clock is manual
+        (time passes only when a test moves it)."""
+        return 0.0 if self.clock.mode == "manual" else self.scaled(key)
 
     def configure(self, updates: dict) -> dict:
         """Change timing/config values; refuses unknown keys and negative numbers."""
@@ -122,7 +106,7 @@ class SimState:
                     f"config: {key}: unknown setting; known: {', '.join(sorted(DEFAULT_CONFIG))}"
                 )
             if key == "organization_id":
-                if not (isinstance(value, str) and _ID.fullmatch(value)):
+                if not (isinstance(value, str) and seeds.ID.fullmatch(value)):
                     raise InputError("config: organization_id: expected an id ([A-Za-z0-9._-])")
             elif key == "runtime_releases":
                 if value is not None and not (
@@ -141,37 +125,12 @@ class SimState:
         self.store.save_meta("config", self.config)
         return self.config
 
-    def timing(self) -> dict:
-        """Every duration in real seconds, as astro-sim needs them."""
-        out = {key: self.scaled(key) for key in _SCALED_KEYS}
-        out["time_scale"] = float(self.config["time_scale"])
-        return out
-
     # ------------------------------------------------------ deployments
     def add_deployment(self, spec: dict) -> dict:
         """Create (or replace) a Deployment from an admin/seed spec."""
-        if not isinstance(spec, dict):
-            raise InputError("deployment: expected a mapping with at least id, name, workspace_id")
-        for key, value in spec.items():
-            if key not in _SEED_FIELDS:
-                raise InputError(
-                    f"deployment: {key}: unknown field; known: {', '.join(sorted(_SEED_FIELDS))}"
-                )
-            if not isinstance(value, _SEED_FIELDS[key]) or (_SEED_FIELDS[key] is str and not value):
-                raise InputError(
-                    f"deployment: {key}: expected a non-empty {_SEED_FIELDS[key].__name__}"
-                )
-        for required in ("id", "name", "workspace_id", "runtime_version"):
-            if required not in spec:
-                raise InputError(f"deployment: {required}: this field is required")
-        if not _ID.fullmatch(spec["id"]):
-            raise InputError(
-                f"deployment: id: {spec['id']!r} must match [A-Za-z0-9][A-Za-z0-9._-]*"
-            )
+        seeds.check(spec)
         status = spec.get("status", "HEALTHY")
-        if status not in STATUSES:
-            raise InputError(f"deployment: status: expected one of {', '.join(STATUSES)}")
-        t = now()
+        t = self.now()
         doc = {
             "id": spec["id"],
             "name": spec["name"],
@@ -214,17 +173,8 @@ class SimState:
         doc = self.deployments.get(deployment_id)
         if doc is None:
             raise NotFound(f"no simulated Deployment with id {deployment_id!r}")
-        allowed = set(_SEED_FIELDS) - {"id"}
-        for key, value in fields.items():
-            if key not in allowed:
-                raise InputError(
-                    f"deployment: {key}: cannot be changed; allowed: {', '.join(sorted(allowed))}"
-                )
-            if not isinstance(value, _SEED_FIELDS[key]):
-                raise InputError(f"deployment: {key}: expected a {_SEED_FIELDS[key].__name__}")
-        if "status" in fields and fields["status"] not in STATUSES:
-            raise InputError(f"deployment: status: expected one of {', '.join(STATUSES)}")
-        t = now()
+        seeds.check(fields, partial=True)
+        t = self.now()
         if "status" in fields or "runtime_version" in fields:
             doc["status"] = self.status(doc, t)
             doc["rollout"] = None
@@ -301,7 +251,7 @@ class SimState:
         since = self.fault_since.setdefault(deployment_id, {})
         for field in ("stale_heartbeat",):
             if after.get(field) and not before.get(field):
-                since[field] = now()
+                since[field] = self.now()
             elif not after.get(field):
                 since.pop(field, None)
         if not since:
@@ -402,14 +352,8 @@ class SimState:
         return since if since <= t else None
 
     def _set_import_errors(self, doc: dict, errors: list, t: float) -> None:
-        for i, err in enumerate(errors):
-            if not (isinstance(err, dict) and isinstance(err.get("filename"), str)):
-                raise InputError(
-                    f"deployment: import_errors[{i}]: "
-                    "expected {filename, stack_trace[, timestamp]}"
-                )
-            ts = err.get("timestamp")
-            stamp = _parse_time(ts) if isinstance(ts, str) else t
+        for err in errors:
+            stamp = seeds.parse_time(err.get("timestamp")) or t
             name = err["filename"]
             doc["import_errors"].append(
                 {
@@ -418,7 +362,7 @@ class SimState:
                     "filename": name if name.startswith("/") else f"{DAGS_FOLDER}/{name}",
                     "stack_trace": str(err.get("stack_trace", "")),
                     "timestamp": stamp,
-                    "visible_at": stamp if stamp <= t else t,
+                    "visible_at": min(stamp, t),
                 }
             )
             doc["next_import_error_id"] += 1
@@ -432,7 +376,7 @@ class SimState:
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise InputError("Invalid request body: description must be a string")
-        t = now()
+        t = self.now()
         used = {d["image_tag"] for d in doc["deploys"]} | {doc["image_tag"]}
         stamp = t
         tag = _image_tag(stamp)
@@ -460,8 +404,10 @@ class SimState:
         doc["updated_at"] = t
         self.store.save_deployment(doc)
         fault = self.faults.get(doc["id"], {})
-        total = self.scaled("deploy_seconds")
+        total = self.slept("deploy_seconds")
         extra = float(fault.get("deploy_extra_seconds", 0.0)) * float(self.config["time_scale"])
+        if self.clock.mode == "manual":
+            extra = 0.0
         timing = {"build_seconds": total * 0.75 + extra, "push_seconds": total * 0.25}
         return deploy, timing
 
@@ -476,7 +422,7 @@ class SimState:
         doc["pushed"][tag] = {
             "runtime_version": label,
             "image": body.get("image"),
-            "pushed_at": now(),
+            "pushed_at": self.now(),
         }
         self.store.save_deployment(doc)
         repository = next(d["image_repository"] for d in doc["deploys"] if d["image_tag"] == tag)
@@ -491,7 +437,7 @@ class SimState:
             raise Conflict(f"Deploy {deploy_id} has already been finalized")
         fault = self.faults.get(doc["id"], {})
         consume = not fault.get("persistent")
-        t = now()
+        t = self.now()
         if fault.get("deploy_error"):
             message = fault["deploy_error"]
             deploy.update(status="FAILED", finalized_at=t, error=message)
@@ -588,13 +534,3 @@ def _deploy_git(git: object) -> dict | None:
 
 def _image_tag(t: float) -> str:
     return "deploy-" + datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H-%M-%S")
-
-
-def _parse_time(text: str) -> float:
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(f"deployment: timestamp {text!r} is not ISO 8601") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()

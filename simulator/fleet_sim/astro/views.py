@@ -11,8 +11,8 @@ import hashlib
 import math
 from datetime import UTC, datetime
 
-from upgrade.sim import dags
-from upgrade.sim.state import AIRFLOW_HEALTH_THRESHOLD, SimState
+from fleet_sim.astro import dags
+from fleet_sim.astro.state import AIRFLOW_HEALTH_THRESHOLD, SimState
 
 _WORKER_QUEUE = {
     "name": "default",
@@ -96,6 +96,13 @@ def platform_deployment(state: SimState, doc: dict, t: float) -> dict:
         out["dagTarballVersion"] = doc["dag_tarball_version"]
         out["desiredDagTarballVersion"] = doc["dag_tarball_version"]
     return out
+
+
+def clock(state: SimState) -> dict:
+    """The admin view of the simulator's clock."""
+    t = state.now()
+    return {"mode": state.clock.mode, "now": api_time(t), "epoch": t,
+            "time_scale": float(state.config["time_scale"])}
 
 
 def platform_deploy(host: str, doc: dict, deploy: dict) -> dict:

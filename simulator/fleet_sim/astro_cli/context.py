@@ -9,11 +9,13 @@ is sent as a Bearer header and never printed.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
-from upgrade.sim import apitoken, jsoncodec
-from upgrade.sim.client import SimConnectionError, request
+from fleet_sim import apitoken
+from fleet_sim.astro_cli.goformat import go_table
+from fleet_sim.client import SimConnectionError, request
 
 NO_WORKSPACE = (
     "current workspace context not set, you can switch to a workspace with \n"
@@ -99,7 +101,7 @@ class Context:
             verb = method.capitalize()
             raise CliError(f'{verb} "{self.base_url}{path}": {exc}') from exc
         try:
-            payload = jsoncodec.loads(raw) if raw else None
+            payload = json.loads(raw) if raw else None
         except ValueError:
             payload = None
         return status, headers, payload
@@ -145,8 +147,6 @@ def select_deployment(deployments: list[dict], message: str, clean: bool = False
     picker table is printed, the prompt gets no answer, and the selection fails
     with ``invalid Deployment selected`` exactly as with an empty stdin.
     """
-    from upgrade.sim.goformat import go_table
-
     if not deployments:
         return None
     if len(deployments) == 1:

@@ -11,11 +11,13 @@ Refusals that astro-cli ends with ``os.Exit(1)`` print to stdout only.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
+from datetime import UTC, datetime
 
-from upgrade.sim import gitmeta
-from upgrade.sim.clicontext import (
+from fleet_sim.astro_cli import gitmeta
+from fleet_sim.astro_cli.context import (
     CliError,
     CliExit,
     Context,
@@ -23,8 +25,8 @@ from upgrade.sim.clicontext import (
     out,
     select_deployment,
 )
-from upgrade.sim.goformat import parse_go_duration
-from upgrade.sim.runtime_compare import airflow_major, compare_runtime_versions
+from fleet_sim.astro_cli.goformat import parse_go_duration
+from fleet_sim.runtime_versions import airflow_major, compare_runtime_versions
 
 UNCOMMITTED = (
     "Project directory has uncommitted changes, "
@@ -95,8 +97,6 @@ def latest_stable(feed: dict) -> str:
 
 def config_deployment_id(project: str) -> str:
     """``project.deployment`` from ``.astro/config.yaml`` (saved by ``astro deploy --save``)."""
-    import re  # only a deploy without a Deployment ID reads the saved one
-
     try:
         with open(os.path.join(project, ".astro", "config.yaml"), encoding="utf-8") as handle:
             text = handle.read()
@@ -267,7 +267,7 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
     )
     if status // 100 != 2 or not isinstance(pushed, dict):
         raise CliError(api_error_message(status, pushed))
-    # The registry computes the digest (hashlib would cost this command its OpenSSL load).
+    # The registry computes the digest, as a real registry does.
     out(f"The push refers to repository [{repository}]")
     _sleep(timing["push-seconds"])
     out(f"{tag}: digest: {pushed.get('digest', '')} size: 2841")
@@ -321,7 +321,7 @@ def _pick(ctx: Context, workspace: str, deployment_id: str, name: str) -> dict:
 
 
 def _build(ctx: Context, dockerfile: str) -> dict:
-    """The image's Runtime label, as ``docker build`` would stamp it (upgrade.sim.image_label).
+    """The image's Runtime label, as ``docker build`` would stamp it (astro.image_label).
 
     The simulator's server does the build, as Docker's daemon would: see image_label.
     """
@@ -347,9 +347,8 @@ def _docker_build_lines(deployment: dict) -> None:
 
 
 def _tarball_version() -> str:
-    # time, not datetime: datetime's import would cost every DAG-deploying call ~2 ms.
-    seconds, fraction = divmod(time.time_ns() // 1000, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)) + f"{fraction:06d}0Z"
+    # Go's time.Now().UTC().Format(time.RFC3339Nano) at 100 ns precision, as astro-cli's.
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def _health_poll(ctx: Context, deployment_id: str, timing: dict, wait_time: float) -> None:

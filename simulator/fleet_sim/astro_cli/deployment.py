@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from upgrade.sim.clicontext import CliError, Context, out, select_deployment
-from upgrade.sim.goformat import GoTime, go_json, go_table, go_value, go_yaml
+from fleet_sim.astro_cli.context import CliError, Context, out, select_deployment
+from fleet_sim.astro_cli.goformat import GoTime, go_json, go_table, go_value, go_yaml
 
 NOT_IN_WORKSPACE = (
     "the Deployment specified was not found in this workspace. Your account or API Key may not "

@@ -2,16 +2,17 @@
 
 Supports ``astro deploy``, ``astro deployment inspect`` and ``astro deployment
 list`` with the real flags, output shapes, streams and exit codes
-(docs/simulator.md lists what differs). Imports are kept to the stdlib
-minimum: a fleet run spawns this command thousands of times.
+(docs/simulator.md lists what differs).
 """
 
 from __future__ import annotations
 
 import sys
 
-from upgrade.sim.clicontext import CliError, CliExit, Context
-from upgrade.sim.cliflags import Flag, FlagError, parse, usage_lines
+from fleet_sim.astro_cli import deploy
+from fleet_sim.astro_cli.context import CliError, CliExit, Context
+from fleet_sim.astro_cli.deployment import inspect_command, list_command
+from fleet_sim.astro_cli.flags import Flag, FlagError, parse, usage_lines
 
 VERSION = "1.45.0"
 
@@ -197,11 +198,7 @@ def _run_deploy(argv: list[str]) -> int:
         return 0
     if len(parsed.args) > 1:
         return _fail(f"accepts at most 1 arg(s), received {len(parsed.args)}", usage)
-    from upgrade.sim import (
-        cli_deploy,
-    )  # deploy-only imports (dockerfile-parse) stay off other paths
-
-    cli_deploy.run(lambda: Context.setup(announce=True), parsed.values, parsed.given, parsed.args)
+    deploy.run(lambda: Context.setup(announce=True), parsed.values, parsed.given, parsed.args)
     return 0
 
 
@@ -216,8 +213,6 @@ def _run_inspect(argv: list[str]) -> int:
     if parsed.values["help"]:
         sys.stdout.write(usage)
         return 0
-    from upgrade.sim.cli_deployment import inspect_command
-
     inspect_command(Context.setup(announce=False), parsed.values, parsed.args)
     return 0
 
@@ -233,8 +228,6 @@ def _run_list(argv: list[str]) -> int:
         return 0
     if parsed.args:
         return _fail(f'unknown command "{parsed.args[0]}" for "astro deployment list"', usage)
-    from upgrade.sim.cli_deployment import list_command
-
     list_command(Context.setup(announce=True), parsed.values, parsed.given)
     return 0
 
