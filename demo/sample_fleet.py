@@ -1,4 +1,5 @@
-"""Create the sample fleet's repos (examples/sample-fleet) as real Astro projects with git.
+"""Create the sample fleet's repos (examples/sample-fleet) as real Astro projects with git,
+and the simulated Astro's Deployments they feed.
 
 `make demo` runs this so the committed inventory.yaml points at real repositories; the
 tests use it to get a believable fleet. Template-managed repos get their Dockerfile
@@ -6,8 +7,9 @@ rendered from their template at the version given in ``STARTING_VERSIONS``. Each
 an ``origin``: a bare repository beside the checkouts (``<dir>/.remotes/<repo>.git``),
 reached by a ``file://`` URL, so deploys carry git metadata as from a hosted remote. A repo
 whose ``git.deploy`` is ``ci`` gets a ``post-receive`` hook standing in for its CI's deploy
-action (``upgrade.sim.cihook``): a push to ``main`` deploys its Deployments through the
-simulator the inventory names.
+action (``fleet_sim.ci``): a push to ``main`` deploys its Deployments through the simulator
+the inventory's ``control_plane`` reaches. ``seed_specs`` is what the simulated Astro holds
+before the demo starts: every inventory Deployment at its Dockerfile's version.
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from fleet_sim import ci
+from upgrade.config.inventory import Deployment, Inventory
+from upgrade.config.inventory_loader import load_inventory
 from upgrade.config.settings import PACKAGED_TEMPLATES
-from upgrade.controlplane.control_plane import simulator_bin
 from upgrade.model.catalog import load_catalog
+from upgrade.model.dockerfile import find_base_image
 from upgrade.model.template import render_template
 from upgrade.model.versions import parse_version
 from upgrade.plan.planner import runtime_context
-from upgrade.sim import cihook
 
 # Seconds between a push to main and the CI stand-in's deploy.
 CI_DELAY = 1.0
@@ -120,13 +126,61 @@ def create(inventory_path: Path, examples: Path, *, fresh: bool = True) -> list[
             shutil.rmtree(remote)
         _git_init(path, remote)
         if (spec.get("git") or {}).get("deploy") == "ci":
-            state = (doc.get("control_plane") or {}).get("simulator") or ".sim"
-            cihook.install(remote, branch="main", astro_bin=simulator_bin(), delay=CI_DELAY,
-                           sim_state=str(root / state),
-                           deployments=[{"id": d["id"], "workspace_id": d["workspace_id"]}
-                                        for d in spec.get("deployments") or ()])
+            ci.install(remote, branch="main", astro_bin=astro_sim(), delay=CI_DELAY,
+                       sim_url=simulator_url(doc),
+                       deployments=[{"id": d["id"], "workspace_id": d["workspace_id"]}
+                                    for d in spec.get("deployments") or ()])
         created.append(path)
     return created
+
+
+def astro_sim() -> str:
+    """``astro-sim`` installed beside this interpreter (the venv's bin), else on $PATH."""
+    beside = Path(sys.executable).parent / "astro-sim"  # not resolved: a venv's python is a link
+    return str(beside) if beside.exists() else "astro-sim"
+
+
+def simulator_url(doc: dict[str, Any]) -> str:
+    """The simulator an inventory reaches: the ``ASTRO_SIM_URL`` its control plane gives
+    astro-sim."""
+    return doc["control_plane"]["extra_env"]["ASTRO_SIM_URL"]
+
+
+def seed_specs(inventory_path: Path) -> list[dict[str, Any]]:
+    """The simulated Astro's Deployments for an inventory: each at its Dockerfile's version,
+    with the DAGs its ``dag_run`` checks trigger (paused, as new DAGs are in Airflow)."""
+    inv = load_inventory(inventory_path, check_repos=False)
+    specs = []
+    for dep in inv.deployments:
+        dockerfile = inv.repos[dep.repo].dockerfile_path
+        version = find_base_image(dockerfile.read_text("utf-8"), path=str(dockerfile)).version
+        specs.append({"id": dep.id, "name": dep.name, "workspace_id": dep.workspace_id,
+                      "runtime_version": str(version), "dags": canary_dags(inv, dep)})
+    return specs
+
+
+def write_seed_file(inventory_path: Path, seed_file: Path) -> int:
+    """Write ``seed_specs`` as a seed file for ``fleet-sim seed --file``; how many."""
+    specs = seed_specs(inventory_path)
+    lines = ["# What the simulated Astro holds when the demo starts: every Deployment of",
+             "# inventory.yaml at its Dockerfile's version (fleet-sim seed --file THIS).",
+             "deployments:"]
+    lines += [f"  - {yaml.safe_dump(spec, default_flow_style=True, sort_keys=False).strip()}"
+              for spec in specs]
+    seed_file.write_text("\n".join(lines) + "\n", "utf-8")
+    return len(specs)
+
+
+def canary_dags(inv: Inventory, dep: Deployment) -> list[str]:
+    """The DAGs the inventory's ``dag_run`` checks (its wave's, its own) expect it to have."""
+    wave = inv.waves.get(dep.wave)
+    found: list[str] = []
+    for layer in (wave.verify if wave else None, dep.verify):
+        for check in (layer.checks or ()) if layer else ():
+            dag_id = check.get("dag_id")
+            if check["name"] == "dag_run" and dag_id and dag_id not in found:
+                found.append(dag_id)
+    return found
 
 
 def remote_of(inventory_path: Path, name: str) -> Path:
