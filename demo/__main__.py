@@ -79,9 +79,11 @@ STEPS: list[tuple[str, list[str], int]] = [
 REPORT = ("The rollout's HTML report (timeline, fleet version matrix, summary): open it in a "
           "browser", ["astro-fleet", "report"])
 
-# What the commands run with: the forge's token, and the simulator's fake Astro token
-# (set once `fleet-sim token` has printed it).
-ENV = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160"), "GITHUB_TOKEN": FORGE_TOKEN}
+# What the commands run with: this venv's commands on PATH (as in an activated venv: the
+# inventory names astro-sim by name, as it would name astro), the forge's token, and the
+# simulator's fake Astro token (set once `fleet-sim token` has printed it).
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+       "COLUMNS": os.environ.get("COLUMNS", "160"), "GITHUB_TOKEN": FORGE_TOKEN}
 
 
 def run(argv: list[str]) -> int:

@@ -397,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
                     for name, p in state.projects.items()}, "calls": state.calls})
             elif path == "/_forge/projects" and method == "POST":
                 for name, bare in body.items():
-                    state.projects.setdefault(name, Project(name, str(bare)))
+                    state.projects.setdefault(name, Project(name, str(Path(bare).resolve())))
                 self._send(200, {"projects": sorted(state.projects)})
             elif path == "/_forge/faults" and method == "POST":
                 project = state.projects[body.pop("project")]
@@ -444,8 +444,10 @@ class ForgeServer:
         self.httpd.server_close()
 
     def add_project(self, name: str, bare: str | Path) -> None:
+        """Serve ``name`` (``owner/repo``) from the bare repository at ``bare``."""
         with self.state.lock:
-            self.state.projects.setdefault(name, Project(name, str(bare)))
+            # Absolute: git and the post-receive hook run with the repository as their cwd.
+            self.state.projects.setdefault(name, Project(name, str(Path(bare).resolve())))
 
 
 def serve(token: str, port: int, projects: dict[str, str], url_file: Path | None = None
