@@ -17,6 +17,10 @@ from fleet_sim import apitoken
 from fleet_sim.astro_cli.goformat import go_table
 from fleet_sim.client import SimConnectionError, request
 
+NOT_IN_WORKSPACE = (
+    "the Deployment specified was not found in this workspace. Your account or API Key may not "
+    "have access to the deployment specified"
+)
 NO_WORKSPACE = (
     "current workspace context not set, you can switch to a workspace with \n"
     "\tastro workspace switch WORKSPACEID"
@@ -138,6 +142,18 @@ def api_error_message(status: int, payload: object) -> str:
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         return payload["message"]
     return f"failed to perform request, status {status}"
+
+
+def deployment_named(deployments: list[dict], name: str) -> dict:
+    """astro-cli's lookup by ``--deployment-name``: the first of that name (saying so when
+    there are several), else the not-found refusal."""
+    matches = [d for d in deployments if d["name"] == name]
+    if len(matches) > 1:
+        out(f"More than one Deployment with the name {name} was found")
+    if not matches:
+        out(f"No Deployment with the name {name} was found")
+        raise CliError(NOT_IN_WORKSPACE)
+    return matches[0]
 
 
 def select_deployment(deployments: list[dict], message: str, clean: bool = False) -> dict | None:

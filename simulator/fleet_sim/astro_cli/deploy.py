@@ -22,6 +22,7 @@ from fleet_sim.astro_cli.context import (
     CliExit,
     Context,
     api_error_message,
+    deployment_named,
     out,
     select_deployment,
 )
@@ -298,16 +299,7 @@ def _pick(ctx: Context, workspace: str, deployment_id: str, name: str) -> dict:
     """GetDeployment without an ID: by name, auto-select, picker or create wizard."""
     deployments = ctx.list_deployments(workspace)
     if name and not deployment_id:
-        matches = [d for d in deployments if d["name"] == name]
-        if len(matches) > 1:
-            out(f"More than one Deployment with the name {name} was found")
-        if not matches:
-            out(f"No Deployment with the name {name} was found")
-            raise CliError(
-                "the Deployment specified was not found in this workspace. Your account or API Key "
-                "may not have access to the deployment specified"
-            )
-        return ctx.get_deployment(matches[0]["id"])
+        return ctx.get_deployment(deployment_named(deployments, name)["id"])
     if not deployments:
         # astro-cli walks the user through creating a Deployment; with no answer on
         # stdin the name prompt comes back empty.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from fleet_sim.astro_cli.context import CliError, Context, out, select_deployment
+from fleet_sim.astro_cli.context import (
+    NOT_IN_WORKSPACE,
+    CliError,
+    Context,
+    deployment_named,
+    out,
+    select_deployment,
+)
 from fleet_sim.astro_cli.goformat import GoTime, go_json, go_table, go_value, go_yaml
 
-NOT_IN_WORKSPACE = (
-    "the Deployment specified was not found in this workspace. Your account or API Key may not "
-    "have access to the deployment specified"
-)
 NO_DEPLOYMENTS = "no Deployments found in workspace"
 
 
@@ -189,13 +192,7 @@ def inspect_command(ctx: Context, values: dict, args: list[str]) -> None:
         )
     chosen: dict | None = None
     if not deployment_id and name:
-        matches = [d for d in deployments if d["name"] == name]
-        if len(matches) > 1:
-            out(f"More than one Deployment with the name {name} was found")
-        if not matches:
-            out(f"No Deployment with the name {name} was found")
-            raise CliError(NOT_IN_WORKSPACE)
-        chosen = matches[0]
+        chosen = deployment_named(deployments, name)
     elif not deployment_id:
         chosen = select_deployment(deployments, "Select a Deployment", clean)
     else:

@@ -12,7 +12,7 @@ import sys
 from fleet_sim.astro_cli import deploy
 from fleet_sim.astro_cli.context import CliError, CliExit, Context
 from fleet_sim.astro_cli.deployment import inspect_command, list_command
-from fleet_sim.astro_cli.flags import Flag, FlagError, parse, usage_lines
+from fleet_sim.astro_cli.flags import Flag, FlagError, Parsed, parse, usage_lines
 
 VERSION = "1.45.0"
 
@@ -185,17 +185,27 @@ def _dispatch(argv: list[str]) -> int:
     return _fail(f'unknown command "{command}" for "astro"\nRun \'astro --help\' for usage.')
 
 
-def _run_deploy(argv: list[str]) -> int:
-    usage = _help(
-        "deploy DEPLOYMENT-ID", "Deploy your project to a Deployment on Astro", DEPLOY_FLAGS
-    )
+def _parse(argv: list[str], use: str, short: str, flags: list[Flag]
+           ) -> tuple[Parsed, str] | int:
+    """The flags as cobra parses them, and the command's usage text; or the exit code when
+    a flag was refused or ``--help`` printed the usage."""
+    usage = _help(use, short, flags)
     try:
-        parsed = parse(argv, DEPLOY_FLAGS)
+        parsed = parse(argv, flags)
     except FlagError as exc:
         return _fail(str(exc), usage)
     if parsed.values["help"]:
         sys.stdout.write(usage)
         return 0
+    return parsed, usage
+
+
+def _run_deploy(argv: list[str]) -> int:
+    got = _parse(argv, "deploy DEPLOYMENT-ID", "Deploy your project to a Deployment on Astro",
+                 DEPLOY_FLAGS)
+    if isinstance(got, int):
+        return got
+    parsed, usage = got
     if len(parsed.args) > 1:
         return _fail(f"accepts at most 1 arg(s), received {len(parsed.args)}", usage)
     deploy.run(lambda: Context.setup(announce=True), parsed.values, parsed.given, parsed.args)
@@ -203,29 +213,20 @@ def _run_deploy(argv: list[str]) -> int:
 
 
 def _run_inspect(argv: list[str]) -> int:
-    usage = _help(
-        "deployment inspect [DEPLOYMENT-ID]", "Inspect a deployment configuration", INSPECT_FLAGS
-    )
-    try:
-        parsed = parse(argv, INSPECT_FLAGS)
-    except FlagError as exc:
-        return _fail(str(exc), usage)
-    if parsed.values["help"]:
-        sys.stdout.write(usage)
-        return 0
+    got = _parse(argv, "deployment inspect [DEPLOYMENT-ID]",
+                 "Inspect a deployment configuration", INSPECT_FLAGS)
+    if isinstance(got, int):
+        return got
+    parsed, _ = got
     inspect_command(Context.setup(announce=False), parsed.values, parsed.args)
     return 0
 
 
 def _run_list(argv: list[str]) -> int:
-    usage = _help("deployment list", "List your Deployments running on Astro", LIST_FLAGS)
-    try:
-        parsed = parse(argv, LIST_FLAGS)
-    except FlagError as exc:
-        return _fail(str(exc), usage)
-    if parsed.values["help"]:
-        sys.stdout.write(usage)
-        return 0
+    got = _parse(argv, "deployment list", "List your Deployments running on Astro", LIST_FLAGS)
+    if isinstance(got, int):
+        return got
+    parsed, usage = got
     if parsed.args:
         return _fail(f'unknown command "{parsed.args[0]}" for "astro deployment list"', usage)
     list_command(Context.setup(announce=True), parsed.values, parsed.given)
