@@ -34,11 +34,12 @@ def test_a_stopped_clock_moves_only_when_the_test_moves_it(sim: SimHandle,
     assert (dep["status"], dep["running_runtime_version"]) == ("HEALTHY", "12.5.0")
 
 
-def test_advance_is_in_simulated_seconds_and_the_clock_survives_a_restart(sim: SimHandle
+def test_advance_is_in_simulated_seconds_and_the_clock_survives_reset_and_restart(sim: SimHandle
                                                                           ) -> None:
     start = sim.freeze_clock()
     moved = sim.advance(120)  # the fixture's time scale, 0.001: 0.12 s of clock time
     assert moved["epoch"] == pytest.approx(start["epoch"] + 0.12)
+    sim.reset()  # forgets Deployments and faults, not the time
     sim.restart()
     assert sim.clock() == moved  # still stopped, at the same time
     running = lifecycle.clock(sim.url, mode="wall")

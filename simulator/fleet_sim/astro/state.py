@@ -198,15 +198,16 @@ class SimState:
         self.store.delete_deployment(deployment_id)
 
     def reset(self) -> None:
-        """Forget every Deployment and fault; timing back to defaults (time scale kept)."""
+        """Forget every Deployment and fault; timing back to defaults (the time scale and
+        the clock kept: time does not go back)."""
         keep = {k: self.config[k] for k in ("time_scale", "organization_id")}
         self.deployments.clear()
         self.faults.clear()
         self.fault_since.clear()
-        self.store.save_meta("fault_since", self.fault_since)
         self.store.clear()
         self.config = {**DEFAULT_CONFIG, **keep}
         self.store.save_meta("config", self.config)
+        self.store.save_meta("clock", self.clock.to_json())
 
     def visible(self, deployment_id: str) -> dict | None:
         """The Deployment as the platform sees it: None if absent or faulted 'missing'."""
