@@ -4,11 +4,14 @@ seed file's refusals, and the feed the simulated Astro serves."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from simulators import SimHandle
 
@@ -132,3 +135,30 @@ def test_the_simulated_feed_is_the_product_s_catalog_snapshot() -> None:
     product = ROOT / "upgrade" / "model" / "data" / "runtime-catalog.yaml"
     assert CATALOG_PATH.read_bytes() == product.read_bytes(), (
         f"copy {product} over {CATALOG_PATH} (or the other way round): they must agree")
+
+
+def test_fleet_sim_forge_serves_github_s_pull_requests_until_stopped(tmp_path: Path) -> None:
+    bare = tmp_path / "x.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    url_file = tmp_path / "forge.url"
+    forge = subprocess.Popen([FLEET_SIM, "forge", "--port", "0", "--url-file", str(url_file),
+                              "acme/x=x.git"], cwd=tmp_path, env={**os.environ,
+                                                                 "FORGE_SIM_TOKEN": "t0k"},
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30  # until it has bound its port (it writes the URL then)
+        while not url_file.exists() and forge.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert url_file.exists(), forge.stderr.read() if forge.poll() is not None else "no URL"
+        url = url_file.read_text().strip()
+        listed = httpx.get(f"{url}/repos/acme/x/pulls", headers={"Authorization": "Bearer t0k"})
+        assert (listed.status_code, listed.json()) == (200, [])
+        refused = httpx.get(f"{url}/repos/acme/x/pulls", headers={"Authorization": "Bearer no"})
+        assert refused.status_code == 401
+        state = httpx.get(f"{url}/_forge/state").json()
+        assert state["projects"]["acme/x"]["bare"] == str(bare)  # absolute, as git needs it
+    finally:
+        forge.terminate()
+        forge.wait(timeout=30)
+    bad = fleet_sim("forge", "acme/x", cwd=tmp_path)
+    assert bad.returncode == 2 and "expected OWNER/NAME=PATH of a bare repository" in bad.stderr
