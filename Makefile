@@ -6,17 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-airflow test-browser screenshot lint bench clean
 
-# The editable install puts the checkout on sys.path (compat mode) instead of installing an
-# import finder: the finder's imports (pathlib, importlib.util, fnmatch) cost every Python
-# process of the venv ~10 ms of CPU, and a fleet run starts astro-sim thousands of times.
-$(STAMP): pyproject.toml requirements.lock Makefile
+# Two distributions, both editable: the product (.) and the simulators it is tested and
+# demonstrated against (simulator/: fleet-sim, astro-sim), whose dependencies are in the lock.
+$(STAMP): pyproject.toml simulator/pyproject.toml requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet --no-deps -e . -e ./simulator
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m upgrade.demo
+	$(BIN)/python -m demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -52,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .upgrade demo-fleet
+	rm -rf $(VENV) .pytest_cache .upgrade .sim demo-fleet

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 from contract.server import START_TIMEOUT, AirflowServer
+from simulators import SimHandle
 
 from tests.verify.helpers import config, deployment
-from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.controlplane.airflow import AirflowAPI, AirflowEndpoint, parse_health
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.errors import AirflowAuthError
@@ -30,7 +30,6 @@ from upgrade.model.catalog import load_catalog
 from upgrade.model.versions import parse_version
 from upgrade.run.checks import assess_health
 from upgrade.run.verify import Verdict, run_checks
-from upgrade.sim.testing import SimHandle
 
 TOKEN_ENV = "AIRFLOW_CONTRACT_TOKEN"
 CATALOG = load_catalog()
@@ -57,8 +56,7 @@ def verify(sim: SimHandle, airflow: AirflowServer) -> Iterator[Callable[..., Ver
     def run(*checks: object, token: str | None = "good", timeout: float = 60.0,
             poll: float = 1.0, baseline: dict | None = None) -> Verdict:
         secret = {"good": airflow.token, "bad": "not-a-valid-token", None: None}[token]
-        settings = ControlPlaneConfig.for_simulator(
-            sim.url, token_env=TOKEN_ENV, http_retries=1, http_timeout=10,
+        settings = sim.control_plane(token_env=TOKEN_ENV, http_retries=1, http_timeout=10,
             extra_env={TOKEN_ENV: secret} if secret else {})
         plane = ControlPlane(settings)
         planes.append(plane)

@@ -200,20 +200,19 @@ def test_ids_that_would_change_the_url_are_refused_before_any_request(http_serve
 def test_the_reader_exists_only_with_a_token_and_never_in_clear_text_off_this_machine(
         monkeypatch) -> None:
     monkeypatch.delenv("ASTRO_API_TOKEN", raising=False)
-    monkeypatch.delenv("ASTRO_SIM_URL", raising=False)
     monkeypatch.delenv("ASTRO_DOMAIN", raising=False)
     assert PlatformReader.for_config(ControlPlaneConfig()) is None
-    prod = PlatformReader.for_config(ControlPlaneConfig(extra_env={"ASTRO_API_TOKEN": TOKEN}))
+    # A stand-in's variables are only environment: the API is Astro's unless api_url says.
+    env = {"ASTRO_API_TOKEN": TOKEN, "ASTRO_SIM_URL": "http://127.0.0.1:9"}
+    prod = PlatformReader.for_config(ControlPlaneConfig(extra_env=env))
     assert prod is not None and prod.base_url == "https://api.astronomer.io/v1"
     prod.close()
-    remote = ControlPlaneConfig(extra_env={"ASTRO_API_TOKEN": TOKEN,
-                                           "ASTRO_SIM_URL": "http://sim.example.com:8080"})
+    remote = ControlPlaneConfig(api_url="http://sim.example.com:8080/v1", extra_env=env)
     assert PlatformReader.for_config(remote) is None
-    local = ControlPlaneConfig(extra_env={"ASTRO_API_TOKEN": TOKEN,
-                                          "ASTRO_SIM_URL": "http://127.0.0.1:9"})
-    sim = PlatformReader.for_config(local)
-    assert sim is not None and sim.base_url == "http://127.0.0.1:9/v1"
-    sim.close()
+    local = PlatformReader.for_config(ControlPlaneConfig(api_url="http://127.0.0.1:9/v1",
+                                                         extra_env=env))
+    assert local is not None and local.base_url == "http://127.0.0.1:9/v1"
+    local.close()
 
 
 def test_api_base_follows_the_cli_domains() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from simulators import SimHandle, make_astro_project
 from support import wait_healthy
 
 from tests.drift.conftest import FLEET, Fleet, fast_cp
@@ -16,7 +17,6 @@ from upgrade.model.versions import parse_version
 from upgrade.plan.facts import RepoFile
 from upgrade.report.drift import drift_markdown, print_report
 from upgrade.run import drift
-from upgrade.sim.testing import SimHandle, make_astro_project
 
 V = parse_version
 EXPECTED = {"below-1": V("12.5.0"), "clean-1": V("12.4.0"), "clean-2": V("12.3.0")}

@@ -11,10 +11,10 @@ import signal
 
 import pytest
 import yaml
+from simulators import SimHandle
 
 from tests.rollout.helpers import make_fleet, wait_for
 from upgrade.errors import EXIT_HALTED
-from upgrade.sim.testing import SimHandle
 
 
 @pytest.mark.slow

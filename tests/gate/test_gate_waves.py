@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+from simulators import SimHandle
 from support import SampleFleet
 
 from upgrade.journal.store import Journal
-from upgrade.sim.testing import SimHandle
 
 WAVE1_SOAK, WAVE2_SOAK = 8, 1  # long enough to be refused even on a loaded machine
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simulators import SimHandle
+
 from tests.git_modes.helpers import make_git_fleet
 from tests.rollout.helpers import TARGET, git, records, run_step
-from upgrade.sim.testing import SimHandle
 
 DIRECT = {"mode": "direct"}
 

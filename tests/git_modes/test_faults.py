@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from simulators import SimHandle
 
+from fleet_sim.forge import ForgeServer
 from tests.git_modes.helpers import GitFleet, make_git_fleet
 from tests.rollout.helpers import TARGET, git, records, state_of, wait_for
-from upgrade.sim.forge import ForgeServer
-from upgrade.sim.testing import SimHandle
 
 PR = {"mode": "pull-request", "auto_merge": True}
 BRANCH = f"runtime-upgrade/{TARGET}"

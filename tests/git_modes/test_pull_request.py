@@ -9,11 +9,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
+from fleet_sim.forge import ForgeServer
 from tests.git_modes.helpers import make_git_fleet
 from tests.rollout.helpers import TARGET, git, records
-from upgrade.sim.forge import ForgeServer
-from upgrade.sim.testing import SimHandle
 
 BRANCH = f"runtime-upgrade/{TARGET}"
 

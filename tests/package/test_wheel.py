@@ -1,5 +1,7 @@
-"""The product as a platform team installs it: the wheel, built from pyproject, in a fresh
-venv, run from a directory that holds only an inventory and the repos."""
+"""The product as a platform team installs it: the wheel, built from this checkout as
+`pip wheel .` builds it, in a fresh venv, run from a directory that holds only an inventory
+and the repos. The simulators are another distribution: not one of their files is in the
+product's wheel, and the installed product reaches them through its inventory alone."""
 
 from __future__ import annotations
 
@@ -7,12 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from support import ROOT, SampleFleet
 
-from upgrade.demo import sample_fleet
+from demo import sample_fleet
+from fleet_sim import lifecycle
 
 pytestmark = pytest.mark.slow
 
@@ -27,21 +31,40 @@ def _run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complet
                           timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip wheel .` of a copy of the checkout (every tracked file; a build writes build/ and
+    *.egg-info beside the sources, so not in the checkout itself)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    src = tmp / "src"
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                  str(tmp / "dist"), "."], src)
+    assert built.returncode == 0, built.stderr
+    return next((tmp / "dist").glob("astro_fleet_upgrade-*.whl"))
+
+
+def test_the_product_wheel_holds_no_simulator_file(wheel: Path):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        scripts = next(archive.read(n).decode() for n in names
+                       if n.endswith(".dist-info/entry_points.txt"))
+    assert any(n.startswith("upgrade/controlplane/") for n in names)  # the listing is real
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"upgrade"}, tops
+    assert not [n for n in names if "sim" in Path(n).name.lower() or "demo" in n]
+    assert "astro-fleet = upgrade.cli.program:main" in scripts and "astro-sim" not in scripts
+
+
 # Each step has its own limit (_run: 300 s, the install 600 s); pytest's 120 s default ended
 # the pip install on a loaded machine (load average 11), so the test's limit is a hang guard.
 @pytest.mark.timeout(1800)
-def test_the_wheel_installs_and_runs_a_wave_outside_the_checkout(tmp_path: Path):
-    # Build from a copy of the sources (a build writes build/ and *.egg-info beside them).
-    src = tmp_path / "src"
-    src.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", src)
-    shutil.copytree(ROOT / "bin", src / "bin")
-    shutil.copytree(ROOT / "upgrade", src / "upgrade",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                  str(tmp_path / "dist"), str(src)], tmp_path)
-    assert built.returncode == 0, built.stderr
-    wheel = next((tmp_path / "dist").glob("astro_fleet_upgrade-*.whl"))
+def test_the_wheel_installs_and_runs_a_wave_outside_the_checkout(wheel: Path, tmp_path: Path):
     venv = tmp_path / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0
     installed = _run([str(venv / "bin" / "pip"), "install", "-q", "-c",
@@ -58,6 +81,8 @@ def test_the_wheel_installs_and_runs_a_wave_outside_the_checkout(tmp_path: Path)
     where = _run([str(venv / "bin" / "python"), "-c", "import upgrade; print(upgrade.__file__)"],
                  fleet)
     assert where.stdout.startswith(str(venv)), where.stdout  # the wheel's, not the checkout's
+    alone = _run([str(venv / "bin" / "python"), "-c", "import fleet_sim"], fleet)
+    assert "No module named 'fleet_sim'" in alone.stderr  # the simulators are not installed
     helped = _run([astro_fleet, "--help"], fleet)
     assert helped.returncode == 0 and "discover" in helped.stdout, helped.stderr
     version = _run([astro_fleet, "--version"], fleet)
@@ -66,15 +91,18 @@ def test_the_wheel_installs_and_runs_a_wave_outside_the_checkout(tmp_path: Path)
     assert planned.returncode == 3, planned.stdout + planned.stderr  # partner-feeds is refused
     assert "Plan: 21 to upgrade, 2 to migrate to Airflow 3, 0 already at" in planned.stdout
 
-    started = _run([astro_fleet, "sim.start", "--time-scale", "0.02"], fleet)
-    assert started.returncode == 0, started.stderr
+    # The simulator runs from the checkout's venv; the installed product knows it only as the
+    # inventory's control_plane (its URL, this venv's astro-sim, a fake token).
+    info = lifecycle.start(tmp_path / "sim", time_scale=0.02)
     try:
-        assert _run([astro_fleet, "sim.seed"], fleet).returncode == 0
+        SampleFleet(fleet).use_simulator(info.url)
+        assert "control_plane:\n  api_url: " in (fleet / "inventory.yaml").read_text()
+        lifecycle.seed(info.url, sample_fleet.seed_specs(fleet / "inventory.yaml"))
         wave = _run([astro_fleet, "upgrade", "--wave", "1"], fleet)
         assert wave.returncode == 0, wave.stdout + wave.stderr
         assert "wave 1: PASSED" in wave.stdout
         # The packaged default playbook ran, and said so.
         assert "playbook: the packaged default" in wave.stderr
     finally:
-        _run([astro_fleet, "sim.stop"], fleet)
+        lifecycle.stop(tmp_path / "sim")
     assert not (fleet / "playbooks").exists() and not (fleet / "templates").exists()

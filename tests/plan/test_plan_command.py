@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
+from simulators import SimHandle
 from support import SampleFleet
-
-from upgrade.sim.testing import SimHandle
 
 PLAN_KEYS = {
     "deployment", "deployment_id", "workspace_id", "repo", "wave", "dockerfile", "line",

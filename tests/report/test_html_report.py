@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from simulators import SimHandle
 
 from tests.report.synthetic import START, synthetic_rollout
 from tests.rollout.helpers import make_fleet
@@ -23,7 +24,6 @@ from upgrade.journal.store import Journal
 from upgrade.model.catalog import load_catalog
 from upgrade.report.html import GAP_WIDTH, Scale, rollout_html
 from upgrade.report.rollout_view import rollout_view
-from upgrade.sim.testing import SimHandle
 
 SECRET = "s3cr3t-partner-t0ken"
 

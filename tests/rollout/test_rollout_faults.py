@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from simulators import SimHandle
 
 from tests.rollout.helpers import START, TARGET, GenFleet, make_fleet, run_step, sim_hook
-from upgrade.sim.testing import SimHandle
 
 FAULTED = "r01-d0"
 BUDGET = "max_failures tripped: 1 Deployments failed in this wave, more than the 0 allowed"

@@ -13,8 +13,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 from support import SampleFleet
 
+from fleet_sim.forge import ForgeServer
 from tests.rollout.helpers import (
     TARGET,
     deploy_children,
@@ -27,8 +29,6 @@ from tests.rollout.helpers import (
 )
 from upgrade.journal.records import os_user
 from upgrade.journal.store import Journal
-from upgrade.sim.forge import ForgeServer
-from upgrade.sim.testing import SimHandle
 
 SINCE = r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+s ago\)"
 

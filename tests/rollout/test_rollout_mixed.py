@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from simulators import SimHandle, make_astro_project
 
+from fleet_sim import lifecycle
 from tests.rollout.helpers import (
     FAST_PLAYBOOK,
     Dep,
@@ -24,8 +26,6 @@ from tests.rollout.helpers import (
     records,
 )
 from upgrade.journal.store import Journal
-from upgrade.sim import lifecycle
-from upgrade.sim.testing import SimHandle, make_astro_project
 
 AF2, AF3 = "13.9.0", "3.1-17"
 START = {"r00": "13.2.0", "r01": "3.1-12", "m00": "13.8.0"}
@@ -60,7 +60,7 @@ def make_mixed(tmp_path: Path, sim: SimHandle, *, feed: dict | None = None,
     repos["m00"]["groups"] = ["to-af3"]
     doc: dict[str, Any] = {
         "target": {"airflow2": "13", "airflow3": "3.1"},
-        "control_plane": {"simulator": sim.url},
+        "control_plane": sim.control_plane_settings(),
         "journal": ".upgrade",
         "groups": {"to-af3": {"target": "3.1", "vars": {"allow_airflow3": True}}},
         "waves": {1: dict(wave1 or {}), 2: {"approval": True}, 3: {}},

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from pg_server import PostgresServer, script, start_server
+from simulators import SimHandle
 
 from tests.rollout.helpers import TARGET, deploy_children, kill_group, make_fleet, wait_for
 from tests.team.helpers import events, records, states, use_postgres, working_copy
 from upgrade.journal.records import os_user
-from upgrade.sim.testing import SimHandle
 
 HOLDER = f"by {os_user()} on {socket.gethostname()}, pid "
 

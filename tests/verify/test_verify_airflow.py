@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from simulators import SimHandle
+
 from tests.verify.helpers import TARGET, check, config
 from upgrade.controlplane.airflow import ComponentHealth, Health
 from upgrade.model.catalog import Catalog, Release
 from upgrade.model.versions import parse_version
 from upgrade.run import checks, verify
-from upgrade.sim.testing import SimHandle
 
 OLD_ERROR = {"filename": "/usr/local/airflow/dags/old_broken.py",
              "stack_trace": "SyntaxError: invalid syntax (old_broken.py, line 4)"}

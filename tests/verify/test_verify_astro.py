@@ -9,12 +9,12 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
+from simulators import SimHandle
 
 from tests.verify.helpers import TARGET, check, config, deployment
 from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import LocalHost
-from upgrade.sim.testing import SimHandle
 
 
 def results(verdict):

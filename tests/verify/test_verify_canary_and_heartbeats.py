@@ -13,13 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from simulators import SimHandle
 
 from tests.verify.helpers import TARGET, check, config, deployment
-from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.model.versions import parse_version
 from upgrade.run import canary, verify
-from upgrade.sim.testing import SimHandle
 
 AF3 = "3.0-7"
 
@@ -181,7 +180,7 @@ def test_no_canary_is_triggered_once_verification_has_failed(sim: SimHandle, cp,
 def test_a_lost_trigger_answer_is_recovered_by_its_run_id(sim: SimHandle):
     """The client retries a trigger; the second try's 409 returns the run the first made."""
     seed(sim, paused=False)
-    settings = ControlPlaneConfig.for_simulator(sim.url, http_retries=0)
+    settings = sim.control_plane(http_retries=0)
     with ControlPlane(settings) as plane:
         info = plane.status("dep-1", "ws-1")
         endpoint = plane.airflow_endpoint(info)
@@ -247,7 +246,7 @@ def test_no_token_reads_differently_from_a_refused_one(sim: SimHandle, catalog):
     sim.add_deployment("dep-1", "one", runtime_version=TARGET)
     for extra, said in (({}, "no token was sent (set $AIRFLOW_TOKEN_FOR_TEST to an API token"),
                         ({"AIRFLOW_TOKEN_FOR_TEST": "nope"}, "the token was refused (401")):
-        settings = ControlPlaneConfig.for_simulator(sim.url, token_env="AIRFLOW_TOKEN_FOR_TEST",
+        settings = sim.control_plane(token_env="AIRFLOW_TOKEN_FOR_TEST",
                                                     extra_env=extra, http_retries=0)
         with ControlPlane(settings) as plane:
             verdict = check(plane, catalog, config("health", "import_errors"))

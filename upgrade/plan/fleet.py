@@ -64,7 +64,7 @@ class Fleet:
 
     @cached_property
     def control_plane(self) -> ControlPlane:
-        """The Astro control plane (real CLI, or the simulator) configured in the inventory."""
+        """The Astro control plane (or its stand-in) configured in the inventory."""
         # Imported here: httpx is needed only by commands that talk to Astro (not --offline).
         from upgrade.controlplane.control_plane import ControlPlane
 

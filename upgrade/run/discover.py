@@ -4,7 +4,7 @@ everything was read and the result validates).
 
 A new inventory starts as the commented one ``init`` writes (without naming a playbook or
 templates it does not have); ``--merge`` starts from the existing file, whose
-``control_plane:`` says which Astro (or simulator) to read.
+``control_plane:`` says which Astro (or stand-in for it) to read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.config.inventory_writer import Merged, NewDeployment, NewRepo, merge_inventory
 from upgrade.config.scaffold import default_target, inventory_text
-from upgrade.controlplane.control_plane import resolve
 from upgrade.controlplane.deploy_record import latest_with_git, normalise_remote
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
 from upgrade.errors import AstroAuthError, InputError, InventoryError, PlatformError
@@ -66,8 +65,7 @@ def discover_inventory(inventory: Path, *, merge: bool, output: str | None,
         if merge:
             base = inventory.read_text("utf-8")
     if base is None:
-        base = inventory_text(default_target(load_catalog(None)), config.simulator,
-                              own_files=False)
+        base = inventory_text(default_target(load_catalog(None)), config, own_files=False)
     discovery, url = read_fleet(config, workspaces, Path(repos_dir) if repos_dir else root,
                                 waves)
     merged = merge_into(discovery, base, root, production)
@@ -80,7 +78,6 @@ def discover_inventory(inventory: Path, *, merge: bool, output: str | None,
 def read_fleet(config: ControlPlaneConfig, workspaces: Sequence[str], repos_dir: Path,
                waves: Sequence[int]) -> tuple[Discovery, str]:
     """Every Deployment (of ``workspaces``, or all) with its git; checkouts under ``repos_dir``."""
-    config = resolve(config)
     base, token, _ = PlatformReader.endpoint(config)
     reader = PlatformReader.for_config(config)
     if reader is None:

@@ -200,7 +200,7 @@ def check_fleet(
         reader, own = PlatformReader.for_config(cp.config), True
         if reader is None:
             raise InputError("status_via 'platform' needs an Astro API token in the "
-                             "environment (and https, or the simulator on this machine).")
+                             "environment (and https, or an api_url on this machine).")
     try:
         workspaces = _read_workspaces(cp, reader, by_workspace, notes)
     finally:
