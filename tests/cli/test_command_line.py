@@ -148,3 +148,28 @@ def test_sim_commands_do_not_need_the_repos(sample_fleet: SampleFleet):
     status = sample_fleet.invoke("sim.status")
     assert refused_in_one_line(status, code=7) == (
         "error: simulator: not running (start it with: astro-fleet sim.start)")
+
+
+def test_global_options_work_before_or_after_the_command(sample_fleet: SampleFleet, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ASTRO_FLEET_INVENTORY"}
+    inventory = str(sample_fleet.inventory)
+    for n, argv in enumerate([
+        ["--inventory", inventory, "-v", "--log-file", "before.jsonl", "status", "--json"],
+        ["--inventory=" + inventory, "status", "--json", "--verbose", "--log-file=mixed.jsonl"],
+        ["status", "--json", "--inventory", inventory, "--log-file", "after.jsonl", "-v"],
+    ]):
+        out = subprocess.run([ASTRO_FLEET, *argv], cwd=elsewhere, capture_output=True,
+                             text=True, env=env)
+        assert out.returncode == 0, (argv, out.stderr)
+        assert json.loads(out.stdout)["rollouts"] == [], argv
+        assert "DEBUG: upgrade.cli: status: exit 0" in out.stderr, argv
+        log = elsewhere / ("before.jsonl", "mixed.jsonl", "after.jsonl")[n]
+        assert json.loads(log.read_text().splitlines()[-1])["message"] == "status: exit 0"
+    # A command's value that looks like a global option stays the command's.
+    approve = subprocess.run([ASTRO_FLEET, "approve", "--wave", "9", "--reason", "-v",
+                              "--inventory", inventory], cwd=elsewhere, capture_output=True,
+                             text=True, env=env)
+    assert approve.returncode == 2 and "the inventory has no wave 9" in approve.stderr
+    assert "DEBUG" not in approve.stderr
