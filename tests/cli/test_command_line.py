@@ -173,3 +173,15 @@ def test_global_options_work_before_or_after_the_command(sample_fleet: SampleFle
                              text=True, env=env)
     assert approve.returncode == 2 and "the inventory has no wave 9" in approve.stderr
     assert "DEBUG" not in approve.stderr
+
+
+def test_verify_all_with_a_refused_token_is_exit_7_in_one_line(sample_fleet: SampleFleet, sim):
+    sample_fleet.use_simulator(sim.url)
+    sample_fleet.seed()
+    text = sample_fleet.inventory.read_text()
+    sample_fleet.inventory.write_text(text.replace(
+        f"simulator: {sim.url}", f"simulator: {sim.url}\n  extra_env: {{ASTRO_API_TOKEN: wrong}}"))
+    out = sample_fleet.invoke("verify-all")
+    line = refused_in_one_line(out, code=7)
+    assert line.startswith("error: verify-all checked nothing: Astro could not be read (")
+    assert "drifted" not in out.stdout + out.stderr and "unreachable" not in out.stdout
