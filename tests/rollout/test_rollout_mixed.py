@@ -347,3 +347,29 @@ def test_a_persons_uncommitted_edit_of_the_dockerfile_is_refused_even_at_the_tar
     assert "uncommitted changes to Dockerfile that are not a killed run's rewrite" in out.stderr
     assert journal_bytes(fleet) is None
     assert not fleet.sim_dep(fleet.dep("r00-d0"))["deploy_attempts"]
+
+
+def test_approve_refuses_a_wave_that_needs_no_approval_or_already_passed(
+    tmp_path, sim: SimHandle
+) -> None:
+    fleet = make_mixed(tmp_path, sim)
+    needless = fleet.invoke("approve", "--wave", "1", "--reason", "just in case")
+    assert needless.returncode == 2, needless.stdout + needless.stderr
+    assert needless.stderr.strip() == (
+        "error: wave 1 needs no approval (its settings do not say 'approval: true'); nothing "
+        "was recorded. Run it: astro-fleet upgrade --wave 1.")
+    assert journal_bytes(fleet) is None
+
+    for args in (("upgrade", "--wave", "1"), ("approve", "--wave", "2", "--reason", "CHG-3"),
+                 ("upgrade", "--wave", "2")):
+        out = fleet.invoke(*args)
+        assert out.returncode == 0, out.stdout + out.stderr
+    before = journal_bytes(fleet)
+    again = fleet.invoke("approve", "--wave", "2", "--reason", "once more")
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert again.stderr.startswith("error: wave 2 of rollout 1 already passed at ")
+    assert "an approval would change nothing; nothing was recorded." in again.stderr
+    assert journal_bytes(fleet) == before
+    status = json.loads(fleet.invoke("status", "--json").stdout)
+    approvals = [w["approval"] for w in status["rollouts"][0]["waves"] if w.get("approval")]
+    assert [a["reason"] for a in approvals] == ["CHG-3"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from upgrade.config.playbook import Playbook
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import GateRefused, WaveHalted
+from upgrade.errors import GateRefused, InputError, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
 from upgrade.journal.states import FAILED, SKIPPED
@@ -167,10 +167,20 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
     """Record ``actor``'s approval of ``wave``, starting (and pinning) a rollout if none is
     active; returns (rollout id, pins, note). ``command`` names the lock's holder."""
     inv = fleet.inventory
-    inv.wave(wave)
+    if not inv.wave(wave).approval:
+        raise InputError(
+            f"wave {wave} needs no approval (its settings do not say 'approval: true'); "
+            f"nothing was recorded. Run it: astro-fleet upgrade --wave {wave}.")
     with run_lock(inv.journal, command) as held:
         existing = held.existing()
         pins = follow(fleet, existing.active_rollout() if existing is not None else None)
+        if pins.rollout is not None and existing is not None:
+            before = existing.wave(pins.rollout.id, wave)
+            if before is not None and before.status == "passed":
+                at = before.passed_at.isoformat(timespec="seconds") if before.passed_at else "?"
+                raise InputError(
+                    f"wave {wave} of rollout {pins.rollout.id} already passed at {at}: an "
+                    "approval would change nothing; nothing was recorded.")
         journal = held.journal()
         if pins.rollout is not None:
             rollout_id, note = pins.rollout.id, None
