@@ -426,7 +426,7 @@ def upgrade(a: Args) -> int:
         if html is not None:
             console.say(f"HTML report: {html}")
     if result.status != "passed" and result.resumable:
-        console.note(f"resume with: {resume}")
+        console.note(f"resume with: {result.resume or resume}")
     return _finish(result)
 
 

@@ -235,8 +235,8 @@ def _blocked(p: PlannedDeployment, found: Preflight) -> tuple[str | None, Refusa
     """Why a run would stop on ``p`` now (and of what kind), or (None, None)."""
     if p.action not in RUNNING:
         return None, None
-    if found.gate:
-        return "the gate refuses this wave: " + "; ".join(found.gate), "policy"
+    # What the run could not get past (a runner, the repo, the settings) comes before the
+    # gate, as in the run: the more urgent exit code is the one every command gives.
     repo = p.repo.repo
     if p.action in CHANGING and repo in found.repos:
         why, kind = found.repos[repo]
@@ -246,6 +246,8 @@ def _blocked(p: PlannedDeployment, found: Preflight) -> tuple[str | None, Refusa
     lint = found.findings.get(repo) if p.action == "migrate" else None
     if isinstance(lint, str):
         return lint, "input"
+    if found.gate:
+        return "the gate refuses this wave: " + "; ".join(found.gate), "policy"
     if lint and not found.accept_findings:
         return (f"{len(lint)} Airflow 3 migration finding(s) in {repo}'s DAGs (ruff AIR3; "
                 "each is listed). Fix them, or accept them with --accept-migration-findings "

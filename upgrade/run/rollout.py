@@ -12,6 +12,7 @@ again). ``approve`` and ``abandon`` are the other commands that write a rollout.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from upgrade.config.waves import WaveSettings
 from upgrade.errors import GateRefused, InputError, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
-from upgrade.journal.states import FAILED, SKIPPED
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
@@ -66,6 +66,9 @@ class WaveResult:
     skip_gate: dict[str, str] | None = None
     # False when running the same command again cannot help (Astro refused the target).
     resumable: bool = True
+    # The command that finishes the wave (not this run's --limit, which may have left the
+    # rest out: running it again would end the same way).
+    resume: str = ""
 
     def error(self) -> WaveHalted | None:
         """None when the wave passed; WaveHalted (4) when it halted or did not finish."""
@@ -228,13 +231,16 @@ def run_wave(
     """Record the decided wave (its rollout, Deployments, resume moves), then run it."""
     inv = fleet.inventory
     request, plan, settings = decided.request, decided.plan, decided.settings
+    if decided.done:
+        return _done(journal, decided)
     rollout_id, note = _rollout(journal, fleet, decided.pins, request.actor)
     used = {p.spec for p in decided.registered}
     targets = {s: r for s, r in decided.pins.targets.items() if s in used}
     result = WaveResult(rollout_id, request.wave,
                         ", ".join(str(v) for v in sorted({r.version for r in targets.values()},
                                                          reverse=True)) or "none",
-                        "incomplete", targets={s: str(r.version) for s, r in targets.items()})
+                        "incomplete", targets={s: str(r.version) for s, r in targets.items()},
+                        resume=finishing_command(request.wave, decided.left_out))
     result.notes.extend(n for n in (decided.pins.note, note) if n)
     result.notes.extend(f"warning: {w}" for r in targets.values() for w in r.warnings)
     journal.ensure_deployments(rollout_id, request.wave, [
@@ -252,6 +258,10 @@ def run_wave(
             result.notes.append(
                 f"GATE SKIPPED for wave {w.number} by {w.skip_gate.actor} at "
                 f"{w.skip_gate.at.isoformat(timespec='seconds')}: {w.skip_gate.reason}")
+    if decided.left_out:
+        result.notes.append(
+            f"{len(decided.left_out)} Deployment(s) of wave {request.wave} left out, refused by "
+            f"the plan (not part of the wave's work): {', '.join(decided.left_out[:10])}")
     untargeted = [p.deployment.name for p in plan.deployments if p.action == "not_targeted"]
     if untargeted:
         result.notes.append(f"{len(untargeted)} Deployment(s) not targeted (no target for their "
@@ -282,6 +292,33 @@ def run_wave(
         journal.complete_rollout(rollout_id)
         result.notes.append(f"rollout {rollout_id} completed: every wave passed")
     return result
+
+
+def _done(journal: Journal, decided: Decided) -> WaveResult:
+    """The wave of a completed rollout, run again: nothing to do, nothing written."""
+    rollout = decided.pins.rollout
+    assert rollout is not None
+    wave = decided.request.wave
+    before = journal.wave(rollout.id, wave)
+    targets = {s: str(r.version) for s, r in decided.pins.targets.items()}
+    result = WaveResult(rollout.id, wave, ", ".join(sorted(set(targets.values()), reverse=True)),
+                        "passed", targets=targets)
+    chosen = {p.deployment.id for p in decided.plan.deployments}
+    result.outcomes = _outcomes([r for r in journal.deployments(rollout.id, wave)
+                                 if r.deployment_id in chosen])
+    finished = rollout.finished_at.isoformat(timespec="seconds") if rollout.finished_at else "?"
+    passed = (before.passed_at.isoformat(timespec="seconds")
+              if before is not None and before.passed_at else "?")
+    result.notes.append(f"rollout {rollout.id} completed at {finished} ({describe(rollout.pins)}); "
+                        f"wave {wave} passed at {passed}: nothing to do")
+    return result
+
+
+def finishing_command(wave: int, left_out: Sequence[str]) -> str:
+    """The command that finishes ``wave``: every Deployment of it, less those the plan
+    refuses (named, so the command is not refused for them)."""
+    return f"astro-fleet upgrade --wave {wave}" + "".join(
+        f" --limit {shlex.quote('!' + name)}" for name in left_out)
 
 
 def _record_findings(journal: Journal, rollout_id: int, request: WaveRequest, plan: Plan,
@@ -319,9 +356,7 @@ def _items(journal: Journal, rollout_id: int, plan: Plan, moves: Mapping[str, Re
         decided = moves.get(p.deployment.id)
         if decided is None:
             continue  # not targeted: not part of the rollout
-        if decided.move in (FAILED, SKIPPED):
-            journal.transition(rollout_id, p.deployment.id, decided.move, error=decided.why)
-        elif decided.move is not None:
+        if decided.move is not None:
             journal.transition(rollout_id, p.deployment.id, decided.move, message=decided.why)
         if decided.run:
             record = records.get(p.deployment.id)
@@ -340,7 +375,8 @@ def _finish(
 ) -> WaveResult:
     records = journal.deployments(rollout_id, wave)
     failed = [r for r in records if r.state == "failed"]
-    open_ = [r for r in records if r.state not in ("verified", "skipped", "failed")]
+    # Skipped (by an older version, for policy) is not done: a wave never passes with it.
+    open_ = [r for r in records if r.state not in ("verified", "failed")]
     result.outcomes = _outcomes(records)
     if tripped:
         result.status, result.reason = "halted", tripped
@@ -354,7 +390,8 @@ def _finish(
     elif open_:
         # Work left outside --limit: the wave stays running until a run finishes it.
         result.status = "incomplete"
-        result.reason = f"{len(open_)} Deployment(s) of the wave not done yet (outside --limit?)"
+        result.reason = (f"{len(open_)} Deployment(s) of the wave not done yet: "
+                         + ", ".join(r.name for r in open_[:10]))
         return result
     else:
         result.status = "passed"
