@@ -17,6 +17,7 @@ from upgrade import __version__
 from upgrade.config.settings import PACKAGED, PACKAGED_PLAYBOOK, PACKAGED_TEMPLATES
 from upgrade.errors import InputError
 from upgrade.model.catalog import Release
+from upgrade.model.versions import RuntimeVersion
 
 INIT = PACKAGED / "init"
 PRODUCTION = """\
@@ -83,22 +84,27 @@ def inventory_text(target: str, simulator: str | None = None, *, own_files: bool
         control_plane = SIMULATOR.format(where=simulator, pad=pad)
     else:
         control_plane = PRODUCTION
+    written = target if target.startswith(("{", '"')) else f'"{target}"'
     return (_read("inventory.yaml")
-            .replace('"@TARGET@"', f'"{target}"'.ljust(10))
+            .replace('"@TARGET@"', written.ljust(10))
             .replace("@CONTROL_PLANE@", control_plane)
             .replace("@FILES@", OWN_FILES if own_files else PACKAGED_FILES))
 
 
 def default_target(catalog: Iterable[Release]) -> str:
-    """The newest stable Runtime line of the Airflow 2 scheme ("12.4"): a safe first target
-    (Airflow 3 is an explicit, per-Deployment choice)."""
-    best = None
+    """A safe first target, as inventory YAML: the newest stable Runtime line of each
+    Airflow line (``{airflow2: "13.9", airflow3: "3.1"}``), so a fleet on both lines is
+    targeted whole; moving a Deployment from Airflow 2 to 3 stays an explicit choice
+    (``allow_airflow3``)."""
+    best: dict[str, RuntimeVersion] = {}
     for release in catalog:
         v = release.version
-        if (v.scheme == "af2" and not release.yanked and release.channel in ("stable", None)
-                and not v.is_prerelease and (best is None or v > best)):
-            best = v
-    return f"{best.major}.{best.minor}" if best is not None else "latest"
+        if (not release.yanked and release.channel in ("stable", None) and not v.is_prerelease
+                and (v.scheme not in best or v > best[v.scheme])):
+            best[v.scheme] = v
+    lines = {"airflow2": best.get("af2"), "airflow3": best.get("af3")}
+    specs = [f'{line}: "{v.major}.{v.minor}"' for line, v in lines.items() if v is not None]
+    return "{" + ", ".join(specs) + "}" if specs else '"latest"'
 
 
 def _read(name: str) -> str:
