@@ -133,7 +133,7 @@ def test_dry_run_lists_the_steps_and_changes_nothing(sample_fleet: SampleFleet, 
     steps = [ln.strip() for ln in out.stdout.splitlines() if re.match(r"\s+\d\. ", ln)]
     assert steps == [
         "1. Rewrite the Dockerfile [render, once per repo]",
-        "2. Commit on a branch [commit, once per repo]",
+        "2. Commit the change [commit, once per repo]",
         "3. Parse the DAGs [run, once per repo] when {{ vars.run_parse | default(false) }}",
         "4. Deploy [deploy, once per deployment]",
         "5. Verify the new Runtime is running and healthy [verify, once per deployment]",

@@ -245,6 +245,16 @@ class WaveRunner:
                                    repo_scope=True)
         return self._commit_step.render_args(context).get("branch")
 
+    def _title(self, step: Step, dep: Deployment) -> str:
+        """The step's name, or for the commit step what it does in the repo's git mode (the
+        same step commits on a local branch, on the default branch or for a pull request)."""
+        if step.kind != "commit":
+            return step.name
+        mode = self.fleet.inventory.repos[dep.repo].git.mode
+        where = {"local": "a local branch", "direct": "the default branch, pushed",
+                 "pull-request": "a branch and its pull request"}
+        return f"{step.name} ({where.get(mode, mode)}: git.mode {mode})"
+
     def _next_startable(self, waiting: deque[Item], busy: dict[str, int]) -> Item | None:
         # The first Deployment whose runner has a free slot: a busy runner never blocks
         # work queued behind it for another runner.
@@ -288,7 +298,7 @@ class WaveRunner:
                 if not step.enabled(context):
                     continue
                 args = step.render_args(context)
-                self.reporter.step_started(dep.name, step.name)
+                self.reporter.step_started(dep.name, self._title(step, dep))
                 if step.kind == "deploy":
                     state = self._deploy(item, state, args)
                     continue
