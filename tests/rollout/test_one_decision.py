@@ -200,6 +200,27 @@ def test_a_resume_hint_names_the_command_that_finishes_the_wave(tmp_path, sim: S
     assert "wave 1: PASSED" in done.stdout
 
 
+def test_a_deployment_refused_after_it_was_registered_can_be_left_out(
+        tmp_path, sim: SimHandle) -> None:
+    from tests.rollout.helpers import make_fleet
+
+    fleet = make_fleet(tmp_path, sim, repos=2)
+    part = fleet.invoke("upgrade", "--wave", "1", "--limit", "r00-d0")
+    assert part.returncode == 4, part.stdout + part.stderr  # r01-d0 registered, pending
+    # Someone deploys 13.9.0 to r01-d0 by hand: the plan now refuses it (a downgrade).
+    sim.update_deployment(fleet.dep("r01-d0").id, runtime_version="13.9.0")
+    refused = fleet.invoke("upgrade", "--wave", "1")
+    assert refused.returncode == 3 and "--limit '!r01-d0'" in refused.stderr, refused.stderr
+
+    # Its pending row does not hold the wave open for ever: the hint would loop.
+    rest = fleet.invoke("upgrade", "--wave", "1", "--limit", "!r01-d0", "--json")
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    doc = json.loads(rest.stdout)
+    assert doc["status"] == "passed"
+    assert {r["deployment"]: r["result"] for r in doc["deployments"]} == {
+        "r00-d0": "ok", "r01-d0": "left out"}
+
+
 def test_running_a_wave_of_a_completed_rollout_again_is_a_no_op(tmp_path, sim: SimHandle) -> None:
     fleet = two_waves(tmp_path, sim)
     for wave in ("1", "2"):

@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # `status` imports this module: it must not pull in the whole
 
     from upgrade.run.rollout import WaveResult
 
-RESULT_STYLE = {"ok": "green", "skipped": "cyan", "failed": "bold red", "not finished": "yellow"}
+RESULT_STYLE = {"ok": "green", "skipped": "cyan", "failed": "bold red", "not finished": "yellow",
+                "left out": "dim"}
 STATUS_STYLE = {
     "passed": "bold green",
     "halted": "bold red",

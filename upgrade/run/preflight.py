@@ -6,8 +6,9 @@ refusal, a failed preflight or a refused target leaves the journal exactly as it
 ``--dry-run`` and ``plan --wave N`` show the same verdict from the same code:
 
 1. the targets: the active rollout's pins, or every spec resolved now (``pins``);
-2. the plan of the whole wave from fresh facts (Deployments outside ``--limit`` are
-   registered with their targets, so the wave passes only when they are done too);
+2. the plan of the whole wave from fresh facts (Deployments outside ``--limit`` that it
+   does not refuse are registered with their targets, so the wave passes only when they
+   are done too);
 3. the preflight of the selected Deployments: the checks the run does first (git clean
    and not mid-rebase, the runner reachable, the repo where the inventory says, the
    verification settings, the Airflow 3 migration lint, the gate's journal reasons);
@@ -114,10 +115,13 @@ def decide_wave(
     _refuse(plan, request, view.pins, reasons)
     left_out = tuple(p.deployment.name for p in view.whole.deployments
                      if p.action == "refuse" and p.deployment.id not in view.chosen)
+    # The wave's work: what runs, and what cannot run now (its runner unreachable, its
+    # Dockerfile unreadable) outside the selection, so the wave passes only once it is
+    # done too. A Deployment the plan refuses is not: nothing would ever finish it.
     decided = Decided(
         request, settings, view.pins, plan,
         registered=tuple(p for p in view.whole.deployments
-                         if p.target is not None and p.action in RUNNING),
+                         if p.target is not None and p.action != "refuse"),
         moves={}, records=view.records, left_out=left_out, done=view.done,
     )
     if view.done:

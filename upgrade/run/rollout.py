@@ -282,7 +282,8 @@ def run_wave(
     runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
     tripped, _ = runner.run(items)
     result.resumable = not runner.target_refused
-    _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set())
+    _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set(),
+            left_out=frozenset(decided.left_out))
     if result.status in ("passed", "halted"):
         _notify(notifier, f"wave_{result.status}", result, {"reason": result.reason})
     if result.status == "passed" and all(
@@ -372,12 +373,17 @@ def _finish(
     wave: int,
     tripped: str | None,
     interrupted: bool,
+    *,
+    left_out: frozenset[str] = frozenset(),
 ) -> WaveResult:
     records = journal.deployments(rollout_id, wave)
     failed = [r for r in records if r.state == "failed"]
     # Skipped (by an older version, for policy) is not done: a wave never passes with it.
-    open_ = [r for r in records if r.state not in ("verified", "failed")]
-    result.outcomes = _outcomes(records)
+    # A row registered by an earlier run whose Deployment the plan now refuses and this run
+    # leaves out is not work left: no run could finish it (the resume hint would loop).
+    open_ = [r for r in records if r.state not in ("verified", "failed")
+             and r.name not in left_out]
+    result.outcomes = _outcomes(records, left_out)
     if tripped:
         result.status, result.reason = "halted", tripped
     elif interrupted:
@@ -404,15 +410,16 @@ def _finish(
     return result
 
 
-def _outcomes(records: Sequence[Any]) -> list[Outcome]:
-    """One recap line per journal row of the wave."""
+def _outcomes(records: Sequence[Any], left_out: frozenset[str] = frozenset()) -> list[Outcome]:
+    """One recap line per journal row of the wave (``left_out``: names the plan refuses
+    now and the run left out)."""
     return [
         Outcome(
             deployment=r.name,
             repo=r.repo,
             state=r.state,
             result={"verified": "ok", "skipped": "skipped", "failed": "failed"}.get(
-                r.state, "not finished"
+                r.state, "left out" if r.name in left_out else "not finished"
             ),
             message=r.error or "",
             deploys=r.deploys,
