@@ -21,7 +21,10 @@ from support import ROOT
 
 from upgrade.demo import sample_fleet
 
-pytestmark = pytest.mark.slow
+# Apart from `make test` (make test-package): pip makes it a minute quiet and several on a
+# loaded machine. The time-out counts the test body, not the session's start-up; each step
+# below has its own, so a stuck one fails with its output.
+pytestmark = [pytest.mark.package, pytest.mark.timeout(1800, func_only=True)]
 
 # Modules of the wheel that need an optional extra, with the extra: the simulator's pytest
 # fixture is loaded by a test suite (the `test` extra), never by a command.
