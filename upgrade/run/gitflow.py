@@ -29,13 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from upgrade.config.git import GitSettings, project_from_remote
+from upgrade.config.git import GitSettings
 from upgrade.config.inventory import Deployment, Repo
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deploy_record import DeployRecord
 from upgrade.controlplane.forge import Forge, PullRequest
-from upgrade.controlplane.forges import forge_for
-from upgrade.errors import AstroError, Interrupted, RepoError, StepFailed, UpgradeError
+from upgrade.controlplane.forges import forge_for, project_of
+from upgrade.errors import AstroError, Interrupted, StepFailed, UpgradeError
 from upgrade.hosts import git
 from upgrade.hosts.host import Host
 from upgrade.journal.records import RepoChange
@@ -109,14 +109,7 @@ class RepoGit:
 
     def project(self) -> str:
         """``owner/name`` on the forge: ``git.project``, else from the remote's URL."""
-        if self.settings.project:
-            return self.settings.project
-        url = git.remote_url(self.host, self.dir, self.remote) or ""
-        found = project_from_remote(url)
-        if not found:
-            raise RepoError(f"{self.repo.name}: cannot tell the forge's project from remote "
-                            f"{self.remote!r}. Set git.project: OWNER/NAME in the inventory.")
-        return found
+        return project_of(self.repo, self.host)
 
 
 # ------------------------------------------------------------------------------ render

@@ -10,8 +10,9 @@ refusal, a failed preflight or a refused target leaves the journal exactly as it
    does not refuse are registered with their targets, so the wave passes only when they
    are done too);
 3. the preflight of the selected Deployments: the checks the run does first (git clean
-   and not mid-rebase, the runner reachable, the repo where the inventory says, the
-   verification settings, the Airflow 3 migration lint, the gate's journal reasons);
+   and not mid-rebase, the runner reachable, the repo where the inventory says, the forge
+   token of a pull-request repo set and accepted, the verification settings, the
+   Airflow 3 migration lint, the gate's journal reasons);
 4. the gate's live half: every verified Deployment of earlier waves verified again;
 5. the resume rules for each Deployment against its journal row.
 """
