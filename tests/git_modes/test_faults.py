@@ -4,16 +4,18 @@ saying only what happened."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.git_modes.helpers import TOKEN, GitFleet, make_git_fleet
-from tests.rollout.helpers import TARGET, git, invoke, records, state_of, wait_for
+from tests.rollout.helpers import START, TARGET, git, invoke, records, state_of, wait_for
 from upgrade.sim.forge import ForgeServer
 from upgrade.sim.testing import SimHandle
 
@@ -100,6 +102,42 @@ def test_a_repository_the_token_cannot_see_is_found_before_anything_is_written(
     assert ("r00-d0: GitHub does not show acme/r00 to the token in $GITHUB_TOKEN (404: Not "
             "Found)") in out.stderr
     _nothing_written(fleet)
+
+
+def test_a_token_refused_after_the_push_stops_the_run_and_the_rerun_opens_one_pr(
+        tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
+    fleet = make_git_fleet(tmp_path, sim, forge, {"r00": PR})
+    # After the pre-flight: the token is revoked as the branch reaches the remote.
+    revoke = ("import json, sys, urllib.request; urllib.request.urlopen(urllib.request.Request("
+              "sys.argv[1], data=json.dumps({'project': 'acme/r00', 'unauthorized': True})"
+              ".encode(), method='POST', headers={'Content-Type': 'application/json'})).close()")
+    hook = fleet.remotes["r00"] / "hooks" / "post-receive"
+    hook.write_text(f"#!/bin/sh\nread old new ref\ncase $ref in refs/heads/runtime-upgrade/*) "
+                    f"exec {shlex.quote(sys.executable)} -c {shlex.quote(revoke)} "
+                    f"{shlex.quote(forge.url + '/_forge/faults')};; esac\n")
+    hook.chmod(0o755)
+    out = _upgrade(fleet)
+    assert out.returncode == 7, out.stdout + out.stderr
+    assert "refused the token in $GITHUB_TOKEN for acme/r00 (401" in out.stdout + out.stderr
+    row = records(fleet.journal_file)["r00-d0"]
+    assert row.state != "failed" and row.error is None  # stopped, not failed
+    with fleet.journal() as j:
+        (change,) = j.repo_changes()
+    assert change.pushed_commit and change.pr_number is None  # only what happened
+
+    fleet.fault("r00", unauthorized=False)
+    out = _upgrade(fleet)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (pull,) = fleet.pulls("r00")
+    assert pull["state"] == "merged"
+    # The PR says what the branch changes, although the resumed run's checkout already
+    # holds the rewrite.
+    assert pull["title"] == f"Upgrade Astro Runtime {START} → {TARGET} (r00)"
+    assert pull["body"].startswith(f"Upgrades Astro Runtime {START} → {TARGET} in `Dockerfile`.")
+    assert (f"--- a/Dockerfile\n+++ b/Dockerfile\n@@ -1 +1 @@\n"
+            f"-FROM quay.io/astronomer/astro-runtime:{START}\n"
+            f"+FROM quay.io/astronomer/astro-runtime:{TARGET}\n") in pull["body"]
+    assert "already pins" not in pull["body"]
 
 
 def test_429_with_retry_after_and_slow_answers_are_waited_out(

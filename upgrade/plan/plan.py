@@ -57,6 +57,7 @@ class RepoChange:
     blocked: RefusalKind | None = None  # the error stops a run from starting (see RepoFile)
     target: RuntimeVersion | None = None  # what new_text pins
     line: int | None = None  # the 1-based line that writes ``current`` (the FROM or its ARG)
+    in_repo: str = "Dockerfile"  # its path inside the repo (what diffs and commits name)
 
     @property
     def changes(self) -> bool:
@@ -74,14 +75,14 @@ class RepoChange:
         if not self.changes:
             return ""
         assert self.old_text is not None and self.new_text is not None
-        return "".join(
-            difflib.unified_diff(
-                self.old_text.splitlines(keepends=True),
-                self.new_text.splitlines(keepends=True),
-                f"a/{self.dockerfile}",
-                f"b/{self.dockerfile}",
-            )
-        )
+        return dockerfile_diff(self.old_text, self.new_text, self.in_repo)
+
+
+def dockerfile_diff(old: str, new: str, path: str) -> str:
+    """Unified diff of a Dockerfile rewrite, headed as git heads it (``a/<path in the
+    repo>``): the same on every machine, so it can be shared (plan, PR bodies, reports)."""
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
+                                        new.splitlines(keepends=True), f"a/{path}", f"b/{path}"))
 
 
 @dataclass(frozen=True)
