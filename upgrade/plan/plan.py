@@ -146,6 +146,9 @@ class Plan:
     repos: Mapping[str, RepoChange] = field(default_factory=dict)
     findings: Mapping[str, tuple[Finding, ...]] = field(default_factory=dict)
     options: PlanOptions | None = None  # what it was decided with (a pre-flight re-derives)
+    # How to go on when it is refused for a reason beyond any one Deployment (a release the
+    # active rollout pinned has been yanked since): said by every command that refuses it.
+    advice: str | None = None
 
     def counts(self) -> Counter[str]:
         """How many Deployments per action."""
@@ -183,8 +186,11 @@ class Plan:
             if names:
                 shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more"
                                                  if len(names) > 10 else "")
+                out = " ".join(f"--limit '!{p.deployment.name}'" for p in stopped[:20])
                 return error(f"{len(names)} Deployment(s) refused or blocked ({kind}): "
-                             f"{shown}. Each reason is in the plan above.")
+                             f"{shown}. Each reason is in the plan above."
+                             + (f"\n{self.advice}" if self.advice else "")
+                             + f"\nFix them, or leave them out ({out}).")
         return None
 
     def changed_repos(self) -> list[RepoChange]:

@@ -113,7 +113,7 @@ def decide_wave(
     plan = plan.with_preflight(Preflight(deployments=verify_problems(fleet, playbook, plan)))
     reasons = ([] if request.skip_gate_reason is not None else
                gate.static_reasons(inv, view.waves, request.wave, datetime.now(UTC)))
-    _refuse(plan, request, view.pins, reasons)
+    _refuse(plan, request, reasons)
     left_out = tuple(p.deployment.name for p in view.whole.deployments
                      if p.action == "refuse" and p.deployment.id not in view.chosen)
     # The wave's work: what runs, and what cannot run now (its runner unreachable, its
@@ -186,7 +186,7 @@ def _view(fleet: Fleet, journal: Journal | None, wave: int | None, limits: Seque
     high_water = journal.high_water() if journal is not None else {}
     whole = fleet.decide(everyone, targets=pins.targets, high_water=high_water,
                          offline=offline, adopt=adopt)
-    plan = whole.only(chosen)
+    plan = replace(whole.only(chosen), advice=pins_mod.yanked(pins))
     followed = pins.rollout
     if followed is None or journal is None or wave is None:
         return _View(pins, whole, plan, chosen, (), {})
@@ -315,10 +315,10 @@ def reverify(
         return [m for m in pool.map(one, records) if m]
 
 
-def _refuse(plan: Plan, request: WaveRequest, pins: Pins, reasons: Sequence[str]) -> None:
+def _refuse(plan: Plan, request: WaveRequest, reasons: Sequence[str]) -> None:
     """Raise before anything is written when a selected Deployment cannot run now, or the
     gate refuses: the exit :meth:`Plan.error` gives ``plan`` and ``--dry-run`` (the gate's
-    reasons mark them blocked by policy there)."""
+    reasons mark them blocked by policy there), and the same advice (``plan.advice``)."""
     unpinned = [p for p in plan.deployments
                 if p.action == "refuse" and p.target is None and p.spec is not None]
     if unpinned:
@@ -341,9 +341,8 @@ def _refuse(plan: Plan, request: WaveRequest, pins: Pins, reasons: Sequence[str]
             more += f"\n    ... and {len(found) - 20} more" if len(found) > 20 else ""
     what = " or ".join(a for a in ("refused", "blocked")
                        if any(p.action == a.replace("refused", "refuse") for p in stopped))
-    yank = pins_mod.yanked(pins)
     names = " ".join(f"--limit '!{p.deployment.name}'" for p in stopped[:20])
     raise error(
         f"wave {request.wave} cannot start: {len(stopped)} Deployment(s) {what} (nothing was "
-        f"changed):\n{lines}{more}\n" + (f"{yank}\n" if yank else "")
+        f"changed):\n{lines}{more}\n" + (f"{plan.advice}\n" if plan.advice else "")
         + f"Fix them, or leave them out ({names}); `--dry-run` shows the whole plan.")
