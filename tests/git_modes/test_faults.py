@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.cli.test_json_contracts import document
 from tests.git_modes.helpers import TOKEN, GitFleet, make_git_fleet
 from tests.rollout.helpers import START, TARGET, git, invoke, records, state_of, wait_for
 from upgrade.sim.forge import ForgeServer
@@ -124,6 +125,10 @@ def test_a_token_refused_after_the_push_stops_the_run_and_the_rerun_opens_one_pr
     with fleet.journal() as j:
         (change,) = j.repo_changes()
     assert change.pushed_commit and change.pr_number is None  # only what happened
+    [rollout] = document(fleet.invoke("status", "--json"), "status")["rollouts"]
+    [wave] = rollout["waves"]
+    assert wave["status"] == "stopped", wave  # not "running": no run is
+    assert "exit 7: GitHub refused the token in $GITHUB_TOKEN" in wave["status_reason"]
 
     fleet.fault("r00", unauthorized=False)
     out = _upgrade(fleet)

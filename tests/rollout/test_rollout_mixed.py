@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cli.test_json_contracts import document
 from tests.rollout.helpers import (
     FAST_PLAYBOOK,
     Dep,
@@ -148,6 +149,18 @@ def test_each_line_goes_to_its_pin_and_later_commands_follow_the_rollout(
     assert "rollout 1 completed: every wave passed" in three.stdout
     accepted = fleet.events("migration_findings_accepted")
     assert len(accepted) == 1 and accepted[0].wave == 3 and "m00" in (accepted[0].data or {})
+    # status: every pin, the versions each wave went to, the findings accepted and by whom.
+    status = document(fleet.invoke("status", "--json"), "status")
+    [rollout] = status["rollouts"]
+    assert rollout["target"] == f"{AF3}, {AF2}" and rollout["pins"] == {"13": AF2, "3.1": AF3}
+    waves = {w["wave"]: w for w in rollout["waves"]}
+    assert waves[1]["targets"] == [AF3, AF2] and waves[3]["targets"] == [AF3]
+    [taken] = waves[3]["accepted_findings"]
+    assert taken["actor"] == accepted[0].actor and list(taken["findings"]) == ["m00"]
+    assert all("AIR3" in f for f in taken["findings"]["m00"])
+    text = fleet.invoke("status").stdout
+    assert f"rollout 1: '13' → {AF2}, '3.1' → {AF3} (completed)" in text
+    assert f"Airflow 3 migration finding(s) accepted by {taken['actor']}" in text
     drift = fleet.invoke("verify-all")
     assert drift.returncode == 0, drift.stdout + drift.stderr
 

@@ -20,6 +20,7 @@ STATUS_STYLE = {
     "halted": "bold red",
     "incomplete": "bold yellow",
     "running": "yellow",
+    "stopped": "bold red",
     "pending": "dim",
 }
 

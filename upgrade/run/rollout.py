@@ -23,6 +23,7 @@ from upgrade.config.waves import WaveSettings
 from upgrade.errors import GateRefused, InputError, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
+from upgrade.journal.states import WAVE_LEFT
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
@@ -280,10 +281,19 @@ def run_wave(
     notifier = Notifier.for_inventory(inv)
     _notify(notifier, "wave_started", result, {"deployments": len(items)})
     runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
-    tripped, _ = runner.run(items)
-    result.resumable = not runner.target_refused
-    _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set(),
-            left_out=frozenset(decided.left_out))
+    try:
+        tripped, _ = runner.run(items)
+        result.resumable = not runner.target_refused
+        _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set(),
+                left_out=frozenset(decided.left_out))
+    except BaseException as exc:
+        _record_stop(journal, rollout_id, request.wave, exc)
+        raise
+    if result.status == "incomplete":
+        # The wave stays running in the journal; `status` tells this from a run in flight.
+        journal.event(WAVE_LEFT, rollout_id=rollout_id, wave=request.wave,
+                      message=result.reason,
+                      data={"how": "stopped" if stop.is_set() else "incomplete"})
     if result.status in ("passed", "halted"):
         _notify(notifier, f"wave_{result.status}", result, {"reason": result.reason})
     if result.status == "passed" and all(
@@ -293,6 +303,17 @@ def run_wave(
         journal.complete_rollout(rollout_id)
         result.notes.append(f"rollout {rollout_id} completed: every wave passed")
     return result
+
+
+def _record_stop(journal: Journal, rollout_id: int, wave: int, exc: BaseException) -> None:
+    """Say in the journal why this run of the wave ended unfinished (a system unreachable,
+    Ctrl-C, a bug), so ``status`` shows the wave stopped, not running. A journal that
+    cannot be written now (the database is gone) is the error already being raised."""
+    code = getattr(exc, "exit_code", 1) if isinstance(exc, Exception) else 130
+    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    with contextlib.suppress(Exception):
+        journal.event(WAVE_LEFT, rollout_id=rollout_id, wave=wave,
+                      message=f"exit {code}: {said}", data={"how": "stopped", "exit": code})
 
 
 def _done(journal: Journal, decided: Decided) -> WaveResult:
