@@ -137,6 +137,13 @@ def test_plan_dry_run_and_upgrade_decide_each_case_alike(tmp_path, sim: SimHandl
     assert "rollout 1 completed: every wave passed" in real.stdout
 
 
+def three_commands(fleet: GenFleet, wave: str) -> list[Any]:
+    """`plan --wave N`, `upgrade --wave N --dry-run` and `upgrade --wave N`, in that order."""
+    return [fleet.invoke("plan", "--wave", wave),
+            fleet.invoke("upgrade", "--wave", wave, "--dry-run"),
+            fleet.invoke("upgrade", "--wave", wave)]
+
+
 def two_waves(tmp_path: Path, sim: SimHandle, repos: int = 2) -> GenFleet:
     """make_fleet's fleet with r00 in wave 1 and every other repo in wave 2."""
     from tests.rollout.helpers import make_fleet
@@ -160,8 +167,7 @@ def test_a_refused_deployment_stops_the_wave_and_the_rest_runs_without_it(
     sim.update_deployment(fleet.dep("r02-d0").id, runtime_version="13.9.0")
     before = snapshot(fleet)
 
-    outs = [fleet.invoke("plan", "--wave", "1"), fleet.invoke("upgrade", "--wave", "1", "--dry-run"),
-            fleet.invoke("upgrade", "--wave", "1")]
+    outs = three_commands(fleet, "1")
 
     assert [o.returncode for o in outs] == [3, 3, 3], [o.stdout + o.stderr for o in outs]
     refused = outs[2].stderr
@@ -256,8 +262,7 @@ def test_a_pin_yanked_mid_rollout_stops_the_next_wave(tmp_path, sim: SimHandle) 
     fleet.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
     before = snapshot(fleet)
 
-    outs = [fleet.invoke("plan", "--wave", "2"), fleet.invoke("upgrade", "--wave", "2", "--dry-run"),
-            fleet.invoke("upgrade", "--wave", "2")]
+    outs = three_commands(fleet, "2")
 
     assert [o.returncode for o in outs] == [3, 3, 3], [o.stdout + o.stderr for o in outs]
     refused = outs[2].stderr

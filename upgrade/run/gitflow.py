@@ -276,7 +276,7 @@ def commit_pull_request(rg: RepoGit, branch: str, message: Message, describe: De
                 return f"{rg.remote}/{default} already holds the change"
         with rg.forges(rg.settings, rg.project()) as forge:
             pr = _open(rg, forge, branch, describe, done)
-            merge = _wait_merged(rg, forge, pr, message)
+            merge = _wait_merged(rg, forge, pr)
         done = rg.note(f"{repo.name}: PR #{pr.number} merged as {merge[:12]}", merge_commit=merge)
     assert done.merge_commit is not None
     rg.fetch()
@@ -329,7 +329,7 @@ def _open(rg: RepoGit, forge: Forge, branch: str, describe: Describe,
     return pr
 
 
-def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest, message: str) -> str:
+def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest) -> str:
     """The merge commit, once the PR is merged (by a person, or by us on green checks)."""
     settings = rg.settings
     deadline = time.monotonic() + settings.merge_timeout
