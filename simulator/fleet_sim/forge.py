@@ -1,7 +1,8 @@
 """A loopback forge: GitHub REST v3 and GitLab REST v4 pull/merge requests over real bare
 repositories, with faults. ``astro-fleet`` talks to it exactly as to github.com or
 gitlab.com (only the base URL differs): it serves the documented shapes of exactly the
-endpoints the product's GitHub and GitLab clients use.
+endpoints the product's GitHub and GitLab clients use (the repository itself, its
+pull/merge requests, the checks of a commit).
 
 A project (``owner/name``) is a bare repository on this machine. A pull request's head is
 whatever its branch holds in that repository; merging one writes a real merge commit
@@ -14,7 +15,8 @@ first seen (``pending`` until then).
 Admin API (loopback, no token): ``POST /_forge/projects`` ``{project: bare path}``;
 ``POST /_forge/faults`` ``{project, ...}`` with ``checks``, ``checks_after``,
 ``merge_conflict`` (merge answers 405/406), ``head_moved`` (409), ``unauthorized`` (401 to
-everything), ``rate_limit`` (the next N requests answer 429 with ``Retry-After``),
+everything), ``hidden`` (404 to everything, as to a token without access to a private
+repository), ``rate_limit`` (the next N requests answer 429 with ``Retry-After``),
 ``slow`` (seconds before each answer), ``close_unmerged`` (a new request is closed at
 once, as by a reviewer); ``POST /_forge/merge`` / ``/_forge/close`` ``{project, number}``
 (a person's button); ``GET /_forge/state`` (every request and the calls seen).
@@ -128,6 +130,34 @@ class ForgeState:
 
     # -- shapes ------------------------------------------------------------------------
 
+    def default_branch(self, project: Project) -> str:
+        done = _git(project.bare, "symbolic-ref", "--short", "HEAD")
+        return done.stdout.strip() or "main"
+
+    def github_repo(self, project: Project) -> dict[str, Any]:
+        """Get a repository (full-repository), trimmed; ``permissions`` as GitHub adds it
+        for an authenticated caller."""
+        owner, _, name = project.name.partition("/")
+        return {
+            "id": 1 + sorted(self.projects).index(project.name), "name": name,
+            "full_name": project.name, "owner": {"login": owner}, "private": True,
+            "html_url": f"{GITHUB_WEB}/{project.name}",
+            "default_branch": self.default_branch(project),
+            "permissions": {"admin": False, "maintain": False, "push": True, "triage": True,
+                            "pull": True},
+        }
+
+    def gitlab_project(self, project: Project) -> dict[str, Any]:
+        """Get a single project, trimmed; ``permissions`` as GitLab adds it for a member."""
+        return {
+            "id": 1 + sorted(self.projects).index(project.name),
+            "path_with_namespace": project.name, "name": project.name.rsplit("/", 1)[-1],
+            "web_url": f"https://gitlab.example.invalid/{project.name}",
+            "default_branch": self.default_branch(project), "visibility": "private",
+            "permissions": {"project_access": {"access_level": 30, "notification_level": 3},
+                            "group_access": None},
+        }
+
     def github_pull(self, project: Project, pull: Pull) -> dict[str, Any]:
         owner = project.name.split("/")[0]
         head = self.head(project, pull.branch) or ""
@@ -230,6 +260,11 @@ class _Handler(BaseHTTPRequestHandler):
                        {"message": "Bad credentials",
                         "documentation_url": "https://docs.github.com/rest"})
             return
+        if faults.get("hidden"):  # a private repository the token has no access to
+            self._send(404, {"message": "404 Project Not Found"} if gitlab else
+                       {"message": "Not Found",
+                        "documentation_url": "https://docs.github.com/rest"})
+            return
         with state.lock:
             if gitlab:
                 self._gitlab(method, path, query, body, project)
@@ -238,10 +273,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _project(self, path: str, gitlab: bool) -> Project | None:
         if gitlab:
-            m = re.match(r"^/api/v4/projects/([^/]+)/", path)
+            m = re.match(r"^/api/v4/projects/([^/]+)(?:/|$)", path)
             name = unquote(m.group(1)) if m else ""
         else:
-            m = re.match(r"^/repos/([^/]+)/([^/]+)/", path)
+            m = re.match(r"^/repos/([^/]+)/([^/]+)(?:/|$)", path)
             name = f"{unquote(m.group(1))}/{unquote(m.group(2))}" if m else ""
         return self.state.projects.get(name)
 
@@ -251,6 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
                 project: Project) -> None:
         state = self.state
         rest = path.split("/", 4)[4] if path.count("/") >= 4 else ""
+        if rest == "" and method == "GET":
+            self._send(200, state.github_repo(project))
+            return
         if rest == "pulls" and method == "GET":
             owner_branch = query.get("head", "")
             branch = owner_branch.partition(":")[2] or owner_branch
@@ -329,6 +367,9 @@ class _Handler(BaseHTTPRequestHandler):
                 project: Project) -> None:
         state = self.state
         rest = path.split("/", 5)[5] if path.count("/") >= 5 else ""
+        if rest == "" and method == "GET":
+            self._send(200, state.gitlab_project(project))
+            return
         if rest == "merge_requests" and method == "GET":
             want = query.get("state", "all")
             found = [state.gitlab_mr(project, p) for p in project.pulls
