@@ -277,7 +277,7 @@ def test_discover_says_why_a_checkouts_deploys_carry_no_git_metadata(tmp_path: P
     init = fleet(tmp_path / "fleet", "init", "--simulator", sim.url)
     assert init.returncode == 0, init.stderr
 
-    found = fleet(tmp_path / "fleet", "discover", "--merge", "--repos", str(src))
+    found = fleet(tmp_path / "fleet", "discover", "--merge", "--repos", str(src), env=as_user(sim))
 
     assert found.returncode == 0, found.stdout + found.stderr
     assert "unmapped: no-origin-dev, plain-path-dev: their deploys carry no git metadata" in found.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from simulators import SimHandle, make_astro_project
+from simulators import SimHandle, control_plane_settings, make_astro_project
 from support import wait_healthy
 
 from tests.drift.conftest import FLEET, Fleet, fast_cp
@@ -146,9 +146,9 @@ def test_an_astro_that_refuses_the_token_or_cannot_be_reached_is_exit_7_without_
         env = {**fleet.cp.config.extra_env, "ASTRO_API_TOKEN": bad_token}
         cp = fast_cp(fleet.sim, extra_env=env)
     else:  # nothing listens there
-        cp = ControlPlane(ControlPlaneConfig.for_simulator(
+        cp = ControlPlane(ControlPlaneConfig(**control_plane_settings(
             "http://127.0.0.1:9", http_retries=0, http_timeout=0.5,
-            http_connect_timeout=0.5, http_total_timeout=1.5))
+            http_connect_timeout=0.5, http_total_timeout=1.5)))
     with cp, pytest.raises(ServiceError) as raised:
         drift.check_fleet(cp, fleet.inventory, fleet.inventory.deployments, fleet.files(),
                           EXPECTED)

@@ -63,7 +63,7 @@ def case_fleet(tmp_path: Path, sim: SimHandle, case: Case) -> GenFleet:
         seed.append({"id": dep.id, "name": name, "workspace_id": "ws-1",
                      "runtime_version": deployed})
     (root / "feed.json").write_text(json.dumps(feed()))
-    doc = {"target": case.target, "control_plane": {"simulator": sim.url},
+    doc = {"target": case.target, "control_plane": sim.control_plane_settings(),
            "journal": ".upgrade", "catalog": {"feed": "feed.json", "mode": "replace"},
            "waves": {1: {}}, "repos": repos}
     (root / "inventory.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
