@@ -52,7 +52,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from pg_server import PostgresServer, script, start_server  # noqa: E402
+from simulators import SimHandle  # noqa: E402
 
+from fleet_sim.forge import ForgeServer  # noqa: E402
 from tests.git_modes.helpers import TOKEN, GitFleet, make_git_fleet  # noqa: E402
 from tests.rollout.facts import incomplete_facts  # noqa: E402
 from tests.rollout.helpers import (  # noqa: E402
@@ -65,8 +67,6 @@ from tests.rollout.helpers import (  # noqa: E402
 from tests.team.helpers import journal as team_journal  # noqa: E402
 from tests.team.helpers import states, use_postgres  # noqa: E402
 from upgrade.journal.store import Journal  # noqa: E402
-from upgrade.sim.forge import ForgeServer  # noqa: E402
-from upgrade.sim.testing import SimHandle  # noqa: E402
 
 MODES = ("local", "direct", "pr-cli", "pr-ci-person")
 REPOS, PER_REPO = 3, 2

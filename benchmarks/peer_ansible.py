@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 from rollout import START, WORKSPACE, build_fleet, post_config, run_orchestrator  # noqa: E402
 from startup import ANSIBLE_CORE, ansible  # noqa: E402 - benchmarks/ is this script's directory
 
-from upgrade.sim import lifecycle  # noqa: E402 - after the path set-up above
-from upgrade.sim.client import request  # noqa: E402
+from fleet_sim import lifecycle  # noqa: E402 - after the path set-up above
+from fleet_sim.client import request  # noqa: E402
 
 TARGET = "12.4.0"
 GOALS = {200: 10.0, 1000: 20.0}  # Deployments -> theirs / ours at least

@@ -41,7 +41,7 @@ VERSIONS = ["12.0.0", "12.1.0", "12.2.0", "12.3.0", "12.4.0"]
 
 def build_fleet(root: Path, repos: int, per_repo: int) -> Path:
     """Write the repos and an inventory; return the inventory path."""
-    lines = ['target: "12.4"', "control_plane:", "  simulator: .sim", "waves:",
+    lines = ['target: "12.4"', "control_plane:", "  api_url: http://127.0.0.1:18764/v1", "waves:",
              '  1: {match: ["*-dev*"], parallel: 50}', '  2: {match: ["*-stg*"]}',
              '  3: {match: ["*-prd*"]}', "repos:"]
     for r in range(repos):

@@ -78,16 +78,16 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the tests' simulator helpers
 
+from simulators import control_plane_settings, make_astro_project  # noqa: E402
 from ssh_overhead import _times  # noqa: E402 - benchmarks/ is this script's own directory
 
+from fleet_sim import lifecycle  # noqa: E402
 from upgrade.config.inventory_loader import load_inventory  # noqa: E402
 from upgrade.hosts.host import Host, LocalHost  # noqa: E402 - after the path set-up above
 from upgrade.hosts.pool import HostPool  # noqa: E402
 from upgrade.hosts.ssh import SSHHost  # noqa: E402
-from upgrade.sim import lifecycle  # noqa: E402
-from upgrade.sim.testing import make_astro_project  # noqa: E402
 
 START, WORKSPACE = "12.1.0", "ws-bench"
 RATIO_GOAL, CPU_GOAL_MS, RSS_GOAL_MB = 1.10, 5.0, 150.0
@@ -163,7 +163,7 @@ def build_fleet(root: Path, url: str, repos: int, per_repo: int, parallel: int, 
             specs[name] = {"path": f"repos/{name}", "deployments": deps}
     inventory = {
         "target": "12.4",
-        "control_plane": {"simulator": url},
+        "control_plane": control_plane_settings(url),
         "journal": ".upgrade",
         "runners": runners or {"local": {"parallel": parallel}},
         "waves": {1: {"parallel": parallel}},
@@ -1016,7 +1016,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def post_config(url: str, config: dict) -> None:
-    from upgrade.sim.client import request
+    from fleet_sim.client import request
 
     status, _, raw = request(url, "POST", "/_sim/config", config)
     if status // 100 != 2:

@@ -33,12 +33,11 @@ ROOT = HERE.parent
 # SSH runners). The sizes keep the whole under ~15 minutes on 2 quiet cores.
 BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("startup", "startup.py", []),
-    ("sim_cli", "sim_cli.py", []),
     ("plan", "plan.py", []),
+    ("dockerfile", "dockerfile.py", []),
     ("rollout", "rollout.py", ["--sizes", "100,1000,5000"]),
     ("peer_ansible", "peer_ansible.py", []),
     ("rollout-ssh", "rollout.py", ["--ssh"]),
-    ("sim_load", "sim_load.py", []),
     ("verify_all", "verify_all.py", []),
     ("ssh_overhead", "ssh_overhead.py", []),
     ("journal", "journal.py", []),

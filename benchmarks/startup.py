@@ -85,7 +85,7 @@ def main() -> int:
     parser.add_argument("--no-ansible", action="store_true")
     opts = parser.parse_args()
 
-    from upgrade.demo import sample_fleet
+    from demo import sample_fleet
 
     fleet = Path(tempfile.mkdtemp(prefix="astro-fleet-startup-"))
     try:

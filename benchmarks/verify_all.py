@@ -24,9 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the tests' simulator helpers
 
 # The imports below come after the path set-up above (E402).
+from simulators import control_plane_settings  # noqa: E402
+
+from fleet_sim import lifecycle  # noqa: E402
 from upgrade.config.control_plane import ControlPlaneConfig  # noqa: E402
 from upgrade.config.inventory_loader import load_inventory  # noqa: E402
 from upgrade.controlplane.control_plane import ControlPlane  # noqa: E402
@@ -34,7 +37,6 @@ from upgrade.hosts.host import LocalHost  # noqa: E402
 from upgrade.model.versions import parse_version  # noqa: E402
 from upgrade.plan.facts import read_dockerfiles  # noqa: E402
 from upgrade.run.drift import PlatformReader, check_fleet  # noqa: E402
-from upgrade.sim import lifecycle  # noqa: E402
 
 LIMIT_S = 10.0
 PER_REPO = 4
@@ -81,7 +83,7 @@ def main() -> int:
             inventory_path, seed = build_fleet(root, args.deployments, args.workspaces)
             for i in range(0, len(seed), 500):
                 lifecycle.seed(info.url, seed[i:i + 500])
-            cp = ControlPlane(ControlPlaneConfig.for_simulator(info.url))
+            cp = ControlPlane(ControlPlaneConfig(**control_plane_settings(info.url)))
             inventory = load_inventory(inventory_path)
             deps = list(inventory.deployments)
             expected = {d.id: parse_version(VERSION) for d in deps}

@@ -14,12 +14,17 @@ INVOKE = str(Path(sys.executable).parent / "invoke")
 ASTRO_FLEET = str(Path(sys.executable).parent / "astro-fleet")
 
 
+# Where the committed inventory.yaml reaches the simulator (`make demo` starts it there).
+SAMPLE_SIMULATOR = "http://127.0.0.1:18764"
+
+
 @dataclass
 class SampleFleet:
     """The committed sample fleet, materialised in a tmp dir with real git repos."""
 
     root: Path
     forge_token: str = ""
+    sim_url: str = SAMPLE_SIMULATOR
 
     @property
     def inventory(self) -> Path:
@@ -30,11 +35,18 @@ class SampleFleet:
 
     def use_simulator(self, url: str) -> None:
         """Point the inventory's control plane (and the CI stand-ins' hooks) at a running
-        simulator (by URL)."""
+        simulator (by URL), with this venv's astro-sim and a fake token in its extra_env."""
         import json
 
+        from simulators import control_plane_settings
+
         text = self.inventory.read_text()
-        self.inventory.write_text(text.replace("simulator: .sim", f"simulator: {url}"))
+        start = text.index("\ncontrol_plane:") + 1
+        end = text.index("\njournal:", start) + 1
+        block = "control_plane:\n" + "".join(
+            f"  {key}: {json.dumps(value)}\n" for key, value in control_plane_settings(url).items())
+        self.inventory.write_text(text[:start] + block + text[end:])
+        self.sim_url = url
         for config in (self.root / "demo-fleet" / ".remotes").glob("*.git/astro-ci.json"):
             doc = json.loads(config.read_text())
             config.write_text(json.dumps({**doc, "sim_url": url}))
@@ -50,10 +62,12 @@ class SampleFleet:
         self.forge_token = forge.state.token
 
     def seed(self) -> int:
-        """Create the fleet's Deployments in the simulator (`astro-fleet sim.seed`)."""
-        out = self.invoke("sim.seed")
-        assert out.returncode == 0, out.stderr
-        return int(out.stdout.split()[1])
+        """Create the inventory's Deployments in the simulator, each at its Dockerfile's
+        version (what `make demo` seeds); how many."""
+        from demo.sample_fleet import seed_specs
+        from fleet_sim import lifecycle
+
+        return len(lifecycle.seed(self.sim_url, seed_specs(self.inventory)))
 
     def invoke(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run the real `astro-fleet` command in the fleet's directory."""

@@ -3,11 +3,12 @@
 Every ``import`` in ``upgrade/`` counts, wherever it sits (module level, inside a function,
 under ``TYPE_CHECKING``): a type-only import still ties the floors together. The contract:
 
-    errors < model < config < hosts, journal < controlplane < plan < run < report < cli < demo
+    errors < model < config < hosts, journal < controlplane < plan < run < report < cli
 
 A floor may import any floor below it, never one above it nor a sibling on its own level
-(``hosts`` and ``journal`` know nothing of each other). ``sim`` (the simulators) imports only
-``errors`` and itself, and only the floors from ``controlplane`` up may use it.
+(``hosts`` and ``journal`` know nothing of each other). The simulators (``simulator/``, the
+``fleet_sim`` package) are another distribution: the product imports none of them and they
+import nothing of the product.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "upgrade"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "upgrade"
+SIMULATOR = ROOT / "simulator" / "fleet_sim"
 
 RANK = {
     "errors": 0,
@@ -30,9 +33,7 @@ RANK = {
     "run": 6,
     "report": 7,
     "cli": 8,
-    "demo": 9,
 }
-SIM_USERS_FROM = RANK["controlplane"]
 
 
 def module_name(path: Path) -> str:
@@ -87,7 +88,7 @@ def floor(module: str) -> str | None:
 
 
 def test_every_module_is_on_a_floor():
-    lost = [m for m in MODULES if m != "upgrade" and floor(m) not in (*RANK, "sim")]
+    lost = [m for m in MODULES if m != "upgrade" and floor(m) not in RANK]
     assert not lost, f"modules outside every floor: {lost}; add them to a floor"
 
 
@@ -101,15 +102,33 @@ def test_imports_point_down():
             there = floor(target)
             if there is None or there == here:
                 continue
-            if here == "sim":
-                if there != "errors":
-                    wrong.append(f"{module} -> {target} (sim imports only errors)")
-            elif there == "sim":
-                if RANK[here] < SIM_USERS_FROM:
-                    wrong.append(f"{module} -> {target} (only controlplane and up use sim)")
-            elif RANK[there] >= RANK[here]:
+            if RANK[there] >= RANK[here]:
                 wrong.append(f"{module} -> {target} ({here} may not import {there})")
     assert not wrong, "upward or sideways imports:\n" + "\n".join(sorted(wrong))
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The first name of every module ``path`` imports (absolute imports)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_product_knows_the_simulators_only_as_configuration():
+    wrong = [str(p.relative_to(ROOT)) for p in sorted(PACKAGE.rglob("*.py"))
+             if "fleet_sim" in top_level_imports(p)]
+    assert not wrong, f"product modules importing the simulators: {wrong}"
+
+
+def test_the_simulators_know_nothing_of_the_product():
+    modules = sorted(SIMULATOR.rglob("*.py"))
+    assert len(modules) > 20  # the tree is where this test thinks it is
+    wrong = [str(p.relative_to(ROOT)) for p in modules if "upgrade" in top_level_imports(p)]
+    assert not wrong, f"simulator modules importing the product: {wrong}"
 
 
 def test_no_import_cycles():
@@ -170,5 +189,8 @@ def test_the_cycle_finder_finds_cycles(graph, expected):
 
 def test_the_import_reader_sees_every_kind_of_import(tmp_path):
     assert "upgrade.model.versions" in GRAPH["upgrade.model.catalog"]
-    # Imports inside functions count too: controlplane reaches the simulator lazily.
-    assert any(t.startswith("upgrade.sim") for t in GRAPH["upgrade.controlplane.control_plane"])
+    # Imports inside functions count too (the plan floor reaches the control plane lazily).
+    assert "upgrade.controlplane.control_plane" in GRAPH["upgrade.plan.fleet"]
+    source = tmp_path / "m.py"
+    source.write_text("import fleet_sim.lifecycle\ndef f():\n    from fleet_sim import ci\n")
+    assert top_level_imports(source) == {"fleet_sim"}

@@ -27,13 +27,13 @@ from upgrade.report.html import write_rollout_html
 from upgrade.report.rollout_view import RolloutView, rollout_view
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]  # the demo runs first
-ASTRO_FLEET = str(Path(sys.executable).parent / "astro-fleet")
+FLEET_SIM = str(Path(sys.executable).parent / "fleet-sim")
 
 
 @pytest.fixture(scope="module")
 def demo_report() -> Iterator[Path]:
     """`make demo`'s report: the demo run here (it resets its own state first)."""
-    out = subprocess.run([sys.executable, "-m", "upgrade.demo"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True,
                          text=True, timeout=600, env={**os.environ, "COLUMNS": "160"})
     try:
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -41,7 +41,7 @@ def demo_report() -> Iterator[Path]:
         assert last.startswith("report: "), last  # the demo ends by printing its path
         yield Path(last.removeprefix("report: "))
     finally:
-        subprocess.run([ASTRO_FLEET, "sim.stop"], cwd=ROOT, capture_output=True, timeout=60)
+        subprocess.run([FLEET_SIM, "stop"], cwd=ROOT, capture_output=True, timeout=60)
 
 
 def _view(journal_file: Path) -> RolloutView:

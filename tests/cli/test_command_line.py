@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 
 import pytest
@@ -30,7 +31,8 @@ def test_each_flag_means_one_thing_everywhere():
 
 
 def test_the_invoke_collection_offers_every_command():
-    names = set(namespace.task_names) | {f"sim.{n}" for n in namespace.collections["sim"].tasks}
+    names = set(namespace.task_names) | {f"{group}.{n}" for group, sub in
+                                         namespace.collections.items() for n in sub.tasks}
     assert set(COMMANDS) <= names
 
 
@@ -58,11 +60,11 @@ def test_bad_flags_are_refused_before_anything_happens(sample_fleet: SampleFleet
 
 
 BAD_SETTINGS = {
-    "webhook URL": ("control_plane:\n", "notifications:\n  webhook: {url: 'ftp://hooks.example/x'}\n"
-                    "control_plane:\n", "notifications.webhook.url: must be an http:// or https:// URL"),
+    "webhook URL": ("\ncontrol_plane:", "\nnotifications:\n  webhook: {url: 'ftp://hooks.example/x'}\n"
+                    "control_plane:", "notifications.webhook.url: must be an http:// or https:// URL"),
     "verify block": ("{name: dag_run, dag_id: fleet_canary", "{name: helth, dag_id: fleet_canary",
                      "waves.1.verify.checks[0].name: unknown check 'helth'. Did you mean 'health'?"),
-    "control-plane key": ("  simulator: .sim", "  simulator: .sim\n  deploy_timout: 600",
+    "control-plane key": ("  astro_bin: astro-sim ", "  deploy_timout: 600\n  astro_bin: astro-sim ",
                           "control_plane.deploy_timout: unknown key. Did you mean 'deploy_timeout'?"),
 }
 
@@ -81,10 +83,13 @@ def test_bad_settings_stop_plan_at_load_and_leave_no_journal(sample_fleet: Sampl
 
 
 def test_a_control_plane_that_cannot_be_reached_is_exit_7(sample_fleet: SampleFleet):
-    # The inventory names the local simulator, which nobody started.
+    # The inventory names a simulator nobody started (a port where nothing listens).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sample_fleet.use_simulator(f"http://127.0.0.1:{port}")
     line = refused_in_one_line(sample_fleet.invoke("plan"), code=7)
-    assert "no Astro simulator is running for state directory" in line
-    assert "astro-fleet sim.start" in line
+    assert f"127.0.0.1:{port}" in line
     offline = sample_fleet.invoke("plan", "--offline")  # no Astro needed: the Dockerfiles only
     assert offline.returncode == 3, offline.stderr  # partner-feeds is refused by policy
 
@@ -139,12 +144,40 @@ def test_the_inventory_is_found_by_flag_env_or_the_current_directory(sample_flee
     assert f"--inventory nope/inv.yaml: inv.yaml not found in {elsewhere / 'nope'}." in wrong.stderr
 
 
-def test_sim_commands_do_not_need_the_repos(sample_fleet: SampleFleet):
-    import shutil
+def test_global_options_work_before_or_after_the_command(sample_fleet: SampleFleet, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ASTRO_FLEET_INVENTORY"}
+    inventory = str(sample_fleet.inventory)
+    for n, argv in enumerate([
+        ["--inventory", inventory, "-v", "--log-file", "before.jsonl", "status", "--json"],
+        ["--inventory=" + inventory, "status", "--json", "--verbose", "--log-file=mixed.jsonl"],
+        ["status", "--json", "--inventory", inventory, "--log-file", "after.jsonl", "-v"],
+    ]):
+        out = subprocess.run([ASTRO_FLEET, *argv], cwd=elsewhere, capture_output=True,
+                             text=True, env=env)
+        assert out.returncode == 0, (argv, out.stderr)
+        assert json.loads(out.stdout)["rollouts"] == [], argv
+        assert "DEBUG: upgrade.cli: status: exit 0" in out.stderr, argv
+        log = elsewhere / ("before.jsonl", "mixed.jsonl", "after.jsonl")[n]
+        assert json.loads(log.read_text().splitlines()[-1])["message"] == "status: exit 0"
+    # A command's value that looks like a global option stays the command's.
+    approve = subprocess.run([ASTRO_FLEET, "approve", "--wave", "9", "--reason", "-v",
+                              "--inventory", inventory], cwd=elsewhere, capture_output=True,
+                             text=True, env=env)
+    assert approve.returncode == 2 and "the inventory has no wave 9" in approve.stderr
+    assert "DEBUG" not in approve.stderr
 
-    shutil.rmtree(sample_fleet.root / "demo-fleet")
-    out = sample_fleet.invoke("sim.stop")
-    assert (out.returncode, out.stdout) == (0, "no simulator was running\n"), out.stderr
-    status = sample_fleet.invoke("sim.status")
-    assert refused_in_one_line(status, code=7) == (
-        "error: simulator: not running (start it with: astro-fleet sim.start)")
+
+def test_verify_all_with_a_refused_token_is_exit_7_in_one_line(sample_fleet: SampleFleet, sim):
+    sample_fleet.use_simulator(sim.url)
+    sample_fleet.seed()
+    text = sample_fleet.inventory.read_text()
+    right = json.dumps(sim.control_plane_settings()["extra_env"])
+    wrong = json.dumps(sim.control_plane_settings(extra_env={"ASTRO_API_TOKEN": "wrong"})["extra_env"])
+    assert right in text
+    sample_fleet.inventory.write_text(text.replace(right, wrong))
+    out = sample_fleet.invoke("verify-all")
+    line = refused_in_one_line(out, code=7)
+    assert line.startswith("error: verify-all checked nothing: Astro could not be read (")
+    assert "drifted" not in out.stdout + out.stderr and "unreachable" not in out.stdout

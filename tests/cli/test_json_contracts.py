@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+from simulators import SimHandle
 from support import ROOT, SampleFleet
 
 from upgrade.report.documents import PREFIX, SCHEMAS
-from upgrade.sim.testing import SimHandle
 
 SCHEMA_DIR = ROOT / "docs" / "schemas"
 

@@ -10,12 +10,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
+from simulators import SimHandle, control_plane_settings
 from support import ASTRO_FLEET, SampleFleet
 
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.controlplane.deploy_record import normalise_remote
 from upgrade.plan.discover import suggest_wave
-from upgrade.sim.testing import SimHandle
+
+
+def as_user(sim: SimHandle) -> dict[str, str]:
+    """What a user trying the simulator has: its fake token exported and the venv's bin (with
+    astro-sim) on PATH."""
+    return {"ASTRO_API_TOKEN": sim.env["ASTRO_API_TOKEN"],
+            "PATH": f"{Path(sim.astro_bin).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def with_control_plane(settings: dict) -> str:
+    """An inventory with no repos whose control plane is ``settings``."""
+    return yaml.safe_dump({"target": "12.4", "control_plane": settings, "repos": {}})
 
 
 def fleet(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -57,6 +70,16 @@ def test_init_writes_a_valid_fleet_repo_and_never_overwrites(tmp_path: Path):
     assert {p for p in tmp_path.rglob("*") if p.is_file()} == set(before)
 
 
+@pytest.mark.parametrize("where", [".sim", "http://sim.example.com:18764", "ftp://127.0.0.1:1"])
+def test_init_wants_the_simulator_s_url_on_this_machine(tmp_path: Path, where: str):
+    out = fleet(tmp_path, "init", "--simulator", where)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"error: --simulator {where}: expected the simulator's http:// "
+                                  "URL on this machine, e.g. http://127.0.0.1:18764 (`fleet-sim "
+                                  "start` prints it).")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_init_into_a_directory_with_one_clashing_file_names_it_and_writes_nothing(tmp_path: Path):
     (tmp_path / "tasks.py").write_text("# someone else's tasks\n")
     out = fleet(tmp_path, "init", str(tmp_path))
@@ -92,7 +115,11 @@ def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim
 
     init = fleet(empty, "init", "--simulator", sim.url, "--target", "12.4")
     assert init.returncode == 0, init.stderr
-    found = fleet(empty, "discover", "--merge", "--repos", str(repos))
+    # The simulator as configuration: its API, its astro-sim, plain http, where astro-sim finds it.
+    written = load_inventory(empty / "inventory.yaml").control_plane
+    assert (written.api_url, written.astro_bin, written.airflow_scheme, dict(written.extra_env)) \
+        == (f"{sim.url}/v1", "astro-sim", "http", {"ASTRO_SIM_URL": sim.url})
+    found = fleet(empty, "discover", "--merge", "--repos", str(repos), env=as_user(sim))
     assert found.returncode == 0, found.stderr
     assert found.stdout.startswith(f"24 Deployment(s) in 4 workspace(s) at {sim.url}/v1: "
                                    "8 repo(s), 3 unmapped.\n")
@@ -112,7 +139,7 @@ def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim
     assert {d.repo for d in inv.deployments if d.repo == "marketing-dbt"} == {"marketing-dbt"}
     assert "wave suggested by the -staging suffix" in text
 
-    plan = fleet(empty, "plan", "--detailed-exitcode")
+    plan = fleet(empty, "plan", "--detailed-exitcode", env=as_user(sim))
     assert plan.returncode == 8, plan.stdout + plan.stderr
     # The Airflow 3 repos have no target in init's `target: "12.4"`: shown, not refused.
     assert ("Plan: 16 to upgrade, 0 already at their target, 5 not targeted, 0 refused."
@@ -123,7 +150,7 @@ def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim
     edited = text.replace("journal: .upgrade", "journal: .upgrade  # kept by hand")
     edited = edited.replace("\n", "\r\n")
     (empty / "inventory.yaml").write_bytes(edited.encode())
-    again = fleet(empty, "discover", "--merge", "--repos", str(repos))
+    again = fleet(empty, "discover", "--merge", "--repos", str(repos), env=as_user(sim))
     assert again.returncode == 0, again.stderr
     assert "added 0 Deployment(s); 21 already listed." in again.stdout
     after = (empty / "inventory.yaml").read_bytes().decode()
@@ -140,16 +167,14 @@ def test_discover_without_a_token_an_unknown_token_or_astro_unreachable_writes_n
                                       "token): set $ASTRO_API_TOKEN")
     assert list(tmp_path.iterdir()) == []
 
-    (tmp_path / "inventory.yaml").write_text(
-        f"target: '12.4'\ncontrol_plane:\n  simulator: {sim.url}\n"
-        "  extra_env: {ASTRO_API_TOKEN: not-a-token}\nrepos: {}\n")
+    (tmp_path / "inventory.yaml").write_text(with_control_plane(
+        sim.control_plane_settings(extra_env={"ASTRO_API_TOKEN": "not-a-token"})))
     before = (tmp_path / "inventory.yaml").read_text()
     refused = fleet(tmp_path, "discover", "--merge")
     assert refused.returncode == 7, refused.stderr
     assert f"Astro's API refused the token (401) for GET {sim.url}/v1/organizations" in refused.stderr
-    (tmp_path / "inventory.yaml").write_text(
-        "target: '12.4'\ncontrol_plane:\n  simulator: http://127.0.0.1:9\n  http_retries: 0\n"
-        "repos: {}\n")
+    (tmp_path / "inventory.yaml").write_text(with_control_plane(
+        control_plane_settings("http://127.0.0.1:9", http_retries=0)))
     before = (tmp_path / "inventory.yaml").read_text()
     down = fleet(tmp_path, "discover", "--merge")
     assert down.returncode == 7
@@ -180,8 +205,7 @@ def test_one_repository_however_its_remote_is_written(url):
 
 def test_discover_json_is_the_document(tmp_path: Path, sim: SimHandle):
     sim.add_deployment("dep-1", "billing-dev", runtime_version="12.4.0")
-    (tmp_path / "inventory.yaml").write_text(
-        f"target: '12.4'\ncontrol_plane: {{simulator: '{sim.url}'}}\nrepos: {{}}\n")
+    (tmp_path / "inventory.yaml").write_text(with_control_plane(sim.control_plane_settings()))
     out = fleet(tmp_path, "discover", "--output", "-", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
@@ -224,3 +248,46 @@ def test_repo_names_stay_unique_and_a_monorepo_gives_one_entry_per_project():
     assert [d.id for d in found.unmapped] == ["d6"]
     assert found.unmapped[0].note() == ("Runtime 12.4.0; CI/CD enforced; wave suggested: no "
                                         "-dev/-stg/-prod suffix, so the last wave")
+
+
+def test_init_targets_both_airflow_lines(tmp_path: Path):
+    out = fleet(tmp_path, "init")
+    assert out.returncode == 0, out.stderr
+    inv = load_inventory(tmp_path / "inventory.yaml")
+    specs = {line: str(spec) for line, spec in inv.target.specs.items()}
+    assert set(specs) == {"airflow2", "airflow3"}, specs
+    assert specs["airflow2"].startswith("13.") and specs["airflow3"].startswith("3."), specs
+
+
+def test_discover_says_why_a_checkouts_deploys_carry_no_git_metadata(tmp_path: Path,
+                                                                      sim: SimHandle):
+    from simulators import make_astro_project
+
+    src = tmp_path / "src"
+    reasons = {
+        "plain-path": ("/srv/git/plain-path.git", "origin '/srv/git/plain-path.git' is not a URL"),
+        "no-origin": (None, "it has no 'origin' remote"),
+        "mapped": ("git@gitlab.example.invalid:team/mapped.git", None),
+    }
+    for i, (name, (origin, _)) in enumerate(reasons.items()):
+        make_astro_project(src / name, "FROM quay.io/astronomer/astro-runtime:12.4.0\n",
+                           origin=origin)
+        sim.add_deployment(f"dep-{i}", f"{name}-dev", runtime_version="12.4.0")
+        deployed = sim.run("deploy", f"dep-{i}", "--workspace-id", "ws-1", cwd=src / name)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    (tmp_path / "fleet").mkdir()
+    init = fleet(tmp_path / "fleet", "init", "--simulator", sim.url)
+    assert init.returncode == 0, init.stderr
+
+    found = fleet(tmp_path / "fleet", "discover", "--merge", "--repos", str(src), env=as_user(sim))
+
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "unmapped: no-origin-dev, plain-path-dev: their deploys carry no git metadata" in found.stderr
+    for name, (_, why) in reasons.items():
+        line = next((ln for ln in found.stderr.splitlines()
+                     if ln.startswith(f"{src / name}: ")), None)
+        if why is None:
+            assert line is None, found.stderr
+        else:
+            assert line is not None and why in line, found.stderr
+            assert "deploys from it carry no git metadata" in line

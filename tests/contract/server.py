@@ -44,7 +44,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SCRIPT = ROOT / "scripts" / "airflow-test-server.sh"
 VERSIONS = ("2.10.5", "3.0.6")
-START_TIMEOUT = 120.0  # s: two shared cores, a cold start, the other version starting too
+# Start-up has limits of its own, apart from pytest-timeout's per-test limit (the contract
+# tests time the test body only: tests/contract/conftest.py). They are generous: they only
+# end a start-up that is stuck, and on two cores shared with `make test` one `airflow db
+# migrate` of 2.10.5 has taken ~70 s and parsing the DAGs minutes.
+COMMAND_TIMEOUT = 600.0  # s: one `airflow db migrate` or `airflow users create`
+START_TIMEOUT = 300.0  # s: from starting the components until every one is healthy
+PARSE_TIMEOUT = 300.0  # s: until the DAGs are parsed and the broken files reported
 
 BROKEN_DAGS = {
     # Airflow 2 only parses files that mention both "airflow" and "dag" (safe mode).
@@ -239,7 +245,7 @@ class AirflowServer:
 
     def _airflow(self, *args: str) -> None:
         out = subprocess.run([str(self.venv / "bin" / "airflow"), *args], env=self.env(),
-                             cwd=self.dir, capture_output=True, text=True, timeout=300,
+                             cwd=self.dir, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
                              check=False)
         if out.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args[:2])} failed ({out.returncode}):\n"
@@ -346,7 +352,7 @@ class AirflowServer:
         body = self.api("GET", "/importErrors", params={"limit": 100}).json()
         return {e["filename"] for e in body["import_errors"]}
 
-    def wait_for_import_errors(self, files: set[str], timeout: float = 90.0) -> None:
+    def wait_for_import_errors(self, files: set[str], timeout: float = PARSE_TIMEOUT) -> None:
         """Wait until Airflow reports exactly ``files`` as broken (absolute paths)."""
         deadline = time.monotonic() + timeout
         seen: set[str] = set()
@@ -358,7 +364,7 @@ class AirflowServer:
         raise RuntimeError(f"Airflow {self.version}: import errors {sorted(seen)}, "
                            f"expected {sorted(files)} within {timeout:.0f} s")
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 90.0) -> dict[str, Any]:
+    def wait_for_dag(self, dag_id: str, timeout: float = PARSE_TIMEOUT) -> dict[str, Any]:
         """Wait until the DAG is parsed and known to the API."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

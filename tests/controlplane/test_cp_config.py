@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -19,7 +18,7 @@ from upgrade.errors import EXIT_INPUT, InputError, InventoryError
 def read(text: str) -> ControlPlaneConfig:
     """The control_plane section of an inventory text, through the inventory's checker."""
     checker = Checker("inventory.yaml")
-    config = read_control_plane(checker, loads(text, file="inventory.yaml"), Path)
+    config = read_control_plane(checker, loads(text, file="inventory.yaml"))
     checker.raise_if_any(InventoryError)
     return config
 
@@ -37,6 +36,7 @@ def test_defaults_are_production() -> None:
 def test_every_key_is_read_and_typed() -> None:
     cfg = read(dedent("""\
         control_plane:
+          api_url: https://api.example.invalid/v1/
           astro_bin: /opt/astro/bin/astro
           extra_env: {ASTRO_DOMAIN: astronomer.io}
           deploy_timeout: 3600
@@ -59,7 +59,21 @@ def test_every_key_is_read_and_typed() -> None:
     assert cfg.http_retries == 0 and retry_policy(cfg).attempts == 1
     assert cfg.status_via == "cli"
     assert dict(cfg.extra_env) == {"ASTRO_DOMAIN": "astronomer.io"}
-    assert "astro_bin" in cfg.given and "simulator" not in cfg.given
+    assert cfg.api_url == "https://api.example.invalid/v1"
+
+
+def test_api_url_is_https_or_this_machine_and_the_retired_simulator_key_says_what_to_write():
+    assert read("control_plane:\n  api_url: http://127.0.0.1:8/v1\n").api_url == \
+        "http://127.0.0.1:8/v1"
+    with pytest.raises(InventoryError) as info:
+        read("control_plane:\n  api_url: http://api.example.invalid/v1\n  simulator: .sim\n"
+             "  astro_bin: astro\n")
+    text = str(info.value)
+    assert ("inventory.yaml:2: control_plane.api_url: http:// only to this machine (the token "
+            "travels with every request); use https://api.example.invalid/v1.") in text
+    assert ("inventory.yaml:3: control_plane.simulator: the simulator is configured like Astro "
+            "itself now: api_url, astro_bin, airflow_scheme and extra_env") in text
+    assert len(info.value.problems) == 2
 
 
 def test_every_problem_is_reported_with_file_line_and_key() -> None:

@@ -4,15 +4,17 @@ simulated Airflow API over HTTP. One test per simulator fault, asserting the typ
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+from simulators import make_astro_project
 from support import NotSettled, wait_healthy
 
 from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.config.inventory_loader import load_inventory
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.errors import (
     EXIT_POLICY,
@@ -23,21 +25,17 @@ from upgrade.errors import (
     DeploymentNotFound,
     DeployNoop,
     DeployRefused,
-    ServiceError,
     UpgradeError,
 )
-from upgrade.sim.testing import make_astro_project
 
 AF2_IMAGE = "quay.io/astronomer/astro-runtime"
 AF3_IMAGE = "astrocrpublic.azurecr.io/runtime"
 
 
 def config(sim) -> ControlPlaneConfig:
-    """Production code path; only binary, env and scheme differ (plus test-sized timings)."""
-    return ControlPlaneConfig(
-        astro_bin=sim.astro_bin,
-        extra_env=sim.env,
-        airflow_scheme="http",
+    """Production code path; only API URL, binary, env and scheme differ (plus test-sized
+    timings)."""
+    return sim.control_plane(
         deploy_timeout=30,
         inspect_timeout=15,
         kill_grace=1,
@@ -101,25 +99,22 @@ def test_airflow3_deployment_uses_api_v2(cp, sim, tmp_path) -> None:
     assert cp.airflow_version(info).version.startswith("3.1")
 
 
-def _untokened(config: ControlPlaneConfig) -> ControlPlaneConfig:
-    env = {k: v for k, v in config.extra_env.items() if k != "ASTRO_API_TOKEN"}
-    return replace(config, extra_env=env)
-
-
-def test_simulator_config_from_url_state_dir_and_inventory_mapping(sim, tmp_path) -> None:
+def test_the_simulator_is_reached_through_configuration_alone(sim, tmp_path) -> None:
+    """An inventory's control_plane keys (API URL, astro binary, scheme, environment) are
+    all the product knows of the simulator: status through the platform API, inspect through
+    astro-sim, health through the Airflow API over http."""
     sim.add_deployment("dep-1", "one")
-    by_url = ControlPlaneConfig.for_simulator(sim.url)
-    by_dir = ControlPlaneConfig.for_simulator(sim.state_dir)
-    given = ControlPlaneConfig.for_simulator(sim.state_dir, http_retries=1, token_env="X_TOKEN")
-    with ControlPlane(by_url) as a, ControlPlane(by_dir) as b, ControlPlane(given) as plane:
-        # Each call mints its own token (its iat is the second it was made): compare the rest.
-        assert _untokened(a.config) == _untokened(b.config)
-        assert plane.config.airflow_scheme == "http" and plane.config.http_retries == 1
-        assert Path(plane.config.astro_bin).name == "astro-sim"
-        assert plane.config.token_env == "X_TOKEN" and plane.config.simulator is None
-        assert plane.inspect("dep-1", "ws-1").name == "one"
-    with pytest.raises(ServiceError, match="no Astro simulator is running"):
-        ControlPlane(ControlPlaneConfig.for_simulator(tmp_path / "nothing-here"))
+    settings = sim.control_plane_settings(http_retries=1)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"target": "12.4", "control_plane": settings,
+                                         "repos": {}}))
+    loaded = load_inventory(inventory).control_plane
+    assert loaded == sim.control_plane(http_retries=1)
+    with ControlPlane(loaded) as plane:
+        assert plane.platform is not None and plane.platform.base_url == f"{sim.url}/v1"
+        info = plane.status("dep-1", "ws-1")
+        assert info.name == plane.inspect("dep-1", "ws-1").name == "one"
+        assert plane.airflow_health(info).healthy
 
 
 # ------------------------------------------------------------------ deploy faults
@@ -167,10 +162,8 @@ def test_slow_deploy_times_out_and_is_killed(cp, sim, tmp_path) -> None:
     sim.add_deployment("dep-1", "one")
     sim.set_fault("dep-1", deploy_extra_seconds=60_000)  # a minute at the test time scale
     slow = ControlPlane(replace(cp.config, deploy_timeout=1.0, kill_grace=0.5))
-    started = time.monotonic()
     with slow, pytest.raises(AstroTimeout) as info:
         slow.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
-    assert time.monotonic() - started < 5
     assert "Building image..." in info.value.output
     assert sim.deployment("dep-1")["runtime_version"] == "12.4.0"
 
@@ -248,15 +241,13 @@ def test_api_hang_times_out_then_recovers(cp, sim, tmp_path) -> None:
     info = cp.inspect("dep-1", "ws-1")
     quick = ControlPlane(replace(cp.config, http_timeout=0.4))
     with quick:
+        # A hang lasts 300 s (the simulator's hang_seconds): only the client's time-out
+        # can end each call before pytest's.
         sim.set_fault("dep-1", airflow_hang=1)
-        started = time.monotonic()
         assert quick.airflow_version(info).version  # first call hangs, the retry answers
-        assert time.monotonic() - started < 2
         sim.set_fault("dep-1", airflow_hang=10)
-        started = time.monotonic()
         with pytest.raises(AirflowTimeout) as err:
             quick.airflow_health(info)
-        assert time.monotonic() - started < 3  # three bounded tries, not the 300 s hang
     assert err.value.attempts == 3
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle, make_astro_project
 from support import wait_healthy
 
 from upgrade.config.checker import Checker
@@ -16,14 +17,12 @@ from upgrade.config.located import loads
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.errors import AstroAuthError, AstroError, DeploymentNotFound, InputError
-from upgrade.sim.testing import SimHandle, make_astro_project
 
 FIELDS = [f.name for f in dataclasses.fields(DeploymentInfo) if f.name != "raw"]
 
 
 def plane(sim: SimHandle, via: str, **overrides: object) -> ControlPlane:
-    return ControlPlane(ControlPlaneConfig.for_simulator(
-        sim.url, status_via=via, http_retries=0, http_timeout=2.0, inspect_timeout=20,
+    return ControlPlane(sim.control_plane(status_via=via, http_retries=0, http_timeout=2.0, inspect_timeout=20,
         **overrides))
 
 
@@ -83,7 +82,7 @@ def test_a_refused_token_is_an_auth_error_that_never_shows_the_token(sim: SimHan
                                                                      via: str) -> None:
     sim.add_deployment("dep-1", "one")
     secret = "not-a-jwt-but-a-secret-value"
-    config = ControlPlaneConfig.for_simulator(sim.url, status_via=via, http_retries=0)
+    config = sim.control_plane(status_via=via, http_retries=0)
     config = replace(config, extra_env={**config.extra_env, "ASTRO_API_TOKEN": secret})
     with ControlPlane(config) as cp, pytest.raises(AstroAuthError) as info:
         cp.status("dep-1", "ws-1")
@@ -93,7 +92,7 @@ def test_a_refused_token_is_an_auth_error_that_never_shows_the_token(sim: SimHan
 def test_status_via_is_validated_and_api_needs_a_token(monkeypatch) -> None:
     checker = Checker("inventory.yaml")
     read_control_plane(checker, loads("control_plane:\n  status_via: psychic\n",
-                                      file="inventory.yaml"), Path)
+                                      file="inventory.yaml"))
     assert str(checker.problems[0]) == ("inventory.yaml:2: control_plane.status_via: must be one "
                                         "of auto, api, cli, got 'psychic'.")
     assert ControlPlaneConfig().status_via == "auto"

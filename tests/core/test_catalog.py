@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,11 +71,13 @@ def feed_file(tmp_path: Path) -> Path:
 
 class _FeedHandler(BaseHTTPRequestHandler):
     body = b""
-    delay = 0.0
+    hang = False  # answer only when the test ends
+    release = threading.Event()
     status = 200
 
     def do_GET(self) -> None:
-        time.sleep(self.delay)
+        if self.hang:
+            self.release.wait(600)
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -88,13 +89,15 @@ class _FeedHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def feed_server() -> Iterator[type[_FeedHandler]]:
-    handler = type("H", (_FeedHandler,), {"body": json.dumps(feed_doc()).encode()})
+    handler = type("H", (_FeedHandler,), {"body": json.dumps(feed_doc()).encode(),
+                                          "release": threading.Event()})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     handler.url = f"http://127.0.0.1:{server.server_address[1]}/astronomer-runtime"
     yield handler
+    handler.release.set()
     server.shutdown()
     server.server_close()
 
@@ -197,7 +200,7 @@ def test_feed_over_http(feed_server: type[_FeedHandler]) -> None:
 
 
 def test_feed_timeout_names_the_url(feed_server: type[_FeedHandler]) -> None:
-    feed_server.delay = 2.0
+    feed_server.hang = True
     with pytest.raises(
         CatalogError,
         match=r"feed http://127\.0\.0\.1:\d+/astronomer-runtime: no answer within 0\.3 s",

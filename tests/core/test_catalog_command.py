@@ -7,10 +7,10 @@ import os
 import subprocess
 from pathlib import Path
 
+from simulators import SimHandle
 from support import INVOKE, ROOT
 
 from upgrade.model.catalog import load_feed
-from upgrade.sim.testing import SimHandle
 
 
 def invoke(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

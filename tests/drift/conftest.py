@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
-from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.config.inventory import Inventory
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import LocalHost
 from upgrade.plan.facts import RepoFile, read_dockerfiles
-from upgrade.sim.testing import SimHandle
 
 # repo name → (Dockerfile FROM tag, [(Deployment id, workspace, what the simulator holds)])
 FLEET = {
@@ -47,8 +46,7 @@ class Fleet:
 
 
 def fast_cp(sim: SimHandle, **overrides: object) -> ControlPlane:
-    return ControlPlane(ControlPlaneConfig.for_simulator(
-        sim.url, http_retries=0, http_timeout=0.5, http_connect_timeout=0.5,
+    return ControlPlane(sim.control_plane(http_retries=0, http_timeout=0.5, http_connect_timeout=0.5,
         http_total_timeout=1.5, **overrides))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -98,11 +97,9 @@ def test_push_that_needs_a_password_fails_fast_instead_of_prompting(host, repo, 
         url = f"http://127.0.0.1:{server.server_port}/team/project.git"
         git(repo, "remote", "add", "origin", url)
         _branch_with_commit(host, repo)
-        started = time.monotonic()
         with pytest.raises(PushFailed) as caught:
             push(host, str(repo), "origin", BRANCH, timeout=30)
-        assert time.monotonic() - started < 10
-        assert not caught.value.timed_out
+        assert not caught.value.timed_out  # a prompt would have waited for the 30 s
         assert "terminal prompts disabled" in str(caught.value)
     finally:
         server.shutdown()

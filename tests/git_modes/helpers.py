@@ -2,7 +2,7 @@
 and a post-receive hook standing in for CI's deploy action.
 
 Everything is real but the SaaS: git remotes are bare repositories in tmp, the forge is
-``upgrade.sim.forge`` on loopback (GitHub v3 / GitLab v4 shapes), Astro is the simulator.
+``fleet_sim.forge`` on loopback (GitHub v3 / GitLab v4 shapes), Astro is the simulator.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from simulators import SimHandle, make_astro_project
 
+from fleet_sim import ci, lifecycle
+from fleet_sim.forge import ForgeServer
 from tests.rollout.helpers import DOCKERFILE, FAST_PLAYBOOK, START, Dep, GenFleet, git
-from upgrade.sim import cihook, lifecycle
-from upgrade.sim.forge import ForgeServer
-from upgrade.sim.testing import SimHandle, make_astro_project
 
 TOKEN = "ghp_forgesimulatortoken000000000000000"  # tests/conftest.py's forge fixture
 OWNER = "acme"
@@ -100,11 +100,11 @@ def make_git_fleet(tmp_path: Path, sim: SimHandle, forge: ForgeServer | None,
             setting.setdefault("poll_interval", 0.05)
             forge.add_project(f"{OWNER}/{repo}", bare)
             if setting.get("deploy") == "ci":
-                cihook.install(bare, branch="main", sim_url=sim.url, astro_bin=sim.astro_bin,
+                ci.install(bare, branch="main", sim_url=sim.url, astro_bin=sim.astro_bin,
                                delay=ci_delay,
                                deployments=[{"id": d["id"], "workspace_id": "ws-1"} for d in deps])
         specs[repo] = {"path": f"repos/{repo}", "git": setting, "deployments": deps}
-    doc = {"target": target, "control_plane": {"simulator": sim.url}, "journal": ".upgrade",
+    doc = {"target": target, "control_plane": sim.control_plane_settings(), "journal": ".upgrade",
            "waves": {1: dict(wave or {})}, "repos": specs}
     (root / "inventory.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
     (root / "playbooks").mkdir()

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simulators import SimHandle
+
+from fleet_sim.forge import ForgeServer
 from tests.git_modes.helpers import make_git_fleet
 from tests.git_modes.test_faults import _kill_when
 from tests.rollout.helpers import git
-from upgrade.sim.forge import ForgeServer
-from upgrade.sim.testing import SimHandle
 
 
 def _verify_all(fleet) -> tuple[int, dict]:

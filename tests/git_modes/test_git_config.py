@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
 from tests.git_modes.helpers import make_git_fleet
 from upgrade.config.git import project_from_remote
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import InventoryError
-from upgrade.sim.testing import SimHandle
 
 INVENTORY = """\
 target: "12.4"

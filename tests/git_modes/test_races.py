@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle
 
 from tests.git_modes.helpers import GitFleet, make_git_fleet
 from tests.git_modes.test_faults import UPSTREAM, _playbook_with_upstream_push
 from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import TARGET, git, records
-from upgrade.sim.testing import SimHandle
 
 DIRECT = {"r00": {"mode": "direct"}}
 RACER = """#!/bin/sh

@@ -7,9 +7,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from simulators import SimHandle
+
 from tests.git_modes.helpers import make_git_fleet
 from tests.rollout.helpers import TARGET, git, make_fleet, records
-from upgrade.sim.testing import SimHandle
 
 CANARY = {"batch": [1, "100%"], "parallel": 4}
 

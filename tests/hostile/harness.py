@@ -32,7 +32,6 @@ from rich.console import Console
 from upgrade.errors import EXIT_UNEXPECTED, UpgradeError
 from upgrade.model.catalog import Catalog
 
-CASE_SECONDS = 2.0  # per case, in-process; a hang is caught long before pytest's timeout
 CASE_BYTES = 200 * 1024 * 1024  # what a case may add to the peak resident set
 LOCATED = re.compile(r"[^\s:]+:\d+: ")  # file:line: at the start of a message or a line
 
@@ -164,9 +163,9 @@ class Tally:
 
 
 def check(outcome: Outcome, what: str) -> None:
-    """The rules every hostile input obeys: exit 0, 2 or 3; bounded; located."""
+    """The rules every hostile input obeys: exit 0, 2 or 3; bounded memory; located. (Time
+    is reported, not asserted: the suite shares the machine; a hang meets pytest's time-out.)"""
     assert outcome.code in (0, 2, 3), f"{what}: exit {outcome.code}: {outcome.text[-2000:]}"
-    assert outcome.seconds < CASE_SECONDS, f"{what}: took {outcome.seconds:.2f} s"
     assert outcome.peak < CASE_BYTES, f"{what}: peak {outcome.peak / 1e6:.0f} MB"
     for message in outcome.located:
         assert LOCATED.match(message), f"{what}: no file:line in: {message[:500]}"

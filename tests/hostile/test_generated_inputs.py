@@ -32,7 +32,7 @@ CASES = Path(__file__).parents[1] / "dockerfile" / "cases"
 # Dockerfile, and a runner host would be a network call, not input handling).
 BASE = yaml.safe_load("""
 target: {airflow2: "13", airflow3: "3.1"}
-control_plane: {simulator: .sim, wait_timeout: 600}
+control_plane: {api_url: "http://127.0.0.1:18764/v1", astro_bin: astro-sim, wait_timeout: 600}
 journal: state/journal
 notifications:
   webhook: {url: "https://hooks.example.invalid/services/T0/B0/x", events: [wave_halted]}

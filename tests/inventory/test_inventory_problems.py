@@ -288,10 +288,11 @@ CASES = [
         "must be an http:// or https:// URL with a host; it is not.",
     ),
     (
-        "a simulator URL that does not parse",
-        VALID + "control_plane:\n  simulator: 'http://[::1:8000'\n",
-        11, "control_plane.simulator", "'http://[::1:8000' is not a URL the simulator can be "
-        "reached at: it does not parse as a URL (Invalid IPv6 URL).",
+        "a platform API URL that does not parse",
+        VALID + "control_plane:\n  api_url: 'http://[::1:8000/v1'\n",
+        11, "control_plane.api_url", "must be an https:// URL such as "
+        "https://api.astronomer.io/v1; 'http://[::1:8000/v1' does not parse as a URL (Invalid "
+        "IPv6 URL).",
     ),
     (
         "a templates directory name too long for the filesystem",

@@ -1,8 +1,11 @@
-"""Loading stays fast at fleet scale: 2,000 repos, 10,000 Deployments."""
+"""Loading works at fleet scale: 2,000 repos, 10,000 Deployments.
+
+How fast is benchmarks/plan.py's figure (the same fleet size, load and plan, against a bare
+YAML parse as the peer): the suite may share the machine, so it asserts no time.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +15,6 @@ from upgrade.errors import InventoryError
 
 REPOS = 2000
 ENVS = ("dev", "staging", "prod", "prod-eu", "qa")
-# Far above the ~0.45 s measured on a 2-core VM, far below what any quadratic check over
-# 10,000 Deployments would take: this catches an algorithmic regression, not noise.
-BUDGET_SECONDS = 3.0
 
 
 def _write_fleet(root: Path, extra: str = "") -> Path:
@@ -58,17 +58,8 @@ def big_fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write_fleet(tmp_path_factory.mktemp("big"))
 
 
-def test_ten_thousand_deployments_load_fast(big_fleet: Path) -> None:
-    load_inventory(big_fleet)  # warm the page cache and imports
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        inventory = load_inventory(big_fleet)
-        timings.append(time.perf_counter() - start)
-    best = min(timings)
-    print(f"\nload_inventory: {REPOS} repos, {len(inventory.deployments)} Deployments, "
-          f"best of 3: {best:.3f} s")
-    assert best < BUDGET_SECONDS
+def test_ten_thousand_deployments_load(big_fleet: Path) -> None:
+    inventory = load_inventory(big_fleet)
     assert len(inventory.repos) == REPOS and len(inventory.deployments) == REPOS * len(ENVS)
     waves = {d.name: d.wave for d in inventory.deployments}
     assert waves["repo-0003-dev"] == 1 and waves["repo-0123-dev"] == 2
@@ -76,9 +67,7 @@ def test_ten_thousand_deployments_load_fast(big_fleet: Path) -> None:
     assert waves["repo-0123-prod-eu"] == 3 and waves["repo-0123-prod"] == 4
     assert inventory.deployment("repo-1999-prod").vars == {
         "owner": "platform", "tier": "prod", "team": "t10", "env": "prod"}
-    start = time.perf_counter()
     chosen = inventory.select(4, ["eu,!repo-000*"])
-    assert time.perf_counter() - start < 1.0
     assert len(chosen) == 667 - 4  # repos 0, 3, ..., 1998 minus repo-0000 .. repo-0009 in eu
 
 

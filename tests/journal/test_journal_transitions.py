@@ -127,8 +127,8 @@ STEPS = [("rendered", None), ("committed", None), ("failed", "push rejected"), (
 
 def test_1000_deployments_times_8_transitions_from_8_threads(journal: Journal, backend: str,
                                                              rollout: Rollout) -> None:
-    # PostgreSQL: the same correctness on a fifth of the work; its cost per transition (a
-    # network round trip per statement) is a figure of benchmarks/journal.py, not a limit.
+    # PostgreSQL: the same correctness on a fifth of the work. The cost per transition on
+    # either backend is a figure of benchmarks/journal.py, not a limit.
     n = 1000 if backend == "sqlite" else 200
     ids = [f"dep-{i:04d}" for i in range(n)]
     journal.ensure_deployments(rollout.id, 1, entries(ids))
@@ -162,8 +162,6 @@ def test_1000_deployments_times_8_transitions_from_8_threads(journal: Journal, b
     assert len(journal.high_water()) == n
     print(f"\n{n * 8} transitions from 8 threads on {backend}: {elapsed:.2f} s "
           f"({elapsed / (n * 8) * 1000:.3f} ms per transition)")
-    if backend == "sqlite":
-        assert elapsed < 5.0, f"8000 transitions took {elapsed:.2f} s (goal: well under 5 s)"
 
 
 def test_a_move_names_the_states_it_passes_over(journal: Journal, rollout: Rollout) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,7 +31,7 @@ class _Hook(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if self.status == 0:  # hang until the test ends
-            self.release.wait(10)
+            self.release.wait(600)
             return
         type(self).received.append({"path": self.path, "json": json.loads(body),
                                     "type": self.headers["Content-Type"]})
@@ -131,10 +130,9 @@ def test_a_hanging_webhook_times_out_with_a_warning(hook):
     handler.status = 0
     notifier = Notifier(WebhookSettings(url, timeout=0.3))
 
-    started = time.monotonic()
     warning = notifier.send("wave_started", {"wave": 1})
 
-    assert time.monotonic() - started < 2
+    # Only the client's time-out ends the wait: the hook answers when the test ends.
     assert warning is not None and warning.endswith("not delivered: no answer within 0.3 s.")
     assert "SECRET" not in warning
 

@@ -116,7 +116,7 @@ def test_the_parse_step_is_off_unless_every_deployment_of_the_repo_opts_in(
 
 def test_the_simulator_has_no_dev_parse_so_the_default_keeps_it_off() -> None:
     # If astro-sim ever implements `dev parse`, the shipped playbook can turn it on.
-    done = subprocess.run([sys.executable, "-m", "upgrade.sim.cli", "dev", "parse"],
+    done = subprocess.run([sys.executable, "-m", "fleet_sim.astro_cli.main", "dev", "parse"],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode != 0
     assert 'unknown command "dev"' in done.stdout + done.stderr

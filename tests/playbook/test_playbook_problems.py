@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -435,8 +434,7 @@ def test_problems_name_the_file_relative_to_the_working_directory(
 
 
 def test_a_hostile_template_does_not_hang_the_loader(book: BookDir) -> None:
-    # Jinja folds constant expressions at compile time; the sandbox caps the exponent.
-    started = time.monotonic()
+    # Jinja folds constant expressions at compile time; the sandbox caps the exponent
+    # (uncapped, 9**9**9 would outlast pytest's time-out).
     playbook = book.load('steps:\n  - deploy: {description: "{{ 9**9**9 }}"}\n')
-    assert time.monotonic() - started < 5
     assert playbook.steps[0].kind == "deploy"

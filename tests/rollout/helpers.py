@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from simulators import SimHandle, make_astro_project
 
+from fleet_sim import lifecycle
 from upgrade.journal.lock import Holder
 from upgrade.journal.records import DeploymentRecord, Event
 from upgrade.journal.store import Journal
-from upgrade.sim import lifecycle
-from upgrade.sim.testing import SimHandle, make_astro_project
 
 ROOT = Path(__file__).resolve().parents[2]
 INVOKE = str(Path(sys.executable).parent / "invoke")
@@ -46,7 +46,7 @@ name: Fast upgrade for tests
 steps:
   - name: Rewrite the Dockerfile
     render: {{}}
-  - name: Commit on a branch
+  - name: Commit the change
     commit:
       branch: "runtime-upgrade/{{{{ target }}}}"
 {extra}  - name: Deploy
@@ -73,7 +73,7 @@ def run_step(argv: Sequence[str], when: str | None = None, name: str = "Hook") -
 def sim_hook(sim: SimHandle, path: str, body: Mapping[str, Any], method: str = "POST") -> list[str]:
     """argv of a command that changes the simulator (a test hook run between plan and deploy)."""
     code = (
-        "import json, sys; from upgrade.sim.client import request; "
+        "import json, sys; from fleet_sim.client import request; "
         "status, _, raw = request(sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])); "
         "sys.exit(0 if status // 100 == 2 else raw)"
     )
@@ -215,7 +215,7 @@ def make_fleet(
         repo_specs[repo] = {"path": f"repos/{repo}", "deployments": deps}
     doc: dict[str, Any] = {
         "target": target,
-        "control_plane": {"simulator": sim.url, **(control_plane or {})},
+        "control_plane": sim.control_plane_settings(**(control_plane or {})),
         "journal": ".upgrade",
         "waves": {1: dict(wave or {})},
         "repos": repo_specs,

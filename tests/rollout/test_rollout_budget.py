@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from simulators import SimHandle
 
 from tests.rollout.helpers import TARGET, GenFleet, log_lines, make_fleet
-from upgrade.sim.testing import SimHandle
 
 ERROR = {"deploy_error": "Internal server error: the image could not be rolled out"}
 

@@ -10,12 +10,12 @@ import json
 import re
 import sys
 
+from simulators import SimHandle
 from support import SampleFleet
 
 from tests.rollout.helpers import TARGET, git, make_fleet, records, run_step
 from upgrade.journal.records import actor
 from upgrade.journal.store import Journal
-from upgrade.sim.testing import SimHandle
 
 BRANCH = f"runtime-upgrade/{TARGET}"  # the generated fleets'
 AF2, AF3, AF3_HELD = "13.9.0", "3.1-17", "3.0-14"  # the sample fleet's pins

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 
 import pytest
+from simulators import SimHandle
 
 from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import (
@@ -26,7 +27,6 @@ from tests.rollout.helpers import (
     records,
     wait_for,
 )
-from upgrade.sim.testing import SimHandle
 
 SEED = 20261125
 KILLS = 12

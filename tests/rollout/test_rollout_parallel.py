@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from simulators import SimHandle
 
 from tests.rollout.helpers import GenFleet, make_fleet
-from upgrade.sim.testing import SimHandle
 
 
 def _most_at_once(fleet: GenFleet) -> int:

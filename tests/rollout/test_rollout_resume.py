@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 
 import pytest
+from simulators import SimHandle
 
 from tests.rollout.helpers import (
     TARGET,
@@ -18,7 +19,6 @@ from tests.rollout.helpers import (
     state_of,
     wait_for,
 )
-from upgrade.sim.testing import SimHandle
 
 ERROR = {"deploy_error": "Internal server error: the image could not be rolled out"}
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 from pg_server import PostgresServer
+from simulators import SimHandle
 from support import ASTRO_FLEET
 
 from tests.rollout.helpers import GIT_IDENTITY, make_fleet
 from upgrade.model.redact import REDACTED
-from upgrade.sim.testing import SimHandle
 
 FORGE_TOKEN = "forge-pat-6fa1c0ffee27"
 AIRFLOW_TOKEN = "airflow-bearer-51d3c0de27"

@@ -89,8 +89,9 @@ class SSHD:
         return found
 
     @staticmethod
-    def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-        """Poll ``predicate`` until it is true or ``timeout`` passes; its last answer."""
+    def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+        """Poll ``predicate`` until it is true or ``timeout`` passes; its last answer (the
+        time-out is generous: it only ends a wait for what never comes)."""
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:

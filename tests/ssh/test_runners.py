@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -80,9 +79,7 @@ def test_the_pool_gives_each_repo_its_runners_host_and_connects_lazily(sshd, kno
 def test_check_runners_reports_every_problem_at_once(sshd, known_hosts: Path, tmp_path: Path) -> None:
     inventory = load_inventory(_fleet(tmp_path, sshd))
     with HostPool(inventory, known_hosts_file=known_hosts) as pool:
-        started = time.monotonic()
         problems = check_runners(inventory, pool, astro_bin="/opt/nowhere/astro")
-        assert time.monotonic() - started < 10
     by_place = {(p.runner, p.repo): p.message for p in problems}
     assert set(by_place) == {
         ("build-1", ""),  # the astro CLI is missing there

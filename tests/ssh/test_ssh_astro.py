@@ -7,13 +7,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from simulators import make_astro_project
 from support import wait_healthy
 
-from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.errors import AstroError, AstroTimeout, DeployFailed
 from upgrade.hosts.ssh import SSHHost
-from upgrade.sim.testing import make_astro_project
 
 pytestmark = pytest.mark.sshd
 
@@ -29,8 +28,8 @@ def _wrapper(tmp_path: Path, body: str) -> Path:
 
 
 def _plane(sim, astro_bin: str) -> ControlPlane:  # type: ignore[no-untyped-def]
-    return ControlPlane(ControlPlaneConfig(
-        astro_bin=astro_bin, extra_env=sim.env, airflow_scheme="http", deploy_timeout=60,
+    return ControlPlane(sim.control_plane(
+        astro_bin=astro_bin, deploy_timeout=60,
         inspect_timeout=15, wait_timeout=10, poll_interval=0.02,
         status_via="cli",  # status reads are `astro deployment inspect`, on this machine
     ))

@@ -6,9 +6,8 @@ import json
 import socket
 
 import pytest
+from simulators import SimHandle
 from support import SampleFleet
-
-from upgrade.sim.testing import SimHandle
 
 pytestmark = pytest.mark.sshd
 

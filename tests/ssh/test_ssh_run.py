@@ -59,20 +59,22 @@ def test_env_adds_to_the_runners_own_environment(ssh_host: SSHHost, sshd) -> Non
     assert result.stdout == f"{sshd.dir}/home 1\n"  # HOME is the runner's (set by the test sshd)
 
 
-def test_env_values_never_appear_on_a_command_line(ssh_host: SSHHost) -> None:
+def test_env_values_never_appear_on_a_command_line(ssh_host: SSHHost, tmp_path: Path) -> None:
     token = "tok-" + "s3cr3t" * 4
     done: dict[str, object] = {}
+    go = tmp_path / "go"  # the remote command runs until the test has seen its environment
+    wait = 'while [ ! -e "$1" ]; do sleep 0.05; done; echo "$ASTRO_API_TOKEN"'
 
     def run() -> None:
-        done["result"] = ssh_host.run(["sh", "-c", "sleep 1.5; echo \"$ASTRO_API_TOKEN\""],
-                                      cwd="/", timeout=10, env={"ASTRO_API_TOKEN": token})
+        done["result"] = ssh_host.run(["sh", "-c", wait, "sh", str(go)],
+                                      cwd="/", timeout=120, env={"ASTRO_API_TOKEN": token})
 
     worker = threading.Thread(target=run)
     worker.start()
     try:
         seen_env = False
-        deadline = time.monotonic() + 1.2
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while not seen_env and time.monotonic() < deadline:
             for proc in Path("/proc").iterdir():
                 if not proc.name.isdigit():
                     continue
@@ -86,6 +88,7 @@ def test_env_values_never_appear_on_a_command_line(ssh_host: SSHHost) -> None:
             time.sleep(0.05)
         assert seen_env, "the remote command should have the token in its environment"
     finally:
+        go.touch()
         worker.join()
     assert done["result"].stdout == token + "\n"  # type: ignore[union-attr]
 
@@ -113,10 +116,8 @@ def test_the_remote_command_is_a_constant_script_plus_quoted_words() -> None:
 def test_stdin_is_delivered_exactly_and_absent_stdin_is_empty(ssh_host: SSHHost) -> None:
     text = "line 1\r\nline 2 $(no)\n\nno final newline"
     assert ssh_host.run(["cat"], cwd="/", timeout=10, stdin=text).stdout == text
-    started = time.monotonic()
     result = ssh_host.run(["cat"], cwd="/", timeout=10)  # must not wait for input
-    assert (result.exit_code, result.stdout) == (0, "")
-    assert time.monotonic() - started < 5
+    assert (result.exit_code, result.stdout, result.timed_out) == (0, "", False)
 
 
 @pytest.mark.parametrize("host_kind", ["local", "ssh"])
@@ -171,10 +172,8 @@ def test_one_connection_serves_many_threads(ssh_host: SSHHost) -> None:
 
 def test_timeout_kills_the_remote_process_group(ssh_host: SSHHost) -> None:
     marker = f"{time.monotonic_ns() % 10**6}.25"  # a unique sleep length to find with pgrep
-    started = time.monotonic()
     result = ssh_host.run(["sh", "-c", f"sleep 1{marker} & sleep 2{marker}; echo never"],
                           cwd="/", timeout=1)
-    assert time.monotonic() - started < 6
     assert result.timed_out and not result.ok
     assert result.exit_code == -15  # as LocalHost reports a TERM kill
     assert "never" not in result.stdout
@@ -194,7 +193,7 @@ def test_a_command_that_exits_124_by_itself_is_not_a_time_out(ssh_host: SSHHost)
     assert (result.exit_code, result.timed_out) == (124, False)
 
 
-def _gone(pattern: str, timeout: float = 3.0) -> bool:
+def _gone(pattern: str, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 1:

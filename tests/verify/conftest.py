@@ -6,19 +6,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from simulators import SimHandle, make_astro_project
 
 from tests.verify.helpers import TARGET
-from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.model.catalog import Catalog, load_catalog
-from upgrade.sim.testing import SimHandle, make_astro_project
 
 
 @pytest.fixture
 def cp(sim: SimHandle) -> Iterator[ControlPlane]:
     """The production control plane driving the simulator, with short HTTP time-outs."""
-    config = ControlPlaneConfig.for_simulator(
-        sim.url, http_retries=0, http_timeout=0.5, http_connect_timeout=0.5,
+    config = sim.control_plane(http_retries=0, http_timeout=0.5, http_connect_timeout=0.5,
         http_total_timeout=2.0, poll_interval=0.05, wait_timeout=5.0,
     )
     with ControlPlane(config) as plane:

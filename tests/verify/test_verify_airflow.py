@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
+
+from simulators import SimHandle
 
 from tests.verify.helpers import TARGET, check, config
 from upgrade.controlplane.airflow import ComponentHealth, Health
 from upgrade.model.catalog import Catalog, Release
 from upgrade.model.versions import parse_version
 from upgrade.run import checks, verify
-from upgrade.sim.testing import SimHandle
 
 OLD_ERROR = {"filename": "/usr/local/airflow/dags/old_broken.py",
              "stack_trace": "SyntaxError: invalid syntax (old_broken.py, line 4)"}
@@ -130,13 +130,11 @@ def test_new_import_errors_fail_at_once_naming_the_files(sim: SimHandle, cp, cat
     sim.set_fault("dep-1", import_errors_after_deploy=2)
     deploy("dep-1", TARGET)
 
-    started = time.monotonic()
     verdict = check(cp, catalog, config("version", {"name": "import_errors", "timeout": 30}),
                     baseline=baseline)
 
-    assert time.monotonic() - started < 5  # new errors will not go away by waiting
     result = verdict.results[1]
-    assert result.status == "fail" and result.attempts == 1
+    assert result.status == "fail" and result.attempts == 1  # waiting will not help
     assert result.message.startswith("2 new DAG import error(s): ")
     assert result.message.count("/usr/local/airflow/dags/broken_dag_") == 2
     # The line that says why, not "Traceback (most recent call last):".
@@ -180,7 +178,9 @@ def test_settle_keeps_watching_before_passing(sim: SimHandle, cp, catalog):
     result = verdict.results[0]
     assert result.status == "pass"
     assert result.message == "no new DAG import errors (0 from before the deploy)."
-    assert result.duration >= 0.4 and result.attempts >= 4
+    # It passed only once the settle time had gone by (on its own clock): a lower bound,
+    # true however slow the machine; how many looks fit in it depends on the machine.
+    assert result.duration >= 0.4
 
 
 def test_capture_baseline_never_raises_when_the_api_is_down(sim: SimHandle, cp):

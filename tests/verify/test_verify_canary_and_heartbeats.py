@@ -13,13 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from simulators import SimHandle
 
 from tests.verify.helpers import TARGET, check, config, deployment
-from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.model.versions import parse_version
 from upgrade.run import canary, verify
-from upgrade.sim.testing import SimHandle
 
 AF3 = "3.0-7"
 
@@ -65,7 +64,7 @@ def test_a_paused_canary_fails_at_once_unless_it_may_be_unpaused(sim: SimHandle,
     verdict = check(cp, catalog, config({"name": "dag_run", "dag_id": "canary"}, timeout=20))
 
     [result] = verdict.results
-    assert result.status == "fail" and result.duration < 2
+    assert result.status == "fail" and result.attempts == 1  # final: it did not wait
     assert result.message == (
         "DAG canary is paused, so a run of it would wait forever. Unpause it in Airflow, or "
         "set unpause: true on the dag_run check (it is paused again when the check ends).")
@@ -92,7 +91,7 @@ def test_a_failed_run_names_the_failed_task_and_the_log(sim: SimHandle, cp, cata
 
     [result] = verdict.results
     [run_id] = runs(sim, "canary")
-    assert result.status == "fail" and result.duration < 5  # failing is final
+    assert result.status == "fail"  # failing is final: not "not passed within 20 s"
     quoted = run_id.replace(":", "%3A").replace("+", "%2B")
     assert result.message == (
         f"DAG canary run {run_id} failed: failed task(s) load; log of load: "
@@ -136,7 +135,7 @@ def test_a_dag_left_unpaused_by_a_failing_api_fails_the_check(sim: SimHandle, cp
     sim.set_fault("dep-1", dag_run_stuck=True)
 
     def break_the_api() -> None:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while not runs(sim, "canary") and time.monotonic() < deadline:
             time.sleep(0.02)
         sim.set_fault("dep-1", airflow_5xx=1000)
@@ -181,7 +180,7 @@ def test_no_canary_is_triggered_once_verification_has_failed(sim: SimHandle, cp,
 def test_a_lost_trigger_answer_is_recovered_by_its_run_id(sim: SimHandle):
     """The client retries a trigger; the second try's 409 returns the run the first made."""
     seed(sim, paused=False)
-    settings = ControlPlaneConfig.for_simulator(sim.url, http_retries=0)
+    settings = sim.control_plane(http_retries=0)
     with ControlPlane(settings) as plane:
         info = plane.status("dep-1", "ws-1")
         endpoint = plane.airflow_endpoint(info)
@@ -247,7 +246,7 @@ def test_no_token_reads_differently_from_a_refused_one(sim: SimHandle, catalog):
     sim.add_deployment("dep-1", "one", runtime_version=TARGET)
     for extra, said in (({}, "no token was sent (set $AIRFLOW_TOKEN_FOR_TEST to an API token"),
                         ({"AIRFLOW_TOKEN_FOR_TEST": "nope"}, "the token was refused (401")):
-        settings = ControlPlaneConfig.for_simulator(sim.url, token_env="AIRFLOW_TOKEN_FOR_TEST",
+        settings = sim.control_plane(token_env="AIRFLOW_TOKEN_FOR_TEST",
                                                     extra_env=extra, http_retries=0)
         with ControlPlane(settings) as plane:
             verdict = check(plane, catalog, config("health", "import_errors"))

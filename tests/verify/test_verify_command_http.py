@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +22,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.startswith("/slow"):
-            self.release.wait(5)
+            self.release.wait(600)  # until the test ends: only the time-out helps
         code, body = {"/ok": (200, "scheduler says all good"), "/created": (201, "made"),
                       }.get(self.path.split("?")[0], (503, "upstream unavailable"))
         data = body.encode()
@@ -92,25 +91,23 @@ def test_a_command_is_retried_until_it_passes(cp, catalog, tmp_path: Path):
 
 
 def test_a_command_that_does_not_exist_fails_at_once(cp, catalog, tmp_path: Path):
-    started = time.monotonic()
     verdict = check(cp, catalog, config({"name": "command", "argv": ["no-such-smoke-test"],
                                          "timeout": 30}),
                     host=LocalHost(), repo_dir=str(tmp_path))
 
-    assert time.monotonic() - started < 5
+    assert verdict.results[0].attempts == 1  # final: it did not try again for 30 s
     assert verdict.results[0].status == "fail"
     assert "exited 127" in verdict.results[0].message
 
 
 def test_a_command_past_its_time_out_is_killed_and_fails(cp, catalog, tmp_path: Path):
     verdict = check(cp, catalog, config({"name": "command", "timeout": 0.5,
-                                         "argv": [PY, "-c", "import time; time.sleep(30)"]}),
+                                         "argv": [PY, "-c", "import time; time.sleep(600)"]}),
                     host=LocalHost(), repo_dir=str(tmp_path))
 
     result = verdict.results[0]
     assert result.status == "fail"
     assert "did not finish within" in result.message and "was killed" in result.message
-    assert result.duration < 5
 
 
 def test_command_env_values_that_are_secrets_are_not_shown(cp, catalog, tmp_path: Path):

@@ -72,7 +72,7 @@ class Args:
 
 @dataclass(frozen=True)
 class Command:
-    """One command: its name (``plan``, ``sim.start``), summary, flags and function."""
+    """One command: its name (``plan``, ``journal.export``), summary, flags and function."""
 
     name: str
     summary: str
@@ -148,15 +148,11 @@ ACCEPT_FINDINGS = Flag("accept_migration_findings", "Migrate to Airflow 3 althou
                       "bool", False)
 REASON = Flag("reason", "Why, in a few words (recorded in the journal with your name).")
 REPORT = Flag("report", "Also write a Markdown report to this path.")
-PORT = Flag("port", "TCP port on 127.0.0.1 (default: any free port).", "int", 0)
-TIME_SCALE = Flag("time_scale", "Multiply every simulated delay (0.02 makes a 60 s deploy "
-                                "1.2 s).", "float", 1.0)
-FAULTS = Flag("faults", "A faults YAML file (docs/simulator.md).")
 FILE = Flag("file", "A journal export: JSON lines (docs/journal.md).")
 DIR = Flag("dir", "The fleet directory to create files in (default: the current one).",
            default=".", positional=True)
-SIMULATOR = Flag("simulator", "Use the local simulator of Astro instead of Astro itself: its "
-                              "state directory (e.g. .sim) or http:// URL.")
+SIMULATOR = Flag("simulator", "Use the local simulator of Astro instead of Astro itself: the "
+                              "URL `fleet-sim start` printed (docs/simulator.md).")
 WORKSPACE = Flag("workspace", "Only the Deployments of these workspace ids (repeatable; "
                               "default: every workspace the token sees).", "list")
 MERGE = Flag("merge", "Add Deployments the inventory lacks to it, keeping everything written "

@@ -13,7 +13,7 @@ from typing import Any
 
 from invoke import Collection, Exit, Task
 
-from upgrade.cli import commands, onboard, simulator  # noqa: F401 - each registers its commands
+from upgrade.cli import commands, onboard  # noqa: F401 - each registers its commands
 from upgrade.cli.flags import COMMANDS, Command
 
 
@@ -45,8 +45,8 @@ def task(cmd: Command) -> Task:
 
 
 def collection() -> Collection:
-    """Every command; a dotted one in the sub-collection its prefix names (``sim.start``
-    in ``sim``, ``journal.export`` in ``journal``)."""
+    """Every command; a dotted one in the sub-collection its prefix names
+    (``journal.export`` in ``journal``)."""
     root, groups = Collection(), {}
     for cmd in COMMANDS.values():
         group, _, _ = cmd.name.rpartition(".")

@@ -1,21 +1,21 @@
 """How to reach the Astro control plane: the ``control_plane:`` section, validated at load.
 
-Production and the simulator differ only here: which ``astro`` binary, which extra
-environment, which URL scheme for the Airflow API. ``simulator:`` names the local
-simulator (its state directory or URL); ``upgrade.controlplane`` turns that into the
-simulator's ``astro-sim``, environment and plain-http scheme when it connects, unless a key
-given here says otherwise.
+Astro and a stand-in for it (the simulator, installed apart: ``pip install ./simulator``)
+differ only here: which platform API (``api_url``), which ``astro`` binary, which extra
+environment, which URL scheme for the Airflow API. Nothing else in the product knows
+which one it talks to.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from upgrade.config.checker import Checker, did_you_mean, http_url_problem
+from upgrade.config.checker import Checker, did_you_mean
 from upgrade.config.located import LMap, LScalar, join
 
 SCHEMES = ("https", "http")
@@ -27,7 +27,10 @@ DEFAULT_TOKEN_ENV = "ASTRO_API_TOKEN"
 class ControlPlaneConfig:
     """How to reach the control plane. Every key can be set in ``control_plane:``."""
 
-    astro_bin: str = "astro"  # the astro CLI (or astro-sim), a path or a name on $PATH
+    # Astro's platform API; None: https://api.<$ASTRO_DOMAIN or astronomer.io>/v1, as the
+    # astro CLI builds it. Clear-text http only to this machine.
+    api_url: str | None = None
+    astro_bin: str = "astro"  # the astro CLI (or a stand-in), a path or a name on $PATH
     extra_env: Mapping[str, str] = field(default_factory=dict)  # added to the child's env
     deploy_timeout: float = 1800.0  # s for one `astro deploy` (it builds an image)
     inspect_timeout: float = 60.0  # s for one `astro deployment inspect|list`
@@ -45,42 +48,38 @@ class ControlPlaneConfig:
     # How status is read: auto (the platform API when ASTRO_API_TOKEN is set, else the
     # CLI), api (refused without a token), cli (always `astro deployment inspect`).
     status_via: str = "auto"
-    # The local simulator: its state directory (absolute) or http:// URL; None in production.
-    simulator: str | None = None
-    # The keys the inventory (or caller) set; the simulator's settings never override them.
-    given: frozenset[str] = frozenset()
-
-    @classmethod
-    def for_simulator(cls, target: str | Path, **settings: Any) -> ControlPlaneConfig:
-        """The config that drives the simulator at ``target`` (its state dir or URL)."""
-        return cls(simulator=str(target), given=frozenset(settings), **settings)
 
 
-SETTING_NAMES = tuple(f.name for f in fields(ControlPlaneConfig) if f.name != "given")
+SETTING_NAMES = tuple(f.name for f in fields(ControlPlaneConfig))
 _DEFAULTS = {f.name: f.default for f in fields(ControlPlaneConfig)}
+# The key that named the simulator before it became configuration like Astro's own.
+_RETIRED = {"simulator": "the simulator is configured like Astro itself now: api_url, "
+                         "astro_bin, airflow_scheme and extra_env (docs/control-plane.md, "
+                         "'Another control plane'). Replace this key with those."}
 
 
-def read_control_plane(c: Checker, top: LMap, resolve: Callable[[str], Path]
-                       ) -> ControlPlaneConfig:
+def read_control_plane(c: Checker, top: LMap) -> ControlPlaneConfig:
     """The ``control_plane:`` section; every problem is reported with its line."""
     m = c.mapping(top, "control_plane", "")
     if m is None:
         return ControlPlaneConfig()
     path = "control_plane"
-    c.keys(m, SETTING_NAMES, path)
+    for key, why in _RETIRED.items():
+        if key in m.entries:
+            c.add(m.key_line(key), join(path, key), why)
+    c.keys(m, (*SETTING_NAMES, *_RETIRED), path)
     values: dict[str, Any] = {}
     for key, node in m.items():
         if key not in SETTING_NAMES:
             continue
         line, full = m.key_line(key), join(path, key)
-        value = _setting(c, key, node, line, full, resolve)
+        value = _setting(c, key, node, line, full)
         if value is not None:
             values[key] = value
-    return ControlPlaneConfig(given=frozenset(values), **values)
+    return ControlPlaneConfig(**values)
 
 
-def _setting(c: Checker, key: str, node: Any, line: int, full: str,
-             resolve: Callable[[str], Path]) -> Any:
+def _setting(c: Checker, key: str, node: Any, line: int, full: str) -> Any:
     if key == "extra_env":
         if not c.expect(node, LMap, full, line):
             return None
@@ -95,18 +94,13 @@ def _setting(c: Checker, key: str, node: Any, line: int, full: str,
         return env
     value = node.value if isinstance(node, LScalar) else node
     default = _DEFAULTS[key]
-    if key == "simulator":
+    if key == "api_url":
         text = c.as_string(node, full, line)
-        if text is None:
+        why = api_url_problem(text) if text is not None else None
+        if why:
+            c.add(line, full, why)
             return None
-        if not text.startswith(("http://", "https://")):
-            return str(resolve(text))
-        problem = http_url_problem(text)
-        if problem:
-            c.add(line, full, f"'{text}' is not a URL the simulator can be reached at: "
-                  f"{problem}. Give its http:// URL, or its state directory.")
-            return None
-        return text
+        return text.rstrip("/") if text else None
     if type(default) is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             c.add(line, full, f"must be a whole number of 0 or more, got {_shown(node)}.")
@@ -127,6 +121,32 @@ def _setting(c: Checker, key: str, node: Any, line: int, full: str,
               f"{did_you_mean(text, choices)}")
         return None
     return text
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the platform API's base URL (None when it can)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it is the check: a bad port raises ValueError
+    except ValueError as exc:  # at load, with its line: not halfway through a run
+        return (f"must be an https:// URL such as https://api.astronomer.io/v1; '{url}' does "
+                f"not parse as a URL ({exc}).")
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        return (f"must be an https:// URL such as https://api.astronomer.io/v1, got '{url}'.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return (f"http:// only to this machine (the token travels with every request); use "
+                f"https://{parts.netloc}{parts.path}.")
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses: the only clear-text targets allowed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _shown(node: Any) -> str:

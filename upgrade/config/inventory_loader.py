@@ -86,8 +86,7 @@ def load_inventory(path: Path, *, target_override: str | None = None,
 
     ``target_override`` (the ``--target`` flag) replaces the file's ``target``; an invalid
     one raises VersionError naming the flag. ``check_repos=False`` skips checking that the
-    repos' directories and Dockerfiles exist (for commands that never read them: the
-    simulator's, before a demo has created the repos).
+    repos' directories and Dockerfiles exist (for commands that never read them).
     """
     override = None
     if target_override is not None:
@@ -178,7 +177,7 @@ class _Loader:
         playbook = read_playbook(c, top, self.resolve)
         templates = read_templates(c, top, self.resolve)
         self.templates_dir = templates.path
-        control_plane = read_control_plane(c, top, self.resolve)
+        control_plane = read_control_plane(c, top)
         notifications = read_notifications(c, top)
         runners = read_runners(c, top, self.resolve, self.name_ok)
         defaults = self.defaults(top, runners)

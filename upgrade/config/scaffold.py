@@ -9,29 +9,34 @@ requests, waves by manual dispatch, one run at a time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from upgrade import __version__
+from upgrade.config.control_plane import ControlPlaneConfig, api_url_problem
 from upgrade.config.settings import PACKAGED, PACKAGED_PLAYBOOK, PACKAGED_TEMPLATES
 from upgrade.errors import InputError
 from upgrade.model.catalog import Release
+from upgrade.model.versions import RuntimeVersion
 
 INIT = PACKAGED / "init"
 PRODUCTION = """\
 # Astro itself: the astro CLI on PATH, ASTRO_API_TOKEN in the environment. Or the local
-# simulator instead: control_plane: {simulator: .sim}, then `astro-fleet sim.start`.
+# simulator instead (docs/simulator.md): astro-fleet init --simulator URL.
 control_plane:
   status_via: auto                 # Astro's API when the token allows it, else astro inspect"""
+SIMULATOR_NOTE = """\
+# The local simulator of Astro (pip install ./simulator from astro-fleet-upgrade's checkout;
+# fleet-sim start; export ASTRO_API_TOKEN="$(fleet-sim token)"). Drop this section to use
+# Astro itself."""
 OWN_FILES = """\
 playbook: playbooks/upgrade.yaml   # the steps of a wave: a copy of the packaged one, to change
 templates: templates               # Dockerfile templates of template-managed repos"""
 PACKAGED_FILES = """\
 # playbook: playbooks/upgrade.yaml # your own playbook and templates (astro-fleet init writes
 # templates: templates             # copies to change); without these keys the packaged ones run"""
-SIMULATOR = """control_plane:
-  simulator: {where}{pad}# the local simulator of Astro; drop this key to use Astro itself"""
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,11 @@ class Scaffold:
 
 
 def scaffold(target: str, simulator: str | None = None) -> Scaffold:
-    """The files of a new fleet repo aiming at ``target``, on Astro or a ``simulator``."""
-    files = {"inventory.yaml": inventory_text(target, simulator, own_files=True)}
+    """The files of a new fleet repo aiming at ``target``, on Astro or the ``simulator`` at
+    that URL."""
+    control_plane = simulator_control_plane(simulator) if simulator else None
+    files = {"inventory.yaml": inventory_text(target, control_plane, own_files=True,
+                                              note=SIMULATOR_NOTE if simulator else "")}
     files.update({
         "tasks.py": _read("tasks.py.in"),
         "playbooks/upgrade.yaml": PACKAGED_PLAYBOOK.read_text("utf-8"),
@@ -75,30 +83,58 @@ def scaffold(target: str, simulator: str | None = None) -> Scaffold:
     return Scaffold(files)
 
 
-def inventory_text(target: str, simulator: str | None = None, *, own_files: bool) -> str:
-    """A commented, valid inventory with no repos yet; ``own_files``: it names the
-    playbook and templates init copies beside it (else the packaged ones are used)."""
-    if simulator:
-        pad = " " * max(1, 21 - len(simulator))
-        control_plane = SIMULATOR.format(where=simulator, pad=pad)
-    else:
-        control_plane = PRODUCTION
+def simulator_control_plane(url: str) -> ControlPlaneConfig:
+    """What reaches the simulator at ``url`` (its own distribution; ``fleet-sim start`` prints
+    the URL): its platform API, its ``astro-sim``, plain http to its Airflow APIs, and the
+    variable astro-sim finds it by. Only configuration: the product imports none of it."""
+    url = url.rstrip("/")
+    why = api_url_problem(url)
+    if why or not url.startswith("http://"):
+        raise InputError(f"--simulator {url}: expected the simulator's http:// URL on this "
+                         "machine, e.g. http://127.0.0.1:18764 (`fleet-sim start` prints it).")
+    return ControlPlaneConfig(api_url=f"{url}/v1", astro_bin="astro-sim",
+                              airflow_scheme="http", extra_env={"ASTRO_SIM_URL": url})
+
+
+def inventory_text(target: str, control_plane: ControlPlaneConfig | None = None, *,
+                   own_files: bool, note: str = "") -> str:
+    """A commented, valid inventory with no repos yet, reaching Astro (or ``control_plane``
+    where that differs from Astro's defaults, under the comment ``note``); ``own_files``: it
+    names the playbook and templates init copies beside it (else the packaged ones are used)."""
+    written = target if target.startswith(("{", '"')) else f'"{target}"'
     return (_read("inventory.yaml")
-            .replace('"@TARGET@"', f'"{target}"'.ljust(10))
-            .replace("@CONTROL_PLANE@", control_plane)
+            .replace('"@TARGET@"', written.ljust(10))
+            .replace("@CONTROL_PLANE@", control_plane_text(control_plane, note))
             .replace("@FILES@", OWN_FILES if own_files else PACKAGED_FILES))
 
 
+def control_plane_text(config: ControlPlaneConfig | None, note: str = "") -> str:
+    """The ``control_plane:`` section: the keys of ``config`` that differ from Astro's."""
+    default = ControlPlaneConfig()
+    given = [(f.name, getattr(config, f.name)) for f in fields(ControlPlaneConfig)
+             if config is not None and getattr(config, f.name) != getattr(default, f.name)]
+    if not given:
+        return PRODUCTION
+    # JSON is YAML: each value on one line, quoted as needed.
+    lines = [f"  {name}: {json.dumps(dict(value) if name == 'extra_env' else value)}"
+             for name, value in given]
+    return "\n".join(filter(None, (note, "control_plane:", *lines)))
+
+
 def default_target(catalog: Iterable[Release]) -> str:
-    """The newest stable Runtime line of the Airflow 2 scheme ("12.4"): a safe first target
-    (Airflow 3 is an explicit, per-Deployment choice)."""
-    best = None
+    """A safe first target, as inventory YAML: the newest stable Runtime line of each
+    Airflow line (``{airflow2: "13.9", airflow3: "3.1"}``), so a fleet on both lines is
+    targeted whole; moving a Deployment from Airflow 2 to 3 stays an explicit choice
+    (``allow_airflow3``)."""
+    best: dict[str, RuntimeVersion] = {}
     for release in catalog:
         v = release.version
-        if (v.scheme == "af2" and not release.yanked and release.channel in ("stable", None)
-                and not v.is_prerelease and (best is None or v > best)):
-            best = v
-    return f"{best.major}.{best.minor}" if best is not None else "latest"
+        if (not release.yanked and release.channel in ("stable", None) and not v.is_prerelease
+                and (v.scheme not in best or v > best[v.scheme])):
+            best[v.scheme] = v
+    lines = {"airflow2": best.get("af2"), "airflow3": best.get("af3")}
+    specs = [f'{line}: "{v.major}.{v.minor}"' for line, v in lines.items() if v is not None]
+    return "{" + ", ".join(specs) + "}" if specs else '"latest"'
 
 
 def _read(name: str) -> str:

@@ -1,23 +1,20 @@
 """The Astro control plane as the rest of the tool sees it: deploy, read status, verify.
 
-Production and the simulator differ only in ``ControlPlaneConfig`` (which ``astro``
-binary, which extra environment, which URL scheme for the Airflow API); the code path is
-the same: spawn the CLI to deploy, read status from Astro's platform API over HTTP (or
-through ``astro deployment inspect`` when no API token is set), call the Airflow API.
+Astro and a stand-in for it differ only in ``ControlPlaneConfig`` (which platform API,
+which ``astro`` binary, which extra environment, which URL scheme for the Airflow API); the
+code path is the same: spawn the CLI to deploy, read status from Astro's platform API over
+HTTP (or through ``astro deployment inspect`` when no API token is set), call the Airflow
+API.
 
 Failures are the typed errors of ``upgrade.errors`` (AstroError, AirflowAPIError and
-their subclasses); a simulator named in the settings that is not running is a ServiceError.
+their subclasses).
 """
 
 from __future__ import annotations
 
 import builtins
-import logging
 import os
-import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from upgrade.config.control_plane import STATUS_VIA, ControlPlaneConfig
 from upgrade.controlplane.airflow import (
@@ -32,53 +29,9 @@ from upgrade.controlplane.astro import AstroCLI
 from upgrade.controlplane.deployment import DeploymentInfo, DeploymentSummary, DeployOutcome
 from upgrade.controlplane.http import retry_policy
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
-from upgrade.errors import (
-    AirflowAPIError,
-    InputError,
-    ServiceError,
-)
+from upgrade.errors import AirflowAPIError, InputError
 from upgrade.hosts.host import Host
 from upgrade.model.redact import Redactor
-
-log = logging.getLogger(__name__)
-
-def resolve(config: ControlPlaneConfig) -> ControlPlaneConfig:
-    """``config`` with its simulator (if any) turned into what reaches it.
-
-    ``simulator:`` (a state directory or URL) becomes the simulator's URL, its
-    ``astro-sim`` and environment, and plain http for the Airflow API, except where the
-    config gives a key itself. Raises ServiceError when no simulator runs there.
-    """
-    if config.simulator is None:
-        return config
-    from upgrade.sim import lifecycle  # the simulator is optional in production installs
-
-    text = config.simulator
-    if text.startswith(("http://", "https://")):
-        url = text
-    else:
-        running = lifecycle.status(Path(text))
-        if running is None:
-            raise ServiceError(
-                f"no Astro simulator is running for state directory {text}: start one with "
-                "`astro-fleet sim.start`, or give control_plane.simulator its http:// URL."
-            )
-        url = running.url
-    found: dict[str, Any] = {
-        "astro_bin": simulator_bin(),
-        "extra_env": {**lifecycle.sim_env(url), **config.extra_env},
-        "airflow_scheme": "http",
-    }
-    keep = {key: value for key, value in found.items()
-            if key not in config.given or key == "extra_env"}
-    return replace(config, simulator=None, **keep)
-
-
-def simulator_bin() -> str:
-    """``astro-sim`` installed beside this interpreter (the venv's bin), else on $PATH."""
-    # Not resolved: a venv's python is a symlink to the base interpreter.
-    beside = Path(sys.executable).parent / "astro-sim"
-    return str(beside) if beside.exists() else "astro-sim"
 
 
 class ControlPlane:
@@ -89,8 +42,8 @@ class ControlPlane:
     """
 
     def __init__(self, config: ControlPlaneConfig | None = None):
-        """Connect as ``config`` says; a simulator named there must be running (ServiceError)."""
-        self.config = config = resolve(config or ControlPlaneConfig())
+        """Connect as ``config`` says (nothing is contacted until the first call)."""
+        self.config = config = config or ControlPlaneConfig()
         if config.status_via not in STATUS_VIA:
             raise InputError(f"control_plane.status_via must be one of {', '.join(STATUS_VIA)}, "
                              f"got {config.status_via!r}.")

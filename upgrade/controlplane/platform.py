@@ -23,7 +23,6 @@ The token is sent only over https or to this machine, and never appears in a mes
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import logging
 import os
@@ -31,13 +30,12 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from upgrade.config.control_plane import ControlPlaneConfig
+from upgrade.config.control_plane import ControlPlaneConfig, is_loopback
 from upgrade.controlplane.deploy_record import DeployRecord, deploy_record
 from upgrade.controlplane.deployment import DeploymentInfo, parse_timestamp
 from upgrade.controlplane.http import (
@@ -98,7 +96,7 @@ class PlatformReader:
 
     @classmethod
     def for_config(cls, config: ControlPlaneConfig) -> PlatformReader | None:
-        """The reader for the Astro (or simulator) and token the CLI of ``config`` uses.
+        """The reader for the platform API and token of ``config``.
 
         None without ``ASTRO_API_TOKEN``, or when the API would be reached in clear text
         off this machine (the token is a credential).
@@ -114,17 +112,12 @@ class PlatformReader:
 
     @staticmethod
     def endpoint(config: ControlPlaneConfig) -> tuple[str, str, str]:
-        """(base URL, token or '', Astro domain) the CLI of ``config`` would use."""
+        """(base URL, token or '', Astro domain): ``api_url``, else the astro CLI's own
+        (from ``$ASTRO_DOMAIN``)."""
         env = {**os.environ, **config.extra_env}
         token = env.get(TOKEN_ENV, "").strip()
         domain = env.get("ASTRO_DOMAIN") or DEFAULT_DOMAIN
-        # The simulator's URL counts only when the CLI in use is the simulator's.
-        sim = config.extra_env.get("ASTRO_SIM_URL") or (
-            os.environ.get("ASTRO_SIM_URL") if Path(config.astro_bin).name == "astro-sim"
-            else None)
-        if sim:
-            return sim.rstrip("/") + "/v1", token, DEFAULT_DOMAIN
-        return api_base(domain), token, domain
+        return config.api_url or api_base(domain), token, domain
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -340,16 +333,6 @@ def token_permissions(token: str) -> list[str]:
         return []
     perms = claims.get("permissions") if isinstance(claims, dict) else None
     return [p for p in perms if isinstance(p, str)] if isinstance(perms, list) else []
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses: the only clear-text targets allowed."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_id(kind: str, value: str) -> None:

@@ -49,6 +49,11 @@ def _legal_moves() -> dict[str, frozenset[str]]:
 
 TRANSITIONS: Mapping[str, frozenset[str]] = _legal_moves()
 
+# The event a run records when it leaves its wave running without finishing it (work left
+# outside --limit, or the run stopped: a system unreachable, Ctrl-C, a bug). A running wave
+# whose last run left no such word and holds no lock ended without one: killed or crashed.
+WAVE_LEFT = "wave_left"
+
 
 def passed_over(state: str, to_state: str) -> tuple[str, ...]:
     """The forward states a move from ``state`` to ``to_state`` leaves out (none for a move

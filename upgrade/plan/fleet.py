@@ -24,6 +24,7 @@ from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.facts import (
     DeployedFact,
     deployed_versions,
+    forge_problems,
     migration_findings,
     org_airflow3_versions,
     read_dockerfiles,
@@ -64,7 +65,7 @@ class Fleet:
 
     @cached_property
     def control_plane(self) -> ControlPlane:
-        """The Astro control plane (real CLI, or the simulator) configured in the inventory."""
+        """The Astro control plane (or its stand-in) configured in the inventory."""
         # Imported here: httpx is needed only by commands that talk to Astro (not --offline).
         from upgrade.controlplane.control_plane import ControlPlane
 
@@ -143,12 +144,17 @@ class Fleet:
     def preflight(self, plan: Plan, *, gate: Sequence[str] = (),
                   accept_findings: bool = False) -> Plan:
         """``plan`` with what a run would check first (git state of each repo deployed from,
-        the Airflow 3 migration lint of each migrating repo, ``gate``: the gate's reasons)
-        applied: a Deployment a run could not carry out now is ``blocked``."""
+        its forge's access in pull-request mode, the Airflow 3 migration lint of each
+        migrating repo, ``gate``: the gate's reasons) applied: a Deployment a run could not
+        carry out now is ``blocked``."""
         inv = self.inventory
+        deploying = plan.deploying_repos()
+        repos = repo_problems(inv, deploying, self.host_for, self.planned(plan))
+        # A repo whose checkout cannot be used says so first; the others' forges are asked.
+        repos.update(forge_problems(inv, [r for r in deploying if r not in repos],
+                                    self.host_for))
         return plan.with_preflight(Preflight(
-            repos=repo_problems(inv, plan.deploying_repos(), self.host_for,
-                                self.planned(plan)),
+            repos=repos,
             findings=migration_findings(inv, plan.migrating_repos(), self.host_for),
             gate=tuple(gate),
             accept_findings=accept_findings,

@@ -23,7 +23,7 @@ def deployed_versions(fleet: Fleet) -> tuple[dict[str, RuntimeVersion], str]:
     for ws in workspaces:
         try:
             listed = fleet.control_plane.list(ws)
-        except ServiceError as exc:  # Astro, its CLI, or no simulator where one is configured
+        except ServiceError as exc:  # Astro or its CLI
             failed.setdefault(str(exc).splitlines()[0].rstrip(". ") if str(exc) else
                               type(exc).__name__, []).append(ws)
             continue

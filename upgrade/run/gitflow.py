@@ -29,13 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from upgrade.config.git import GitSettings, project_from_remote
+from upgrade.config.git import GitSettings
 from upgrade.config.inventory import Deployment, Repo
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deploy_record import DeployRecord, latest_with_git
 from upgrade.controlplane.forge import Forge, PullRequest
-from upgrade.controlplane.forges import forge_for
-from upgrade.errors import AstroError, Interrupted, RepoError, StepFailed, UpgradeError
+from upgrade.controlplane.forges import forge_for, project_of
+from upgrade.errors import AstroError, Interrupted, StepFailed, UpgradeError
 from upgrade.hosts import git
 from upgrade.hosts.host import Host
 from upgrade.journal.records import RepoChange
@@ -45,6 +45,13 @@ from upgrade.model.versions import RuntimeVersion, try_parse_version
 # Astro lists a Deployment's newest deploys first in practice; this many cover every deploy
 # a CI run can make while we wait.
 DEPLOYS_READ = 20
+
+#: The commit message for a rewrite of the Dockerfile text the commit starts from (the
+#: remote's, which may have moved since the plan, or which a resumed run may find rewritten).
+Message = Callable[[str | None], str]
+#: The pull request's (title, body) from the Dockerfile on the base branch and on the pushed
+#: branch: the real change, whatever the checkout holds now.
+Describe = Callable[[str | None, str | None], tuple[str, str]]
 
 
 @dataclass
@@ -111,14 +118,7 @@ class RepoGit:
 
     def project(self) -> str:
         """``owner/name`` on the forge: ``git.project``, else from the remote's URL."""
-        if self.settings.project:
-            return self.settings.project
-        url = git.remote_url(self.host, self.dir, self.remote) or ""
-        found = project_from_remote(url)
-        if not found:
-            raise RepoError(f"{self.repo.name}: cannot tell the forge's project from remote "
-                            f"{self.remote!r}. Set git.project: OWNER/NAME in the inventory.")
-        return found
+        return project_of(self.repo, self.host)
 
 
 # ------------------------------------------------------------------------------ render
@@ -139,7 +139,7 @@ def render(rg: RepoGit, branch: str, planned: Callable[[str], str]) -> str:
         start = rg.tracking(branch) if remote_tip else rg.tracking()
         before = git.status(host, d).branch
         git.switch(host, d, branch, start)
-        moved = f"switched {d} from {before or 'a detached HEAD'} to {branch} " \
+        moved = f"switched from {before or 'a detached HEAD'} to {branch} " \
                 f"(from {rg.remote}/{branch if remote_tip else default}); "
     else:
         rg.fetch()
@@ -174,7 +174,7 @@ def _on_default(rg: RepoGit, planned: Callable[[str], str]) -> str:
             git.switch(host, d, default, upstream)
         else:
             git.switch(host, d, default)
-        said = f"switched {d} from {found.branch or 'a detached HEAD'} to {default}; "
+        said = f"switched from {found.branch or 'a detached HEAD'} to {default}; "
     local, remote = git.rev(host, d, "HEAD"), git.rev(host, d, upstream)
     assert remote is not None
     if local == remote or local is None:
@@ -229,7 +229,7 @@ def _rewrite(rg: RepoGit, planned: Callable[[str], str], text: str) -> str:
 # ------------------------------------------------------------------------------ commit
 
 
-def commit_direct(rg: RepoGit, message: str, planned: Callable[[str], str]) -> str:
+def commit_direct(rg: RepoGit, message: Message, planned: Callable[[str], str]) -> str:
     """Commit on the default branch and push it; once behind (the remote moved before our
     push, or during it under a concurrent push), rebase (or re-render when the Dockerfile
     moved upstream) and push again. A refusal leaves the local branch where this step
@@ -276,7 +276,7 @@ def _held_already(rg: RepoGit, base: str) -> str:
     return f"{rg.remote}/{default} already holds the change ({holder[:12]})"
 
 
-def _catch_up(rg: RepoGit, base: str, head: str, message: str,
+def _catch_up(rg: RepoGit, base: str, head: str, message: Message,
               planned: Callable[[str], str]) -> tuple[str, str, str]:
     """The remote's default branch moved under us: rebase our commit onto it, or, when the
     Dockerfile itself changed there, re-render it from the new text (once)."""
@@ -305,13 +305,13 @@ def _catch_up(rg: RepoGit, base: str, head: str, message: str,
             f"{rg.remote}/{default} (or leave the repo out with --limit), then run again.")
     git.reset_to(host, d, new_base)
     host.write_text(str(rg.repo.dockerfile_path), new)
-    git.commit_file(host, d, name, message)
+    git.commit_file(host, d, name, message(upstream))
     head = git.rev(host, d, "HEAD") or head
     return head, new_base, f"{name} changed upstream ({base[:12]} → {new_base[:12]}): " \
                            "re-rendered; "
 
 
-def commit_pull_request(rg: RepoGit, branch: str, message: str, body: str) -> str:
+def commit_pull_request(rg: RepoGit, branch: str, message: Message, describe: Describe) -> str:
     """Commit on the branch, push it (unless the remote has it), find or open the PR, wait
     until it is merged, then put the default branch at the merge commit."""
     repo = rg.repo
@@ -323,8 +323,8 @@ def commit_pull_request(rg: RepoGit, branch: str, message: str, body: str) -> st
             if done is None:
                 return f"{rg.remote}/{default} already holds the change"
         with rg.forges(rg.settings, rg.project()) as forge:
-            pr = _open(rg, forge, branch, body, done)
-            merge, how = _wait_merged(rg, forge, pr, message)
+            pr = _open(rg, forge, branch, describe, done)
+            merge, how = _wait_merged(rg, forge, pr)
         done = rg.note(f"{repo.name}: PR #{pr.number} {how} as {merge[:12]}", "forge",
                        merge_commit=merge)
     assert done.merge_commit is not None
@@ -334,18 +334,19 @@ def commit_pull_request(rg: RepoGit, branch: str, message: str, body: str) -> st
            f"{default} checked out there"
 
 
-def _commit_over_tracking(rg: RepoGit, message: str) -> tuple[str, str]:
+def _commit_over_tracking(rg: RepoGit, message: Message) -> tuple[str, str]:
     """Commit the Dockerfile on top of the checkout; (the tracked remote branch's commit
     it started from, HEAD after). HEAD is an ancestor of that base when nothing changed."""
     base = git.rev(rg.host, rg.dir, rg.tracking())
     assert base is not None
-    git.commit_file(rg.host, rg.dir, rg.repo.dockerfile, message)
+    before = git.text_at(rg.host, rg.dir, base, rg.repo.dockerfile)
+    git.commit_file(rg.host, rg.dir, rg.repo.dockerfile, message(before))
     head = git.rev(rg.host, rg.dir, "HEAD")
     assert head is not None
     return base, head
 
 
-def _push_branch(rg: RepoGit, branch: str, message: str) -> RepoChange | None:
+def _push_branch(rg: RepoGit, branch: str, message: Message) -> RepoChange | None:
     host, d, repo = rg.host, rg.dir, rg.repo
     base, head = _commit_over_tracking(rg, message)
     if git.is_ancestor(host, d, head, base):
@@ -360,7 +361,8 @@ def _push_branch(rg: RepoGit, branch: str, message: str) -> RepoChange | None:
                    branch=branch, base_commit=base, pushed_commit=head)
 
 
-def _open(rg: RepoGit, forge: Forge, branch: str, body: str, done: RepoChange) -> PullRequest:
+def _open(rg: RepoGit, forge: Forge, branch: str, describe: Describe,
+          done: RepoChange) -> PullRequest:
     if done.pr_number is not None:
         return forge.get(done.pr_number)
     # A run killed after opening the PR, before recording it, whose PR a person then
@@ -370,7 +372,13 @@ def _open(rg: RepoGit, forge: Forge, branch: str, body: str, done: RepoChange) -
         rg.note(f"{rg.repo.name}: found PR #{merged.number} {merged.url} merged (the forge "
                 "says)", "forge", pr_number=merged.number, pr_url=merged.url)
         return merged
-    title = f"Upgrade Astro Runtime ({rg.repo.name})"
+    # What the branch changes, from git (a resumed run's checkout already holds the
+    # rewrite: the plan would see no change).
+    name = rg.repo.dockerfile
+    before = git.text_at(rg.host, rg.dir, done.base_commit, name) if done.base_commit else None
+    after = git.text_at(rg.host, rg.dir, done.pushed_commit, name) if done.pushed_commit \
+        else None
+    title, body = describe(before, after)
     pr, created = forge.find_or_create(branch, rg.default_branch(), title, body)
     how = "opened" if created else "reused the open"
     rg.note(f"{rg.repo.name}: {how} PR #{pr.number} {pr.url}", "forge", pr_number=pr.number,
@@ -378,7 +386,7 @@ def _open(rg: RepoGit, forge: Forge, branch: str, body: str, done: RepoChange) -
     return pr
 
 
-def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest, message: str) -> tuple[str, str]:
+def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest) -> tuple[str, str]:
     """The merge commit, once the PR is merged (by a person, or by us on green checks), and
     how it was merged, in words."""
     settings = rg.settings

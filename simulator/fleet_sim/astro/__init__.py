@@ -1,0 +1,1 @@
+"""The Astro control plane, simulated: one loopback HTTP server and its state."""

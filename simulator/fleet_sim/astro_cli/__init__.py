@@ -1,0 +1,1 @@
+"""``astro-sim``: the ``astro`` CLI's deploy, inspect and list, against the simulator."""
