@@ -145,13 +145,15 @@ def test_init_discover_plan_in_an_empty_directory(sample_fleet: SampleFleet, sim
     assert ("Plan: 16 to upgrade, 0 already at their target, 5 not targeted, 0 refused."
             in plan.stdout)
 
-    # A second discover adds nothing and keeps a hand-written comment and key.
+    # A second discover adds nothing and keeps a hand-written comment and key, and the
+    # CRLF line endings an editor on Windows saved the file with.
     edited = text.replace("journal: .upgrade", "journal: .upgrade  # kept by hand")
-    (empty / "inventory.yaml").write_text(edited)
+    edited = edited.replace("\n", "\r\n")
+    (empty / "inventory.yaml").write_bytes(edited.encode())
     again = fleet(empty, "discover", "--merge", "--repos", str(repos), env=as_user(sim))
     assert again.returncode == 0, again.stderr
     assert "added 0 Deployment(s); 21 already listed." in again.stdout
-    after = (empty / "inventory.yaml").read_text()
+    after = (empty / "inventory.yaml").read_bytes().decode()
     assert "journal: .upgrade  # kept by hand" in after
     assert after.count("# --- unmapped:") == 1
     assert after == edited

@@ -18,6 +18,7 @@ from simulators import SimHandle
 from fleet_sim.forge import ForgeServer
 from tests.cli.test_json_contracts import document
 from tests.git_modes.helpers import TOKEN, GitFleet, make_git_fleet
+from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import START, TARGET, git, invoke, records, state_of, wait_for
 
 PR = {"mode": "pull-request", "auto_merge": True}
@@ -294,6 +295,8 @@ def test_kill_between_push_and_pr_creation_resumes_with_one_push_and_one_pr(
     assert len(fleet.pulls("r00")) == 1
     pushes = git(fleet.remotes["r00"], "reflog", "show", "--format=%H", BRANCH).split()
     assert len(pushes) == 1
+    with fleet.journal() as j:
+        assert incomplete_facts(j, {"r00": "pull-request"}) == {}
 
 
 def test_kill_between_merge_and_deploy_resumes_with_one_pr_and_one_deploy(
@@ -306,3 +309,5 @@ def test_kill_between_merge_and_deploy_resumes_with_one_pr_and_one_deploy(
     assert len(fleet.pulls("r00")) == 1
     assert len(fleet.sim_dep("r00-d0")["deploys"]) == 1
     assert records(fleet.journal_file)["r00-d0"].state == "verified"
+    with fleet.journal() as j:
+        assert incomplete_facts(j, {"r00": "pull-request"}) == {}

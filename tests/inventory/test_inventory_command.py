@@ -33,3 +33,19 @@ def test_an_unknown_deployment_gets_a_did_you_mean(sample_fleet: SampleFleet) ->
     out = sample_fleet.invoke("inventory", "--name", "sales-etl-prd")
     assert out.returncode == 2
     assert "sales-etl-prod" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_url_that_does_not_parse_is_a_located_refusal(sample_fleet: SampleFleet) -> None:
+    text = sample_fleet.inventory.read_text("utf-8")
+    line = text.splitlines().index("    mode: direct                   # committed on the "
+                                   "remote's default branch and pushed") + 1
+    sample_fleet.inventory.write_text(text.replace(
+        "    mode: direct ", '    forge_url: "http://[::1"\n    mode: direct ', 1), "utf-8")
+    for args in (("inventory",), ("plan", "--offline")):
+        out = sample_fleet.invoke(*args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert out.stderr.startswith(
+            f"error: inventory.yaml:{line}: defaults.git.forge_url: must be an http(s) "
+            "URL with a host, e.g. https://api.github.com; it does not parse as a URL (Invalid "
+            "IPv6 URL)."), out.stderr
+        assert "unexpected" not in out.stderr

@@ -246,6 +246,54 @@ CASES = [
         VALID + f"catalog:\n  feed: {'f' * 300}.yaml\n",
         11, "catalog.feed", "file '",
     ),
+    # "Did you mean" never offers the word typed: a group with no Deployment says so.
+    (
+        "a wave naming an empty group",
+        VALID.replace("target: \"12.4\"\n", "target: \"12.4\"\ngroups:\n  production: {}\n"
+                      "waves:\n  2: {match: [production]}\n"),
+        5, "waves.2.match[0]", "'production' is a group with no Deployment in it (nor in its "
+        "child groups). Add Deployments to it (a Deployment's or repo's groups:), or leave it out.",
+    ),
+    (
+        "a wave naming a repo without Deployments",
+        VALID.replace("target: \"12.4\"\n", "target: \"12.4\"\nwaves:\n  2: {match: [idle]}\n")
+        + "  idle:\n    path: repos/app\n    deployments: []\n",
+        3, "waves.2.match[0]", "'idle' is a repo that feeds no Deployment.",
+    ),
+    # Every URL is parsed at load as the HTTP clients will parse it (found by tests/hostile).
+    (
+        "a forge_url that does not parse",
+        VALID.replace("    path: repos/app\n", "    path: repos/app\n"
+                      "    git: {mode: pull-request, forge: github, forge_url: 'http://[::1'}\n"),
+        5, "repos.app.git.forge_url", "must be an http(s) URL with a host, e.g. "
+        "https://api.github.com; it does not parse as a URL (Invalid IPv6 URL).",
+    ),
+    (
+        "a forge_url whose port is no port",
+        VALID.replace("    path: repos/app\n", "    path: repos/app\n"
+                      "    git: {mode: direct, forge_url: 'https://git.example:99999/api'}\n"),
+        5, "repos.app.git.forge_url", "must be an http(s) URL with a host, e.g. "
+        "https://api.github.com; it does not parse as a URL (Port out of range 0-65535).",
+    ),
+    (
+        "a catalog feed URL that does not parse",
+        VALID + "catalog:\n  feed: 'https://[feed.example/runtime.json'\n",
+        11, "catalog.feed", "'https://[feed.example/runtime.json' is not a URL the feed can be "
+        "read from: it does not parse as a URL (Invalid IPv6 URL).",
+    ),
+    (
+        "a webhook URL that does not parse, never echoed",
+        VALID + "notifications:\n  webhook: {url: 'https://hooks.example:x/T0/secret'}\n",
+        11, "notifications.webhook.url",
+        "must be an http:// or https:// URL with a host; it is not.",
+    ),
+    (
+        "a platform API URL that does not parse",
+        VALID + "control_plane:\n  api_url: 'http://[::1:8000/v1'\n",
+        11, "control_plane.api_url", "must be an https:// URL such as "
+        "https://api.astronomer.io/v1; 'http://[::1:8000/v1' does not parse as a URL (Invalid "
+        "IPv6 URL).",
+    ),
     (
         "a templates directory name too long for the filesystem",
         VALID + f"templates: {'t' * 300}\n",

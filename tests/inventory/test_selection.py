@@ -131,3 +131,10 @@ def test_wave_rules_use_the_same_grammar(fleet: FleetDir) -> None:
         """)
     assert {d.name: d.wave for d in inventory.deployments} == {"app-dev": 1, "app-prod": 2}
     assert inventory.waves[2].match == ("prod",)
+
+
+def test_did_you_mean_never_offers_the_word_typed() -> None:
+    from upgrade.config.checker import did_you_mean
+
+    assert did_you_mean("production", ["production", "productions"]) == " Did you mean 'productions'?"
+    assert did_you_mean("production", ["production"]) == ""

@@ -18,10 +18,11 @@ from upgrade.journal.store import Journal
 FORWARD_ALL = {"rendered", "committed", "tested", "deploying", "deployed", "verified"}
 LEGAL = {
     "pending": FORWARD_ALL | {"failed", "skipped"},
-    "rendered": FORWARD_ALL - {"rendered"} | {"failed", "skipped"},
-    "committed": {"tested", "deploying", "deployed", "verified", "failed", "skipped"},
-    "tested": {"deploying", "deployed", "verified", "failed", "skipped"},
-    "deploying": {"deploying", "deployed", "verified", "failed"},
+    # Verified only after deployed, or from pending with nothing to do.
+    "rendered": FORWARD_ALL - {"rendered", "verified"} | {"failed", "skipped"},
+    "committed": {"tested", "deploying", "deployed", "failed", "skipped"},
+    "tested": {"deploying", "deployed", "failed", "skipped"},
+    "deploying": {"deploying", "deployed", "failed"},
     "deployed": {"verified", "failed"},
     "verified": set(),
     "failed": {"pending"},
@@ -161,3 +162,32 @@ def test_1000_deployments_times_8_transitions_from_8_threads(journal: Journal, b
     assert len(journal.high_water()) == n
     print(f"\n{n * 8} transitions from 8 threads on {backend}: {elapsed:.2f} s "
           f"({elapsed / (n * 8) * 1000:.3f} ms per transition)")
+
+
+def test_a_move_names_the_states_it_passes_over(journal: Journal, rollout: Rollout) -> None:
+    journal.ensure_deployments(rollout.id, 1, entries(["d1"]))
+    journal.transition(rollout.id, "d1", "rendered", data={"began": "t0"})
+    journal.transition(rollout.id, "d1", "deploying", count_deploy=True)  # no run step
+    journal.transition(rollout.id, "d1", "deployed")
+    journal.transition(rollout.id, "d1", "verified")
+    data = [e.data for e in journal.events(rollout.id) if e.kind == "transition"]
+    assert data == [{"began": "t0"}, {"skipped": ["committed", "tested"]}, None, None]
+
+
+def test_verified_straight_from_pending_only_with_nothing_done(journal: Journal,
+                                                               rollout: Rollout) -> None:
+    journal.ensure_deployments(rollout.id, 1, entries(["idle", "retried", "changed"]))
+    done = journal.transition(rollout.id, "idle", "verified")  # nothing to do: at target
+    assert done.state == "verified"
+    assert journal.events(rollout.id)[-2].data["skipped"] == [
+        "rendered", "committed", "tested", "deploying", "deployed"]
+    journal.transition(rollout.id, "retried", "rendered")
+    journal.transition(rollout.id, "retried", "failed", error="push refused")
+    journal.transition(rollout.id, "retried", "pending", message="retry")
+    journal.record_repo_change(rollout.id, "repo-change", "direct", "pushed", source="git",
+                               pushed_commit="abc")
+    for dep in ("retried", "changed"):  # worked on, or its repo changed: deployed first
+        with pytest.raises(IllegalTransition, match="pending → verified only for a Deployment "
+                                                    "with nothing to do"):
+            journal.transition(rollout.id, dep, "verified")
+        assert journal.deployment(rollout.id, dep).state == "pending"

@@ -236,3 +236,25 @@ def test_pins_of_a_rollout_with_several_targets(journal: Journal) -> None:
                                            for e in entries(["d2"], to=V("3.1-12"))]])
     assert {d.deployment_id: d.target_spec for d in journal.deployments(r.id)} == {
         "d1": None, "d2": "3.1"}
+
+
+def test_the_documented_schema_is_this_one(tmp_path: Path) -> None:
+    """docs/journal.md's schema block names this schema version and every table and
+    column a journal has (as SQLite describes a new one)."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "journal.md").read_text("utf-8")
+    heading = re.search(r"^## Schema \(version (\d+)\)\n(.*?)^## ", doc, re.M | re.S)
+    assert heading is not None and int(heading.group(1)) == SCHEMA_VERSION
+    block = re.search(r"```sql\n(.*?)```", heading.group(2), re.S)
+    assert block is not None
+    words = set(re.findall(r"\w+", block.group(1)))
+    with Journal.open(tmp_path / "journal.db"):
+        pass
+    described = describe_sqlite(tmp_path / "journal.db")["columns"]
+    assert set(described) == ALL_TABLES
+    undocumented = sorted(f"{table}.{column[0]}" for table, columns in described.items()
+                          for column in columns if column[0] not in words)
+    assert [t for t in sorted(described) if t not in words] == []
+    assert undocumented == []
+    assert f"schema_version = {SCHEMA_VERSION}" in doc

@@ -17,6 +17,7 @@ from collections import Counter
 import pytest
 from simulators import SimHandle
 
+from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import (
     TARGET,
     GenFleet,
@@ -132,6 +133,9 @@ def test_a_wave_killed_at_random_moments_resumes_to_exactly_the_right_end(
     with fleet.journal() as journal:
         marks = {k: str(v) for k, v in journal.high_water().items()}
         takeovers = [e.message or "" for e in journal.events(None) if e.kind == "lock_taken_over"]
+        # Not only nothing done twice: nothing forgotten either (tests/rollout/facts.py).
+        incomplete = {r.id: incomplete_facts(journal, {}, r.id) for r in journal.rollouts()}
+    assert incomplete == {r: {} for r in incomplete}
     assert marks == {d.id: TARGET for d in fleet.deps}
     # Every dead run's lock was taken over by the next run, which says whose it was when it
     # writes: a run killed while still deciding wrote nothing (its takeover note included),

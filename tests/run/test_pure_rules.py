@@ -91,9 +91,9 @@ def planned(action: str = "upgrade", refusal: str | None = None) -> PlannedDeplo
     return PlannedDeployment(dep(), change, V("12.4.0"), action, "because", refusal=refusal)  # type: ignore[arg-type]
 
 
-def record(state: str, error: str | None = None) -> DeploymentRecord:
+def record(state: str, error: str | None = None, started: bool = False) -> DeploymentRecord:
     return DeploymentRecord(1, "one", "one", "repo", 1, state, V("12.3.0"), V("12.4.0"), error,
-                            None, 0, 0, None, None, NOW)
+                            None, 0, 0, None, NOW if started else None, NOW)
 
 
 @pytest.mark.parametrize(("action", "refusal", "state", "expected"), [
@@ -116,6 +116,24 @@ def test_resume_rules(action, refusal, state, expected):
     assert (got.run, got.move, got.retry) == (run, move, retry)
     if run:
         assert got.state == start
+
+
+@pytest.mark.parametrize(("action", "row", "touched", "noop"), [
+    # nothing to do, and nothing of this rollout touched it: only verified
+    ("noop", None, False, True),
+    ("noop", record("pending"), False, True),
+    # worked on in this rollout (a killed run's, a failed one), or its repo changed: it got
+    # to the target by our change, so it goes through the steps left, reading their facts
+    ("noop", record("rendered", started=True), False, False),
+    ("noop", record("deploying", started=True), False, False),
+    ("noop", record("failed", error="earlier", started=True), False, False),
+    ("noop", record("pending"), True, False),
+    ("noop", None, True, False),
+    ("upgrade", None, False, False),
+])
+def test_only_a_deployment_never_worked_on_is_a_noop(action, row, touched, noop):
+    got = resume(planned(action), row, touched=touched)
+    assert got.run and got.noop == noop
 
 
 # ---------------------------------------------------------------------- plan errors

@@ -17,8 +17,10 @@ from pg_server import PostgresServer, script, start_server
 from simulators import SimHandle
 
 from tests.cli.test_json_contracts import document
+from tests.git_modes.helpers import make_git_fleet
+from tests.rollout.facts import incomplete_facts
 from tests.rollout.helpers import TARGET, deploy_children, kill_group, make_fleet, wait_for
-from tests.team.helpers import events, records, states, use_postgres, working_copy
+from tests.team.helpers import events, journal, records, states, use_postgres, working_copy
 from upgrade.journal.records import os_user
 
 HOLDER = f"by {os_user()} on {socket.gethostname()}, pid "
@@ -85,6 +87,8 @@ def test_kill_9_of_the_holder_and_take_over_from_another_working_copy(
     assert {r.state for r in rows.values()} == {"verified"}
     # The killed deploy never reached Astro; the other working copy deployed it once.
     assert rows["r00-d0"].deploys == 2 and rows["r01-d0"].deploys == 1
+    with journal(settings) as j:
+        assert incomplete_facts(j, {}) == {}
     assert fleet.deploy_counts() == {"r00-d0": 1, "r01-d0": 1}
     assert sim.deployment(stuck.id)["runtime_version"] == TARGET
 
@@ -143,6 +147,8 @@ def test_postgresql_stopped_mid_wave_then_restarted_and_the_same_command_resumes
     # Astro was asked before deploying again: the two in flight were already at target.
     assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}
     assert {n: r.deploys for n, r in rows.items()} == {d.name: 1 for d in fleet.deps}
+    with journal(settings) as j:
+        assert incomplete_facts(j, {}) == {}
 
 
 def test_status_and_unlock_read_the_team_journal(tmp_path: Path, sim: SimHandle,
@@ -183,3 +189,39 @@ def test_a_laptop_journal_moves_to_postgresql_and_the_team_goes_on(
     assert ci.invoke("upgrade", "--wave", "1").returncode == 0
     assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}  # nothing deployed again
     assert {r.state for r in records(settings).values()} == {"verified"}
+
+
+def test_postgresql_stopped_mid_wave_in_direct_mode_recovers_every_fact(
+        tmp_path: Path, sim: SimHandle, own_postgres: PostgresServer) -> None:
+    fleet = make_git_fleet(tmp_path, sim, None, {f"r{r:02d}": {"mode": "direct"} for r in range(3)},
+                           wave={"parallel": 2})
+    settings = use_postgres(fleet, own_postgres.url(own_postgres.new_schema()))
+    slow_builds(sim, fleet, 2000)
+    first = [d.name for d in fleet.deps[:2]]
+    proc = fleet.start("upgrade", "--wave", "1")
+    try:
+        wait_for(lambda: all(states(settings).get(n) == "deploying" for n in first),
+                 what="two deploys in flight")
+        own_postgres.halt()  # their deploys finish at Astro while nothing can be recorded
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 7, stdout + stderr
+    for name in first:
+        assert fleet.sim_dep(name)["runtime_version"] == TARGET
+    own_postgres.restart()
+    for dep in fleet.deps:
+        sim.clear_faults(dep.id)
+
+    again = fleet.invoke("upgrade", "--wave", "1")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert fleet.deploy_counts() == {d.name: 1 for d in fleet.deps}
+    rows = records(settings)
+    for dep in fleet.deps:  # each commit read back from Astro's deploy record, or deployed now
+        assert rows[dep.name].deployed_commit == fleet.remote_rev(dep.repo), dep.name
+    with journal(settings) as j:
+        assert incomplete_facts(j, {repo: "direct" for repo in fleet.remotes}) == {}
+        recovered = [e for e in j.events(None, kind="transition")
+                     if e.to_state == "deployed" and "deploy record" in (e.message or "")]
+    assert len(recovered) == len(first)

@@ -13,6 +13,7 @@ import difflib
 import re
 from collections.abc import Callable, Collection
 from typing import Any
+from urllib.parse import urlsplit
 
 from upgrade.config.located import LMap, Located, LScalar, LSeq, join
 from upgrade.errors import InputError, Problem, ProblemsError
@@ -22,9 +23,29 @@ _DURATION = re.compile(r"(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9
 
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:
-    """`` Did you mean 'x'?`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    """`` Did you mean 'x'?`` for the closest choice, or an empty string; never the word
+    itself (a caller whose word is a choice has another problem to name)."""
+    others = [c for c in choices if c != str(word)]
+    close = difflib.get_close_matches(str(word), others, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def http_url_problem(text: str) -> str | None:
+    """Why ``text`` is not an http(s) URL with a host, or None when it is one. It is
+    parsed here as the HTTP clients will parse it (the port too), so a URL they would
+    choke on halfway through a run is a located problem at load instead."""
+    if any(c.isspace() or not c.isprintable() for c in text):
+        return "it holds a space or a control character"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - reading it is the check: a bad port raises ValueError
+    except ValueError as exc:
+        return f"it does not parse as a URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it is not an http:// or https:// URL"
+    if not parts.hostname:
+        return "it has no host"
+    return None
 
 
 def parse_duration(text: str) -> int:

@@ -125,7 +125,12 @@ def _setting(c: Checker, key: str, node: Any, line: int, full: str) -> Any:
 
 def api_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be the platform API's base URL (None when it can)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it is the check: a bad port raises ValueError
+    except ValueError as exc:  # at load, with its line: not halfway through a run
+        return (f"must be an https:// URL such as https://api.astronomer.io/v1; '{url}' does "
+                f"not parse as a URL ({exc}).")
     if parts.scheme not in SCHEMES or not parts.hostname:
         return (f"must be an https:// URL such as https://api.astronomer.io/v1, got '{url}'.")
     if parts.scheme == "http" and not is_loopback(parts.hostname):

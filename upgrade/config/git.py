@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from upgrade.config.checker import Checker
+from upgrade.config.checker import Checker, http_url_problem
 from upgrade.config.located import LMap, join
 
 Mode = Literal["local", "direct", "pull-request"]
@@ -78,7 +78,10 @@ def project_from_remote(url: str) -> str | None:
     """``owner/name`` from a remote URL (URL or SCP form), ``.git`` dropped; None for a path."""
     text = url.strip()
     if "://" in text:
-        path = urlsplit(text).path
+        try:
+            path = urlsplit(text).path
+        except ValueError:  # a remote URL git itself could not use either
+            return None
     elif ":" in text and not text.startswith("/"):
         path = text.partition(":")[2]
     else:
@@ -108,9 +111,10 @@ def read_git_layer(c: Checker, m: LMap, path: str) -> tuple[dict[str, Any], int]
         value = c.string(node, key, full)
         if value is not None:
             found[key] = value
-    if "forge_url" in found and urlsplit(found["forge_url"]).scheme not in ("http", "https"):
+    problem = http_url_problem(found["forge_url"]) if "forge_url" in found else None
+    if problem:
         c.add(node.key_line("forge_url"), join(full, "forge_url"),
-              "must be an http(s) URL, e.g. https://api.github.com.")
+              f"must be an http(s) URL with a host, e.g. https://api.github.com; {problem}.")
         del found["forge_url"]
     if "auto_merge" in node:
         found["auto_merge"] = c.boolean(node, "auto_merge", full, default=False)

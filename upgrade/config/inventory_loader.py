@@ -40,6 +40,7 @@ from upgrade.config.targets import Target, read_target, single
 from upgrade.config.verify import VerifyLayer, read_verify_layer
 from upgrade.config.waves import MatchLines, WaveSettings, read_waves
 from upgrade.errors import InputError, InventoryError, Problem
+from upgrade.model.redact import add_secrets, is_secret_name
 from upgrade.model.versions import VersionSpec, parse_spec
 
 TOP_KEYS = ("target", "catalog", "control_plane", "journal", "playbook", "templates",
@@ -94,8 +95,29 @@ def load_inventory(path: Path, *, target_override: str | None = None,
     with paused_gc():
         root = load(path, error=InventoryError)
         inventory = _Loader(path, root, check_repos).build(override)
+        # Before anything can print, log, journal or report them.
+        add_secrets(*configured_secrets(inventory))
         # --target replaces every layer's target, not only the top level's.
         return inventory if override is None else inventory.overridden(single(override))
+
+
+def configured_secrets(inventory: Inventory) -> list[str]:
+    """Every value the inventory names as secret, read from the environment now: the
+    journal's database password (``password_env``, or in the URL of ``url_env``), the
+    Airflow token (``control_plane.token_env``), secret-named ``extra_env`` values, each
+    repo's forge token (``git.token_env``, else the forge's default variable) and the
+    webhook's URL. The variables' names need not say they hold a secret: the keys do."""
+    cp = inventory.control_plane
+    names = {cp.token_env}
+    for repo in inventory.repos.values():
+        settings = repo.git
+        if settings.token_env or settings.forge:
+            names.add(settings.token_env or settings.token_variable)
+    found = [*inventory.journal.secrets(), *(os.environ.get(name) for name in sorted(names)),
+             *(value for name, value in cp.extra_env.items() if is_secret_name(name))]
+    if inventory.notifications is not None:
+        found.append(inventory.notifications.url)
+    return [value for value in found if value]
 
 
 @dataclass(slots=True)

@@ -1,12 +1,19 @@
 """Add Deployments to an inventory's YAML text, keeping everything already written there.
 
-``discover`` proposes repo entries; this module merges them into the inventory as a
-round-trip YAML document (ruamel.yaml), so hand-written keys, their order, quoting and
-comments survive. Nothing already listed changes: a Deployment whose id the inventory
-has is left alone; a new one joins the repo entry of the same path (or name), else a new
-repo entry is added. Deployments nothing can place go into a commented ``unmapped:``
-block at the end, replaced on each run. What comes out is validated like any inventory
-before anyone writes it (``upgrade.config.inventory_loader``).
+``discover`` proposes repo entries; this module merges them into the inventory. Nothing
+already listed changes: a Deployment whose id the inventory has is left alone; a new one
+joins the repo entry of the same path (or name), else a new repo entry is added.
+Deployments nothing can place go into a commented ``unmapped:`` block at the end,
+replaced on each run. What comes out is validated like any inventory before anyone
+writes it (``upgrade.config.inventory_loader``).
+
+The new lines are spliced into the text as it is, so every byte already there stays:
+comments before ``---``, ``%YAML`` directives, the bare ``---``, CRLF line endings, and
+comments after an ``&anchor`` or ``*alias``, which a round trip through ruamel.yaml moves
+or drops. The document is still read with ruamel.yaml (round-trip) for where things are
+and what the merge adds; the splice is kept only when it reads back as exactly that
+merged document, else (a flow-style ``repos:``, say) the merge is written by ruamel.yaml
+as before, with the line endings it found.
 """
 
 from __future__ import annotations
@@ -61,20 +68,19 @@ class Merged:
 def merge_inventory(text: str, root: str, repos: Sequence[NewRepo],
                     unmapped: Sequence[str]) -> Merged:
     """``text`` (an inventory in ``root``) with ``repos`` added and ``unmapped`` listed."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.error import YAMLError
 
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    body = _UNMAPPED.sub("\n", text.replace("\r\n", "\n"))
+    yaml = _yaml()
     try:
-        doc = yaml.load(_UNMAPPED.sub("\n", text))
+        doc = yaml.load(body)
     except YAMLError as exc:
         raise InputError(f"the inventory is not valid YAML: {exc}".replace("\n", " ")) from None
     if not isinstance(doc, CommentedMap):
         raise InputError("the inventory's top level must be a mapping (target, repos, ...).")
+    splice = _Splice(body, doc)
     listed = doc.get("repos")
     if listed is None or not isinstance(listed, CommentedMap):
         listed = CommentedMap()
@@ -92,31 +98,184 @@ def merge_inventory(text: str, root: str, repos: Sequence[NewRepo],
             continue
         name = by_path.get(_resolved(root, repo.path)) or repo.name
         entry = listed.get(name)
+        items = [_item(d) for d in fresh]
         if not isinstance(entry, CommentedMap):
             entry = CommentedMap([("path", repo.path), ("deployments", CommentedSeq())])
             listed[name] = entry
             listed.yaml_set_comment_before_after_key(name, before=repo.comment, indent=2)
             merged.new_repos.append(name)
+            splice.new_repo(name, repo.comment, entry, items)
+        else:
+            splice.new_items(name, items)
         seq = entry.get("deployments")
         if not isinstance(seq, CommentedSeq):
             seq = CommentedSeq()
             entry["deployments"] = seq
         seq.fa.set_block_style()
-        for d in fresh:
-            item = CommentedMap([("id", d.id), ("name", d.name), ("workspace_id", d.workspace_id),
-                                 ("wave", d.wave)])
-            if d.groups:
-                item["groups"] = list(d.groups)
-            item.fa.set_flow_style()
+        for d, (item, note) in zip(fresh, items, strict=True):
             seq.append(item)
-            if d.note:
-                seq.yaml_add_eol_comment(d.note, len(seq) - 1)
+            if note:
+                seq.yaml_add_eol_comment(note, len(seq) - 1)
             merged.added.append(d.name)
             known_ids.add(d.id)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    merged.text = out.getvalue().rstrip("\n") + "\n" + _unmapped_block(unmapped)
+    spliced = splice.text(doc)
+    if spliced is None:  # a shape the splice does not reach: ruamel.yaml writes it all
+        out = io.StringIO()
+        yaml.dump(doc, out)
+        spliced = out.getvalue()
+    merged.text = (spliced.rstrip("\n") + "\n" + _unmapped_block(unmapped)).replace("\n",
+                                                                                    newline)
     return merged
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _item(d: NewDeployment) -> tuple[Any, str]:
+    """A new Deployment as the flow mapping written for it, and its end-of-line comment."""
+    from ruamel.yaml.comments import CommentedMap
+
+    item = CommentedMap([("id", d.id), ("name", d.name), ("workspace_id", d.workspace_id),
+                         ("wave", d.wave)])
+    if d.groups:
+        item["groups"] = list(d.groups)
+    item.fa.set_flow_style()
+    return item, d.note
+
+
+class _Splice:
+    """The merge as lines inserted into the text, placed by where ruamel.yaml read each
+    node (``.lc``); ``text()`` is None when a shape is out of its reach."""
+
+    def __init__(self, body: str, doc: Any):
+        self.lines = body.split("\n")
+        self.doc = doc
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+        # ``repos:`` as read, before the merge adds to it: its first entry's position, or
+        # None when it has none (``repos:``, ``repos: {}``, no key), or False when it is
+        # out of reach (a flow mapping with entries, not a mapping).
+        listed = doc.get("repos")
+        self.first: tuple[int, int] | bool | None = None
+        if isinstance(listed, CommentedMap) and len(listed) and not listed.fa.flow_style():
+            self.first = tuple(listed.lc.key(next(iter(listed))))  # type: ignore[assignment]
+        elif isinstance(listed, CommentedMap) and not len(listed):
+            line, column = doc.lc.value("repos")
+            if self.lines[line][column:column + 2] != "{}":
+                self.first = False
+            else:  # `repos: {}` becomes `repos:`, its entries below it
+                self.lines[line] = (self.lines[line][:column].rstrip()
+                                    + self.lines[line][column + 2:])
+        elif listed is not None:
+            self.first = False
+        # Where each listed repo's block sequence of Deployments ends, and its dashes' column.
+        self.seq_end: dict[str, tuple[int, int]] = {}
+        for name, entry in (listed.items() if isinstance(self.first, tuple) else ()):
+            seq = entry.get("deployments") if isinstance(entry, CommentedMap) else None
+            if isinstance(seq, CommentedSeq) and len(seq) and not seq.fa.flow_style():
+                last = seq.lc.item(len(seq) - 1)[0]
+                dash = _indent(self.lines[last])
+                self.seq_end[name] = (self._end(last, dash, sequence=True), dash)
+        # Before line n: the new Deployments of a listed repo, then new repo entries (both
+        # may go where the last repo's block ends, the Deployments first).
+        self.items: dict[int, list[str]] = {}
+        self.repos: dict[int, list[str]] = {}
+        self.ok = True
+
+    def new_items(self, repo: str, items: list[tuple[Any, str]]) -> None:
+        """``items`` appended to the block sequence ``repos.<repo>.deployments``."""
+        if repo not in self.seq_end:  # none yet, a flow sequence, or a repo added now
+            self.ok = False
+            return
+        at, dash = self.seq_end[repo]
+        self.items.setdefault(at, []).extend(" " * dash + line for line in _flow_items(items))
+
+    def new_repo(self, name: str, comment: str, entry: Any, items: list[tuple[Any, str]]) -> None:
+        """A new entry at the end of the block mapping ``repos`` (made when missing)."""
+        text = [f"# {line}" if line else "#" for line in comment.splitlines()]
+        text += [f"{_scalar(name)}:", f"  path: {_scalar(entry['path'])}", "  deployments:"]
+        text += ["    " + line for line in _flow_items(items)]
+        if self.first is False:
+            self.ok = False
+            return
+        if isinstance(self.first, tuple):
+            column = self.first[1]
+            top = self.doc.lc.key("repos")
+            at = self._end(top[0], top[1], sequence=False)
+        elif "repos" in self.doc.lc.data:  # `repos:` without entries
+            top = self.doc.lc.key("repos")
+            column, at = top[1] + 2, top[0] + 1
+        else:  # no `repos:` yet
+            column, at = 2, self._last_content() + 1
+            self.repos.setdefault(at, ["repos:"])
+        self.repos.setdefault(at, []).extend(" " * column + line for line in text)
+
+    def text(self, merged: Any) -> str | None:
+        """The spliced text, when it reads back as ``merged``; else None."""
+        if not self.ok:
+            return None
+        out: list[str] = []
+        for n, line in enumerate([*self.lines, None]):
+            out += self.items.get(n, []) + self.repos.get(n, [])
+            if line is not None:
+                out.append(line)
+        text = "\n".join(out)
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError
+
+        try:
+            back = YAML(typ="safe", pure=True).load(text)
+        except YAMLError:
+            return None
+        return text if back == merged else None
+
+    def _end(self, start: int, column: int, *, sequence: bool) -> int:
+        """The line after the last content line of the block that starts on line
+        ``start``, whose own lines are at ``column`` (a sequence's dashes) or deeper."""
+        end = start
+        for n in range(start + 1, len(self.lines)):
+            line = self.lines[n]
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue  # blank lines and comments do not end a block, nor belong to it
+            indent = _indent(line)
+            if indent < column or (indent == column and not (
+                    sequence and (stripped == "-" or stripped.startswith("- ")))):
+                break
+            end = n
+        return end + 1
+
+    def _last_content(self) -> int:
+        for n in range(len(self.lines) - 1, -1, -1):
+            stripped = self.lines[n].strip()
+            if stripped and not stripped.startswith("#") and stripped != "...":
+                return n
+        return -1
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _flow_items(items: list[tuple[Any, str]]) -> list[str]:
+    """``- {id: …, …}  # note`` for each item, as ruamel.yaml writes a flow mapping."""
+    return [f"- {_scalar(item)}" + (f"  # {note}" if note else "") for item, note in items]
+
+
+def _scalar(value: Any) -> str:
+    """``value`` as one line of YAML (a flow mapping keeps its flow style)."""
+    out = io.StringIO()
+    yaml = _yaml()
+    yaml.dump(value, out)
+    text = out.getvalue()
+    return text.removesuffix("\n...\n").strip()
 
 
 def _unmapped_block(lines: Sequence[str]) -> str:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from upgrade.config.checker import Checker, did_you_mean
+from upgrade.config.checker import Checker, did_you_mean, http_url_problem
 from upgrade.config.located import LMap, LScalar, LSeq, join
 from upgrade.model.redact import display_url
 
@@ -101,13 +100,10 @@ def _url(c: Checker, hook: LMap, path: str, line: int) -> str | None:
 
 
 def _check_url(c: Checker, value: object, line: int, full: str, what: str) -> str | None:
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-        ok = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok:
-        # Never echo the value: it may be a secret pasted in the wrong place.
+    problem = http_url_problem(value) if isinstance(value, str) else "it is not text"
+    if problem:
+        # Never echo the value: it may be a secret pasted in the wrong place (nor the
+        # parser's words, which may quote it).
         c.add(line, full, f"must be an http:// or https:// URL with a host; {what} is not.")
         return None
     assert isinstance(value, str)

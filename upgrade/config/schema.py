@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
 
-from upgrade.config.checker import parse_duration
+from upgrade.config.checker import http_url_problem, parse_duration
 from upgrade.config.located import LScalar
 from upgrade.errors import InputError
 
@@ -197,12 +196,6 @@ def text_problem(spec: Arg, text: str) -> str | None:
                 "leading part"
         if ".." in pure.parts or "\\" in text:
             return f"'{text}' leaves the repo; it must stay inside it. Remove '..'"
-    if spec.type == "url":
-        try:
-            parts = urlsplit(text)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in text
-        except ValueError:
-            ok = False
-        if not ok:
-            return "must be an http:// or https:// URL with a host, without spaces"
+    if spec.type == "url" and http_url_problem(text):
+        return "must be an http:// or https:// URL with a host, without spaces"
     return None

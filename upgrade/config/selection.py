@@ -139,6 +139,12 @@ class Index:
     def _no_match(self, text: str, glob: bool) -> str:
         if glob:
             return f"'{text}' matches no Deployment name."
+        if text in self._groups:
+            return (f"'{text}' is a group with no Deployment in it (nor in its child groups). "
+                    "Add Deployments to it (a Deployment's or repo's groups:), or leave it out.")
+        if text in self._repos:
+            return (f"'{text}' is a repo that feeds no Deployment. List its Deployments under "
+                    "it, or leave it out.")
         known = [*self._by_name, *self._groups, *self._repos]
         hint = did_you_mean(text, known)
         return (

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from upgrade.config.checker import Checker, did_you_mean
+from upgrade.config.checker import Checker, did_you_mean, http_url_problem
 from upgrade.config.located import LMap, join
 from upgrade.model.redact import Redactor
 
@@ -83,6 +83,16 @@ class JournalSettings:
     def password(self) -> str | None:
         """The database password from ``password_env``, if one is named and set."""
         return os.environ.get(self.password_env) or None if self.password_env else None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The database password, wherever it comes from here: ``password_env`` and the
+        password part of the URL (one from ``url_env`` may hold it)."""
+        found = [self.password()]
+        if self.url is not None:
+            from psycopg.conninfo import conninfo_to_dict  # only a PostgreSQL journal needs it
+
+            found.append(str(conninfo_to_dict(self.url).get("password") or ""))
+        return tuple(s for s in found if s)
 
     def __repr__(self) -> str:  # a URL from url_env may hold a password: never show it
         return (f"JournalSettings(dir={self.dir!r}, url={self.url and self.where!r}, "
@@ -165,6 +175,12 @@ def read_catalog(c: Checker, top: LMap, resolve: Callable[[str], Path]) -> Catal
                   "Set catalog.feed or use mode: extend.")
         return CatalogSettings(None, mode)
     if _URL.match(feed):
+        problem = http_url_problem(feed)
+        if problem:
+            c.add(m.key_line("feed"), "catalog.feed",
+                  f"'{feed}' is not a URL the feed can be read from: {problem}. Give an "
+                  "http(s) URL with a host, or a file path.")
+            return CatalogSettings(None, mode)
         return CatalogSettings(feed, mode)
     if "://" in feed:
         c.add(m.key_line("feed"), "catalog.feed",

@@ -123,6 +123,11 @@ class Forge:
         """The open request from ``branch`` into ``base``, if there is one."""
         raise NotImplementedError
 
+    def find_merged(self, branch: str, base: str, head_sha: str) -> PullRequest | None:
+        """The merged request from ``branch`` into ``base`` whose head was ``head_sha``, if
+        there is one (a person merged it while no run was watching)."""
+        raise NotImplementedError
+
     def create(self, branch: str, base: str, title: str, body: str) -> PullRequest:
         """Open a request from ``branch`` into ``base``."""
         raise NotImplementedError

@@ -58,18 +58,23 @@ class GitHub(Forge):
 
     def find_open(self, branch: str, base: str) -> PullRequest | None:
         """The open pull request from ``branch`` (in this repo) into ``base``."""
+        return next(iter(self._list(branch, base, "open")), None)
+
+    def find_merged(self, branch: str, base: str, head_sha: str) -> PullRequest | None:
+        """The merged pull request from ``branch`` into ``base`` whose head was ``head_sha``
+        (GitHub lists a merged one as closed, with ``merged_at``)."""
+        return next((pr for pr in self._list(branch, base, "closed")
+                     if pr.state == "merged" and pr.head_sha == head_sha), None)
+
+    def _list(self, branch: str, base: str, state: str) -> list[PullRequest]:
         owner = self.project.partition("/")[0]
         found = self.call("GET", f"{self._repo}/pulls",
-                          params={"state": "open", "head": f"{owner}:{branch}", "base": base,
+                          params={"state": state, "head": f"{owner}:{branch}", "base": base,
                                   "per_page": 100})
         if not isinstance(found, list):
             raise ForgeError(f"GitHub answered the pull request list of {self.project} with "
                              "something that is not a list.")
-        for item in found:
-            pr = self._pull(item)
-            if pr.head_branch == branch:
-                return pr
-        return None
+        return [pr for pr in map(self._pull, found) if pr.head_branch == branch]
 
     def create(self, branch: str, base: str, title: str, body: str) -> PullRequest:
         """Open a pull request; one that already exists (422) is found and reused."""

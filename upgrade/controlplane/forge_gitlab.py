@@ -52,17 +52,22 @@ class GitLab(Forge):
 
     def find_open(self, branch: str, base: str) -> PullRequest | None:
         """The open merge request from ``branch`` into ``base``."""
+        return next(iter(self._list(branch, base, "opened")), None)
+
+    def find_merged(self, branch: str, base: str, head_sha: str) -> PullRequest | None:
+        """The merged merge request from ``branch`` into ``base`` whose head was
+        ``head_sha``."""
+        return next((mr for mr in self._list(branch, base, "merged")
+                     if mr.state == "merged" and mr.head_sha == head_sha), None)
+
+    def _list(self, branch: str, base: str, state: str) -> list[PullRequest]:
         found = self.call("GET", f"{self._project}/merge_requests",
-                          params={"state": "opened", "source_branch": branch,
+                          params={"state": state, "source_branch": branch,
                                   "target_branch": base, "per_page": 100})
         if not isinstance(found, list):
             raise ForgeError(f"GitLab answered the merge request list of {self.project} with "
                              "something that is not a list.")
-        for item in found:
-            mr = self._mr(item)
-            if mr.head_branch == branch:
-                return mr
-        return None
+        return [mr for mr in map(self._mr, found) if mr.head_branch == branch]
 
     def create(self, branch: str, base: str, title: str, body: str) -> PullRequest:
         """Open a merge request; one that already exists (409) is found and reused."""

@@ -433,11 +433,19 @@ def _first_line(text: str) -> str:
 
 PushOutcome = Literal["pushed", "behind", "declined"]
 
+# What a remote says when another push updated the branch between its ref advertisement
+# and its ref update (git's "cannot lock ref 'refs/heads/main': is at X but expected Y",
+# reported as "[remote rejected] (failed to update ref)"; "incorrect old value provided"
+# from other servers): a race with a concurrent push, not a refusal.
+_RACE = ("failed to update ref", "cannot lock ref", "incorrect old value", "but expected",
+         "stale info")
+
 
 @dataclass(frozen=True)
 class Pushed:
-    """What a push did: ``pushed``; ``behind`` (the remote moved: fetch, rebase, retry);
-    ``declined`` (a server-side hook or branch protection refused it), with git's words."""
+    """What a push did: ``pushed``; ``behind`` (the remote moved, before our push or
+    during it, under a concurrent one: fetch, rebase, retry); ``declined`` (a server-side
+    hook or branch protection refused it), with git's words."""
 
     outcome: PushOutcome
     said: str = ""
@@ -510,6 +518,18 @@ def commits_between(host: Host, repo_dir: str, base: str, tip: str) -> list[str]
     return out.split()
 
 
+def merge_base(host: Host, repo_dir: str, one: str, other: str) -> str | None:
+    """The best common ancestor of two commits, or None when they share no history."""
+    result = _git(host, repo_dir, ["merge-base", one, other])
+    return result.stdout.strip() or None if result.ok else None
+
+
+def last_change(host: Host, repo_dir: str, ref: str, relpath: str) -> str | None:
+    """The newest commit on ``ref`` that changed ``relpath`` (relative to ``repo_dir``)."""
+    result = _git(host, repo_dir, ["log", "-1", "--format=%H", ref, "--", f"./{relpath}"])
+    return result.stdout.strip() or None if result.ok else None
+
+
 def changed_files(host: Host, repo_dir: str, base: str, tip: str) -> list[str]:
     """Paths (from the top level) that differ between two commits."""
     out = _git_checked(host, repo_dir, ["diff", "--name-only", "-z", base, tip]).stdout
@@ -565,8 +585,11 @@ def push_branch(host: Host, repo_dir: str, remote: str, local: str, branch: str,
     said = redact("\n".join(
         line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines()
         if line.strip() and not line.startswith("To ") and line.strip() != "Done"))
-    if any("[remote rejected]" in line for line in status_lines):
-        return Pushed("declined", said)
+    rejected = [line for line in status_lines if "[remote rejected]" in line]
+    if rejected:
+        # Its reason, in the status line, tells a race from a hook or a protection.
+        raced = all(any(words in line for words in _RACE) for line in rejected)
+        return Pushed("behind" if raced else "declined", said)
     if any("[rejected]" in line for line in status_lines):
         return Pushed("behind", said)
     raise command_failed(

@@ -4,7 +4,12 @@
     any of pending … deployed → failed;   pending … tested → skipped
     failed → pending (retry);   skipped → pending (re-decided);   deploying → deploying
 
-Any forward move is legal, because a playbook may leave steps out.
+A forward move may pass over states, because a playbook may leave steps out (no ``run``
+step: no ``tested``) and a step may find its work done (Astro already runs the target: no
+``deploying``); the journal names the states passed over in the move's event (``skipped``),
+never silently. ``verified`` is the one exception: it is reached only from ``deployed``,
+whose facts (the high-water mark, the commit deployed) come first, or straight from
+``pending`` by a Deployment with nothing to do (the journal checks it was never worked on).
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ SKIPPABLE = (PENDING, RENDERED, COMMITTED, TESTED)
 def _legal_moves() -> dict[str, frozenset[str]]:
     moves: dict[str, set[str]] = {state: set() for state in STATES}
     for i, state in enumerate(FORWARD[:-1]):
-        moves[state] |= {*FORWARD[i + 1 :], FAILED}
+        moves[state] |= {*FORWARD[i + 1 : -1], FAILED}
+    # Verified only after deployed (or from pending, with nothing to do): see above.
+    moves[DEPLOYED].add(VERIFIED)
+    moves[PENDING].add(VERIFIED)
     for state in SKIPPABLE:
         moves[state].add(SKIPPED)
     moves[FAILED].add(PENDING)
@@ -45,3 +53,11 @@ TRANSITIONS: Mapping[str, frozenset[str]] = _legal_moves()
 # outside --limit, or the run stopped: a system unreachable, Ctrl-C, a bug). A running wave
 # whose last run left no such word and holds no lock ended without one: killed or crashed.
 WAVE_LEFT = "wave_left"
+
+
+def passed_over(state: str, to_state: str) -> tuple[str, ...]:
+    """The forward states a move from ``state`` to ``to_state`` leaves out (none for a move
+    that is not forward)."""
+    if state not in FORWARD or to_state not in FORWARD:
+        return ()
+    return FORWARD[FORWARD.index(state) + 1 : FORWARD.index(to_state)]

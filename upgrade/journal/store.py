@@ -54,6 +54,7 @@ from upgrade.journal.states import (
     TRANSITIONS,
     VERIFIED,
     WaveStatus,
+    passed_over,
 )
 from upgrade.model.redact import Redactor
 from upgrade.model.versions import RuntimeVersion, parse_version
@@ -407,6 +408,11 @@ class Journal:
                 legal = ", ".join(s for s in STATES if s in TRANSITIONS[current]) or "none"
                 raise IllegalTransition(f"{deployment_id}: {current} → {to_state} is not a legal "
                                         f"transition (from {current}: {legal})")
+            if current == PENDING and to_state == VERIFIED:
+                self._nothing_done(db, row)
+            skipped = passed_over(current, to_state)
+            if skipped:  # never silently: the event names what the move passed over
+                data = {**(data or {}), "skipped": list(skipped)}
             begins = current == PENDING and to_state != SKIPPED
             db.execute(
                 "UPDATE deployments SET state = ?, error = ?, failed_from = ?, "
@@ -427,6 +433,18 @@ class Journal:
             new = db.execute("SELECT * FROM deployments WHERE rollout_id = ? AND "
                              "deployment_id = ?", (rollout_id, deployment_id)).fetchone()
         return deployment_from_row(new)
+
+    @staticmethod
+    def _nothing_done(db: Database, row: Row) -> None:
+        """Refuse ``pending → verified`` for a Deployment this rollout has worked on (or
+        whose repo it changed): its facts (the commit, the merge, the deploy) come first."""
+        changed = db.execute("SELECT 1 FROM repo_changes WHERE rollout_id = ? AND repo = ?",
+                             (row["rollout_id"], row["repo"])).fetchone()
+        if row["started_at"] is not None or changed is not None:
+            raise IllegalTransition(
+                f"{row['deployment_id']}: pending → verified only for a Deployment with "
+                "nothing to do; this one was worked on in this rollout, so it is verified "
+                "after its deploy is recorded (deployed)")
 
     def set_baseline(self, rollout_id: int, deployment_id: str, data: Mapping[str, Any]) -> None:
         """Store what a Deployment looked like before its deploy (e.g. its import errors)."""
@@ -460,9 +478,11 @@ class Journal:
         return [repo_change_from_row(r) for r in rows]
 
     def record_repo_change(self, rollout_id: int, repo: str, mode: str, message: str,
+                           source: str | None = None,
                            **fields: str | int | None) -> RepoChange:
         """Set fields of ``repo``'s change (branch, base_commit, pushed_commit, pr_number,
-        pr_url, merge_commit) once the remote or the forge confirmed them; one event."""
+        pr_url, merge_commit) once the remote or the forge confirmed them; one event, naming
+        the system that said so (``source``: git, forge)."""
         allowed = {"branch", "base_commit", "pushed_commit", "pr_number", "pr_url",
                    "merge_commit"}
         if not set(fields) <= allowed:
@@ -478,8 +498,9 @@ class Journal:
                 db.execute(f"UPDATE repo_changes SET {sets}, updated_at = ? "
                            "WHERE rollout_id = ? AND repo = ?",
                            (*fields.values(), now, rollout_id, repo))
+            said = {"source": source} if source else {}
             self._event(db, now, "repo_change", rollout_id=rollout_id, message=message,
-                        data={"repo": repo, "mode": mode, **fields})
+                        data={"repo": repo, "mode": mode, **said, **fields})
             row = db.execute("SELECT * FROM repo_changes WHERE rollout_id = ? AND repo = ?",
                              (rollout_id, repo)).fetchone()
         return repo_change_from_row(row)

@@ -361,6 +361,9 @@ def _fetch(url: str, timeout: float) -> str:
         raise CatalogError(f"feed {url}: no answer within {timeout:g} s.") from exc
     except httpx.HTTPError as exc:
         raise CatalogError(f"feed {url}: cannot be reached ({exc}).") from exc
+    except httpx.InvalidURL as exc:  # --feed is read here only: the inventory's is checked
+        raise CatalogError(f"feed {url}: not a URL that can be read ({exc}). Give an http(s) "
+                           "URL with a host, or a file path.") from exc
     if response.status_code != 200:
         raise CatalogError(f"feed {url}: HTTP {response.status_code}; expected 200.")
     return response.text

@@ -11,6 +11,11 @@ everywhere. What counts as a secret:
   :data:`MIN_SECRET_LEN` characters long, from this process and from whatever environment
   a command was given;
 * values a caller knows to be secret (a webhook URL, a token read from a named variable);
+* every value the configuration names as secret, whatever its variable is called (the
+  journal's ``url_env`` password and ``password_env``, a forge's ``token_env``, the
+  Airflow ``token_env``, a webhook's URL): the inventory's loader hands them to
+  :func:`add_secrets` before anything can print, log, journal or report them, and from
+  then on every redactor of the process hides them;
 * anything shaped like a credential: a JWT, the word after ``Bearer`` or ``Basic``, and
   the password of a URL (``https://user:PASSWORD@host``).
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -38,6 +44,21 @@ _SCHEME_CREDENTIAL = re.compile(r"(?i)\b((?:bearer|basic)\s+)[^\s\"',;]+")
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]+):[^/@\s]+@"
 )
+
+
+# Values the configuration named as secret (add_secrets), longest first. Replaced as a
+# whole tuple under the lock, so a redactor reads one consistent snapshot without locking.
+_known: tuple[str, ...] = ()
+_known_lock = threading.Lock()
+
+
+def add_secrets(*secrets: str | None) -> None:
+    """Make ``secrets`` secret for every redactor of this process, from now on (values
+    shorter than :data:`MIN_SECRET_LEN` are ignored, as everywhere)."""
+    global _known
+    with _known_lock:
+        values = {*_known, *(s for s in secrets if s and len(s) >= MIN_SECRET_LEN)}
+        _known = tuple(sorted(values, key=len, reverse=True))
 
 
 @lru_cache(maxsize=4096)
@@ -75,6 +96,8 @@ class Redactor:
     def __call__(self, text: str) -> str:
         """``text`` with every secret replaced by :data:`REDACTED`."""
         for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        for secret in _known:
             text = text.replace(secret, REDACTED)
         # Each pattern runs only when the text holds the literal it cannot match without:
         # a substring test is a fast scan, where the patterns try every position (on a

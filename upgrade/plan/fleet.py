@@ -31,7 +31,7 @@ from upgrade.plan.facts import (
     repo_problems,
 )
 from upgrade.plan.plan import Plan, PlanOptions, Preflight
-from upgrade.plan.planner import build_plan, resolve_targets, rewrite
+from upgrade.plan.planner import build_plan, resolve_targets, rewrite, rewrite_or_refuse
 
 if TYPE_CHECKING:
     from upgrade.controlplane.control_plane import ControlPlane
@@ -172,6 +172,21 @@ class Fleet:
             return rewrite(self.inventory, repo, text, change.target, self.catalog, options)
 
         return planned
+
+    def rewriter(self, plan: Plan, repo: Repo) -> Callable[[str], str]:
+        """The rewrite ``plan``'s run makes of ``repo``'s Dockerfile text (the text itself
+        when it is at the target), raising DockerfileError or TemplateError when it would
+        not write one: for a text read from the remote during the run, not planned from."""
+        options = plan.options or PlanOptions(today=datetime.now(UTC).date())
+        change = plan.repos.get(repo.name)
+        target = change.target if change is not None else None
+
+        def rewritten(text: str) -> str:
+            if target is None:
+                return text
+            return rewrite_or_refuse(self.inventory, repo, text, target, self.catalog, options)
+
+        return rewritten
 
     def close(self) -> None:
         """Release pooled connections (HTTP to Airflow, SSH to runners)."""

@@ -210,13 +210,21 @@ def rewrite(inventory: Inventory, repo: Repo, text: str, target: RuntimeVersion,
     """What a run writes over ``text`` to pin ``target`` (None when it would not write:
     unreadable, hand-edited, or already past the target); pure."""
     try:
-        shown = display_path(inventory, repo)
-        base = find_base_image(text, path=shown)
-        if base.version > target:
-            return None
-        return _rewrite(inventory, repo, shown, text, base, target, catalog, options)
+        return rewrite_or_refuse(inventory, repo, text, target, catalog, options)
     except (DockerfileError, TemplateError):
         return None
+
+
+def rewrite_or_refuse(inventory: Inventory, repo: Repo, text: str, target: RuntimeVersion,
+                      catalog: Catalog, options: PlanOptions) -> str:
+    """What a run writes over ``text`` to pin ``target`` (``text`` itself when it is there
+    already); DockerfileError or TemplateError saying why it would not write; pure."""
+    shown = display_path(inventory, repo)
+    base = find_base_image(text, path=shown)
+    if base.version > target:
+        raise DockerfileError(f"{shown}:{base.edit_line}: it holds {base.version}, newer than "
+                              f"the target {target}; rewriting it would lower it.")
+    return _rewrite(inventory, repo, shown, text, base, target, catalog, options)
 
 
 def _decide(

@@ -7,37 +7,36 @@ from rich.table import Table
 from rich.text import Text
 
 from upgrade.controlplane.deployment import HEALTHY_STATES
+from upgrade.model.redact import redact
+from upgrade.report import markdown as md
 from upgrade.run.drift import DriftReport
 
 
 def drift_markdown(report: DriftReport) -> str:
-    """The Markdown for ``verify-all --report PATH``: drifted Deployments first, then all."""
+    """The Markdown for ``verify-all --report PATH``: drifted Deployments first, then all;
+    every text from outside escaped (``upgrade.report.markdown``), everything redacted."""
     out = ["# verify-all", "",
            f"Checked at {report.checked_at.isoformat(timespec='seconds')}. "
-           f"{report.summary()}", ""]
-    out += [f"- {note}" for note in report.notes]
+           f"{md.text(report.summary())}", ""]
+    out += [f"- {md.text(note)}" for note in report.notes]
     if report.notes:
         out.append("")
     if report.drifted:
         out += ["## Drift", "", "| Deployment | Repo | Drift | Details |", "|---|---|---|---|"]
         for row in report.drifted:
-            out.append(_md_row(row.deployment, row.repo, ", ".join(row.kinds),
-                               "<br>".join(row.messages)))
+            cells = [md.text(c) for c in (row.deployment, row.repo, ", ".join(row.kinds))]
+            cells.append("<br>".join(md.text(m) for m in row.messages))  # the <br> is ours
+            out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out += ["## All Deployments", "",
             "| Deployment | Repo | Deployed | Status | Dockerfile | Expected | Health "
             "| Import errors | Drift |", "|---|---|---|---|---|---|---|---|---|"]
     for row in report.rows:
-        out.append(_md_row(row.deployment, row.repo, row.deployed or "?",
+        out.append(md.row((row.deployment, row.repo, row.deployed or "?",
                            row.status or "?", row.dockerfile or "?", row.expected or "-",
                            row.health, _count(row.import_errors),
-                           ", ".join(row.kinds) or "none"))
-    return "\n".join(out) + "\n"
-
-
-def _md_row(*cells: str) -> str:
-    clean = [c.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ") for c in cells]
-    return "| " + " | ".join(clean) + " |"
+                           ", ".join(row.kinds) or "none")))
+    return redact("\n".join(out) + "\n")
 
 
 def _count(value: int | None) -> str:

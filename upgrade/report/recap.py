@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from upgrade.model.redact import redact
+from upgrade.report import markdown as md
+
 if TYPE_CHECKING:  # `status` imports this module: it must not pull in the whole run floor
     from rich.console import Console
 
@@ -61,35 +64,35 @@ def print_recap(result: WaveResult, console: Console) -> None:
 
 
 def wave_markdown(result: WaveResult, now: datetime) -> str:
-    """The per-wave report for change tickets."""
+    """The per-wave report for change tickets: every text from outside escaped
+    (``upgrade.report.markdown``), everything redacted."""
+    reason = f" ({md.text(result.reason)})" if result.reason else ""
     lines = [
-        f"# Rollout {result.rollout_id}, wave {result.wave}: Astro Runtime {result.target}",
+        f"# Rollout {result.rollout_id}, wave {result.wave}: Astro Runtime "
+        f"{md.text(result.target)}",
         "",
-        f"- status: **{result.status}**" + (f" ({result.reason})" if result.reason else ""),
+        f"- status: **{result.status}**{reason}",
         f"- written: {now.isoformat(timespec='seconds')}",
         f"- totals: {', '.join(f'{k} {v}' for k, v in sorted(result.counts().items()))}",
-        *(f"- run by {r['actor']} at {r['at']}" for r in result.runs),
+        *(f"- run by {md.text(r['actor'])} at {r['at']}" for r in result.runs),
         _signoff_line("approved", result.approval, "- approval: not required or not given"),
         _signoff_line("GATE SKIPPED", result.skip_gate, "- gate: passed (not skipped)"),
-        *(f"- note: {n}" for n in result.notes),
+        *(f"- note: {md.text(n)}" for n in result.notes),
         "",
         "| Deployment | repo | from | to | result | state | deploys | message |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for o in result.outcomes:
-        message = o.message.replace("|", "\\|").replace("\n", " ")
-        lines.append(
-            f"| {o.deployment} | {o.repo} | {o.from_version or '?'} | {o.to_version} | "
-            f"{o.result} | {o.state} | {o.deploys} | {message} |"
-        )
-    return "\n".join(lines) + "\n"
+        lines.append(md.row((o.deployment, o.repo, o.from_version or "?", o.to_version,
+                             o.result, o.state, o.deploys, o.message)))
+    return redact("\n".join(lines) + "\n")
 
 
 def _signoff_line(what: str, signoff: dict[str, str] | None, otherwise: str) -> str:
     if signoff is None:
         return otherwise
-    reason = signoff["reason"].replace("\n", " ")
-    return f"- {what} by {signoff['actor']} at {signoff['at']}: {reason}"
+    return (f"- {what} by {md.text(signoff['actor'])} at {signoff['at']}: "
+            f"{md.text(signoff['reason'])}")
 
 
 def write_wave_markdown(reports: Path, result: WaveResult) -> Path:

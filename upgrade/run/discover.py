@@ -63,7 +63,7 @@ def discover_inventory(inventory: Path, *, merge: bool, output: str | None,
         config, waves, production = inv.control_plane, tuple(inv.waves) or (1,), \
             "production" in inv.groups
         if merge:
-            base = inventory.read_text("utf-8")
+            base = inventory.read_bytes().decode("utf-8")  # as it is: CRLF kept
     if base is None:
         base = inventory_text(default_target(load_catalog(None)), config, own_files=False)
     discovery, url = read_fleet(config, workspaces, Path(repos_dir) if repos_dir else root,

@@ -32,7 +32,7 @@ from typing import Any
 from upgrade.config.git import GitSettings
 from upgrade.config.inventory import Deployment, Repo
 from upgrade.controlplane.control_plane import ControlPlane
-from upgrade.controlplane.deploy_record import DeployRecord
+from upgrade.controlplane.deploy_record import DeployRecord, latest_with_git
 from upgrade.controlplane.forge import Forge, PullRequest
 from upgrade.controlplane.forges import forge_for, project_of
 from upgrade.errors import AstroError, Interrupted, StepFailed, UpgradeError
@@ -98,10 +98,12 @@ class RepoGit:
         """What the journal holds of this repo's change in this rollout."""
         return self.journal.repo_change(self.rollout_id, self.repo.name)
 
-    def note(self, message: str, **fields: Any) -> RepoChange:
-        """Record what the remote or the forge confirmed (one event)."""
+    def note(self, message: str, source: str, **fields: Any) -> RepoChange:
+        """Record what the remote or the forge confirmed (one event naming its ``source``:
+        ``git`` or ``forge``)."""
         return self.journal.record_repo_change(self.rollout_id, self.repo.name,
-                                               self.settings.mode, message, **fields)
+                                               self.settings.mode, message, source=source,
+                                               **fields)
 
     def fetch(self, *branches: str) -> None:
         """Fetch the default branch (and ``branches``), one fetch per repo at a time."""
@@ -122,11 +124,12 @@ class RepoGit:
 # ------------------------------------------------------------------------------ render
 
 
-def render(rg: RepoGit, branch: str, planned: Callable[[str], str | None]) -> str:
+def render(rg: RepoGit, branch: str, planned: Callable[[str], str]) -> str:
     """Put the checkout where the change is made, and write the rewrite of the remote's
     Dockerfile. Returns what it did, in words (it may switch branches: it says so)."""
     host, d, repo = rg.host, rg.dir, rg.repo
     default = rg.default_branch()
+    found = None  # direct mode: the local default branch's commit before this step
     if rg.settings.mode == "pull-request":
         done = rg.record()
         if done is not None and done.merge_commit:
@@ -140,18 +143,26 @@ def render(rg: RepoGit, branch: str, planned: Callable[[str], str | None]) -> st
                 f"(from {rg.remote}/{branch if remote_tip else default}); "
     else:
         rg.fetch()
+        found = git.rev(host, d, f"refs/heads/{default}")
         moved = _on_default(rg, planned)
-    text = git.text_at(host, d, "HEAD", repo.dockerfile)
-    if text is None:
-        raise StepFailed(f"{repo.name}: {rg.remote}/{default} has no {repo.dockerfile}.")
-    new = _rewrite(rg, planned, text)
+    try:
+        text = git.text_at(host, d, "HEAD", repo.dockerfile)
+        if text is None:
+            raise StepFailed(f"{repo.name}: {rg.remote}/{default} has no {repo.dockerfile}.")
+        new = _rewrite(rg, planned, text)
+    except StepFailed:
+        if found is not None:
+            # As this run found it: a checkout left at a Dockerfile nobody can upgrade
+            # would make the next plan refuse the Deployment even once the remote is fixed.
+            git.reset_to(host, d, found)
+        raise
     if new == text:
         return moved + f"{repo.dockerfile} already at the target on {rg.remote}/{default}"
     host.write_text(str(repo.dockerfile_path), new)
     return moved + f"wrote {repo.dockerfile}"
 
 
-def _on_default(rg: RepoGit, planned: Callable[[str], str | None]) -> str:
+def _on_default(rg: RepoGit, planned: Callable[[str], str]) -> str:
     """Switch to the default branch at the remote's commit (a killed run's own unpushed
     commit is kept); refuse a local branch with someone's unpushed work."""
     host, d = rg.host, rg.dir
@@ -171,15 +182,23 @@ def _on_default(rg: RepoGit, planned: Callable[[str], str | None]) -> str:
     if git.is_ancestor(host, d, local, remote):
         git.fast_forward(host, d, remote)
         return said + f"fast-forwarded {default} to {rg.remote}/{default}; "
-    if _own_commit(rg, remote, local, planned):
-        return said + f"kept this run's unpushed commit {local[:12]}; "
+    base = git.merge_base(host, d, local, remote)
+    if base is not None and _own_commit(rg, base, local, planned):
+        if base == remote:
+            return said + f"kept this run's unpushed commit {local[:12]}; "
+        # The tool's own rewrite, made on an older commit of the remote (its push was
+        # refused or raced): nothing of anyone's is lost; it is made again on the new one.
+        git.reset_to(host, d, remote)
+        return said + (f"dropped the unpushed rewrite {local[:12]} of an earlier run (made on "
+                       f"{base[:12]}, {rg.remote}/{default} has moved since); ")
     ahead = len(git.commits_between(host, d, remote, local))
     raise StepFailed(
         f"{rg.repo.name}: local {default} has {ahead} commit(s) that {rg.remote}/{default} "
-        f"lacks. Push them or reset {default} to {rg.remote}/{default}, then run again.")
+        "lacks, not written by this tool. Push them if they belong there, or drop them with "
+        f"`git -C {d} reset --hard {rg.remote}/{default}`; then run again.")
 
 
-def _own_commit(rg: RepoGit, base: str, tip: str, planned: Callable[[str], str | None]) -> bool:
+def _own_commit(rg: RepoGit, base: str, tip: str, planned: Callable[[str], str]) -> bool:
     """True when ``tip`` is one commit on ``base`` that only writes the planned Dockerfile."""
     host, d, name = rg.host, rg.dir, rg.repo.dockerfile
     if git.commits_between(host, d, base, tip) != [tip]:
@@ -188,51 +207,77 @@ def _own_commit(rg: RepoGit, base: str, tip: str, planned: Callable[[str], str |
     if git.changed_files(host, d, base, tip) != [found.prefix + name]:
         return False
     before, after = git.text_at(host, d, base, name), git.text_at(host, d, tip, name)
-    return before is not None and after is not None and _rewrite(rg, planned, before) == after
-
-
-def _rewrite(rg: RepoGit, planned: Callable[[str], str | None], text: str) -> str:
+    if before is None or after is None:
+        return False
     try:
-        new = planned(text)
+        return planned(before) == after
+    except UpgradeError:  # not a text this run rewrites: not its commit either
+        return False
+
+
+def _rewrite(rg: RepoGit, planned: Callable[[str], str], text: str) -> str:
+    """``planned(text)``: the rewrite of the remote's Dockerfile, or StepFailed saying why
+    there is none (unreadable, no Astro Runtime image, newer than the target)."""
+    try:
+        return planned(text)
     except UpgradeError as exc:
         raise StepFailed(f"{rg.repo.name}: cannot re-render {rg.repo.dockerfile} as it is on "
-                         f"{rg.remote}/{rg.default_branch()}: {exc}") from exc
-    return text if new is None else new
+                         f"{rg.remote}/{rg.default_branch()}: {exc} Fix it there (or leave the "
+                         "repo out with --limit), then run again.") from exc
 
 
 # ------------------------------------------------------------------------------ commit
 
 
-def commit_direct(rg: RepoGit, message: Message, planned: Callable[[str], str | None]) -> str:
-    """Commit on the default branch and push it; once behind, rebase (or re-render when the
-    Dockerfile moved upstream) and push again; a refusal names the way out."""
+def commit_direct(rg: RepoGit, message: Message, planned: Callable[[str], str]) -> str:
+    """Commit on the default branch and push it; once behind (the remote moved before our
+    push, or during it under a concurrent push), rebase (or re-render when the Dockerfile
+    moved upstream) and push again. A refusal leaves the local branch where this step
+    found it and names the way out."""
     host, d, repo = rg.host, rg.dir, rg.repo
     default = rg.default_branch()
+    found = git.rev(host, d, "HEAD")
+    assert found is not None
     base, head = _commit_over_tracking(rg, message)
     if git.is_ancestor(host, d, head, base):
-        return f"{rg.remote}/{default} already holds the change ({base[:12]})"
+        return _held_already(rg, base)
     said = ""
-    for attempt in (1, 2):
-        pushed = git.push_branch(host, d, rg.remote, "HEAD", default)
-        if pushed.outcome == "pushed":
-            rg.note(f"{repo.name}: {said}pushed {head[:12]} to {rg.remote}/{default}",
-                    branch=default,
-                    base_commit=base, pushed_commit=head)
-            return said + f"committed {head[:12]} on {default}, pushed to {rg.remote}"
-        if pushed.outcome == "declined":
-            raise StepFailed(
-                f"{repo.name}: {rg.remote} refused the push to {default} ({pushed.said}). The "
-                f"branch is protected: use git.mode: pull-request for this repo.")
-        if attempt == 2:
-            break
-        head, base, how = _catch_up(rg, base, head, message, planned)
-        said = how
-    raise StepFailed(f"{repo.name}: {rg.remote}/{default} kept moving; {head[:12]} was not "
-                     "pushed. Run again.")
+    try:
+        for attempt in (1, 2):
+            pushed = git.push_branch(host, d, rg.remote, "HEAD", default)
+            if pushed.outcome == "pushed":
+                rg.note(f"{repo.name}: {said}pushed {head[:12]} to {rg.remote}/{default}", "git",
+                        branch=default, base_commit=base, pushed_commit=head)
+                return said + f"committed {head[:12]} on {default}, pushed to {rg.remote}"
+            if pushed.outcome == "declined":
+                raise StepFailed(
+                    f"{repo.name}: {rg.remote} refused the push to {default} ({pushed.said}). "
+                    "The branch is protected: use git.mode: pull-request for this repo.")
+            if attempt == 2:
+                break
+            head, base, how = _catch_up(rg, base, head, message, planned)
+            said = how
+        raise StepFailed(f"{repo.name}: {rg.remote}/{default} kept moving (another push "
+                         f"landed before each of ours); {head[:12]} was not pushed. Run again.")
+    except StepFailed:
+        git.reset_to(host, d, found)  # nothing of ours stays on the branch, unpushed
+        raise
+
+
+def _held_already(rg: RepoGit, base: str) -> str:
+    """Nothing to commit: the remote's default branch holds the change. A resumed run
+    records the commit that brought it, found in git, when the journal lacks it."""
+    default = rg.default_branch()
+    done = rg.record()
+    holder = git.last_change(rg.host, rg.dir, base, rg.repo.dockerfile) or base
+    if done is None or not done.pushed_commit:
+        rg.note(f"{rg.repo.name}: {rg.remote}/{default} holds the change since "
+                f"{holder[:12]} (found in git)", "git", branch=default, pushed_commit=holder)
+    return f"{rg.remote}/{default} already holds the change ({holder[:12]})"
 
 
 def _catch_up(rg: RepoGit, base: str, head: str, message: Message,
-              planned: Callable[[str], str | None]) -> tuple[str, str, str]:
+              planned: Callable[[str], str]) -> tuple[str, str, str]:
     """The remote's default branch moved under us: rebase our commit onto it, or, when the
     Dockerfile itself changed there, re-render it from the new text (once)."""
     host, d, name = rg.host, rg.dir, rg.repo.dockerfile
@@ -246,15 +291,18 @@ def _catch_up(rg: RepoGit, base: str, head: str, message: Message,
         return head, new_base, f"rebased onto {rg.remote}/{rg.default_branch()} " \
                                f"({new_base[:12]}); "
     upstream = git.text_at(host, d, new_base, name)
+    new, why = None, "it is gone"
     try:
         new = planned(upstream) if upstream is not None else None
-    except UpgradeError:
-        new = None
+    except UpgradeError as exc:
+        why = str(exc).rstrip(".")
     if new is None:
+        default = rg.default_branch()
         raise StepFailed(
-            f"{rg.repo.name}: {name} changed on {rg.remote}/{rg.default_branch()} "
-            f"({base[:12]} → {new_base[:12]}) and cannot be re-rendered; our commit "
-            f"{head[:12]} was not pushed. Update it by hand, then run again.")
+            f"{rg.repo.name}: {name} changed on {rg.remote}/{default} ({base[:12]} → "
+            f"{new_base[:12]}) and cannot be re-rendered ({why}); our commit {head[:12]} was "
+            f"not pushed and local {default} is back where this run found it. Fix {name} on "
+            f"{rg.remote}/{default} (or leave the repo out with --limit), then run again.")
     git.reset_to(host, d, new_base)
     host.write_text(str(rg.repo.dockerfile_path), new)
     git.commit_file(host, d, name, message(upstream))
@@ -276,8 +324,9 @@ def commit_pull_request(rg: RepoGit, branch: str, message: Message, describe: De
                 return f"{rg.remote}/{default} already holds the change"
         with rg.forges(rg.settings, rg.project()) as forge:
             pr = _open(rg, forge, branch, describe, done)
-            merge = _wait_merged(rg, forge, pr)
-        done = rg.note(f"{repo.name}: PR #{pr.number} merged as {merge[:12]}", merge_commit=merge)
+            merge, how = _wait_merged(rg, forge, pr)
+        done = rg.note(f"{repo.name}: PR #{pr.number} {how} as {merge[:12]}", "forge",
+                       merge_commit=merge)
     assert done.merge_commit is not None
     rg.fetch()
     _checkout(rg, done.merge_commit)
@@ -301,20 +350,28 @@ def _push_branch(rg: RepoGit, branch: str, message: Message) -> RepoChange | Non
     host, d, repo = rg.host, rg.dir, rg.repo
     base, head = _commit_over_tracking(rg, message)
     if git.is_ancestor(host, d, head, base):
+        _held_already(rg, base)
         return None
     if git.remote_branch(host, d, rg.remote, branch) != head:
         pushed = git.push_branch(host, d, rg.remote, "HEAD", branch)
         if pushed.outcome != "pushed":
             raise StepFailed(f"{repo.name}: {rg.remote} refused the push of {branch} "
                              f"({pushed.said}). Delete or fix that branch, then run again.")
-    return rg.note(f"{repo.name}: pushed {head[:12]} to {rg.remote}/{branch}", branch=branch,
-                   base_commit=base, pushed_commit=head)
+    return rg.note(f"{repo.name}: pushed {head[:12]} to {rg.remote}/{branch}", "git",
+                   branch=branch, base_commit=base, pushed_commit=head)
 
 
 def _open(rg: RepoGit, forge: Forge, branch: str, describe: Describe,
           done: RepoChange) -> PullRequest:
     if done.pr_number is not None:
         return forge.get(done.pr_number)
+    # A run killed after opening the PR, before recording it, whose PR a person then
+    # merged: the forge knows it, merged, not open. Found, never opened a second time.
+    merged = forge.find_merged(branch, rg.default_branch(), done.pushed_commit or "")
+    if merged is not None:
+        rg.note(f"{rg.repo.name}: found PR #{merged.number} {merged.url} merged (the forge "
+                "says)", "forge", pr_number=merged.number, pr_url=merged.url)
+        return merged
     # What the branch changes, from git (a resumed run's checkout already holds the
     # rewrite: the plan would see no change).
     name = rg.repo.dockerfile
@@ -324,19 +381,20 @@ def _open(rg: RepoGit, forge: Forge, branch: str, describe: Describe,
     title, body = describe(before, after)
     pr, created = forge.find_or_create(branch, rg.default_branch(), title, body)
     how = "opened" if created else "reused the open"
-    rg.note(f"{rg.repo.name}: {how} PR #{pr.number} {pr.url}", pr_number=pr.number,
+    rg.note(f"{rg.repo.name}: {how} PR #{pr.number} {pr.url}", "forge", pr_number=pr.number,
             pr_url=pr.url)
     return pr
 
 
-def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest) -> str:
-    """The merge commit, once the PR is merged (by a person, or by us on green checks)."""
+def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest) -> tuple[str, str]:
+    """The merge commit, once the PR is merged (by a person, or by us on green checks), and
+    how it was merged, in words."""
     settings = rg.settings
     deadline = time.monotonic() + settings.merge_timeout
     while True:
         pr = forge.get(pr.number)
         if pr.state == "merged" and pr.merge_commit:
-            return pr.merge_commit
+            return pr.merge_commit, "was merged (the forge says)"
         if pr.state == "closed":
             raise StepFailed(f"{rg.repo.name}: PR #{pr.number} ({pr.url}) was closed without "
                              "being merged. Reopen and merge it, or abandon the rollout.")
@@ -348,7 +406,7 @@ def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest) -> str:
             if checks == "success":
                 merged = forge.merge(pr, f"Merge PR #{pr.number}: Astro Runtime upgrade")
                 if merged.outcome == "merged" and merged.sha:
-                    return merged.sha
+                    return merged.sha, "merged on green checks"
                 if merged.outcome == "not_mergeable":
                     raise StepFailed(f"{rg.repo.name}: PR #{pr.number} ({pr.url}) cannot be "
                                      f"merged: {merged.said}. Resolve it, then run again.")
@@ -405,9 +463,9 @@ def deployable(rg: RepoGit) -> str:
 
 
 def wait_for_ci(cp: ControlPlane, rg: RepoGit, dep: Deployment, target: RuntimeVersion,
-                interval: float | None = None) -> str:
+                interval: float | None = None) -> DeployRecord:
     """Wait until Astro reports ``target`` running on ``dep`` from a deploy whose git commit
-    is the merge commit; StepFailed after ``git.ci_timeout``. Returns the commit."""
+    is the merge commit; StepFailed after ``git.ci_timeout``. Returns that deploy record."""
     done = rg.record()
     commit = done.merge_commit if done is not None else None
     if commit is None:  # nothing was merged in this rollout: the default branch's head
@@ -428,13 +486,27 @@ def wait_for_ci(cp: ControlPlane, rg: RepoGit, dep: Deployment, target: RuntimeV
         except AstroError as exc:
             raise StepFailed(f"{dep.name}: cannot read its deploys from Astro: {exc}") from exc
         if found is not None and running == target:
-            return commit
+            return found
         if time.monotonic() >= deadline:
             minutes = settings.ci_timeout / 60
             raise StepFailed(f"CI did not deploy {commit[:12]} to {dep.name} within "
                              f"{minutes:g} min.")
         if rg.stop.wait(interval or settings.poll_interval):
             raise Interrupted(f"{dep.name}: stopped waiting for CI")
+
+
+def deployed_record(cp: ControlPlane, dep: Deployment) -> DeployRecord | str:
+    """Astro's record of the deploy ``dep`` runs now (the newest one that deployed, with the
+    commit it was built from), read when a resumed run finds a deploy done that it did not
+    see finish; or, in words, why there is none."""
+    if cp.platform is None:
+        return "Astro's deploy records need its platform API (set ASTRO_API_TOKEN)"
+    try:
+        records = cp.platform.deploys(dep.id, limit=DEPLOYS_READ)
+    except AstroError as exc:
+        raise StepFailed(f"{dep.name}: cannot read its deploys from Astro: {exc}") from exc
+    done = latest_with_git([r for r in records if r.status == "DEPLOYED"])
+    return done if done is not None else "no deploy record of Astro's names a git commit"
 
 
 def _deployed(records: list[DeployRecord], commit: str) -> DeployRecord | None:

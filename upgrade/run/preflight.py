@@ -147,7 +147,11 @@ def decide_wave(
                 f"{len(failures)} Deployment(s) of earlier waves no longer pass verification: "
                 f"{shown}"])
         decided = replace(decided, reverified=len(earlier))
-    moves = {p.deployment.id: resume(p, view.records.get(p.deployment.id))
+    # Repos this rollout changed already: their Deployments were worked on, never no-ops.
+    touched = ({c.repo for c in journal.repo_changes(active.id)}
+               if journal is not None and active is not None else set())
+    moves = {p.deployment.id: resume(p, view.records.get(p.deployment.id),
+                                     touched=p.deployment.repo in touched)
              for p in plan.deployments if p.action != "not_targeted"}
     return replace(decided, moves=moves)
 

@@ -21,7 +21,7 @@ class Resume:
 
     ``move`` is the journal transition to record first (None: none), with ``why``; ``run``
     says whether it is worked on, from ``state``; ``retry`` marks a failed one tried again
-    (Astro is asked before deploying it).
+    (Astro is asked before deploying it); ``noop`` one with nothing to do, only verified.
     """
 
     run: bool
@@ -29,15 +29,23 @@ class Resume:
     move: str | None = None
     why: str = ""
     retry: bool = False
+    noop: bool = False
 
 
-def resume(p: PlannedDeployment, record: DeploymentRecord | None) -> Resume:
+def resume(p: PlannedDeployment, record: DeploymentRecord | None, *,
+           touched: bool = False) -> Resume:
     """The rules for ``p`` (which the plan runs) whose journal row is ``record`` (None:
-    registered by this run).
+    registered by this run); ``touched``: this rollout has changed its repo (a push, a PR)
+    already.
 
-    Verified is done; failed and skipped (by an older version) are decided afresh.
+    Verified is done; failed and skipped (by an older version) are decided afresh. Only a
+    Deployment this rollout never worked on is a no-op when the plan finds it at the
+    target: one it did work on (a killed run's, a failed one) got there by our change, and
+    goes through the steps left, each of which reads its facts (the merge commit, the
+    deploy record) from the system that knows them before it may pass.
     """
     state = record.state if record is not None else PENDING
+    noop = p.action == "noop" and not touched and (record is None or record.started_at is None)
     if state == VERIFIED:
         return Resume(run=False)
     if state in (FAILED, SKIPPED):
@@ -45,5 +53,5 @@ def resume(p: PlannedDeployment, record: DeploymentRecord | None) -> Resume:
         # (the Dockerfile was fixed, Astro now knows the Deployment) runs.
         assert record is not None
         return Resume(run=True, move=PENDING, why=f"retry after: {record.error or state}",
-                      retry=state == FAILED)
-    return Resume(run=True, state=state)
+                      retry=state == FAILED, noop=noop)
+    return Resume(run=True, state=state, noop=noop)

@@ -382,7 +382,7 @@ def _items(journal: Journal, rollout_id: int, plan: Plan, moves: Mapping[str, Re
             journal.transition(rollout_id, p.deployment.id, decided.move, message=decided.why)
         if decided.run:
             record = records.get(p.deployment.id)
-            items.append(Item(p, decided.state, retry=decided.retry, noop=p.action == "noop",
+            items.append(Item(p, decided.state, retry=decided.retry, noop=decided.noop,
                               baseline=record.baseline if record is not None else None))
     return items
 

@@ -362,15 +362,18 @@ class WaveRunner:
             self.cp, planned, resuming=state == "deploying" or item.retry
         )
         if skip:
-            return self._reach_deployed(item, state, skip)
+            return self._found_deployed(item, state, skip, repo)
         self._capture_baseline(item)
         # In git modes only a clean commit on the remote's default branch is deployed
         # (refused before anything is recorded as deploying).
         commit = gitflow.deployable(self._git(repo)) if repo.git.shared else None
+        data = _began(item) or {}
+        if commit is not None:
+            data["commit"] = commit  # what a resumed run will find Astro's record of
         # Durable before the deploy starts: a crash from here on is resumed by inspecting.
         self.journal.transition(
             self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started",
-            data=_began(item),
+            data=data or None,
         )
         message = steps.deploy(
             self.cp,
@@ -383,7 +386,22 @@ class WaveRunner:
         item.deployed_at = datetime.now(UTC)
         if commit is not None:
             message += f" from {commit[:12]}"
-        return self._reach_deployed(item, "deploying", message, commit)
+        return self._reach_deployed(item, "deploying", message, commit, source="astro")
+
+    def _found_deployed(self, item: Item, state: str, why: str, repo: Repo) -> str:
+        """Astro runs the target already (``why``): deployed, with, in git modes, the commit
+        its deploy record names (a fact read from Astro, never assumed from the checkout)."""
+        if not repo.git.shared:
+            return self._reach_deployed(item, state, why, source="astro")
+        found = gitflow.deployed_record(self.cp, item.deployment)
+        if isinstance(found, str):
+            return self._reach_deployed(item, state, f"{why}; the commit deployed is unknown: "
+                                        f"{found}", source="astro")
+        assert found.git is not None
+        commit = found.git.commit_sha
+        return self._reach_deployed(item, state, f"{why}; deployed from {commit[:12]} (Astro's "
+                                    f"deploy record {found.id})", commit, source="astro",
+                                    record=found.id)
 
     def _wait_for_ci(self, item: Item, state: str, repo: Repo) -> str:
         """``deploy: ci``: no deploy of ours; wait until Astro runs the target from a deploy
@@ -394,17 +412,25 @@ class WaveRunner:
         if state != "deploying":
             self.journal.transition(self.rollout_id, dep.id, "deploying",
                                     message="waiting for CI to deploy the merge commit")
-        commit = gitflow.wait_for_ci(self.cp, self._git(repo), dep, item.planned.target)
+        record = gitflow.wait_for_ci(self.cp, self._git(repo), dep, item.planned.target)
+        assert record.git is not None
+        commit = record.git.commit_sha
         item.deployed_at = datetime.now(UTC)
-        return self._reach_deployed(item, "deploying", f"CI deployed {commit[:12]}", commit)
+        return self._reach_deployed(item, "deploying", f"CI deployed {commit[:12]} (Astro's "
+                                    f"deploy record {record.id})", commit, source="astro",
+                                    record=record.id)
 
     def _reach_deployed(self, item: Item, state: str, message: str,
-                        commit: str | None = None) -> str:
+                        commit: str | None = None, *, source: str,
+                        record: str | None = None) -> str:
+        """Record ``deployed`` with the system that says so (``source``) and, in git
+        modes, the commit and Astro's deploy record it was read from."""
         # The journal raises the high-water mark in the same transaction.
         if STATE_RANK["deployed"] <= STATE_RANK[state]:
             return state
+        data = {"source": source, **({"deploy_record": record} if record else {})}
         self.journal.transition(self.rollout_id, item.deployment.id, "deployed",
-                                message=message, commit=commit)
+                                message=message, commit=commit, data=data)
         return "deployed"
 
     def _git(self, repo: Repo) -> gitflow.RepoGit:
@@ -464,10 +490,8 @@ class WaveRunner:
         """render and commit in ``direct`` and ``pull-request`` modes (run/gitflow.py)."""
         rg = self._git(work.repo)
         branch = work.branch or f"runtime-upgrade/{work.target}"
-
-        def planned(text: str) -> str | None:
-            return self._planned(work.repo, text)
-
+        # The rewrite of a text read from the remote, or why there is none.
+        planned = self.fleet.rewriter(self.plan, work.repo)
         if step.kind == "render":
             steps.ensure_clean(work)
             return gitflow.render(rg, branch, planned)
