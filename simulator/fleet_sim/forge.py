@@ -18,7 +18,8 @@ runs, GitLab's pipeline) are settings of the forge's module.
 Admin API (loopback, no token): ``POST /_forge/projects`` ``{project: bare path}``;
 ``POST /_forge/faults`` ``{project, ...}`` with ``checks``, ``checks_after``,
 ``merge_conflict`` (merge answers 405/406), ``head_moved`` (409), ``unauthorized`` (401 to
-everything), ``rate_limit`` (the next N requests answer 429 with ``Retry-After``),
+everything), ``rate_limit`` (the next N requests answer 429 with ``Retry-After``; GitHub's
+403 with ``X-RateLimit-Reset`` instead when ``rate_limit_reset`` gives that epoch time),
 ``secondary_limit`` (GitHub: the next N requests hit a secondary rate limit), ``slow``
 (seconds before each answer), ``close_unmerged`` (a new request is closed at once, as by a
 reviewer), and the settings ``forge_github`` and ``forge_gitlab`` describe;
@@ -243,10 +244,16 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.get("rate_limit", 0) > 0:
             with state.lock:
                 faults["rate_limit"] -= 1
-            self._send(429, {"message": "429 Too Many Requests"} if gitlab else
-                       forge_github.error("API rate limit exceeded"),
-                       {"Retry-After": str(faults.get("retry_after", 1)),
-                        "X-RateLimit-Remaining": "0"})
+            if not gitlab and faults.get("rate_limit_reset"):
+                # GitHub's spent quota: 403, remaining 0, the reset as epoch seconds.
+                self._send(403, forge_github.error("API rate limit exceeded for installation."),
+                           {"X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "5000",
+                            "X-RateLimit-Reset": str(int(faults["rate_limit_reset"]))})
+            else:
+                self._send(429, {"message": "429 Too Many Requests"} if gitlab else
+                           forge_github.error("API rate limit exceeded"),
+                           {"Retry-After": str(faults.get("retry_after", 1)),
+                            "X-RateLimit-Remaining": "0"})
             return
         if not gitlab and faults.get("secondary_limit", 0) > 0:
             with state.lock:
