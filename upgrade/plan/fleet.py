@@ -23,6 +23,7 @@ from upgrade.model.catalog import Catalog, Resolution, load_catalog
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.facts import (
     DeployedFact,
+    cli_problems,
     deployed_versions,
     migration_findings,
     org_airflow3_versions,
@@ -143,16 +144,23 @@ class Fleet:
     def preflight(self, plan: Plan, *, gate: Sequence[str] = (),
                   accept_findings: bool = False) -> Plan:
         """``plan`` with what a run would check first (git state of each repo deployed from,
-        the Airflow 3 migration lint of each migrating repo, ``gate``: the gate's reasons)
+        the astro CLI's release where a git mode needs the commit on its deploys, the
+        Airflow 3 migration lint of each migrating repo, ``gate``: the gate's reasons)
         applied: a Deployment a run could not carry out now is ``blocked``."""
         inv = self.inventory
+        deploying = plan.deploying_repos()
         return plan.with_preflight(Preflight(
-            repos=repo_problems(inv, plan.deploying_repos(), self.host_for,
-                                self.planned(plan)),
+            repos={**cli_problems(inv, deploying, self.host_for, self._cli_version),
+                   **repo_problems(inv, deploying, self.host_for, self.planned(plan))},
             findings=migration_findings(inv, plan.migrating_repos(), self.host_for),
             gate=tuple(gate),
             accept_findings=accept_findings,
         ))
+
+    def _cli_version(self, host: Host | None) -> tuple[int, int, int]:
+        """``astro version`` of the CLI that deploys on ``host`` (None: this machine)."""
+        found = self.control_plane.astro.version(host=host)
+        return (found.major, found.minor, found.patch)
 
     def planned(self, plan: Plan) -> Callable[[Repo, str], str | None]:
         """The rewrite ``plan``'s run makes of a repo's Dockerfile text (how a killed run's

@@ -173,11 +173,12 @@ class SimApp:
             if request.method == "GET":
                 limit = _int_param(request.query, "limit", 20, 1, 1000)
                 offset = _int_param(request.query, "offset", 0, 0, 10**9)
-                newest_first = list(reversed(doc["deploys"]))
-                page = newest_first[offset : offset + limit]
+                # The API documents no order (offset/limit only): served oldest first, as
+                # created, so a client that assumes newest first reads the wrong page.
+                page = doc["deploys"][offset : offset + limit]
                 return json_response(200, {
                     "deploys": [views.platform_deploy(host, doc, d) for d in page],
-                    "limit": limit, "offset": offset, "totalCount": len(newest_first)})
+                    "limit": limit, "offset": offset, "totalCount": len(doc["deploys"])})
             if request.method == "POST":
                 body = request.json()
                 if not isinstance(body, dict):
@@ -365,10 +366,10 @@ class SimApp:
 
 
 def _multi(query: dict[str, list[str]], name: str) -> set[str]:
-    values: set[str] = set()
-    for raw in query.get(name, []) + query.get(name + "[]", []):
-        values.update(v for v in raw.split(",") if v)
-    return values
+    """An array query parameter as the platform API's spec declares it (form, explode):
+    repeated, ``workspaceIds=a&workspaceIds=b``. A comma-joined ``a,b`` is one value, an
+    id no workspace has."""
+    return {v for v in query.get(name, []) if v}
 
 
 def _int_param(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
