@@ -63,8 +63,10 @@ STEPS: list[tuple[str, list[str], int]] = [
     ("Wave 3 (production) requires an approval", ["astro-fleet", "upgrade", "--wave", "3"], SOAK),
     ("Approve it", ["astro-fleet", "approve", "--wave", "3", "--reason",
                     "CHG-0042 approved in the demo"], 0),
-    ("Wave 3: production; partner-feeds is skipped, never lowered",
-     ["astro-fleet", "upgrade", "--wave", "3"], 0),
+    ("Wave 3: partner-feeds is already past its 12.4, so the plan refuses it and the wave does "
+     "not start (nothing is recorded)", ["astro-fleet", "upgrade", "--wave", "3"], 0),
+    ("Wave 3 without it: production; partner-feeds is never lowered",
+     ["astro-fleet", "upgrade", "--wave", "3", "--limit", "!partner-feeds-prod"], 0),
     ("Wave 4, the Airflow 3 migration: ruff's AIR3 lint finds Airflow 2 code, so it is blocked",
      ["astro-fleet", "upgrade", "--wave", "4"], 0),
     ("Wave 4 with the findings accepted: customer-360 is owned by another team, so the tool "

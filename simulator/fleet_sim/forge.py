@@ -1,7 +1,8 @@
 """A loopback forge: GitHub REST v3 and GitLab REST v4 pull/merge requests over real bare
 repositories, with faults. ``astro-fleet`` talks to it exactly as to github.com or
 gitlab.com (only the base URL differs): it serves the documented shapes of exactly the
-endpoints the product's GitHub and GitLab clients use (``forge_github``, ``forge_gitlab``;
+endpoints the product's GitHub and GitLab clients use (the repository itself, its
+pull/merge requests, the checks of a commit: ``forge_github``, ``forge_gitlab``;
 tests/forge_schemas validates every answer against GitHub's OpenAPI description and
 GitLab's documented fields).
 
@@ -18,7 +19,8 @@ runs, GitLab's pipeline) are settings of the forge's module.
 Admin API (loopback, no token): ``POST /_forge/projects`` ``{project: bare path}``;
 ``POST /_forge/faults`` ``{project, ...}`` with ``checks``, ``checks_after``,
 ``merge_conflict`` (merge answers 405/406), ``head_moved`` (409), ``unauthorized`` (401 to
-everything), ``rate_limit`` (the next N requests answer 429 with ``Retry-After``; GitHub's
+everything), ``hidden`` (404 to everything, as to a token without access to a private
+repository), ``rate_limit`` (the next N requests answer 429 with ``Retry-After``; GitHub's
 403 with ``X-RateLimit-Reset`` instead when ``rate_limit_reset`` gives that epoch time),
 ``secondary_limit`` (GitHub: the next N requests hit a secondary rate limit), ``slow``
 (seconds before each answer), ``close_unmerged`` (a new request is closed at once, as by a
@@ -185,6 +187,11 @@ class ForgeState:
                            capture_output=True, check=False, timeout=60)
         return "merged", new
 
+    def default_branch(self, project: Project) -> str:
+        """The branch the repository's HEAD names (what a forge shows as its default)."""
+        done = _git(project.bare, "symbolic-ref", "--short", "HEAD")
+        return done.stdout.strip() or "main"
+
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "forge-sim/1"
@@ -266,16 +273,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"message": "401 Unauthorized"} if gitlab else
                        forge_github.error("Bad credentials"))
             return
+        if faults.get("hidden"):  # a private repository the token has no access to
+            self._send(404, {"message": "404 Project Not Found"} if gitlab else
+                       forge_github.error("Not Found"))
+            return
         module = forge_gitlab if gitlab else forge_github
         with state.lock:
             self._send(*module.route(state, method, path, query, body, project))
 
     def _project(self, path: str, gitlab: bool) -> Project | None:
         if gitlab:
-            m = re.match(r"^/api/v4/projects/([^/]+)/", path)
+            m = re.match(r"^/api/v4/projects/([^/]+)(?:/|$)", path)
             name = unquote(m.group(1)) if m else ""
         else:
-            m = re.match(r"^/repos/([^/]+)/([^/]+)/", path)
+            m = re.match(r"^/repos/([^/]+)/([^/]+)(?:/|$)", path)
             name = f"{unquote(m.group(1))}/{unquote(m.group(2))}" if m else ""
         return self.state.projects.get(name)
 

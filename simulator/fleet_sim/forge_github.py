@@ -2,7 +2,8 @@
 GitHub client uses, answered from a project's bare repository and settings.
 
 Every object carries the fields GitHub's OpenAPI description (github/rest-api-description,
-``api.github.com.2022-11-28.json``) requires of it: ``pull-request-simple`` (list),
+``api.github.com.2022-11-28.json``) requires of it: ``full-repository`` (get a repository),
+``pull-request-simple`` (list),
 ``pull-request`` (get, create), ``pull-request-merge-result``, ``combined-commit-status``,
 ``check-run`` (in ``{total_count, check_runs}``), ``basic-error``/``validation-error``;
 tests/forge_schemas validates every answer against that description's subset.
@@ -107,6 +108,15 @@ def repository(project: Project, default_branch: str = "main") -> dict[str, Any]
             ("subscribers_url", "/subscribers"), ("subscription_url", "/subscription"),
             ("tags_url", "/tags"), ("teams_url", "/teams"), ("trees_url", "/git/trees{/sha}")):
         doc[key] = url + tail
+    return doc
+
+
+def full_repository(state: ForgeState, project: Project) -> dict[str, Any]:
+    """A ``full-repository``, with the ``permissions`` GitHub adds for the caller."""
+    doc = repository(project, state.default_branch(project))
+    doc.update(network_count=0, subscribers_count=0, has_discussions=False,
+               permissions={"admin": False, "maintain": False, "push": True, "triage": True,
+                            "pull": True})
     return doc
 
 
@@ -230,6 +240,8 @@ def route(state: ForgeState, method: str, path: str, query: dict[str, str], body
           project: Project) -> Reply:
     """Answer one GitHub request: (status, body, headers)."""
     rest = path.split("/", 4)[4] if path.count("/") >= 4 else ""
+    if rest == "" and method == "GET":  # Get a repository (full-repository)
+        return 200, full_repository(state, project), {}
     if rest == "pulls" and method == "GET":
         owner_branch = query.get("head", "")
         branch = owner_branch.partition(":")[2] or owner_branch

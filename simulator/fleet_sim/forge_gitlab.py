@@ -116,10 +116,33 @@ def merge_request(state: ForgeState, project: Project, pr: Pull, *, single: bool
     return doc
 
 
+def project_doc(state: ForgeState, project: Project) -> dict[str, Any]:
+    """A project as "Get a single project" (doc/api/projects.md) gives it to a member."""
+    namespace, _, name = project.name.rpartition("/")
+    return {
+        "id": 1 + sorted(state.projects).index(project.name), "description": None,
+        "name": name, "name_with_namespace": f"{namespace} / {name}", "path": name,
+        "path_with_namespace": project.name, "created_at": "2024-01-01T00:00:00.000Z",
+        "default_branch": state.default_branch(project), "tag_list": [], "topics": [],
+        "ssh_url_to_repo": f"git@gitlab.example.invalid:{project.name}.git",
+        "http_url_to_repo": f"{WEB}/{project.name}.git", "web_url": f"{WEB}/{project.name}",
+        "visibility": "private", "archived": False, "empty_repo": False,
+        "merge_method": _method(project), "squash_option": "always" if project.faults.get(
+            "squash") else "default_off",
+        "only_allow_merge_if_pipeline_succeeds": bool(project.faults.get("pipeline_required")),
+        "namespace": {"id": 2, "name": namespace, "path": namespace, "kind": "group",
+                      "full_path": namespace},
+        "permissions": {"project_access": {"access_level": 30, "notification_level": 3},
+                        "group_access": None},
+    }
+
+
 def route(state: ForgeState, method: str, path: str, query: dict[str, str], body: Any,
           project: Project) -> Reply:
     """Answer one GitLab request: (status, body, headers)."""
     rest = path.split("/", 5)[5] if path.count("/") >= 5 else ""
+    if path.count("/") == 4 and method == "GET":  # Get a single project
+        return 200, project_doc(state, project), {}
     if rest == "merge_requests" and method == "GET":
         want = query.get("state", "all")
         found = [merge_request(state, project, p, single=False) for p in project.pulls

@@ -142,3 +142,42 @@ def test_the_inventory_is_found_by_flag_env_or_the_current_directory(sample_flee
                            cwd=elsewhere, capture_output=True, text=True, env=env)
     assert wrong.returncode == 2
     assert f"--inventory nope/inv.yaml: inv.yaml not found in {elsewhere / 'nope'}." in wrong.stderr
+
+
+def test_global_options_work_before_or_after_the_command(sample_fleet: SampleFleet, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ASTRO_FLEET_INVENTORY"}
+    inventory = str(sample_fleet.inventory)
+    for n, argv in enumerate([
+        ["--inventory", inventory, "-v", "--log-file", "before.jsonl", "status", "--json"],
+        ["--inventory=" + inventory, "status", "--json", "--verbose", "--log-file=mixed.jsonl"],
+        ["status", "--json", "--inventory", inventory, "--log-file", "after.jsonl", "-v"],
+    ]):
+        out = subprocess.run([ASTRO_FLEET, *argv], cwd=elsewhere, capture_output=True,
+                             text=True, env=env)
+        assert out.returncode == 0, (argv, out.stderr)
+        assert json.loads(out.stdout)["rollouts"] == [], argv
+        assert "DEBUG: upgrade.cli: status: exit 0" in out.stderr, argv
+        log = elsewhere / ("before.jsonl", "mixed.jsonl", "after.jsonl")[n]
+        assert json.loads(log.read_text().splitlines()[-1])["message"] == "status: exit 0"
+    # A command's value that looks like a global option stays the command's.
+    approve = subprocess.run([ASTRO_FLEET, "approve", "--wave", "9", "--reason", "-v",
+                              "--inventory", inventory], cwd=elsewhere, capture_output=True,
+                             text=True, env=env)
+    assert approve.returncode == 2 and "the inventory has no wave 9" in approve.stderr
+    assert "DEBUG" not in approve.stderr
+
+
+def test_verify_all_with_a_refused_token_is_exit_7_in_one_line(sample_fleet: SampleFleet, sim):
+    sample_fleet.use_simulator(sim.url)
+    sample_fleet.seed()
+    text = sample_fleet.inventory.read_text()
+    right = json.dumps(sim.control_plane_settings()["extra_env"])
+    wrong = json.dumps(sim.control_plane_settings(extra_env={"ASTRO_API_TOKEN": "wrong"})["extra_env"])
+    assert right in text
+    sample_fleet.inventory.write_text(text.replace(right, wrong))
+    out = sample_fleet.invoke("verify-all")
+    line = refused_in_one_line(out, code=7)
+    assert line.startswith("error: verify-all checked nothing: Astro could not be read (")
+    assert "drifted" not in out.stdout + out.stderr and "unreachable" not in out.stdout

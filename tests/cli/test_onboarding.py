@@ -246,3 +246,46 @@ def test_repo_names_stay_unique_and_a_monorepo_gives_one_entry_per_project():
     assert [d.id for d in found.unmapped] == ["d6"]
     assert found.unmapped[0].note() == ("Runtime 12.4.0; CI/CD enforced; wave suggested: no "
                                         "-dev/-stg/-prod suffix, so the last wave")
+
+
+def test_init_targets_both_airflow_lines(tmp_path: Path):
+    out = fleet(tmp_path, "init")
+    assert out.returncode == 0, out.stderr
+    inv = load_inventory(tmp_path / "inventory.yaml")
+    specs = {line: str(spec) for line, spec in inv.target.specs.items()}
+    assert set(specs) == {"airflow2", "airflow3"}, specs
+    assert specs["airflow2"].startswith("13.") and specs["airflow3"].startswith("3."), specs
+
+
+def test_discover_says_why_a_checkouts_deploys_carry_no_git_metadata(tmp_path: Path,
+                                                                      sim: SimHandle):
+    from simulators import make_astro_project
+
+    src = tmp_path / "src"
+    reasons = {
+        "plain-path": ("/srv/git/plain-path.git", "origin '/srv/git/plain-path.git' is not a URL"),
+        "no-origin": (None, "it has no 'origin' remote"),
+        "mapped": ("git@gitlab.example.invalid:team/mapped.git", None),
+    }
+    for i, (name, (origin, _)) in enumerate(reasons.items()):
+        make_astro_project(src / name, "FROM quay.io/astronomer/astro-runtime:12.4.0\n",
+                           origin=origin)
+        sim.add_deployment(f"dep-{i}", f"{name}-dev", runtime_version="12.4.0")
+        deployed = sim.run("deploy", f"dep-{i}", "--workspace-id", "ws-1", cwd=src / name)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    (tmp_path / "fleet").mkdir()
+    init = fleet(tmp_path / "fleet", "init", "--simulator", sim.url)
+    assert init.returncode == 0, init.stderr
+
+    found = fleet(tmp_path / "fleet", "discover", "--merge", "--repos", str(src), env=as_user(sim))
+
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "unmapped: no-origin-dev, plain-path-dev: their deploys carry no git metadata" in found.stderr
+    for name, (_, why) in reasons.items():
+        line = next((ln for ln in found.stderr.splitlines()
+                     if ln.startswith(f"{src / name}: ")), None)
+        if why is None:
+            assert line is None, found.stderr
+        else:
+            assert line is not None and why in line, found.stderr
+            assert "deploys from it carry no git metadata" in line

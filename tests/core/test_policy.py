@@ -6,6 +6,8 @@ from datetime import date
 
 import pytest
 
+from tests.core import decisions
+from tests.core.decisions import CASE_IDS, CASES, Case
 from upgrade.model.catalog import Catalog, Release, load_snapshot
 from upgrade.model.versions import parse_version as v
 from upgrade.plan.policy import Facts, PolicyOptions, decide
@@ -174,3 +176,19 @@ def test_never_a_downgrade_across_the_real_catalog(target: str) -> None:
             assert out.action == "refuse"
         elif v(target) == floor.version:
             assert out.action == "noop"
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_the_decision_corpus(case: Case) -> None:
+    # Each case as the policy alone decides it; tests/rollout/test_one_decision.py runs the
+    # same cases through plan, upgrade --dry-run and upgrade.
+    facts = Facts(deployed=case.deployed and v(case.deployed),
+                  dockerfile=case.dockerfile and v(case.dockerfile),
+                  high_water=case.high_water and v(case.high_water))
+    out = decide(facts, v(case.target), decisions.catalog(), PolicyOptions(
+        today=TODAY, allow_airflow3=case.allow_airflow3,
+        allow_end_of_maintenance=case.allow_end_of_maintenance,
+        org_versions=frozenset(v(o) for o in case.org)))
+    assert out.action == case.action, out.reason
+    assert case.reason in out.reason
+    assert bool(out.warnings) == case.warns, out.warnings

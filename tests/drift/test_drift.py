@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from simulators import SimHandle, make_astro_project
+from simulators import SimHandle, control_plane_settings, make_astro_project
 from support import wait_healthy
 
 from tests.drift.conftest import FLEET, Fleet, fast_cp
+from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.config.inventory_loader import load_inventory
-from upgrade.errors import InputError
+from upgrade.controlplane.control_plane import ControlPlane
+from upgrade.errors import InputError, ServiceError
 from upgrade.model.versions import parse_version
 from upgrade.plan.facts import RepoFile
 from upgrade.report.drift import drift_markdown, print_report
@@ -136,19 +138,27 @@ def test_a_stale_scheduler_after_a_deploy_is_unhealthy(sim: SimHandle, tmp_path:
     assert row.messages[0].startswith("Airflow: scheduler is unhealthy")
 
 
-def test_an_astro_that_refuses_the_token_makes_rows_unreachable(fleet: Fleet):
+@pytest.mark.parametrize("case", ["token refused", "Astro unreachable"])
+def test_an_astro_that_refuses_the_token_or_cannot_be_reached_is_exit_7_without_drift(
+        fleet: Fleet, case: str):
     bad_token = "not-a-jwt-but-a-secret-value"
-    env = {**fleet.cp.config.extra_env, "ASTRO_API_TOKEN": bad_token}
-    with fast_cp(fleet.sim, extra_env=env) as cp:
-        report = drift.check_fleet(cp, fleet.inventory, fleet.inventory.deployments,
-                                   fleet.files(), EXPECTED)
+    if case == "token refused":
+        env = {**fleet.cp.config.extra_env, "ASTRO_API_TOKEN": bad_token}
+        cp = fast_cp(fleet.sim, extra_env=env)
+    else:  # nothing listens there
+        cp = ControlPlane(ControlPlaneConfig(**control_plane_settings(
+            "http://127.0.0.1:9", http_retries=0, http_timeout=0.5,
+            http_connect_timeout=0.5, http_total_timeout=1.5)))
+    with cp, pytest.raises(ServiceError) as raised:
+        drift.check_fleet(cp, fleet.inventory, fleet.inventory.deployments, fleet.files(),
+                          EXPECTED)
 
-    assert {row.kinds for row in report.rows if row.repo != "latest"} == {("unreachable",)}
-    assert all(row.messages[-1].startswith("Astro could not list workspace ")
-               for row in report.rows)
-    assert report.exit_code == 5
-    text = json.dumps(report.to_json()) + drift_markdown(report)
-    assert bad_token not in text
+    message = str(raised.value)
+    assert raised.value.exit_code == 7 and "\n" not in message
+    assert message.startswith("verify-all checked nothing: Astro could not be read (")
+    assert "drift" not in message and bad_token not in message
+    if case == "token refused":
+        assert "was not authorised by Astro" in message, message
 
 
 def test_a_hanging_airflow_api_is_unreachable(fleet: Fleet):

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 OPERATIONS = {
+    "/repos/{owner}/{repo}": ("get",),
     "/repos/{owner}/{repo}/pulls": ("get", "post"),
     "/repos/{owner}/{repo}/pulls/{pull_number}": ("get",),
     "/repos/{owner}/{repo}/pulls/{pull_number}/merge": ("put",),

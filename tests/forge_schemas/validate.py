@@ -22,10 +22,11 @@ from referencing.jsonschema import DRAFT7, DRAFT202012
 
 HERE = Path(__file__).parent
 GITHUB = HERE / "github-2022-11-28.subset.json"
-GITLAB = HERE / "gitlab-v4.merge_requests.schema.json"
+GITLAB = HERE / "gitlab-v4.schema.json"
 
 # GitLab: (method, path under /projects/:id/, 2xx) -> the $defs entry of its answer.
 GITLAB_ROUTES = (
+    ("GET", r"", "project"),
     ("GET", r"merge_requests", "merge_request_list"),
     ("POST", r"merge_requests", "single_merge_request"),
     ("GET", r"merge_requests/\d+", "single_merge_request"),
@@ -99,7 +100,7 @@ def gitlab_schema(method: str, path: str, status: int) -> dict[str, Any]:
     """The schema written from GitLab's docs for the answer to ``method path``."""
     if status >= 300:
         return {"$ref": "gitlab#/$defs/error"}
-    m = re.fullmatch(r"/api/v4/projects/[^/]+/(.+)", path)
+    m = re.fullmatch(r"/api/v4/projects/[^/]+/?(.*)", path)
     for verb, pattern, name in GITLAB_ROUTES:
         if m and verb == method and re.fullmatch(pattern, m.group(1)):
             return {"$ref": f"gitlab#/$defs/{name}"}

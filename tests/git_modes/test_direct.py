@@ -31,6 +31,10 @@ def test_direct_pushes_to_main_then_deploys_that_commit(tmp_path: Path, sim: Sim
     deploys = fleet.sim_dep("r00-d0")["deploys"]
     assert deploys[-1]["git"]["commitSha"] == pushed
     assert deploys[-1]["git"]["branch"] == "main"
+    # The commit step's title says what it does in this mode (not "on a branch").
+    titles = [ln for ln in out.stderr.splitlines() if "  r00-d0: Commit" in ln]
+    assert titles and all(t.endswith("  r00-d0: Commit the change (the default branch, pushed: "
+                                      "git.mode direct)") for t in titles), out.stderr
 
 
 def test_a_commit_that_is_not_on_the_remote_is_never_deployed(

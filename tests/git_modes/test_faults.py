@@ -4,17 +4,21 @@ saying only what happened."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from simulators import SimHandle
 
 from fleet_sim.forge import ForgeServer
-from tests.git_modes.helpers import GitFleet, make_git_fleet
-from tests.rollout.helpers import TARGET, git, records, state_of, wait_for
+from tests.cli.test_json_contracts import document
+from tests.git_modes.helpers import TOKEN, GitFleet, make_git_fleet
+from tests.rollout.helpers import START, TARGET, git, invoke, records, state_of, wait_for
 
 PR = {"mode": "pull-request", "auto_merge": True}
 BRANCH = f"runtime-upgrade/{TARGET}"
@@ -50,17 +54,95 @@ def test_failing_checks_or_a_conflict_are_not_merged(
     assert [p["state"] for p in fleet.pulls("r00") + fleet.pulls("r01")] == ["open", "open"]
 
 
-def test_401_is_one_line_naming_the_repo_and_exit_7(
+def _nothing_written(fleet: GitFleet, repo: str = "r00") -> None:
+    """No journal, no branch pushed, no request opened, no deploy."""
+    assert not fleet.journal_file.exists()
+    assert git(fleet.remotes[repo], "branch", "--format=%(refname:short)").split() == ["main"]
+    assert fleet.pulls(repo) == []
+    assert fleet.sim_dep(f"{repo}-d0")["deploy_attempts"] == []
+
+
+def test_a_refused_forge_token_is_found_before_anything_is_written(
         tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
     fleet = make_git_fleet(tmp_path, sim, forge, {"r00": PR})
     fleet.fault("r00", unauthorized=True)
+    dry = fleet.invoke("upgrade", "--wave", "1", "--dry-run")
     out = _upgrade(fleet)
-    assert out.returncode == 7, out.stdout + out.stderr
-    lines = [line for line in (out.stdout + out.stderr).splitlines()
+    assert (dry.returncode, out.returncode) == (7, 7), out.stdout + out.stderr
+    lines = [line for line in out.stderr.splitlines()
              if "refused the token in $GITHUB_TOKEN for acme/r00 (401" in line]
     assert lines, out.stdout + out.stderr
-    assert fleet.env()["GITHUB_TOKEN"] not in out.stdout + out.stderr
-    assert records(fleet.journal_file)["r00-d0"].state != "failed"
+    assert "wave 1 cannot start: 1 Deployment(s) blocked (nothing was changed)" in out.stderr
+    assert fleet.env()["GITHUB_TOKEN"] not in out.stdout + out.stderr + dry.stdout
+    _nothing_written(fleet)
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_a_missing_forge_token_is_found_before_anything_is_written(
+        tmp_path: Path, sim: SimHandle, forge: ForgeServer, kind: str) -> None:
+    fleet = make_git_fleet(tmp_path, sim, forge, {"r00": {**PR, "forge": kind,
+                                                          "token_env": "ACME_FORGE_TOKEN"}})
+    out = invoke(fleet.root, "upgrade", "--wave", "1", env=fleet.env())
+    assert out.returncode == 7, out.stdout + out.stderr
+    title = {"github": "GitHub", "gitlab": "GitLab"}[kind]
+    assert f"  - r00-d0: {title} repo acme/r00: $ACME_FORGE_TOKEN is not set." in out.stderr
+    _nothing_written(fleet)
+    # Set, it runs.
+    done = invoke(fleet.root, "upgrade", "--wave", "1",
+                  env={**fleet.env(), "ACME_FORGE_TOKEN": TOKEN})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p["state"] for p in fleet.pulls("r00")] == ["merged"]
+
+
+def test_a_repository_the_token_cannot_see_is_found_before_anything_is_written(
+        tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
+    fleet = make_git_fleet(tmp_path, sim, forge, {"r00": PR})
+    fleet.fault("r00", hidden=True)
+    out = _upgrade(fleet)
+    assert out.returncode == 7, out.stdout + out.stderr
+    assert ("r00-d0: GitHub does not show acme/r00 to the token in $GITHUB_TOKEN (404: Not "
+            "Found)") in out.stderr
+    _nothing_written(fleet)
+
+
+def test_a_token_refused_after_the_push_stops_the_run_and_the_rerun_opens_one_pr(
+        tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
+    fleet = make_git_fleet(tmp_path, sim, forge, {"r00": PR})
+    # After the pre-flight: the token is revoked as the branch reaches the remote.
+    revoke = ("import json, sys, urllib.request; urllib.request.urlopen(urllib.request.Request("
+              "sys.argv[1], data=json.dumps({'project': 'acme/r00', 'unauthorized': True})"
+              ".encode(), method='POST', headers={'Content-Type': 'application/json'})).close()")
+    hook = fleet.remotes["r00"] / "hooks" / "post-receive"
+    hook.write_text(f"#!/bin/sh\nread old new ref\ncase $ref in refs/heads/runtime-upgrade/*) "
+                    f"exec {shlex.quote(sys.executable)} -c {shlex.quote(revoke)} "
+                    f"{shlex.quote(forge.url + '/_forge/faults')};; esac\n")
+    hook.chmod(0o755)
+    out = _upgrade(fleet)
+    assert out.returncode == 7, out.stdout + out.stderr
+    assert "refused the token in $GITHUB_TOKEN for acme/r00 (401" in out.stdout + out.stderr
+    row = records(fleet.journal_file)["r00-d0"]
+    assert row.state != "failed" and row.error is None  # stopped, not failed
+    with fleet.journal() as j:
+        (change,) = j.repo_changes()
+    assert change.pushed_commit and change.pr_number is None  # only what happened
+    [rollout] = document(fleet.invoke("status", "--json"), "status")["rollouts"]
+    [wave] = rollout["waves"]
+    assert wave["status"] == "stopped", wave  # not "running": no run is
+    assert "exit 7: GitHub refused the token in $GITHUB_TOKEN" in wave["status_reason"]
+
+    fleet.fault("r00", unauthorized=False)
+    out = _upgrade(fleet)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (pull,) = fleet.pulls("r00")
+    assert pull["state"] == "merged"
+    # The PR says what the branch changes, although the resumed run's checkout already
+    # holds the rewrite.
+    assert pull["title"] == f"Upgrade Astro Runtime {START} → {TARGET} (r00)"
+    assert pull["body"].startswith(f"Upgrades Astro Runtime {START} → {TARGET} in `Dockerfile`.")
+    assert (f"--- a/Dockerfile\n+++ b/Dockerfile\n@@ -1 +1 @@\n"
+            f"-FROM quay.io/astronomer/astro-runtime:{START}\n"
+            f"+FROM quay.io/astronomer/astro-runtime:{TARGET}\n") in pull["body"]
+    assert "already pins" not in pull["body"]
 
 
 def test_429_with_retry_after_and_slow_answers_are_waited_out(
@@ -72,7 +154,7 @@ def test_429_with_retry_after_and_slow_answers_are_waited_out(
     assert [p["state"] for p in fleet.pulls("r00")] == ["merged"]
 
 
-def test_forge_unreachable_exits_7_and_the_rerun_opens_one_pr(
+def test_forge_unreachable_is_found_before_anything_is_written(
         tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,11 +164,7 @@ def test_forge_unreachable_exits_7_and_the_rerun_opens_one_pr(
     out = _upgrade(fleet)
     assert out.returncode == 7, out.stdout + out.stderr
     assert "GitHub could not be reached for acme/r00" in out.stdout + out.stderr
-    row = records(fleet.journal_file)["r00-d0"]
-    assert row.state == "rendered" and row.error is None  # stopped, not failed
-    with fleet.journal() as j:
-        (change,) = j.repo_changes()
-    assert change.pushed_commit and change.pr_number is None  # only what happened
+    _nothing_written(fleet)
     _point_forge_at(fleet, forge.url)
     out = _upgrade(fleet)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -158,3 +158,31 @@ def test_5xx_on_a_write_is_not_repeated() -> None:
             pytest.raises(ForgeError, match="502"):
         _github(url).create("b", "main", "t", "body")
     assert [r.method for r in seen] == ["POST"]
+
+
+def test_the_preflight_reads_the_documented_repository_and_project() -> None:
+    github = GITHUB["operations"]["repos/get"]
+    with replay(_always(200, github["response_200_example"])) as (url, seen):
+        _github(url).check_access()
+    assert [(r.method, r.path) for r in seen] == [("GET", "/repos/octocat/Hello-World")]
+    gitlab = GITLAB["operations"]["project"]
+    with replay(_always(200, gitlab["response_200_example"])) as (url, seen):
+        _gitlab(url).check_access()
+    assert [(r.method, r.path) for r in seen] == [("GET", "/api/v4/projects/group%2Fproject")]
+    assert seen[0].headers["private-token"] == "glpat-secret-token"
+
+
+def test_a_repository_the_token_cannot_see_is_one_line_naming_repo_and_variable() -> None:
+    # GitHub answers 404 (not 403) for a private repository a token has no access to.
+    with replay(_always(404, GITHUB["operations"]["repos/get"]["responses"]["404"])) as (
+            url, seen), pytest.raises(ForgeAuthError) as caught:
+        _github(url).check_access()
+    message = str(caught.value)
+    assert message.startswith("GitHub does not show octocat/Hello-World to the token in "
+                              "$GITHUB_TOKEN (404: Not Found)"), message
+    assert "\n" not in message and ENV["GITHUB_TOKEN"] not in message
+    assert len(seen) == 1  # a read, not retried: the answer is final
+    with replay(_always(401, GITLAB["operations"]["project"]["responses"]["401"])) as (
+            url, _), pytest.raises(ForgeAuthError, match=r"refused the token in \$GITLAB_TOKEN "
+                                                          r"for group/project \(401"):
+        _gitlab(url).check_access()

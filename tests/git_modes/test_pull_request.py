@@ -27,6 +27,7 @@ def test_auto_merge_then_cli_deploy_of_the_merge_commit(
     assert out.returncode == 0, out.stdout + out.stderr
     (pull,) = fleet.pulls("r00")
     assert pull["state"] == "merged" and pull["branch"] == BRANCH and pull["base"] == "main"
+    assert pull["title"] == f"Upgrade Astro Runtime 12.1.0 → {TARGET} (r00)"
     assert "12.4" in pull["body"] and "```diff" in pull["body"]
     merge = fleet.remote_rev("r00")
     assert pull["merge_commit"] == merge and TARGET in fleet.remote_text("r00")

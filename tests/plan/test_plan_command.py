@@ -56,7 +56,9 @@ def test_plan_changes_nothing(sample_fleet: SampleFleet) -> None:
 
 def test_each_repo_diff_is_shown_once(sample_fleet: SampleFleet) -> None:
     out = sample_fleet.invoke("plan", "--offline")
-    assert out.stdout.count("--- a/demo-fleet/sales-etl/Dockerfile") == 1  # 3 Deployments share it
+    assert out.stdout.count("\nsales-etl: demo-fleet/sales-etl/Dockerfile\n") == 1  # 3 share it
+    # Diff headers name the file as the repo holds it, the same on every machine.
+    assert "--- a/demo-fleet" not in out.stdout and "--- a/Dockerfile\n" in out.stdout
     assert ("Plan: 21 to upgrade, 2 to migrate to Airflow 3, 0 already at their target, "
             "1 refused.") in out.stdout
 

@@ -46,7 +46,7 @@ name: Fast upgrade for tests
 steps:
   - name: Rewrite the Dockerfile
     render: {{}}
-  - name: Commit on a branch
+  - name: Commit the change
     commit:
       branch: "runtime-upgrade/{{{{ target }}}}"
 {extra}  - name: Deploy

@@ -130,7 +130,7 @@ def test_a_deployment_deleted_after_planning_fails_with_astros_not_found(
     assert fleet.sim_dep(FAULTED)["deploy_count"] == 0
 
 
-def test_a_deployment_unknown_to_astro_at_plan_time_fails_the_wave_and_is_retried(
+def test_a_deployment_unknown_to_astro_at_plan_time_stops_the_wave_before_it_starts(
     tmp_path, sim: SimHandle
 ) -> None:
     fleet = _fleet(tmp_path, sim)
@@ -138,16 +138,14 @@ def test_a_deployment_unknown_to_astro_at_plan_time_fails_the_wave_and_is_retrie
 
     out = fleet.invoke("upgrade", "--wave", "1")
 
-    # Refused before any step: no deploy, and the wave halts instead of passing (it used
-    # to be "skipped" and the rollout marked completed with it never upgraded).
-    assert out.returncode == 4, out.stdout + out.stderr
-    bad = fleet.records()[FAULTED]
-    assert bad.state == "failed" and bad.deploys == 0
-    assert "Astro has no Deployment cl001x00 in workspace ws-1" in bad.error
-    assert "wave 1: HALTED: 1 Deployment(s) failed: r01-d0" in out.stdout
-    assert len(fleet.sim_dep(FAULTED)["deploy_attempts"]) == 0
-    with fleet.journal() as journal:
-        assert journal.active_rollout() is not None
+    # The plan refuses it (bad input): the wave does not start, nothing is written (it
+    # used to be "skipped" and the rollout marked completed with it never upgraded).
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "wave 1 cannot start: 1 Deployment(s) refused (nothing was changed)" in out.stderr
+    assert "Astro has no Deployment cl001x00 in workspace ws-1" in out.stderr
+    assert "--limit '!r01-d0'" in out.stderr
+    assert not fleet.journal_file.exists()
+    assert all(not fleet.sim_dep(d)["deploy_attempts"] for d in fleet.deps)
 
     sim.clear_faults(fleet.dep(FAULTED).id)
     again = fleet.invoke("upgrade", "--wave", "1")

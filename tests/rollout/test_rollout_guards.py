@@ -133,7 +133,7 @@ def test_dry_run_lists_the_steps_and_changes_nothing(sample_fleet: SampleFleet, 
     steps = [ln.strip() for ln in out.stdout.splitlines() if re.match(r"\s+\d\. ", ln)]
     assert steps == [
         "1. Rewrite the Dockerfile [render, once per repo]",
-        "2. Commit on a branch [commit, once per repo]",
+        "2. Commit the change [commit, once per repo]",
         "3. Parse the DAGs [run, once per repo] when {{ vars.run_parse | default(false) }}",
         "4. Deploy [deploy, once per deployment]",
         "5. Verify the new Runtime is running and healthy [verify, once per deployment]",
@@ -154,8 +154,9 @@ def test_dry_run_lists_the_steps_and_changes_nothing(sample_fleet: SampleFleet, 
 def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     sample_fleet: SampleFleet, sim: SimHandle, forge: ForgeServer
 ) -> None:
-    """Waves 1-3 move Airflow 2 to 13.x and Airflow 3 to 3.1-N (a repo held on 3.0-N),
-    skipping the policy refusal without deploying it; wave 4 migrates a group to Airflow 3
+    """Waves 1-3 move Airflow 2 to 13.x and Airflow 3 to 3.1-N (a repo held on 3.0-N);
+    wave 3 does not start while it holds the policy refusal, and runs once that is left
+    out by name; wave 4 migrates a group to Airflow 3
     once its lint findings are accepted; every Deployment ends verified at its own line's
     pinned target and verify-all finds no drift."""
     # Soak 0 so the waves may follow each other at once; the gate still re-verifies.
@@ -171,7 +172,8 @@ def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     wave2 = sample_fleet.invoke("upgrade", "--wave", "2")
     refused = sample_fleet.invoke("upgrade", "--wave", "3")
     approve = sample_fleet.invoke("approve", "--wave", "3", "--reason", "CHG-1234 approved by CAB")
-    wave3 = sample_fleet.invoke("upgrade", "--wave", "3")
+    held = sample_fleet.invoke("upgrade", "--wave", "3")
+    wave3 = sample_fleet.invoke("upgrade", "--wave", "3", "--limit", "!partner-feeds-prod")
 
     assert (wave1.returncode, wave2.returncode) == (0, 0), wave1.stderr + wave2.stderr
     assert "gate: 8 Deployment(s) of earlier waves verified again" in wave2.stdout
@@ -179,11 +181,14 @@ def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     assert ('wave 3 requires an approval: `astro-fleet approve --wave 3 --reason "..."`'
             in refused.stderr)
     assert approve.returncode == 0, approve.stderr
+    # partner-feeds is past its 12.4: the wave does not start with it, and says how to go on.
+    assert held.returncode == 3, held.stdout + held.stderr
+    assert "wave 3 cannot start: 1 Deployment(s) refused (nothing was changed)" in held.stderr
+    assert "(deployed version is 12.5.0, target is 12.4.0)" in held.stderr
+    assert "--limit '!partner-feeds-prod'" in held.stderr
     assert wave3.returncode == 0, wave3.stdout + wave3.stderr
-    line = next(ln for ln in wave3.stdout.splitlines() if ln.startswith("partner-feeds-prod "))
-    assert re.match(r"partner-feeds-prod +: skipped +12\.5\.0 → 12\.4\.0  state=skipped deploys=0",
-                    line), line
-    assert "(deployed version is 12.5.0, target is 12.4.0)" in line
+    assert "1 Deployment(s) of wave 3 left out, refused by the plan" in wave3.stdout
+    assert not any(ln.startswith("partner-feeds-prod ") for ln in wave3.stdout.splitlines())
     assert "gate: 13 Deployment(s) of earlier waves verified again" in wave3.stdout
     assert "rollout 1 completed" not in wave3.stdout  # wave 4 is still to come
 
@@ -200,9 +205,7 @@ def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     assert "accepted 8 Airflow 3 migration finding(s) for wave 4: customer-360 (8)" in wave4.stdout
     assert "rollout 1 completed: every wave passed" in wave4.stdout
     rows = records(journal_file)
-    skipped = rows.pop("partner-feeds-prod")
-    assert (skipped.state, skipped.deploys, skipped.attempts) == ("skipped", 0, 0)
-    assert "Cannot deploy a downgraded Astro Runtime version" in (skipped.error or "")
+    assert "partner-feeds-prod" not in rows  # left out: never part of the rollout's work
     assert len(rows) == 23 and {r.state for r in rows.values()} == {"verified"}
     # Each line at its own pin, as Astro runs it and as the journal recorded it.
     expected = {"events-stream": "3.1-17", "reverse-etl": "3.0-14", "customer-360": "3.1-17"}
@@ -240,7 +243,8 @@ def test_a_rollout_keeps_its_pinned_target_until_abandoned(tmp_path, sim: SimHan
     fleet = make_fleet(tmp_path, sim, repos=2)
     part = fleet.invoke("upgrade", "--wave", "1", "--limit", "r00-d0")
     assert part.returncode == 4, part.stdout + part.stderr  # the wave is not finished
-    assert "resume with: astro-fleet upgrade --wave 1 --limit r00-d0" in part.stderr
+    # The hint finishes the wave: the same --limit again would end INCOMPLETE again.
+    assert "resume with: astro-fleet upgrade --wave 1\n" in part.stderr
 
     by_flag = fleet.invoke("upgrade", "--wave", "1", "--target", "12.5")
     fleet.inventory.write_text(fleet.inventory.read_text().replace("target: '12.4'", "target: '12.5'"))

@@ -17,6 +17,7 @@ import yaml
 from simulators import SimHandle, make_astro_project
 
 from fleet_sim import lifecycle
+from tests.cli.test_json_contracts import document
 from tests.rollout.helpers import (
     FAST_PLAYBOOK,
     Dep,
@@ -148,6 +149,18 @@ def test_each_line_goes_to_its_pin_and_later_commands_follow_the_rollout(
     assert "rollout 1 completed: every wave passed" in three.stdout
     accepted = fleet.events("migration_findings_accepted")
     assert len(accepted) == 1 and accepted[0].wave == 3 and "m00" in (accepted[0].data or {})
+    # status: every pin, the versions each wave went to, the findings accepted and by whom.
+    status = document(fleet.invoke("status", "--json"), "status")
+    [rollout] = status["rollouts"]
+    assert rollout["target"] == f"{AF3}, {AF2}" and rollout["pins"] == {"13": AF2, "3.1": AF3}
+    waves = {w["wave"]: w for w in rollout["waves"]}
+    assert waves[1]["targets"] == [AF3, AF2] and waves[3]["targets"] == [AF3]
+    [taken] = waves[3]["accepted_findings"]
+    assert taken["actor"] == accepted[0].actor and list(taken["findings"]) == ["m00"]
+    assert all("AIR3" in f for f in taken["findings"]["m00"])
+    text = fleet.invoke("status").stdout
+    assert f"rollout 1: '13' → {AF2}, '3.1' → {AF3} (completed)" in text
+    assert f"Airflow 3 migration finding(s) accepted by {taken['actor']}" in text
     drift = fleet.invoke("verify-all")
     assert drift.returncode == 0, drift.stdout + drift.stderr
 
@@ -347,3 +360,29 @@ def test_a_persons_uncommitted_edit_of_the_dockerfile_is_refused_even_at_the_tar
     assert "uncommitted changes to Dockerfile that are not a killed run's rewrite" in out.stderr
     assert journal_bytes(fleet) is None
     assert not fleet.sim_dep(fleet.dep("r00-d0"))["deploy_attempts"]
+
+
+def test_approve_refuses_a_wave_that_needs_no_approval_or_already_passed(
+    tmp_path, sim: SimHandle
+) -> None:
+    fleet = make_mixed(tmp_path, sim)
+    needless = fleet.invoke("approve", "--wave", "1", "--reason", "just in case")
+    assert needless.returncode == 2, needless.stdout + needless.stderr
+    assert needless.stderr.strip() == (
+        "error: wave 1 needs no approval (its settings do not say 'approval: true'); nothing "
+        "was recorded. Run it: astro-fleet upgrade --wave 1.")
+    assert journal_bytes(fleet) is None
+
+    for args in (("upgrade", "--wave", "1"), ("approve", "--wave", "2", "--reason", "CHG-3"),
+                 ("upgrade", "--wave", "2")):
+        out = fleet.invoke(*args)
+        assert out.returncode == 0, out.stdout + out.stderr
+    before = journal_bytes(fleet)
+    again = fleet.invoke("approve", "--wave", "2", "--reason", "once more")
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert again.stderr.startswith("error: wave 2 of rollout 1 already passed at ")
+    assert "an approval would change nothing; nothing was recorded." in again.stderr
+    assert journal_bytes(fleet) == before
+    status = json.loads(fleet.invoke("status", "--json").stdout)
+    approvals = [w["approval"] for w in status["rollouts"][0]["waves"] if w.get("approval")]
+    assert [a["reason"] for a in approvals] == ["CHG-3"]

@@ -99,7 +99,7 @@ def record(state: str, error: str | None = None) -> DeploymentRecord:
 @pytest.mark.parametrize(("action", "refusal", "state", "expected"), [
     # verified is done, whatever the plan says now
     ("upgrade", None, "verified", (False, None, None, False)),
-    ("refuse", "policy", "verified", (False, None, None, False)),
+    ("noop", None, "verified", (False, None, None, False)),
     # registered by this run, never attempted, or caught mid-way: run from where it stands
     ("upgrade", None, None, (True, "pending", None, False)),
     ("migrate", None, None, (True, "pending", None, False)),
@@ -109,13 +109,6 @@ def record(state: str, error: str | None = None) -> DeploymentRecord:
     # failed or skipped before: decided afresh, a failure is a retry
     ("upgrade", None, "failed", (True, "pending", "pending", True)),
     ("upgrade", None, "skipped", (True, "pending", "pending", False)),
-    # refused by policy: skipped (before a deploy started), else failed
-    ("refuse", "policy", None, (False, None, "skipped", False)),
-    ("refuse", "policy", "pending", (False, None, "skipped", False)),
-    ("refuse", "policy", "deployed", (False, None, "failed", False)),
-    # refused for bad input: fails the wave, retried next run
-    ("refuse", "input", "pending", (False, None, "failed", False)),
-    ("refuse", "input", "failed", (False, None, None, False)),
 ])
 def test_resume_rules(action, refusal, state, expected):
     got = resume(planned(action, refusal), record(state, error="earlier") if state else None)

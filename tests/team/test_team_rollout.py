@@ -16,6 +16,7 @@ import pytest
 from pg_server import PostgresServer, script, start_server
 from simulators import SimHandle
 
+from tests.cli.test_json_contracts import document
 from tests.rollout.helpers import TARGET, deploy_children, kill_group, make_fleet, wait_for
 from tests.team.helpers import events, records, states, use_postgres, working_copy
 from upgrade.journal.records import os_user
@@ -122,6 +123,11 @@ def test_postgresql_stopped_mid_wave_then_restarted_and_the_same_command_resumes
     assert {n: c for n, c in fleet.attempts().items() if n in rest} == {n: 0 for n in rest}
 
     own_postgres.restart()
+    # The run could not say why it stopped (the database was gone); its lock went with its
+    # session, so the wave reads as stopped, not running.
+    [rollout] = document(fleet.invoke("status", "--json"), "status")["rollouts"]
+    [stopped] = rollout["waves"]
+    assert stopped["status"] == "stopped", stopped
     # Nothing is recorded as done that was not committed: the journal still says deploying.
     assert {n: s for n, s in states(settings).items()} == {
         **{n: "deploying" for n in first}, **{n: "pending" for n in rest}}

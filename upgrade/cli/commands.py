@@ -264,8 +264,8 @@ def plan(a: Args) -> int:
 
 @command("status", INVENTORY, JSON)
 def status(a: Args) -> int:
-    """Show every rollout in the journal: waves, their state, soak time left."""
-    from upgrade.journal.backend import existing_journal
+    """Show every rollout in the journal: pins, waves, their state, soak time left."""
+    from upgrade.journal.backend import existing_journal, live_holder
 
     console = consoles()
     inv = load(a, check_repos=False)
@@ -279,7 +279,7 @@ def status(a: Args) -> int:
     from upgrade.report.status import print_status, rollout_status
 
     with journal:
-        doc = rollout_status(journal, _now())
+        doc = rollout_status(journal, _now(), live_holder(inv.journal, journal))
     if a.json:
         print_document("status", {"journal": inv.journal.where, **doc})
     else:
@@ -426,7 +426,7 @@ def upgrade(a: Args) -> int:
         if html is not None:
             console.say(f"HTML report: {html}")
     if result.status != "passed" and result.resumable:
-        console.note(f"resume with: {resume}")
+        console.note(f"resume with: {result.resume or resume}")
     return _finish(result)
 
 

@@ -36,8 +36,9 @@ def init(a: Args) -> int:
     from upgrade.model.versions import parse_spec
 
     console = consoles()
+    if a.target:
+        parse_spec(a.target, source="--target")
     target = a.target or default_target(load_catalog(None))
-    parse_spec(target, source="--target")
     root = Path(a.dir)
     for name in scaffold(target, a.simulator).write(root):
         console.say(f"wrote {root / name}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from invoke import Argument, Collection, Exit, ParseError, Program
@@ -51,27 +52,20 @@ class FleetProgram(Program):
         print(f"Help on one command: {self.binary} --help <command>. Docs: the README.")
 
     def normalize_argv(self, argv: Any) -> None:
-        """invoke's argv, with an optional positional value (``init DIR``) given its flag.
+        """invoke's argv, with the global options where invoke looks for them and an
+        optional positional value (``init DIR``) given its flag.
 
-        invoke only knows required positional arguments; ``init`` without a directory
-        means the current one, so ``init DIR`` is read as ``init --dir DIR`` here.
+        invoke reads core options before the command and a command's flags after it; the
+        options a person thinks of as global are taken on either side: ``-v`` and
+        ``--log-file`` move before the command, ``--inventory`` (a flag of each command
+        that reads one) after it. invoke only knows required positional arguments;
+        ``init`` without a directory means the current one, so ``init DIR`` is read as
+        ``init --dir DIR``.
         """
         super().normalize_argv(argv)
         from upgrade.cli.flags import COMMANDS
 
-        optional = {name: next(f for f in cmd.flags if f.positional)
-                    for name, cmd in COMMANDS.items() if any(f.positional for f in cmd.flags)}
-        takes_value = {"--log-file", "-F", "--list-format", "-D", "--list-depth"}
-        out = list(self.argv)
-        for i, token in enumerate(out[1:], start=1):
-            if token.startswith("-") or out[i - 1] in takes_value:
-                continue
-            # the command: give its optional positional value (if any) its flag
-            nxt = out[i + 1] if i + 1 < len(out) else None
-            if token in optional and nxt is not None and not nxt.startswith("-"):
-                out.insert(i + 1, optional[token].option)
-            break
-        self.argv = out
+        self.argv = global_options_in_place(list(self.argv), COMMANDS)
 
     def update_config(self, merge: bool = True) -> None:
         """No shell-runner settings to carry over (invoke's run/sudo/timeouts flags)."""
@@ -114,6 +108,59 @@ class FleetProgram(Program):
         """Every command name, as typed."""
         collection = getattr(self, "collection", None) or self.namespace
         return list(collection.task_names) if collection is not None else []
+
+
+# Core options that take a value (the token after them is not the command).
+_CORE_VALUED = frozenset({"--log-file", "--list-format", "-F", "--list-depth", "-D"})
+_CORE_SWITCHES = frozenset({"-v", "--verbose"})  # global switches a person may type after it
+_COMMAND_GLOBALS = frozenset({"--inventory"})  # a command's flag a person may type before it
+
+
+def global_options_in_place(argv: list[str], commands: Mapping[str, Any]) -> list[str]:
+    """``argv`` (program name first) with ``-v``/``--log-file`` before the command,
+    ``--inventory`` after it, and a command's optional positional value given its flag."""
+    head, i = argv[:1], 1
+    moved: list[str] = []  # --inventory given before the command
+    while i < len(argv) and argv[i].startswith("-"):
+        token = argv[i]
+        name = token.split("=", 1)[0]
+        takes = "=" not in token and i + 1 < len(argv)
+        if name in _COMMAND_GLOBALS:
+            moved.extend(argv[i:i + 2] if takes else [token])
+            i += 2 if takes else 1
+            continue
+        head.append(token)
+        if name in _CORE_VALUED and takes:
+            head.append(argv[i + 1])
+            i += 1
+        i += 1
+    if i >= len(argv):  # no command: nothing to move after it
+        return head + moved
+    name = argv[i]
+    command = commands.get(name)
+    valued = {f.option for f in command.flags if f.type != "bool"} if command else set()
+    tail: list[str] = []
+    rest = argv[i + 1:]
+    j = 0
+    while j < len(rest):
+        token = rest[j]
+        option = token.split("=", 1)[0]
+        takes = "=" not in token and j + 1 < len(rest)
+        if option in _CORE_SWITCHES:
+            head.append(token)
+        elif option == "--log-file":
+            head.extend(rest[j:j + 2] if takes else [token])
+            j += 1 if takes else 0
+        elif option in valued and takes:
+            tail.extend(rest[j:j + 2])
+            j += 1
+        else:
+            tail.append(token)
+        j += 1
+    positional = next((f for f in command.flags if f.positional), None) if command else None
+    if positional is not None and tail and not tail[0].startswith("-"):
+        tail.insert(0, positional.option)
+    return [*head, name, *moved, *tail]
 
 
 def parse_problem(exc: ParseError, commands: list[str]) -> str:

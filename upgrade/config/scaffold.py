@@ -19,6 +19,7 @@ from upgrade.config.control_plane import ControlPlaneConfig, api_url_problem
 from upgrade.config.settings import PACKAGED, PACKAGED_PLAYBOOK, PACKAGED_TEMPLATES
 from upgrade.errors import InputError
 from upgrade.model.catalog import Release
+from upgrade.model.versions import RuntimeVersion
 
 INIT = PACKAGED / "init"
 PRODUCTION = """\
@@ -100,8 +101,9 @@ def inventory_text(target: str, control_plane: ControlPlaneConfig | None = None,
     """A commented, valid inventory with no repos yet, reaching Astro (or ``control_plane``
     where that differs from Astro's defaults, under the comment ``note``); ``own_files``: it
     names the playbook and templates init copies beside it (else the packaged ones are used)."""
+    written = target if target.startswith(("{", '"')) else f'"{target}"'
     return (_read("inventory.yaml")
-            .replace('"@TARGET@"', f'"{target}"'.ljust(10))
+            .replace('"@TARGET@"', written.ljust(10))
             .replace("@CONTROL_PLANE@", control_plane_text(control_plane, note))
             .replace("@FILES@", OWN_FILES if own_files else PACKAGED_FILES))
 
@@ -120,15 +122,19 @@ def control_plane_text(config: ControlPlaneConfig | None, note: str = "") -> str
 
 
 def default_target(catalog: Iterable[Release]) -> str:
-    """The newest stable Runtime line of the Airflow 2 scheme ("12.4"): a safe first target
-    (Airflow 3 is an explicit, per-Deployment choice)."""
-    best = None
+    """A safe first target, as inventory YAML: the newest stable Runtime line of each
+    Airflow line (``{airflow2: "13.9", airflow3: "3.1"}``), so a fleet on both lines is
+    targeted whole; moving a Deployment from Airflow 2 to 3 stays an explicit choice
+    (``allow_airflow3``)."""
+    best: dict[str, RuntimeVersion] = {}
     for release in catalog:
         v = release.version
-        if (v.scheme == "af2" and not release.yanked and release.channel in ("stable", None)
-                and not v.is_prerelease and (best is None or v > best)):
-            best = v
-    return f"{best.major}.{best.minor}" if best is not None else "latest"
+        if (not release.yanked and release.channel in ("stable", None) and not v.is_prerelease
+                and (v.scheme not in best or v > best[v.scheme])):
+            best[v.scheme] = v
+    lines = {"airflow2": best.get("af2"), "airflow3": best.get("af3")}
+    specs = [f'{line}: "{v.major}.{v.minor}"' for line, v in lines.items() if v is not None]
+    return "{" + ", ".join(specs) + "}" if specs else '"latest"'
 
 
 def _read(name: str) -> str:

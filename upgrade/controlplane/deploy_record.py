@@ -131,6 +131,28 @@ def normalise_remote(url: str) -> str:
     return f"{host}/{path}" if host else "/" + path
 
 
+def remote_problem(url: str) -> str | None:
+    """Why the astro CLI would send no git metadata for this ``origin`` (its
+    ``parseGitURL``: a URL with ``://``, else SCP form ``[user@]host:path`` split on ``:``
+    into exactly two parts; a github.com path needs ``account/repo``), or None."""
+    text = url.strip()
+    shown = strip_credentials(text)
+    if "://" in text:
+        parts = urlsplit(text)
+        host, path = (parts.hostname or "").lower(), parts.path
+        if not host:
+            return f"origin '{shown}' names no host"
+    else:
+        pieces = text.split(":")
+        if len(pieces) != 2 or not pieces[0]:
+            return (f"origin '{shown}' is not a URL (a local path, or not host:path); the "
+                    "astro CLI sends git metadata only for a URL or host:path origin")
+        host, path = pieces[0].rsplit("@", 1)[-1].lower(), pieces[1]
+    if host == "github.com" and "/" not in path.strip("/"):
+        return f"origin '{shown}' names no account/repo on github.com"
+    return None
+
+
 def strip_credentials(url: str) -> str:
     """The URL without a user's password (a GENERIC remoteUrl is sent as typed)."""
     if "://" not in url:

@@ -119,6 +119,29 @@ class Forge:
 
     # -- the operations (each forge implements them) -------------------------------------
 
+    @property
+    def repo_path(self) -> str:
+        """The repository's own resource (GitHub's Get a repository, GitLab's Get a single
+        project)."""
+        raise NotImplementedError
+
+    def check_access(self) -> None:
+        """One read of the repository: the token is accepted and can see it. Pre-flight
+        asks this before a run writes anything; ForgeAuthError (exit 7) names the repo and
+        the variable otherwise."""
+        def hidden(resp: httpx.Response) -> Any:
+            # GitHub answers 404, not 403, for a private repository a token cannot see.
+            raise ForgeAuthError(self._line(
+                f"{self.title} does not show {self.project} to the token in ${self.variable} "
+                f"(404: {self.said(resp)}): the repository does not exist there, or the token "
+                "has no access to it. Fix git.project (or the remote's URL), or give the token "
+                "access to the repository."))
+
+        doc = self.call("GET", self.repo_path, answers={404: hidden})
+        if not isinstance(doc, Mapping):
+            raise ForgeError(self._line(f"{self.title} answered the read of {self.project} "
+                                        "with something that is not the documented object."))
+
     def find_open(self, branch: str, base: str) -> PullRequest | None:
         """The open request from ``branch`` into ``base``, if there is one."""
         raise NotImplementedError

@@ -1,5 +1,8 @@
 """GitHub's REST API (v3) for pull requests: the six endpoints the tool uses.
 
+* ``GET /repos/{owner}/{repo}`` (Get a repository): the pre-flight's read of the repo (401
+  for a refused token, 404 for a repository that does not exist or the token cannot see).
+
 * ``GET /repos/{owner}/{repo}/pulls?state=open&head={owner}:{branch}&base={base}``
   (List pull requests): an array of pull requests.
 * ``POST /repos/{owner}/{repo}/pulls`` with ``title``, ``head``, ``base``, ``body`` (Create a
@@ -99,6 +102,11 @@ class GitHub(Forge):
     def _repo(self) -> str:
         owner, _, name = self.project.partition("/")
         return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+    @property
+    def repo_path(self) -> str:
+        """``GET /repos/{owner}/{repo}`` (Get a repository)."""
+        return self._repo
 
     def find_open(self, branch: str, base: str) -> PullRequest | None:
         """The open pull request from ``branch`` (in this repo) into ``base``."""

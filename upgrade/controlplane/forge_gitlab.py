@@ -1,4 +1,7 @@
-"""GitLab's REST API (v4) for merge requests: the five endpoints the tool uses.
+"""GitLab's REST API (v4) for merge requests: the six endpoints the tool uses.
+
+* ``GET /projects/:id`` (Get a single project): the pre-flight's read of the project (401
+  for a refused token, 404 for a project the token cannot see).
 
 * ``GET /projects/:id/merge_requests?state=opened&source_branch=..&target_branch=..``
   (List project merge requests): an array of merge requests.
@@ -80,6 +83,11 @@ class GitLab(Forge):
     @property
     def _project(self) -> str:
         return f"/projects/{quote(self.project, safe='')}"
+
+    @property
+    def repo_path(self) -> str:
+        """``GET /projects/:id`` (Get a single project)."""
+        return self._project
 
     def find_open(self, branch: str, base: str) -> PullRequest | None:
         """The open merge request from ``branch`` into ``base``."""

@@ -328,6 +328,17 @@ def push(
         )
 
 
+def committed(host: Host, repo_dir: str) -> bool:
+    """True when the repository has a commit (``HEAD`` resolves)."""
+    return _git(host, repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD"]).ok
+
+
+def tracked_changes(host: Host, repo_dir: str) -> bool:
+    """True when tracked files differ from ``HEAD``, staged or not (``git diff --quiet
+    HEAD``, the astro CLI's own dirty check: untracked files do not count)."""
+    return not _git(host, repo_dir, ["diff", "--quiet", "HEAD"]).ok
+
+
 def remote_url(host: Host, repo_dir: str, remote: str = "origin") -> str | None:
     """The URL of ``remote`` (``git remote get-url``, rewrites applied); None without one."""
     result = _git(host, repo_dir, ["remote", "get-url", remote])

@@ -104,6 +104,11 @@ def force_unlock_postgres(db: PostgresDatabase, *, now: datetime | None = None) 
     return None if left is None else f"cleared the journal lock left by {left.describe(moment)}."
 
 
+def live_holder_postgres(db: PostgresDatabase) -> Holder | None:
+    """The run holding the lock now (a live session holds it), or None; takes no lock."""
+    return _holder(db)[0]
+
+
 # -- helpers ------------------------------------------------------------------------------
 
 

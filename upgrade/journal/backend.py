@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from upgrade.config.settings import JournalSettings
-from upgrade.journal.lock import RunLock, force_unlock
+from upgrade.journal.lock import Holder, RunLock, force_unlock
+from upgrade.journal.lock import live_holder as lock_holder
 from upgrade.journal.store import Journal
 
 Clock = Callable[[], datetime]
@@ -112,6 +113,18 @@ def locked_journal(settings: JournalSettings, command: str, *,
     ended without releasing it, and is already recorded as a ``lock_taken_over`` event."""
     with run_lock(settings, command, clock=clock) as held:
         yield held.journal(), held.note
+
+
+def live_holder(settings: JournalSettings, journal: Journal) -> Holder | None:
+    """The run holding ``journal``'s run lock now, or None; takes no lock."""
+    if settings.url is None:
+        return lock_holder(settings.dir)
+    from upgrade.journal.advisory import live_holder_postgres
+    from upgrade.journal.postgres import PostgresDatabase
+
+    db = journal.database
+    assert isinstance(db, PostgresDatabase)
+    return live_holder_postgres(db)
 
 
 def unlock(settings: JournalSettings) -> str | None:

@@ -148,6 +148,20 @@ def force_unlock(journal_dir: str | Path, *, now: datetime | None = None) -> str
         os.close(fd)
 
 
+def live_holder(journal_dir: str | Path) -> Holder | None:
+    """The run holding the lock now, or None; takes no lock (``status`` reads it while a run
+    may be starting). The lock file names its holder until a clean exit empties it; a name
+    left by a process of this host that is gone is no holder. A holder on another host
+    (a journal on NFS) cannot be checked from here and counts as live."""
+    try:
+        holder = Holder.parse((Path(journal_dir) / LOCK_FILE).read_text("utf-8", "replace"))
+    except OSError:
+        return None
+    if holder is None or (holder.host == socket.gethostname() and not _pid_alive(holder.pid)):
+        return None
+    return holder
+
+
 # -- helpers ------------------------------------------------------------------------------
 
 

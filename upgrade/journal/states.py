@@ -40,3 +40,8 @@ def _legal_moves() -> dict[str, frozenset[str]]:
 
 
 TRANSITIONS: Mapping[str, frozenset[str]] = _legal_moves()
+
+# The event a run records when it leaves its wave running without finishing it (work left
+# outside --limit, or the run stopped: a system unreachable, Ctrl-C, a bug). A running wave
+# whose last run left no such word and holds no lock ended without one: killed or crashed.
+WAVE_LEFT = "wave_left"

@@ -104,6 +104,9 @@ class Discovery:
     unmapped: tuple[DiscoveredDeployment, ...]
     workspaces: tuple[str, ...]
     waves: tuple[int, ...] = field(default=(1, 2, 3))
+    # checkout directory -> why the astro CLI deploys it without git metadata (their
+    # Deployments cannot be mapped to a repo)
+    blind: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def deployments(self) -> int:

@@ -1,5 +1,6 @@
 """Gather the facts a plan decides from: Dockerfile texts, what Astro has deployed, each
-changed repo's git state, and the Airflow 3 migration lint of each migrating repo.
+changed repo's git state (and its forge's access, in pull-request mode), and the Airflow 3
+migration lint of each migrating repo.
 
 This is the impure half of planning: it reads repos through their host and asks the
 control plane, then hands plain data (the fact types below) to ``upgrade.plan.plan``.
@@ -173,6 +174,38 @@ def repo_problems(
         except RunnerUnreachable as exc:
             problems[name] = (str(exc), "unreachable")
     return problems
+
+
+def forge_problems(
+    inventory: Inventory, repos: Iterable[str], host_for: Callable[[Repo], Host]
+) -> dict[str, tuple[str, str]]:
+    """Why each pull-request repo of ``repos`` could not open its pull request: its forge
+    token unset or refused, or the repo not visible to it ("unreachable": exit 7, like
+    every system that refuses our credentials), or no forge project known ("input").
+
+    One read of each repo through its forge's API, a few at a time, so a run finds a
+    missing token before it writes anything rather than after pushing a branch.
+    """
+    # Imported here: httpx is needed only by commands that talk to a system.
+    from upgrade.controlplane.forges import forge_for, project_of
+    from upgrade.errors import ForgeError
+
+    asked = [inventory.repos[name] for name in repos
+             if inventory.repos[name].git.mode == "pull-request"]
+
+    def one(repo: Repo) -> tuple[str, str] | None:
+        try:
+            with forge_for(repo.git, project_of(repo, host_for(repo))) as forge:
+                forge.check_access()
+        except RepoError as exc:
+            return str(exc), "input"
+        except (ForgeError, RunnerUnreachable) as exc:
+            return str(exc), "unreachable"
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, max(1, len(asked)))) as pool:
+        found = dict(zip((r.name for r in asked), pool.map(one, asked), strict=True))
+    return {name: why for name, why in found.items() if why is not None}
 
 
 def interrupted_write(

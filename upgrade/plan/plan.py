@@ -57,6 +57,7 @@ class RepoChange:
     blocked: RefusalKind | None = None  # the error stops a run from starting (see RepoFile)
     target: RuntimeVersion | None = None  # what new_text pins
     line: int | None = None  # the 1-based line that writes ``current`` (the FROM or its ARG)
+    in_repo: str = "Dockerfile"  # its path inside the repo (what diffs and commits name)
 
     @property
     def changes(self) -> bool:
@@ -74,14 +75,14 @@ class RepoChange:
         if not self.changes:
             return ""
         assert self.old_text is not None and self.new_text is not None
-        return "".join(
-            difflib.unified_diff(
-                self.old_text.splitlines(keepends=True),
-                self.new_text.splitlines(keepends=True),
-                f"a/{self.dockerfile}",
-                f"b/{self.dockerfile}",
-            )
-        )
+        return dockerfile_diff(self.old_text, self.new_text, self.in_repo)
+
+
+def dockerfile_diff(old: str, new: str, path: str) -> str:
+    """Unified diff of a Dockerfile rewrite, headed as git heads it (``a/<path in the
+    repo>``): the same on every machine, so it can be shared (plan, PR bodies, reports)."""
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
+                                        new.splitlines(keepends=True), f"a/{path}", f"b/{path}"))
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,9 @@ class Plan:
     repos: Mapping[str, RepoChange] = field(default_factory=dict)
     findings: Mapping[str, tuple[Finding, ...]] = field(default_factory=dict)
     options: PlanOptions | None = None  # what it was decided with (a pre-flight re-derives)
+    # How to go on when it is refused for a reason beyond any one Deployment (a release the
+    # active rollout pinned has been yanked since): said by every command that refuses it.
+    advice: str | None = None
 
     def counts(self) -> Counter[str]:
         """How many Deployments per action."""
@@ -182,8 +186,11 @@ class Plan:
             if names:
                 shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more"
                                                  if len(names) > 10 else "")
+                out = " ".join(f"--limit '!{p.deployment.name}'" for p in stopped[:20])
                 return error(f"{len(names)} Deployment(s) refused or blocked ({kind}): "
-                             f"{shown}. Each reason is in the plan above.")
+                             f"{shown}. Each reason is in the plan above."
+                             + (f"\n{self.advice}" if self.advice else "")
+                             + f"\nFix them, or leave them out ({out}).")
         return None
 
     def changed_repos(self) -> list[RepoChange]:
@@ -235,8 +242,8 @@ def _blocked(p: PlannedDeployment, found: Preflight) -> tuple[str | None, Refusa
     """Why a run would stop on ``p`` now (and of what kind), or (None, None)."""
     if p.action not in RUNNING:
         return None, None
-    if found.gate:
-        return "the gate refuses this wave: " + "; ".join(found.gate), "policy"
+    # What the run could not get past (a runner, the repo, the settings) comes before the
+    # gate, as in the run: the more urgent exit code is the one every command gives.
     repo = p.repo.repo
     if p.action in CHANGING and repo in found.repos:
         why, kind = found.repos[repo]
@@ -246,6 +253,8 @@ def _blocked(p: PlannedDeployment, found: Preflight) -> tuple[str | None, Refusa
     lint = found.findings.get(repo) if p.action == "migrate" else None
     if isinstance(lint, str):
         return lint, "input"
+    if found.gate:
+        return "the gate refuses this wave: " + "; ".join(found.gate), "policy"
     if lint and not found.accept_findings:
         return (f"{len(lint)} Airflow 3 migration finding(s) in {repo}'s DAGs (ruff AIR3; "
                 "each is listed). Fix them, or accept them with --accept-migration-findings "

@@ -15,6 +15,7 @@ repo, host or API. The order matters and is the one a reader would follow by han
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
@@ -103,8 +104,9 @@ def build_plan(
     by_repo: dict[str, list[Choice]] = {name: [] for name in bases}
     for d in selected:
         by_repo[d.repo].append(chosen[d.id])
-    repos = {name: _repo_change(inventory, inventory.repos[name], shown[name], files.get(name),
-                                base, error, by_repo[name], catalog, options)
+    repos = {name: replace(_repo_change(inventory, inventory.repos[name], shown[name],
+                                        files.get(name), base, error, by_repo[name], catalog,
+                                        options), in_repo=inventory.repos[name].dockerfile)
              for name, (base, error) in bases.items()}
     planned = [_decide(d, repos[d.repo], deployed.get(d.id, DeployedFact(None)), chosen[d.id],
                        high_water, catalog, options, org_versions) for d in selected]

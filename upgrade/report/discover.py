@@ -30,6 +30,11 @@ def print_discovery(written: Written) -> None:
         names = [d.name for d in found.unmapped]
         shown = ", ".join(names[:SHOWN]) + (
             f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
-        console.note(f"unmapped: {shown}: their deploys carry no git metadata (deployed from "
-                     "a dirty tree, without origin, or with git_metadata off); they are "
+        console.note(f"unmapped: {shown}: their deploys carry no git metadata; they are "
                      f"listed at the end of {written.output}: add each under its repo by hand.")
+        if not found.blind:
+            console.note("  (the astro CLI sends none from a checkout with no commits, with "
+                         "uncommitted changes to tracked files, without an 'origin', with an "
+                         "origin that is not a URL, or with deploy.git_metadata false)")
+    for directory, why in found.blind.items():
+        console.note(f"{directory}: deploys from it carry no git metadata: {why}.")

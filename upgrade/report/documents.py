@@ -21,7 +21,7 @@ SCHEMAS: Mapping[str, int] = {
     "inventory": 1,
     "inventory-deployment": 1,
     "plan": 2,
-    "status": 1,
+    "status": 2,
     "upgrade": 2,
     "verify-all": 1,
 }

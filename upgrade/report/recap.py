@@ -13,12 +13,14 @@ if TYPE_CHECKING:  # `status` imports this module: it must not pull in the whole
 
     from upgrade.run.rollout import WaveResult
 
-RESULT_STYLE = {"ok": "green", "skipped": "cyan", "failed": "bold red", "not finished": "yellow"}
+RESULT_STYLE = {"ok": "green", "skipped": "cyan", "failed": "bold red", "not finished": "yellow",
+                "left out": "dim"}
 STATUS_STYLE = {
     "passed": "bold green",
     "halted": "bold red",
     "incomplete": "bold yellow",
     "running": "yellow",
+    "stopped": "bold red",
     "pending": "dim",
 }
 

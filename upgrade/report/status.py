@@ -1,7 +1,9 @@
-"""``status``: every rollout in the journal, its waves, soak left, approvals, skipped gates."""
+"""``status``: every rollout in the journal, its pins, its waves (what each run left them
+at, soak left, the versions they go to), approvals, skipped gates, accepted findings."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -10,27 +12,52 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from upgrade.journal.records import Signoff
+from upgrade.journal.lock import Holder
+from upgrade.journal.records import Event, Rollout, Signoff, WaveRecord
+from upgrade.journal.states import WAVE_LEFT
 from upgrade.journal.store import Journal
+from upgrade.model.versions import RuntimeVersion
 from upgrade.report.recap import STATUS_STYLE
 
+FINDINGS_ACCEPTED = "migration_findings_accepted"
 
-def rollout_status(journal: Journal, now: datetime) -> dict[str, Any]:
-    """Every rollout with its waves: status, soak left, approvals, skips, state counts."""
+
+def rollout_status(journal: Journal, now: datetime,
+                   holder: Holder | None = None) -> dict[str, Any]:
+    """Every rollout with its waves: status, soak left, approvals, skips, state counts.
+
+    ``holder`` is the run holding the journal's lock now (None: no run is in flight): a
+    wave the journal has running is running only while a run of it holds the lock;
+    otherwise its last run left it incomplete or stopped (and said why), or died.
+    """
     rollouts = []
     for r in journal.rollouts():
         by_wave: dict[int, Counter[str]] = {}
+        versions: dict[int, set[RuntimeVersion]] = {}
         for d in journal.deployments(r.id):
             by_wave.setdefault(d.wave, Counter())[d.state] += 1
+            versions.setdefault(d.wave, set()).add(d.to_version)
+        runs = _last_by_wave(journal.events(r.id, kind="wave_started"))
+        left = _last_by_wave(journal.events(r.id, kind=WAVE_LEFT))
+        accepted: dict[int, list[dict[str, Any]]] = {}
+        for e in journal.events(r.id, kind=FINDINGS_ACCEPTED):
+            if e.wave is not None:
+                accepted.setdefault(e.wave, []).append({
+                    "actor": e.actor, "at": _iso(e.at), "findings": dict(e.data or {})})
         waves = []
         for w in journal.waves(r.id):
             soak_left = None
             if w.status == "passed" and w.proceed_after is not None:
                 soak_left = max(0, int((w.proceed_after - now).total_seconds()))
+            status, why = _wave_state(r, w, runs.get(w.number), left.get(w.number), holder, now)
             waves.append(
                 {
                     "wave": w.number,
-                    "status": w.status,
+                    "status": status,
+                    "status_reason": why,
+                    "targets": [str(v) for v in sorted(versions.get(w.number, ()),
+                                                       reverse=True)],
+                    "accepted_findings": accepted.get(w.number, []),
                     "started_at": _iso(w.started_at),
                     "finished_at": _iso(w.finished_at),
                     "passed_at": _iso(w.passed_at),
@@ -46,7 +73,9 @@ def rollout_status(journal: Journal, now: datetime) -> dict[str, Any]:
             {
                 "rollout": r.id,
                 "target_spec": r.target_spec,
-                "target": str(r.target_version),
+                # every pinned version, newest first (a rollout on two lines pins two)
+                "target": ", ".join(str(v) for v in sorted(set(r.pins.values()),
+                                                           reverse=True)),
                 "pins": {spec: str(v) for spec, v in r.pins.items()},
                 "target_source": r.target_source,
                 "status": r.status,
@@ -78,12 +107,18 @@ def print_status(doc: dict[str, Any], console: Console) -> None:
             )
         )
         table = Table()
-        for column in ("wave", "status", "Deployments", "soak left", "notes"):
+        for column in ("wave", "status", "to", "Deployments", "soak left", "notes"):
             table.add_column(column)
         for w in r["waves"]:
             notes = []
-            if w["halt_reason"]:
-                notes.append(w["halt_reason"])
+            if w["status_reason"]:
+                notes.append(w["status_reason"])
+            for a in w["accepted_findings"]:
+                found = a["findings"]
+                notes.append(
+                    f"{sum(len(v) for v in found.values())} Airflow 3 migration finding(s) "
+                    f"accepted by {a['actor']} at {a['at']}: "
+                    + ", ".join(f"{repo} ({len(v)})" for repo, v in found.items()))
             if w["approval"]:
                 notes.append(f"approved by {w['approval']['actor']}: {w['approval']['reason']}")
             if w["skip_gate"]:
@@ -99,6 +134,7 @@ def print_status(doc: dict[str, Any], console: Console) -> None:
             table.add_row(
                 str(w["wave"]),
                 Text(w["status"], style=STATUS_STYLE.get(w["status"], "")),
+                ", ".join(w["targets"]),
                 counts,
                 soak,
                 "; ".join(notes),
@@ -115,6 +151,32 @@ def print_status(doc: dict[str, Any], console: Console) -> None:
             else:
                 line += "nothing pushed yet"
             console.print(Text(line))
+
+
+def _last_by_wave(events: list[Event]) -> dict[int, Event]:
+    """The newest event of each wave (events come oldest first)."""
+    return {e.wave: e for e in events if e.wave is not None}
+
+
+def _wave_state(rollout: Rollout, wave: WaveRecord, started: Event | None, left: Event | None,
+                holder: Holder | None, now: datetime) -> tuple[str, str | None]:
+    """What ``status`` says of a wave, and why: the journal's status, except that a wave
+    it has running is ``running`` only while a run of it holds the lock, else
+    ``incomplete`` (its last run finished its selection, work is left) or ``stopped``
+    (its last run ended with an error or Ctrl-C, saying so, or died without a word)."""
+    if wave.status != "running":
+        return wave.status, wave.halt_reason
+    resume = f"`astro-fleet upgrade --wave {wave.number}` resumes it"
+    if (holder is not None and rollout.status == "active"
+            and re.search(rf"\bupgrade --wave {wave.number}\b", holder.command)):
+        return "running", f"run by {holder.describe(now)}"
+    if left is not None and (started is None or left.seq > started.seq):
+        how = (left.data or {}).get("how")
+        return ("incomplete" if how == "incomplete" else "stopped",
+                f"its last run ended at {_iso(left.at)}: {left.message}; {resume}")
+    since = f" (started {_iso(started.at)} by {started.actor})" if started is not None else ""
+    return "stopped", (f"its last run{since} is gone without a word (killed or crashed) and "
+                       f"no run holds the journal's lock; {resume}")
 
 
 def _iso(value: datetime | None) -> str | None:

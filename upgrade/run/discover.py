@@ -20,7 +20,7 @@ from upgrade.config.control_plane import ControlPlaneConfig
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.config.inventory_writer import Merged, NewDeployment, NewRepo, merge_inventory
 from upgrade.config.scaffold import default_target, inventory_text
-from upgrade.controlplane.deploy_record import latest_with_git, normalise_remote
+from upgrade.controlplane.deploy_record import latest_with_git, normalise_remote, remote_problem
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
 from upgrade.errors import AstroAuthError, InputError, InventoryError, PlatformError
 from upgrade.hosts import git
@@ -100,11 +100,17 @@ def read_fleet(config: ControlPlaneConfig, workspaces: Sequence[str], repos_dir:
 
         with ThreadPoolExecutor(READERS) as pool:
             found = list(pool.map(one, sorted(infos)))
-    return discover(found, find_checkouts(repos_dir), waves), base
+    blind: dict[str, str] = {}
+    discovery = discover(found, find_checkouts(repos_dir, blind=blind), waves)
+    return replace(discovery, blind=blind), base
 
 
-def find_checkouts(root: Path) -> dict[str, str]:
-    """Repository identity (normalised ``origin``) -> checkout directory, under ``root``."""
+def find_checkouts(root: Path, *, blind: dict[str, str] | None = None) -> dict[str, str]:
+    """Repository identity (normalised ``origin``) -> checkout directory, under ``root``.
+
+    ``blind`` collects each checkout the astro CLI would deploy without git metadata, with
+    why (see :func:`no_metadata`): their Deployments are the ones discover cannot map.
+    """
     host = LocalHost()
     found: dict[str, str] = {}
     level = [Path(root).resolve()]
@@ -115,6 +121,9 @@ def find_checkouts(root: Path) -> dict[str, str]:
                 url = git.remote_url(host, str(directory))
                 if url:
                     found.setdefault(normalise_remote(url), str(directory))
+                why = no_metadata(host, directory, url) if blind is not None else None
+                if why and blind is not None:
+                    blind[str(directory)] = why
                 continue
             if depth < SCAN_DEPTH:
                 try:
@@ -124,6 +133,35 @@ def find_checkouts(root: Path) -> dict[str, str]:
                     continue
         level = below
     return found
+
+
+def no_metadata(host: LocalHost, directory: Path, origin: str | None) -> str | None:
+    """Why ``astro deploy`` from this checkout would carry no git metadata (the astro CLI's
+    own checks, in its order: reference astro-deploy-git.md), or None."""
+    if not git.committed(host, str(directory)):
+        return "it has no commits"
+    if git.tracked_changes(host, str(directory)):
+        return "it has uncommitted changes to tracked files (the CLI skips git metadata then)"
+    if origin is None:
+        return "it has no 'origin' remote"
+    problem = remote_problem(origin)
+    if problem:
+        return problem
+    if _metadata_off(directory / ".astro" / "config.yaml"):
+        return "deploy.git_metadata is false in its .astro/config.yaml"
+    return None
+
+
+def _metadata_off(config: Path) -> bool:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(config.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    deploy = doc.get("deploy") if isinstance(doc, dict) else None
+    value = deploy.get("git_metadata") if isinstance(deploy, dict) else None
+    return str(value).strip().lower() == "false"
 
 
 def merge_into(discovery: Discovery, base_text: str, root: Path,

@@ -30,7 +30,15 @@ from upgrade.config.inventory import Deployment, Inventory
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deployment import HEALTHY_STATES, DeploymentInfo, DeploymentSummary
 from upgrade.controlplane.platform import PlatformReader
-from upgrade.errors import EXIT_OK, AirflowAPIError, AstroError, DriftFound, InputError
+from upgrade.errors import (
+    EXIT_OK,
+    AirflowAPIError,
+    AstroAuthError,
+    AstroError,
+    DriftFound,
+    InputError,
+    ServiceError,
+)
 from upgrade.journal.backend import existing_journal
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
@@ -159,6 +167,7 @@ class _Workspace:
 
     listed: dict[str, DeploymentSummary] | None = None
     list_error: str | None = None
+    list_auth: bool = False  # Astro refused the token
     infos: dict[str, DeploymentInfo] = field(default_factory=dict)
 
 
@@ -230,6 +239,7 @@ def _read_workspaces(
             state.listed = {s.id: s for s in cp.list(ws)}
         except AstroError as exc:
             state.list_error = _first_line(str(exc))
+            state.list_auth = isinstance(exc, AstroAuthError)
             return
         if reader is None:
             return
@@ -242,7 +252,21 @@ def _read_workspaces(
     workers = max(1, min(LIST_WORKERS, len(found)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(read, found))
+    _refuse_when_astro_cannot_be_read(found)
     return found
+
+
+def _refuse_when_astro_cannot_be_read(found: Mapping[str, _Workspace]) -> None:
+    """Raise ServiceError (7) when no workspace could be listed or Astro refused the token:
+    that says nothing about any Deployment, so no row may claim drift from it."""
+    refused = [ws for ws, state in found.items() if state.list_auth]
+    failed = [ws for ws, state in found.items() if state.list_error is not None]
+    if not (refused or (failed and len(failed) == len(found))):
+        return
+    first = (found[(refused or failed)[0]].list_error or "").rstrip(".")
+    raise ServiceError(
+        f"verify-all checked nothing: Astro could not be read ({first}). Fix the network or "
+        "the token ($ASTRO_API_TOKEN), then run again.")
 
 
 def _dockerfile_pin(inventory: Inventory, repo_name: str, file: RepoFile | None

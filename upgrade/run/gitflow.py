@@ -29,18 +29,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from upgrade.config.git import GitSettings, project_from_remote
+from upgrade.config.git import GitSettings
 from upgrade.config.inventory import Deployment, Repo
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deploy_record import DeployRecord
 from upgrade.controlplane.forge import Forge, PullRequest
-from upgrade.controlplane.forges import forge_for
-from upgrade.errors import AstroError, Interrupted, RepoError, StepFailed, UpgradeError
+from upgrade.controlplane.forges import forge_for, project_of
+from upgrade.errors import AstroError, Interrupted, StepFailed, UpgradeError
 from upgrade.hosts import git
 from upgrade.hosts.host import Host
 from upgrade.journal.records import RepoChange
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion, try_parse_version
+
+#: The commit message for a rewrite of the Dockerfile text the commit starts from (the
+#: remote's, which may have moved since the plan, or which a resumed run may find rewritten).
+Message = Callable[[str | None], str]
+#: The pull request's (title, body) from the Dockerfile on the base branch and on the pushed
+#: branch: the real change, whatever the checkout holds now.
+Describe = Callable[[str | None, str | None], tuple[str, str]]
 
 
 @dataclass
@@ -105,14 +112,7 @@ class RepoGit:
 
     def project(self) -> str:
         """``owner/name`` on the forge: ``git.project``, else from the remote's URL."""
-        if self.settings.project:
-            return self.settings.project
-        url = git.remote_url(self.host, self.dir, self.remote) or ""
-        found = project_from_remote(url)
-        if not found:
-            raise RepoError(f"{self.repo.name}: cannot tell the forge's project from remote "
-                            f"{self.remote!r}. Set git.project: OWNER/NAME in the inventory.")
-        return found
+        return project_of(self.repo, self.host)
 
 
 # ------------------------------------------------------------------------------ render
@@ -132,7 +132,7 @@ def render(rg: RepoGit, branch: str, planned: Callable[[str], str | None]) -> st
         start = rg.tracking(branch) if remote_tip else rg.tracking()
         before = git.status(host, d).branch
         git.switch(host, d, branch, start)
-        moved = f"switched {d} from {before or 'a detached HEAD'} to {branch} " \
+        moved = f"switched from {before or 'a detached HEAD'} to {branch} " \
                 f"(from {rg.remote}/{branch if remote_tip else default}); "
     else:
         rg.fetch()
@@ -159,7 +159,7 @@ def _on_default(rg: RepoGit, planned: Callable[[str], str | None]) -> str:
             git.switch(host, d, default, upstream)
         else:
             git.switch(host, d, default)
-        said = f"switched {d} from {found.branch or 'a detached HEAD'} to {default}; "
+        said = f"switched from {found.branch or 'a detached HEAD'} to {default}; "
     local, remote = git.rev(host, d, "HEAD"), git.rev(host, d, upstream)
     assert remote is not None
     if local == remote or local is None:
@@ -199,7 +199,7 @@ def _rewrite(rg: RepoGit, planned: Callable[[str], str | None], text: str) -> st
 # ------------------------------------------------------------------------------ commit
 
 
-def commit_direct(rg: RepoGit, message: str, planned: Callable[[str], str | None]) -> str:
+def commit_direct(rg: RepoGit, message: Message, planned: Callable[[str], str | None]) -> str:
     """Commit on the default branch and push it; once behind, rebase (or re-render when the
     Dockerfile moved upstream) and push again; a refusal names the way out."""
     host, d, repo = rg.host, rg.dir, rg.repo
@@ -227,7 +227,7 @@ def commit_direct(rg: RepoGit, message: str, planned: Callable[[str], str | None
                      "pushed. Run again.")
 
 
-def _catch_up(rg: RepoGit, base: str, head: str, message: str,
+def _catch_up(rg: RepoGit, base: str, head: str, message: Message,
               planned: Callable[[str], str | None]) -> tuple[str, str, str]:
     """The remote's default branch moved under us: rebase our commit onto it, or, when the
     Dockerfile itself changed there, re-render it from the new text (once)."""
@@ -253,13 +253,13 @@ def _catch_up(rg: RepoGit, base: str, head: str, message: str,
             f"{head[:12]} was not pushed. Update it by hand, then run again.")
     git.reset_to(host, d, new_base)
     host.write_text(str(rg.repo.dockerfile_path), new)
-    git.commit_file(host, d, name, message)
+    git.commit_file(host, d, name, message(upstream))
     head = git.rev(host, d, "HEAD") or head
     return head, new_base, f"{name} changed upstream ({base[:12]} → {new_base[:12]}): " \
                            "re-rendered; "
 
 
-def commit_pull_request(rg: RepoGit, branch: str, message: str, body: str) -> str:
+def commit_pull_request(rg: RepoGit, branch: str, message: Message, describe: Describe) -> str:
     """Commit on the branch, push it (unless the remote has it), find or open the PR, wait
     until it is merged, then put the default branch at the merge commit."""
     repo = rg.repo
@@ -271,8 +271,8 @@ def commit_pull_request(rg: RepoGit, branch: str, message: str, body: str) -> st
             if done is None:
                 return f"{rg.remote}/{default} already holds the change"
         with rg.forges(rg.settings, rg.project()) as forge:
-            pr = _open(rg, forge, branch, body, done)
-            merge = _wait_merged(rg, forge, pr, message)
+            pr = _open(rg, forge, branch, describe, done)
+            merge = _wait_merged(rg, forge, pr)
         done = rg.note(f"{repo.name}: PR #{pr.number} merged as {merge[:12]}", merge_commit=merge)
     assert done.merge_commit is not None
     rg.fetch()
@@ -281,18 +281,19 @@ def commit_pull_request(rg: RepoGit, branch: str, message: str, body: str) -> st
            f"{default} checked out there"
 
 
-def _commit_over_tracking(rg: RepoGit, message: str) -> tuple[str, str]:
+def _commit_over_tracking(rg: RepoGit, message: Message) -> tuple[str, str]:
     """Commit the Dockerfile on top of the checkout; (the tracked remote branch's commit
     it started from, HEAD after). HEAD is an ancestor of that base when nothing changed."""
     base = git.rev(rg.host, rg.dir, rg.tracking())
     assert base is not None
-    git.commit_file(rg.host, rg.dir, rg.repo.dockerfile, message)
+    before = git.text_at(rg.host, rg.dir, base, rg.repo.dockerfile)
+    git.commit_file(rg.host, rg.dir, rg.repo.dockerfile, message(before))
     head = git.rev(rg.host, rg.dir, "HEAD")
     assert head is not None
     return base, head
 
 
-def _push_branch(rg: RepoGit, branch: str, message: str) -> RepoChange | None:
+def _push_branch(rg: RepoGit, branch: str, message: Message) -> RepoChange | None:
     host, d, repo = rg.host, rg.dir, rg.repo
     base, head = _commit_over_tracking(rg, message)
     if git.is_ancestor(host, d, head, base):
@@ -306,10 +307,17 @@ def _push_branch(rg: RepoGit, branch: str, message: str) -> RepoChange | None:
                    base_commit=base, pushed_commit=head)
 
 
-def _open(rg: RepoGit, forge: Forge, branch: str, body: str, done: RepoChange) -> PullRequest:
+def _open(rg: RepoGit, forge: Forge, branch: str, describe: Describe,
+          done: RepoChange) -> PullRequest:
     if done.pr_number is not None:
         return forge.get(done.pr_number)
-    title = f"Upgrade Astro Runtime ({rg.repo.name})"
+    # What the branch changes, from git (a resumed run's checkout already holds the
+    # rewrite: the plan would see no change).
+    name = rg.repo.dockerfile
+    before = git.text_at(rg.host, rg.dir, done.base_commit, name) if done.base_commit else None
+    after = git.text_at(rg.host, rg.dir, done.pushed_commit, name) if done.pushed_commit \
+        else None
+    title, body = describe(before, after)
     pr, created = forge.find_or_create(branch, rg.default_branch(), title, body)
     how = "opened" if created else "reused the open"
     rg.note(f"{rg.repo.name}: {how} PR #{pr.number} {pr.url}", pr_number=pr.number,
@@ -317,7 +325,7 @@ def _open(rg: RepoGit, forge: Forge, branch: str, body: str, done: RepoChange) -
     return pr
 
 
-def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest, message: str) -> str:
+def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest) -> str:
     """The merge commit, once the PR is merged (by a person, or by us on green checks)."""
     settings = rg.settings
     deadline = time.monotonic() + settings.merge_timeout

@@ -11,7 +11,7 @@ version, else the command is refused with the pins named.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from upgrade.config.targets import single
@@ -74,3 +74,32 @@ def follow(fleet: Fleet, active: Rollout | None) -> Pins:
     else:
         fleet.follow(None)
     return Pins(fleet.targets(active.pins, pinned_by=f"rollout {active.id}"), active, note)
+
+
+def last_completed(fleet: Fleet, rollouts: Sequence[Rollout]) -> Rollout | None:
+    """The newest rollout when it completed pinning exactly what a rollout started now
+    would pin (the same targets, nothing newer in the catalog), else None.
+
+    Its waves are done: running one again is a no-op, not the start of a new rollout
+    whose gate would refuse every wave after the first.
+    """
+    if not rollouts or rollouts[-1].status != "completed":
+        return None
+    now = {spec: r.version for spec, r in fleet.targets().items()}
+    return rollouts[-1] if now == dict(rollouts[-1].pins) else None
+
+
+def yanked(pins: Pins) -> str | None:
+    """How to go on when a release the active rollout pinned has been yanked since."""
+    if pins.rollout is None:
+        return None
+    gone = [(spec, r) for spec, r in pins.targets.items() if r.release.yanked]
+    if not gone:
+        return None
+    what = "; ".join(
+        f"'{spec}' → {r.version}"
+        + (f" ({r.release.yanked_reason.rstrip('.')})" if r.release.yanked_reason else "")
+        for spec, r in gone)
+    return (f"rollout {pins.rollout.id} pinned {what}, which Astronomer has yanked since. A "
+            "rollout's pins never change: end it with `astro-fleet abandon --reason \"...\"`, "
+            "then start a new rollout with another target (the inventory's, or --target).")

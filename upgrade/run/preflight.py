@@ -6,11 +6,13 @@ refusal, a failed preflight or a refused target leaves the journal exactly as it
 ``--dry-run`` and ``plan --wave N`` show the same verdict from the same code:
 
 1. the targets: the active rollout's pins, or every spec resolved now (``pins``);
-2. the plan of the whole wave from fresh facts (Deployments outside ``--limit`` are
-   registered with their targets, so the wave passes only when they are done too);
+2. the plan of the whole wave from fresh facts (Deployments outside ``--limit`` that it
+   does not refuse are registered with their targets, so the wave passes only when they
+   are done too);
 3. the preflight of the selected Deployments: the checks the run does first (git clean
-   and not mid-rebase, the runner reachable, the repo where the inventory says, the
-   verification settings, the Airflow 3 migration lint, the gate's journal reasons);
+   and not mid-rebase, the runner reachable, the repo where the inventory says, the forge
+   token of a pull-request repo set and accepted, the verification settings, the
+   Airflow 3 migration lint, the gate's journal reasons);
 4. the gate's live half: every verified Deployment of earlier waves verified again;
 5. the resume rules for each Deployment against its journal row.
 """
@@ -31,19 +33,21 @@ from upgrade.config.waves import WaveSettings
 from upgrade.errors import (
     InputError,
     Interrupted,
+    PlanRefused,
     PlaybookError,
     PolicyRefusal,
     ServiceError,
     UpgradeError,
 )
 from upgrade.journal.backend import existing_journal
-from upgrade.journal.records import DeploymentRecord
+from upgrade.journal.records import DeploymentRecord, WaveRecord
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import RUNNING, Plan, PlannedDeployment, Preflight
 from upgrade.plan.planner import runtime_context
 from upgrade.run import gate
+from upgrade.run import pins as pins_mod
 from upgrade.run.pins import Pins, follow
 from upgrade.run.resume import Resume, resume
 
@@ -74,10 +78,16 @@ class Decided:
     settings: WaveSettings
     pins: Pins
     plan: Plan  # the selected Deployments, preflighted
-    registered: tuple[PlannedDeployment, ...]  # every targeted Deployment of the wave
+    registered: tuple[PlannedDeployment, ...]  # every Deployment of the wave it works on
     moves: Mapping[str, Resume]  # Deployment id -> what this run does with it
     records: Mapping[str, DeploymentRecord]  # the wave's journal rows before this run
     reverified: int = 0  # earlier Deployments the gate verified again
+    # Deployments of the wave the plan refuses, outside the selection: not part of the
+    # wave's work, so the command that finishes the wave leaves them out too.
+    left_out: tuple[str, ...] = ()
+    # The rollout completed and every selected Deployment of the wave is verified in it:
+    # there is nothing to do, and nothing is written.
+    done: bool = False
 
 
 def decide_wave(
@@ -89,33 +99,35 @@ def decide_wave(
 ) -> Decided:
     """Everything ``upgrade --wave N`` decides before it writes; reads only.
 
-    ``journal`` is None when there is none yet. Raises, before anything is written:
-    GateRefused (3), PolicyRefusal (3, a target the active rollout did not pin), and
-    for a blocked Deployment ServiceError (7, a runner unreachable), InputError (2) or
-    PolicyRefusal (3, migration findings not accepted).
+    ``journal`` is None when there is none yet. The same decision as :func:`preview`
+    (``plan --wave N``, ``upgrade --dry-run``), and the same exit: a selected Deployment
+    the plan refuses or blocks stops the whole wave before anything is written, with
+    ServiceError (7, a runner unreachable), InputError (2), GateRefused (3) or
+    PlanRefused (3), in that order; PolicyRefusal (3) for a target the active rollout did
+    not pin.
     """
     inv = fleet.inventory
     settings = inv.wave(request.wave)
-    active = journal.active_rollout() if journal is not None else None
-    pins = follow(fleet, active)
-    waves = journal.waves(active.id) if journal is not None and active is not None else []
-    if request.skip_gate_reason is None:
-        reasons = gate.static_reasons(inv, waves, request.wave, datetime.now(UTC))
-        if reasons:
-            raise gate.refusal(request.wave, reasons)
-    selected = fleet.select(request.wave, request.limits)
-    chosen = {d.id for d in selected}
-    everyone = [d for d in inv.deployments if d.wave == request.wave]
-    high_water = journal.high_water() if journal is not None else {}
-    whole = fleet.decide(everyone, targets=pins.targets, high_water=high_water)
-    plan = fleet.preflight(whole.only(chosen), accept_findings=request.accept_findings)
+    view = _view(fleet, journal, request.wave, request.limits)
+    plan = fleet.preflight(view.plan, accept_findings=request.accept_findings)
     plan = plan.with_preflight(Preflight(deployments=verify_problems(fleet, playbook, plan)))
-    _refuse_blocked(plan, request)
+    reasons = ([] if request.skip_gate_reason is not None else
+               gate.static_reasons(inv, view.waves, request.wave, datetime.now(UTC)))
+    _refuse(plan, request, reasons)
+    left_out = tuple(p.deployment.name for p in view.whole.deployments
+                     if p.action == "refuse" and p.deployment.id not in view.chosen)
+    # The wave's work: what runs, and what cannot run now (its runner unreachable, its
+    # Dockerfile unreadable) outside the selection, so the wave passes only once it is
+    # done too. A Deployment the plan refuses is not: nothing would ever finish it.
     decided = Decided(
-        request, settings, pins, plan,
-        registered=tuple(p for p in whole.deployments if p.target is not None),
-        moves={}, records={},
+        request, settings, view.pins, plan,
+        registered=tuple(p for p in view.whole.deployments
+                         if p.target is not None and p.action != "refuse"),
+        moves={}, records=view.records, left_out=left_out, done=view.done,
     )
+    if view.done:
+        return decided
+    active = view.pins.rollout
     if request.skip_gate_reason is None and active is not None and journal is not None:
         earlier = [d for d in journal.deployments(active.id)
                    if d.wave < request.wave and d.state == "verified"]
@@ -135,11 +147,58 @@ def decide_wave(
                 f"{len(failures)} Deployment(s) of earlier waves no longer pass verification: "
                 f"{shown}"])
         decided = replace(decided, reverified=len(earlier))
-    records = ({r.deployment_id: r for r in journal.deployments(active.id, request.wave)}
-               if journal is not None and active is not None else {})
-    moves = {p.deployment.id: resume(p, records.get(p.deployment.id))
+    moves = {p.deployment.id: resume(p, view.records.get(p.deployment.id))
              for p in plan.deployments if p.action != "not_targeted"}
-    return replace(decided, moves=moves, records=records)
+    return replace(decided, moves=moves)
+
+
+@dataclass(frozen=True)
+class _View:
+    """A wave (or a selection) as one decision sees it, before the preflight."""
+
+    pins: Pins
+    whole: Plan  # every Deployment of the wave (the selection, without a wave)
+    plan: Plan  # the selected ones
+    chosen: frozenset[str]  # their ids
+    waves: Sequence[WaveRecord]  # what the gate reads: the followed rollout's waves
+    records: Mapping[str, DeploymentRecord]  # the followed rollout's rows of the wave
+    done: bool = False  # a completed rollout in which the selection is verified
+
+
+def _view(fleet: Fleet, journal: Journal | None, wave: int | None, limits: Sequence[str], *,
+          offline: bool = False, adopt: bool = False) -> _View:
+    """The one decision ``plan``, ``upgrade --dry-run`` and ``upgrade`` share.
+
+    The targets are the active rollout's pins; with none active, the last rollout's when
+    it completed with what would be pinned now (running one of its waves again is then a
+    no-op, when the selection is verified in it), else every spec resolved now. The whole
+    wave is decided from fresh facts, then narrowed to the selection, so ``--limit``
+    changes what runs, never how a Deployment is decided.
+    """
+    active = journal.active_rollout() if journal is not None else None
+    completed = (pins_mod.last_completed(fleet, journal.rollouts())
+                 if journal is not None and active is None and wave is not None else None)
+    pins = follow(fleet, active or completed)
+    selected = fleet.select(wave, limits)
+    chosen = frozenset(d.id for d in selected)
+    everyone = ([d for d in fleet.inventory.deployments if d.wave == wave]
+                if wave is not None else selected)
+    high_water = journal.high_water() if journal is not None else {}
+    whole = fleet.decide(everyone, targets=pins.targets, high_water=high_water,
+                         offline=offline, adopt=adopt)
+    plan = replace(whole.only(chosen), advice=pins_mod.yanked(pins))
+    followed = pins.rollout
+    if followed is None or journal is None or wave is None:
+        return _View(pins, whole, plan, chosen, (), {})
+    records = {r.deployment_id: r for r in journal.deployments(followed.id, wave)}
+    if completed is None:
+        return _View(pins, whole, plan, chosen, journal.waves(followed.id), records)
+    if all(p.action not in RUNNING or (p.deployment.id in records
+                                       and records[p.deployment.id].state == "verified")
+           for p in plan.deployments):
+        return _View(pins, whole, plan, chosen, journal.waves(followed.id), records, done=True)
+    # Work left in the selection: a rollout started now does it, with the same pins.
+    return _View(Pins(pins.targets), whole, plan, chosen, (), {})
 
 
 def preview(
@@ -156,22 +215,17 @@ def preview(
 ) -> Plan:
     """What a run would do now, for ``plan`` and ``upgrade --dry-run``; writes nothing.
 
-    The active rollout's pins (``--target`` must match one), the journal's high-water
-    marks, fresh facts, and the preflight: with a wave, the gate's journal reasons mark
-    every runnable Deployment blocked. ``offline`` asks no system (no preflight).
+    The decision :func:`decide_wave` makes (the same targets, facts, preflight and gate),
+    shown instead of raised: with a wave, the gate's journal reasons mark every runnable
+    Deployment blocked. ``offline`` asks no system (no preflight).
     """
-    active = journal.active_rollout() if journal is not None else None
-    pins = follow(fleet, active)
-    high_water = journal.high_water() if journal is not None else {}
-    plan = fleet.decide(fleet.select(wave, limits), targets=pins.targets,
-                        high_water=high_water, offline=offline, adopt=adopt)
+    view = _view(fleet, journal, wave, limits, offline=offline, adopt=adopt)
     if offline:
-        return plan
+        return view.plan
     reasons: list[str] = []
     if wave is not None and not skip_gate:
-        waves = journal.waves(active.id) if journal is not None and active is not None else []
-        reasons = gate.static_reasons(fleet.inventory, waves, wave, datetime.now(UTC))
-    plan = fleet.preflight(plan, gate=reasons, accept_findings=accept_findings)
+        reasons = gate.static_reasons(fleet.inventory, view.waves, wave, datetime.now(UTC))
+    plan = fleet.preflight(view.plan, gate=reasons, accept_findings=accept_findings)
     if playbook is not None:
         plan = plan.with_preflight(Preflight(deployments=verify_problems(fleet, playbook, plan)))
     return plan
@@ -261,28 +315,34 @@ def reverify(
         return [m for m in pool.map(one, records) if m]
 
 
-def _refuse_blocked(plan: Plan, request: WaveRequest) -> None:
-    """Raise before anything is written when a selected Deployment cannot run now."""
+def _refuse(plan: Plan, request: WaveRequest, reasons: Sequence[str]) -> None:
+    """Raise before anything is written when a selected Deployment cannot run now, or the
+    gate refuses: the exit :meth:`Plan.error` gives ``plan`` and ``--dry-run`` (the gate's
+    reasons mark them blocked by policy there), and the same advice (``plan.advice``)."""
     unpinned = [p for p in plan.deployments
                 if p.action == "refuse" and p.target is None and p.spec is not None]
     if unpinned:
         raise PolicyRefusal("; ".join(f"{p.deployment.name}: {p.reason}" for p in unpinned[:5]))
-    blocked = [p for p in plan.deployments if p.action == "blocked"]
-    if not blocked:
+    stopped = [p for p in plan.deployments if p.action in ("refuse", "blocked")]
+    kinds = {p.refusal for p in stopped}
+    if reasons and not kinds & {"unreachable", "input"}:
+        raise gate.refusal(request.wave, reasons)
+    if not stopped:
         return
-    kinds = {p.refusal for p in blocked}
     error: type[UpgradeError] = (ServiceError if "unreachable" in kinds else
-                                 InputError if "input" in kinds else PolicyRefusal)
-    lines = "\n".join(f"  - {p.deployment.name}: {p.reason}" for p in blocked[:20])
-    more = f"\n  ... and {len(blocked) - 20} more" if len(blocked) > 20 else ""
-    for repo in dict.fromkeys(p.repo.repo for p in blocked):
+                                 InputError if "input" in kinds else PlanRefused)
+    lines = "\n".join(f"  - {p.deployment.name}: {p.reason}" for p in stopped[:20])
+    more = f"\n  ... and {len(stopped) - 20} more" if len(stopped) > 20 else ""
+    for repo in dict.fromkeys(p.repo.repo for p in stopped if p.action == "blocked"):
         found = plan.findings.get(repo, ())
         if found:
             more += f"\n{repo}: {len(found)} Airflow 3 migration finding(s) (ruff AIR3):"
             more += "".join(f"\n    {f}" for f in found[:20])
             more += f"\n    ... and {len(found) - 20} more" if len(found) > 20 else ""
-    names = " ".join(f"--limit '!{p.deployment.name}'" for p in blocked[:3])
+    what = " or ".join(a for a in ("refused", "blocked")
+                       if any(p.action == a.replace("refused", "refuse") for p in stopped))
+    names = " ".join(f"--limit '!{p.deployment.name}'" for p in stopped[:20])
     raise error(
-        f"wave {request.wave} cannot start: {len(blocked)} Deployment(s) blocked (nothing was "
-        f"changed):\n{lines}{more}\nFix them, or leave them out ({names}); "
-        f"`--dry-run` shows the whole plan.")
+        f"wave {request.wave} cannot start: {len(stopped)} Deployment(s) {what} (nothing was "
+        f"changed):\n{lines}{more}\n" + (f"{plan.advice}\n" if plan.advice else "")
+        + f"Fix them, or leave them out ({names}); `--dry-run` shows the whole plan.")

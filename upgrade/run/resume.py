@@ -1,8 +1,9 @@
 """The resume rules: what one run does with one planned Deployment, given its journal row.
 
 Pure. Every run of a wave decides afresh from the plan and the journal, so the same
-command resumes after any crash: verified is done, failed and skipped are decided again,
-and a refusal is recorded as skipped (policy) or failed (input).
+command resumes after any crash: verified is done, failed and skipped are decided again.
+A Deployment the plan refuses never gets here: the wave does not start with one selected
+(``upgrade.run.preflight``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from upgrade.journal.records import DeploymentRecord
-from upgrade.journal.states import FAILED, PENDING, SKIPPABLE, SKIPPED, VERIFIED
+from upgrade.journal.states import FAILED, PENDING, SKIPPED, VERIFIED
 from upgrade.plan.plan import PlannedDeployment
 
 
@@ -31,27 +32,17 @@ class Resume:
 
 
 def resume(p: PlannedDeployment, record: DeploymentRecord | None) -> Resume:
-    """The rules for ``p`` whose journal row is ``record`` (None: registered by this run).
+    """The rules for ``p`` (which the plan runs) whose journal row is ``record`` (None:
+    registered by this run).
 
-    Verified is done; a refusal is skipped (policy) or failed (input); failed and skipped
-    are decided afresh.
+    Verified is done; failed and skipped (by an older version) are decided afresh.
     """
     state = record.state if record is not None else PENDING
-    again = state in (FAILED, SKIPPED)
     if state == VERIFIED:
         return Resume(run=False)
-    if p.action == "refuse":
-        # A policy refusal (already newer, Airflow 3 not allowed...) is a skip. An input
-        # refusal (Astro does not know the Deployment, unreadable Dockerfile) leaves the
-        # Deployment un-upgraded, so it fails the wave (exit 4) and is retried by the
-        # next run once the input is fixed.
-        if again:
-            return Resume(run=False)
-        skip = p.refusal != "input" and state in SKIPPABLE
-        return Resume(run=False, move=SKIPPED if skip else FAILED, why=p.reason)
-    if again:
-        # Every run decides afresh: a failure is retried, and a refusal whose reason is
-        # gone (the Dockerfile was fixed, Astro now knows the Deployment) runs.
+    if state in (FAILED, SKIPPED):
+        # Every run decides afresh: a failure is retried, and one whose reason is gone
+        # (the Dockerfile was fixed, Astro now knows the Deployment) runs.
         assert record is not None
         return Resume(run=True, move=PENDING, why=f"retry after: {record.error or state}",
                       retry=state == FAILED)

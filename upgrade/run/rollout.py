@@ -12,6 +12,7 @@ again). ``approve`` and ``abandon`` are the other commands that write a rollout.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ from typing import Any
 
 from upgrade.config.playbook import Playbook
 from upgrade.config.waves import WaveSettings
-from upgrade.errors import GateRefused, WaveHalted
+from upgrade.errors import GateRefused, InputError, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
-from upgrade.journal.states import FAILED, SKIPPED
+from upgrade.journal.states import WAVE_LEFT
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
@@ -66,6 +67,9 @@ class WaveResult:
     skip_gate: dict[str, str] | None = None
     # False when running the same command again cannot help (Astro refused the target).
     resumable: bool = True
+    # The command that finishes the wave (not this run's --limit, which may have left the
+    # rest out: running it again would end the same way).
+    resume: str = ""
 
     def error(self) -> WaveHalted | None:
         """None when the wave passed; WaveHalted (4) when it halted or did not finish."""
@@ -167,10 +171,20 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
     """Record ``actor``'s approval of ``wave``, starting (and pinning) a rollout if none is
     active; returns (rollout id, pins, note). ``command`` names the lock's holder."""
     inv = fleet.inventory
-    inv.wave(wave)
+    if not inv.wave(wave).approval:
+        raise InputError(
+            f"wave {wave} needs no approval (its settings do not say 'approval: true'); "
+            f"nothing was recorded. Run it: astro-fleet upgrade --wave {wave}.")
     with run_lock(inv.journal, command) as held:
         existing = held.existing()
         pins = follow(fleet, existing.active_rollout() if existing is not None else None)
+        if pins.rollout is not None and existing is not None:
+            before = existing.wave(pins.rollout.id, wave)
+            if before is not None and before.status == "passed":
+                at = before.passed_at.isoformat(timespec="seconds") if before.passed_at else "?"
+                raise InputError(
+                    f"wave {wave} of rollout {pins.rollout.id} already passed at {at}: an "
+                    "approval would change nothing; nothing was recorded.")
         journal = held.journal()
         if pins.rollout is not None:
             rollout_id, note = pins.rollout.id, None
@@ -218,13 +232,16 @@ def run_wave(
     """Record the decided wave (its rollout, Deployments, resume moves), then run it."""
     inv = fleet.inventory
     request, plan, settings = decided.request, decided.plan, decided.settings
+    if decided.done:
+        return _done(journal, decided)
     rollout_id, note = _rollout(journal, fleet, decided.pins, request.actor)
     used = {p.spec for p in decided.registered}
     targets = {s: r for s, r in decided.pins.targets.items() if s in used}
     result = WaveResult(rollout_id, request.wave,
                         ", ".join(str(v) for v in sorted({r.version for r in targets.values()},
                                                          reverse=True)) or "none",
-                        "incomplete", targets={s: str(r.version) for s, r in targets.items()})
+                        "incomplete", targets={s: str(r.version) for s, r in targets.items()},
+                        resume=finishing_command(request.wave, decided.left_out))
     result.notes.extend(n for n in (decided.pins.note, note) if n)
     result.notes.extend(f"warning: {w}" for r in targets.values() for w in r.warnings)
     journal.ensure_deployments(rollout_id, request.wave, [
@@ -242,6 +259,10 @@ def run_wave(
             result.notes.append(
                 f"GATE SKIPPED for wave {w.number} by {w.skip_gate.actor} at "
                 f"{w.skip_gate.at.isoformat(timespec='seconds')}: {w.skip_gate.reason}")
+    if decided.left_out:
+        result.notes.append(
+            f"{len(decided.left_out)} Deployment(s) of wave {request.wave} left out, refused by "
+            f"the plan (not part of the wave's work): {', '.join(decided.left_out[:10])}")
     untargeted = [p.deployment.name for p in plan.deployments if p.action == "not_targeted"]
     if untargeted:
         result.notes.append(f"{len(untargeted)} Deployment(s) not targeted (no target for their "
@@ -260,9 +281,19 @@ def run_wave(
     notifier = Notifier.for_inventory(inv)
     _notify(notifier, "wave_started", result, {"deployments": len(items)})
     runner = WaveRunner(fleet, journal, playbook, rollout_id, settings, plan, reporter, stop)
-    tripped, _ = runner.run(items)
-    result.resumable = not runner.target_refused
-    _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set())
+    try:
+        tripped, _ = runner.run(items)
+        result.resumable = not runner.target_refused
+        _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set(),
+                left_out=frozenset(decided.left_out))
+    except BaseException as exc:
+        _record_stop(journal, rollout_id, request.wave, exc)
+        raise
+    if result.status == "incomplete":
+        # The wave stays running in the journal; `status` tells this from a run in flight.
+        journal.event(WAVE_LEFT, rollout_id=rollout_id, wave=request.wave,
+                      message=result.reason,
+                      data={"how": "stopped" if stop.is_set() else "incomplete"})
     if result.status in ("passed", "halted"):
         _notify(notifier, f"wave_{result.status}", result, {"reason": result.reason})
     if result.status == "passed" and all(
@@ -272,6 +303,44 @@ def run_wave(
         journal.complete_rollout(rollout_id)
         result.notes.append(f"rollout {rollout_id} completed: every wave passed")
     return result
+
+
+def _record_stop(journal: Journal, rollout_id: int, wave: int, exc: BaseException) -> None:
+    """Say in the journal why this run of the wave ended unfinished (a system unreachable,
+    Ctrl-C, a bug), so ``status`` shows the wave stopped, not running. A journal that
+    cannot be written now (the database is gone) is the error already being raised."""
+    code = getattr(exc, "exit_code", 1) if isinstance(exc, Exception) else 130
+    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    with contextlib.suppress(Exception):
+        journal.event(WAVE_LEFT, rollout_id=rollout_id, wave=wave,
+                      message=f"exit {code}: {said}", data={"how": "stopped", "exit": code})
+
+
+def _done(journal: Journal, decided: Decided) -> WaveResult:
+    """The wave of a completed rollout, run again: nothing to do, nothing written."""
+    rollout = decided.pins.rollout
+    assert rollout is not None
+    wave = decided.request.wave
+    before = journal.wave(rollout.id, wave)
+    targets = {s: str(r.version) for s, r in decided.pins.targets.items()}
+    result = WaveResult(rollout.id, wave, ", ".join(sorted(set(targets.values()), reverse=True)),
+                        "passed", targets=targets)
+    chosen = {p.deployment.id for p in decided.plan.deployments}
+    result.outcomes = _outcomes([r for r in journal.deployments(rollout.id, wave)
+                                 if r.deployment_id in chosen])
+    finished = rollout.finished_at.isoformat(timespec="seconds") if rollout.finished_at else "?"
+    passed = (before.passed_at.isoformat(timespec="seconds")
+              if before is not None and before.passed_at else "?")
+    result.notes.append(f"rollout {rollout.id} completed at {finished} ({describe(rollout.pins)}); "
+                        f"wave {wave} passed at {passed}: nothing to do")
+    return result
+
+
+def finishing_command(wave: int, left_out: Sequence[str]) -> str:
+    """The command that finishes ``wave``: every Deployment of it, less those the plan
+    refuses (named, so the command is not refused for them)."""
+    return f"astro-fleet upgrade --wave {wave}" + "".join(
+        f" --limit {shlex.quote('!' + name)}" for name in left_out)
 
 
 def _record_findings(journal: Journal, rollout_id: int, request: WaveRequest, plan: Plan,
@@ -309,9 +378,7 @@ def _items(journal: Journal, rollout_id: int, plan: Plan, moves: Mapping[str, Re
         decided = moves.get(p.deployment.id)
         if decided is None:
             continue  # not targeted: not part of the rollout
-        if decided.move in (FAILED, SKIPPED):
-            journal.transition(rollout_id, p.deployment.id, decided.move, error=decided.why)
-        elif decided.move is not None:
+        if decided.move is not None:
             journal.transition(rollout_id, p.deployment.id, decided.move, message=decided.why)
         if decided.run:
             record = records.get(p.deployment.id)
@@ -327,11 +394,17 @@ def _finish(
     wave: int,
     tripped: str | None,
     interrupted: bool,
+    *,
+    left_out: frozenset[str] = frozenset(),
 ) -> WaveResult:
     records = journal.deployments(rollout_id, wave)
     failed = [r for r in records if r.state == "failed"]
-    open_ = [r for r in records if r.state not in ("verified", "skipped", "failed")]
-    result.outcomes = _outcomes(records)
+    # Skipped (by an older version, for policy) is not done: a wave never passes with it.
+    # A row registered by an earlier run whose Deployment the plan now refuses and this run
+    # leaves out is not work left: no run could finish it (the resume hint would loop).
+    open_ = [r for r in records if r.state not in ("verified", "failed")
+             and r.name not in left_out]
+    result.outcomes = _outcomes(records, left_out)
     if tripped:
         result.status, result.reason = "halted", tripped
     elif interrupted:
@@ -344,7 +417,8 @@ def _finish(
     elif open_:
         # Work left outside --limit: the wave stays running until a run finishes it.
         result.status = "incomplete"
-        result.reason = f"{len(open_)} Deployment(s) of the wave not done yet (outside --limit?)"
+        result.reason = (f"{len(open_)} Deployment(s) of the wave not done yet: "
+                         + ", ".join(r.name for r in open_[:10]))
         return result
     else:
         result.status = "passed"
@@ -357,15 +431,16 @@ def _finish(
     return result
 
 
-def _outcomes(records: Sequence[Any]) -> list[Outcome]:
-    """One recap line per journal row of the wave."""
+def _outcomes(records: Sequence[Any], left_out: frozenset[str] = frozenset()) -> list[Outcome]:
+    """One recap line per journal row of the wave (``left_out``: names the plan refuses
+    now and the run left out)."""
     return [
         Outcome(
             deployment=r.name,
             repo=r.repo,
             state=r.state,
             result={"verified": "ok", "skipped": "skipped", "failed": "failed"}.get(
-                r.state, "not finished"
+                r.state, "left out" if r.name in left_out else "not finished"
             ),
             message=r.error or "",
             deploys=r.deploys,

@@ -36,7 +36,7 @@ from upgrade.errors import (
 )
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
-from upgrade.plan.plan import Plan, PlannedDeployment, unique_targets
+from upgrade.plan.plan import Plan, PlannedDeployment, dockerfile_diff, unique_targets
 from upgrade.run import gitflow, steps, undo
 from upgrade.run.budget import FailureBudget
 from upgrade.run.preflight import step_context_for
@@ -245,6 +245,16 @@ class WaveRunner:
                                    repo_scope=True)
         return self._commit_step.render_args(context).get("branch")
 
+    def _title(self, step: Step, dep: Deployment) -> str:
+        """The step's name, or for the commit step what it does in the repo's git mode (the
+        same step commits on a local branch, on the default branch or for a pull request)."""
+        if step.kind != "commit":
+            return step.name
+        mode = self.fleet.inventory.repos[dep.repo].git.mode
+        where = {"local": "a local branch", "direct": "the default branch, pushed",
+                 "pull-request": "a branch and its pull request"}
+        return f"{step.name} ({where.get(mode, mode)}: git.mode {mode})"
+
     def _next_startable(self, waiting: deque[Item], busy: dict[str, int]) -> Item | None:
         # The first Deployment whose runner has a free slot: a busy runner never blocks
         # work queued behind it for another runner.
@@ -288,7 +298,7 @@ class WaveRunner:
                 if not step.enabled(context):
                     continue
                 args = step.render_args(context)
-                self.reporter.step_started(dep.name, step.name)
+                self.reporter.step_started(dep.name, self._title(step, dep))
                 if step.kind == "deploy":
                     state = self._deploy(item, state, args)
                     continue
@@ -461,27 +471,42 @@ class WaveRunner:
         if step.kind == "render":
             steps.ensure_clean(work)
             return gitflow.render(rg, branch, planned)
-        message = args.get("message") or steps.commit_message(work.change, str(work.target))
+        given = args.get("message")
+
+        def message(before: str | None) -> str:
+            return given or steps.commit_message(work.repo.dockerfile, steps.pinned(before),
+                                                 work.target)
+
         if work.repo.git.mode == "direct":
             return gitflow.commit_direct(rg, message, planned)
-        return gitflow.commit_pull_request(rg, args.get("branch") or branch, message,
-                                           self._pr_body(item, work))
 
-    def _pr_body(self, item: Item, work: steps.RepoWork) -> str:
-        """The pull request's description: what, where, the diff, what the gate checks."""
+        def describe(before: str | None, after: str | None) -> tuple[str, str]:
+            return self._pull_request(item, work, before, after)
+
+        return gitflow.commit_pull_request(rg, args.get("branch") or branch, message, describe)
+
+    def _pull_request(self, item: Item, work: steps.RepoWork, before: str | None,
+                      after: str | None) -> tuple[str, str]:
+        """The pull request's title and description, from the Dockerfile on the base branch
+        (``before``) and on the pushed branch (``after``): what, where, the diff, what the
+        gate checks. Paths are the repo's own, the same on every machine."""
+        repo = work.repo
         deps = [p.deployment.name for p in self.plan.deployments
-                if p.deployment.repo == work.repo.name and p.target is not None]
+                if p.deployment.repo == repo.name and p.target is not None]
         checks = ", ".join(self.verify_config(item).names()) or "none"
-        diff = work.change.diff().rstrip() or "(the Dockerfile already pins the target)"
-        return (
-            f"Upgrades Astro Runtime {work.change.current or '?'} → {work.target} in "
-            f"`{work.change.dockerfile}`.\n\n"
+        old, new = steps.pinned(before), steps.pinned(after) or work.target
+        diff = (dockerfile_diff(before, after, repo.dockerfile).rstrip()
+                if before is not None and after is not None else "")
+        title = f"Upgrade Astro Runtime {old or '?'} → {new} ({repo.name})"
+        return title, (
+            f"Upgrades Astro Runtime {old or '?'} → {new} in `{repo.dockerfile}`.\n\n"
             f"- Rollout: {self.rollout_id}, wave {self.wave.number} (`astro-fleet status` "
             f"shows it)\n"
             f"- Deployments: {', '.join(deps) or 'none'}\n"
-            f"- Deploy: {work.repo.git.deploy} (after this is merged)\n"
+            f"- Deploy: {repo.git.deploy} (after this is merged)\n"
             f"- Verification after the deploy: {checks}\n\n"
-            f"```diff\n{diff}\n```\n\nOpened by astro-fleet-upgrade.\n"
+            + (f"```diff\n{diff}\n```\n\n" if diff else "")
+            + "Opened by astro-fleet-upgrade.\n"
         )
 
     def _deployment_step(self, item: Item, step: Step, args: dict[str, Any]) -> str:
