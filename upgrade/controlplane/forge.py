@@ -10,9 +10,9 @@ quota (``x-ratelimit-remaining: 0``) until ``x-ratelimit-reset``; a secondary li
 429 whose message says so) without either header at least one minute, doubling on each
 repeat; all within ``MAX_RATE_WAIT`` per call, after which the call fails (exit 7). The
 waits go through ``sleep`` (injectable) and are logged. A 401, or a 403 that is not a rate
-limit, is one line naming the repo and the token's variable. The token is read from the environment
-(``GITHUB_TOKEN``/``GITLAB_TOKEN`` or the variable ``git.token_env`` names) and never
-printed: every message passes the redaction rule with the token as a known secret.
+limit, is one line naming the repo and the token's variable. The token is read from the
+environment (``GITHUB_TOKEN``/``GITLAB_TOKEN`` or the variable ``git.token_env`` names) and
+never printed: every message passes the redaction rule with the token as a known secret.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ class RateLimited(Signal):
     """An answer that says the quota is spent; ``after``: seconds the forge asked for
     (None: it did not say)."""
 
-    def __init__(self, failure: ForgeError, after: float | None, kind: str):
+    def __init__(self, failure: ForgeError, after: float | None):
         super().__init__(str(failure))
-        self.failure, self.after, self.kind = failure, after, kind
+        self.failure, self.after = failure, after
 
 
 @dataclass(frozen=True)
@@ -194,8 +194,8 @@ class Forge:
                         f"{limited.failure}; rate limited for {waited:.0f}s already and the "
                         f"forge asks for {wait:.0f}s more: gave up (at most "
                         f"{MAX_RATE_WAIT:.0f}s per call). Run again later.")) from None
-                log.warning("%s; waiting %.0fs (%s rate limit, wait %d)", limited.failure,
-                            wait, limited.kind, strikes)
+                log.warning("%s; waiting %.0fs (wait %d of this call)", limited.failure, wait,
+                            strikes)
                 self._sleep(wait)
                 waited += wait
 
@@ -218,7 +218,7 @@ class Forge:
             limited = self._rate_limited(resp)
             if limited is not None:
                 kind, after = limited
-                raise RateLimited(self._error(resp, what, f"rate limited ({kind})"), after, kind)
+                raise RateLimited(self._error(resp, what, f"rate limited ({kind})"), after)
             if code in (401, 403):
                 raise ForgeAuthError(self._line(
                     f"{self.title} refused the token in ${self.variable} for {self.project} "

@@ -1,4 +1,4 @@
-"""GitHub's REST API (v3) for pull requests: the six endpoints the tool uses.
+"""GitHub's REST API (v3) for pull requests: the seven endpoints the tool uses.
 
 * ``GET /repos/{owner}/{repo}`` (Get a repository): the pre-flight's read of the repo (401
   for a refused token, 404 for a repository that does not exist or the token cannot see).
