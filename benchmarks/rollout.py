@@ -842,6 +842,21 @@ def run_local(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _print_requests(before: Any, after: Any, count: int, wall: float) -> None:
+    """What the run asked of Astro's APIs (the simulator's request counts): per kind, per
+    Deployment, and per Deployment per minute of the run (requests spread over its wall)."""
+    kinds = {k: int(after.get(k, 0)) - int(before.get(k, 0)) for k in after}
+    platform = sum(n for k, n in kinds.items() if k.startswith("platform"))
+    minutes = max(wall, 1e-9) / 60
+    print(f"  Astro API requests   {platform} to the platform API = "
+          f"{platform / count:.1f} per Deployment = {platform / count / minutes:.1f} per "
+          f"Deployment per minute of the run")
+    for kind, n in sorted(kinds.items()):
+        if n:
+            print(f"    {kind:<32} {n:6d}  {n / count:5.1f} per Deployment  "
+                  f"{n / count / minutes:5.1f} per Deployment per minute")
+
+
 def _run_local_size(args: argparse.Namespace, count: int) -> dict:
     """One rollout of ``count`` Deployments (and its peers, up to ``--peer-limit``)."""
     repos = math.ceil(count / args.per_repo)
@@ -875,8 +890,10 @@ def _run_local_size(args: argparse.Namespace, count: int) -> dict:
         profiler = Profiler(args.profile and args.profile.with_name(
             f"{args.profile.stem}-{count}{args.profile.suffix}") if args.sizes else args.profile)
         sim_before = tree_cpu(info.pid)
+        asked_before = lifecycle.admin(info.url, "GET", "/_sim/requests")
         run = run_orchestrator(root, profiler.attach)
         sim_cpu = tree_cpu(info.pid) - sim_before
+        asked = lifecycle.admin(info.url, "GET", "/_sim/requests")
         profiler.finish()
         failures = _failures(run)
         if failures is None:
@@ -903,6 +920,7 @@ def _run_local_size(args: argparse.Namespace, count: int) -> dict:
         print(f"  simulator server CPU {sim_cpu:.1f} s = {1000 * sim_cpu / count:.1f} ms per "
               "Deployment (the platform API, the builds, the Airflow API)")
         print(f"  machine              {os.cpu_count()} CPUs")
+        _print_requests(asked_before, asked, count, run["wall"])
         if args.cpu_breakdown:
             print("\nwhere the orchestrator's CPU went (each part's own threads' CPU time)")
             print(breakdown.read_text(), end="")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forge_schemas.validate import validate_all
 
 from fleet_sim import lifecycle
 from fleet_sim.forge import ForgeServer
@@ -187,12 +188,15 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
 
 @pytest.fixture
 def forge() -> Iterator[ForgeServer]:
-    """A forge simulator (GitHub v3 / GitLab v4 shapes) on a free loopback port."""
+    """A forge simulator (GitHub v3 / GitLab v4 shapes) on a free loopback port. When the
+    test is done, every answer it served is validated against the public API descriptions
+    (tests/forge_schemas): one that does not match fails the test."""
     server = ForgeServer(FORGE_TOKEN).start()
     try:
         yield server
     finally:
         server.stop()
+    validate_all(server.state.served)
 
 
 def make_astro_project(path: Path, dockerfile_text: str, origin: str | None = None) -> Path:

@@ -37,13 +37,14 @@ exec "{python}" -m fleet_sim.ci receive "$PWD"
 
 def install(bare: Path, *, branch: str, deployments: list[dict[str, str]], astro_bin: str,
             sim_url: str | None = None, sim_state: str | None = None, delay: float = 1.0,
-            organization_id: str | None = None) -> None:
+            organization_id: str | None = None, env: dict[str, str] | None = None) -> None:
     """Make ``bare`` deploy ``deployments`` whenever ``branch`` moves. The simulator is
     ``sim_url``, else the one running from state directory ``sim_state`` (looked up when
-    the job runs, so the hook can be installed before the simulator starts)."""
+    the job runs, so the hook can be installed before the simulator starts); ``env`` is
+    added to the deploy's environment (e.g. ``ASTRO_SIM_VERSION``: CI's astro release)."""
     config = {"branch": branch, "deployments": deployments, "sim_url": sim_url,
               "sim_state": sim_state, "astro": astro_bin, "delay": delay,
-              "organization_id": organization_id}
+              "organization_id": organization_id, "env": env or {}}
     (bare / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
     hook = bare / "hooks" / "post-receive"
     hook.parent.mkdir(exist_ok=True)
@@ -90,8 +91,8 @@ def deploy(bare: Path, sha: str) -> int:
                        check=True, env=env)
         failed = 0
         for dep in config["deployments"]:
-            run_env = {**env, **sim_env(sim_url,
-                                        config.get("organization_id") or DEFAULT_ORGANIZATION)}
+            run_env = {**env, **(config.get("env") or {}),
+                       **sim_env(sim_url, config.get("organization_id") or DEFAULT_ORGANIZATION)}
             done = subprocess.run(
                 [config["astro"], "deploy", dep["id"], "--workspace-id", dep["workspace_id"]],
                 cwd=checkout, env=run_env, capture_output=True, text=True, check=False)

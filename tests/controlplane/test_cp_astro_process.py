@@ -83,12 +83,12 @@ def test_inspect_and_list_argv(fake_astro, tmp_path: Path) -> None:
     cli = AstroCLI(str(binary))
     assert cli.inspect("dep-1", "ws-1").runtime_version == "12.4.0"
     assert cli.list("ws-1") == []
-    assert cli.list_all() == []
+    assert cli.list_all("ws-1") == []
     calls = [json.loads(line) for line in record.read_text().splitlines()]
     assert calls == [
         ["deployment", "inspect", "dep-1", "-o", "json", "--workspace-id", "ws-1"],
         ["deployment", "list", "--json", "--workspace-id", "ws-1"],
-        ["deployment", "list", "--json", "--all"],
+        ["deployment", "list", "--json", "--all", "--workspace-id", "ws-1"],
     ]
 
 

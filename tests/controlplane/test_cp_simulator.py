@@ -86,7 +86,7 @@ def test_deploy_success_end_to_end(cp, sim, tmp_path) -> None:
     assert version.version == info.airflow_version and version.local.startswith("astro.")
     assert cp.import_errors(info) == []
     assert [s.id for s in cp.list("ws-1")] == ["dep-1"]
-    assert "dep-1" in {s.id for s in cp.list_all()}
+    assert "dep-1" in {s.id for s in cp.list_all("ws-1")}
 
 
 def test_airflow3_deployment_uses_api_v2(cp, sim, tmp_path) -> None:

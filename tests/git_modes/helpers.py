@@ -69,7 +69,9 @@ def _post(url: str, body: Any) -> Any:
 def make_git_fleet(tmp_path: Path, sim: SimHandle, forge: ForgeServer | None,
                    modes: dict[str, dict[str, Any]], *, per_repo: int = 1,
                    ci_delay: float = 0.3, version: str = START, target: str = "12.4",
-                   extra_steps: str = "", wave: dict[str, Any] | None = None) -> GitFleet:
+                   extra_steps: str = "", wave: dict[str, Any] | None = None,
+                   ci_env: dict[str, str] | None = None,
+                   control_plane: dict[str, Any] | None = None) -> GitFleet:
     """One repo per entry of ``modes`` (its ``git:`` setting; ``forge`` settings are filled
     in), each with a bare origin under ``remotes/acme/``; a ``deploy: ci`` repo gets the
     post-receive hook deploying its Deployments."""
@@ -101,10 +103,11 @@ def make_git_fleet(tmp_path: Path, sim: SimHandle, forge: ForgeServer | None,
             forge.add_project(f"{OWNER}/{repo}", bare)
             if setting.get("deploy") == "ci":
                 ci.install(bare, branch="main", sim_url=sim.url, astro_bin=sim.astro_bin,
-                               delay=ci_delay,
+                               delay=ci_delay, env=ci_env,
                                deployments=[{"id": d["id"], "workspace_id": "ws-1"} for d in deps])
         specs[repo] = {"path": f"repos/{repo}", "git": setting, "deployments": deps}
-    doc = {"target": target, "control_plane": sim.control_plane_settings(), "journal": ".upgrade",
+    doc = {"target": target, "control_plane": sim.control_plane_settings(**(control_plane or {})),
+           "journal": ".upgrade",
            "waves": {1: dict(wave or {})}, "repos": specs}
     (root / "inventory.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
     (root / "playbooks").mkdir()

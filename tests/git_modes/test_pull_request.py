@@ -43,11 +43,14 @@ def test_auto_merge_then_cli_deploy_of_the_merge_commit(
     assert f"r00 (pull-request): PR #1 {change.pr_url}, merged as {merge[:12]}" in status.stdout
 
 
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
 def test_deploy_ci_waits_for_the_deploy_action_to_deploy_the_merge_commit(
-        tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
+        tmp_path: Path, sim: SimHandle, forge: ForgeServer, kind: str) -> None:
     fleet = make_git_fleet(tmp_path, sim, forge, {"r00": {
-        "mode": "pull-request", "auto_merge": True, "deploy": "ci", "ci_timeout": "30s"}},
-        per_repo=2)
+        "mode": "pull-request", "forge": kind, "auto_merge": True, "deploy": "ci",
+        "ci_timeout": "30s"}}, per_repo=2)
+    if kind == "gitlab":  # a fast-forward project: the commit CI deploys is the branch's own
+        fleet.fault("r00", merge_method="ff")
     out = fleet.invoke("upgrade", "--wave", "1")
     assert out.returncode == 0, out.stdout + out.stderr
     merge = fleet.remote_rev("r00")

@@ -138,8 +138,17 @@ def test_list_json_has_the_preamble_and_no_status(sim: SimHandle) -> None:
     assert [d["name"] for d in data] == ["beta", "alpha"]  # name descending
     assert all(list(d) == LIST_KEYS for d in data)
     assert data[0]["runtimeVersion"] == "3.0-7"
-    every = json.loads(sim.run("deployment", "list", "--all", "--json").stdout.partition("\n")[2])
+    every = json.loads(sim.run("deployment", "list", "--all", "--json", "--workspace-id", "ws-1")
+                       .stdout.partition("\n")[2])
     assert [d["workspaceName"] for d in every["deployments"]] == ["ws-2", "ws-1", "ws-1"]
+    # astro-cli's deploymentList resolves the workspace before --all: an Organization token
+    # (no workspace in its context) and no flag fail even with --all.
+    orphan = sim.run("deployment", "list", "--all", "--json")
+    assert orphan.returncode == 1 and orphan.stdout == "Using an Astro API Token\n"
+    assert orphan.stderr == (
+        "Error: failed to find a valid workspace: failed to get current Workspace: current "
+        "workspace context not set, you can switch to a workspace with \n"
+        "\tastro workspace switch WORKSPACEID\n")
     empty = sim.run("deployment", "list", "--workspace-id", "ws-9", "--json")
     assert json.loads(empty.stdout.partition("\n")[2]) == {"deployments": []}
 

@@ -202,3 +202,17 @@ def test_seed_refuses_bad_specs(sim: SimHandle) -> None:
         sim.add_deployment("dep-1", "prod", status="GREEN")
     with pytest.raises(InputError, match="colour: unknown field"):
         sim.add_deployment("dep-1", "prod", colour="red")
+
+
+def test_requests_are_counted_by_kind(sim: SimHandle) -> None:
+    sim.add_deployment("dep-1", "one")
+    before = lifecycle.admin(sim.url, "GET", "/_sim/requests")
+    platform_get(sim, "/organizations/org-sim/deployments?workspaceIds=ws-1")
+    platform_get(sim, "/organizations/org-sim/deployments/dep-1")
+    platform_get(sim, "/organizations/org-sim/deployments/dep-1")
+    platform_get(sim, "/organizations/org-sim/deployments/dep-1/deploys")
+    airflow_get(sim, "dep-1", "v1", "/version")
+    after = lifecycle.admin(sim.url, "GET", "/_sim/requests")
+    grown = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert grown == {"platform: list Deployments": 1, "platform: get Deployment": 2,
+                     "platform: GET deploys": 1, "airflow": 1}

@@ -1,9 +1,12 @@
 """A Deployment's Airflow REST API: health, version, DAG import errors, and canary DAG runs.
 
-Airflow 2 serves ``/api/v1`` and Airflow 3 ``/api/v2`` (FastAPI; ``/api/v1`` is gone); the
-version is picked from the suffix of the URL Astro gives (``webServerAirflowApiUrl``,
-which has no scheme). One ``AirflowAPI`` holds one pooled ``httpx.Client`` and may be
-used from many worker threads at once.
+Airflow 2 serves ``/api/v1`` and Airflow 3 ``/api/v2`` (FastAPI; ``/api/v1`` is gone). Which
+one a Deployment speaks is asked, as astro-cli asks it (``FetchAirflowVersion``,
+cmd/api/airflow.go): ``GET /api/v2/version``, then ``/api/v1/version``, at the root of the
+URL Astro gives (``webServerAirflowApiUrl``: no scheme, a ``/api/vN`` suffix or none),
+never trusting the suffix; the answer is kept per root and Airflow line (``probe``). One
+``AirflowAPI`` holds one pooled ``httpx.Client`` and may be used from many worker threads
+at once.
 
 What real Airflow 2.10.5 and 3.0.6 answer (recorded in tests/controlplane/recorded/airflow):
 ``/health`` and ``/version`` need no auth; every other endpoint answers 401 without a token
@@ -27,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,19 +74,34 @@ class AirflowEndpoint:
     def from_api_url(
         cls, url: str, *, deployment_id: str, scheme: str = "https"
     ) -> AirflowEndpoint:
-        """Parse Astro's ``airflow_api_url`` (schemeless or not, ending ``/api/v1|v2``)."""
+        """Parse an Airflow API URL that ends ``/api/v1|v2`` (schemeless or not), trusting
+        the suffix; a Deployment's is probed instead (``AirflowAPI.probe``)."""
+        root = cls.root_of(url, deployment_id=deployment_id, scheme=scheme)
+        match = re.search(r"/api/v(?P<v>[12])/?(?:[?#].*)?$", (url or "").strip())
+        if not match:
+            raise AirflowAPIError(
+                f"Deployment {deployment_id}: cannot use Airflow API URL {url!r}; it does not "
+                "end in /api/v1 (Airflow 2) or /api/v2 (Airflow 3).",
+                deployment_id=deployment_id, url=url,
+            )
+        return cls(deployment_id, root, int(match.group("v")))
+
+    @staticmethod
+    def root_of(url: str, *, deployment_id: str, scheme: str = "https") -> str:
+        """The Airflow root of an API URL: scheme added when missing (``scheme``), query and
+        a ``/api/v1`` or ``/api/v2`` suffix dropped (astro-cli's airflowHostRoot)."""
         text = (url or "").strip()
         if "://" not in text:
             text = f"{scheme}://{text}"
         text = re.split(r"[?#]", text, maxsplit=1)[0].rstrip("/")
-        match = re.fullmatch(r"(?P<root>https?://[^/\s]+(?:/[^\s]*)?)/api/v(?P<v>[12])", text)
-        if not match:
+        text = re.sub(r"/api/v[12]$", "", text)
+        if not re.fullmatch(r"https?://[^/\s]+(?:/[^\s]*)?", text):
             raise AirflowAPIError(
                 f"Deployment {deployment_id}: cannot use Airflow API URL {url!r}; Astro gives "
-                "one ending in /api/v1 (Airflow 2) or /api/v2 (Airflow 3), over http(s).",
+                "a host and path, over http(s).",
                 deployment_id=deployment_id, url=url,
             )
-        return cls(deployment_id, match.group("root"), int(match.group("v")))
+        return text
 
     @property
     def base(self) -> str:
@@ -354,6 +373,8 @@ class AirflowAPI:
             headers={"Accept": "application/json", "User-Agent": "astro-fleet-upgrade"},
             follow_redirects=False,
         )
+        self._api_versions: dict[tuple[str, str], int] = {}  # (root, line) -> 1 or 2
+        self._probe_lock = threading.Lock()
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -364,6 +385,33 @@ class AirflowAPI:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def probe(self, url: str, *, deployment_id: str, scheme: str = "https",
+              line: str = "") -> AirflowEndpoint:
+        """The Deployment's API at ``url``, its version asked as astro-cli asks it:
+        ``GET /api/v2/version`` (Airflow 3), and on 404 ``/api/v1/version`` (Airflow 2).
+        Kept per root and ``line`` (the Airflow version Astro reports: a migration to
+        Airflow 3 moves the same root to ``/api/v2``). AirflowNotFound when neither answers;
+        other failures (unavailable, time-outs) as any call's."""
+        root = AirflowEndpoint.root_of(url, deployment_id=deployment_id, scheme=scheme)
+        key = (root, line.split(".", 1)[0])
+        with self._probe_lock:
+            known = self._api_versions.get(key)
+        if known is not None:
+            return AirflowEndpoint(deployment_id, root, known)
+        for version in (2, 1):
+            endpoint = AirflowEndpoint(deployment_id, root, version)
+            try:
+                self.version(endpoint)
+            except AirflowNotFound:
+                continue
+            with self._probe_lock:
+                self._api_versions[key] = version
+            return endpoint
+        raise AirflowNotFound(
+            f"Deployment {deployment_id}: neither {root}/api/v2/version nor "
+            f"{root}/api/v1/version answered; Astro's Airflow API URL {url!r} is not an "
+            "Airflow API.", deployment_id=deployment_id, url=url, status_code=404)
 
     def health(self, endpoint: AirflowEndpoint) -> Health:
         """``GET /api/v1/health`` or ``/api/v2/monitor/health``."""

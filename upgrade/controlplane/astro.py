@@ -34,10 +34,12 @@ from pathlib import Path
 
 from upgrade.config.inventory import ASTRO_ID, ASTRO_ID_RULE
 from upgrade.controlplane.astro_output import (
+    CliVersion,
     CommandResult,
     classify_deploy,
     classify_inspect,
     classify_list,
+    classify_version,
     clean_output,
     tail,
 )
@@ -295,7 +297,16 @@ class AstroCLI:
         args = ["deployment", "list", "--json", "--workspace-id", workspace_id]
         return classify_list(self.run(args, timeout=self.inspect_timeout), workspace_id)
 
-    def list_all(self) -> list[DeploymentSummary]:
-        """``astro deployment list --json --all``: every workspace of the organisation."""
-        args = ["deployment", "list", "--json", "--all"]
+    def list_all(self, workspace_id: str) -> list[DeploymentSummary]:
+        """``astro deployment list --json --all --workspace-id <ws>``: every workspace of the
+        organisation. ``--all`` still needs a workspace: the CLI resolves the current one
+        before it reads ``--all`` ("current workspace context not set" without a flag or a
+        context workspace, as with an Organization token); the flag wins (astro-cli 1.44+)."""
+        _check_id("workspace id", workspace_id)
+        args = ["deployment", "list", "--json", "--all", "--workspace-id", workspace_id]
         return classify_list(self.run(args, timeout=self.inspect_timeout), None)
+
+    def version(self, *, host: Host | None = None) -> CliVersion:
+        """``astro version``: the CLI's release (on ``host``, a repo's runner, when given)."""
+        result = self.run(["version"], timeout=self.inspect_timeout, host=host)
+        return classify_version(result)

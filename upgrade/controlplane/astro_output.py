@@ -58,7 +58,15 @@ class CommandResult:
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ERROR_LINE = re.compile(r"^Error: (.*)$", re.MULTILINE)
-_NAG = re.compile(r"newer version of Astro CLI|astro config set -g upgrade_message|brew upgrade")
+# The update nag (astro-cli version/version.go, on stderr): "A newer version of Astro CLI
+# is available: X", "Please see https://www.astronomer.io/docs/astro/cli/upgrade-cli for
+# information on how to update the Astro CLI", "To learn more about what's new in this
+# version, please see .../cli/release-notes", "If you don't want to see this message again
+# run 'astro config set -g upgrade_message false' or pass '2>/dev/null' ..."; older
+# releases suggested `brew upgrade`.
+_NAG = re.compile(
+    r"newer version of Astro CLI|astronomer\.io/docs/astro/cli/(?:upgrade-cli|release-notes)"
+    r"|don't want to see this message again|astro config set -g upgrade_message|brew upgrade")
 
 _DOWNGRADE = re.compile(
     r"Cannot deploy a downgraded Astro Runtime version\. Modify your Astro Runtime version "
@@ -113,6 +121,13 @@ _AUTH = re.compile(
     r"|not authenticated|please log ?in|run astro login",
     re.IGNORECASE,
 )
+# astro-cli's GetDeployment wraps *every* error of the list it reads first (a 5xx, the
+# network, a refused token) in the not-found sentence: errors.Wrap(err, msg) makes it
+# "<sentence>: <the list's error>" (cloud/deployment/deployment.go). Only the sentence alone
+# says the list was read and the Deployment was not in it.
+_WRAPPED_LIST_ERROR = re.compile(
+    r"the Deployment specified was not found in this workspace\. Your account or API Key may "
+    r"not have access to the deployment specified: (?P<cause>.+)")
 _NOT_FOUND = re.compile(
     r"the Deployment specified was not found in this workspace"
     r"|\bdeployment\b[^\n]*\b(?:not found|does not exist|doesn't exist)"
@@ -270,6 +285,14 @@ def _common_failure(
             f"{what} was not authorised by Astro: {message or auth.group(0)}. Check that the "
             "API token in the environment is valid, unexpired and has access to the workspace.",
             **ctx,
+        )
+    if wrapped := _WRAPPED_LIST_ERROR.search(own):
+        cause = wrapped.group("cause").strip()
+        return AstroError(
+            f"{what}: Astro could not list the workspace's Deployments ({cause}); the astro "
+            "CLI words that as 'the Deployment specified was not found', which it did not "
+            "establish. Astro may be unavailable: try again.",
+            **{**ctx, "astro_message": cause},
         )
     if _NOT_FOUND.search(own):
         return DeploymentNotFound(
@@ -442,3 +465,42 @@ def classify_list(result: CommandResult, workspace_id: str | None) -> list[Deplo
             f"{what} printed output this tool cannot read ({exc}).",
             **_context(result, None, ""),
         ) from None
+
+
+# ------------------------------------------------------------------------ version
+
+_VERSION = re.compile(r"^Astro CLI Version: v?(?P<v>\d+\.\d+\.\d+)(?P<rest>\S*)", re.MULTILINE)
+
+
+@dataclass(frozen=True, order=True)
+class CliVersion:
+    """An astro-cli release, as ``astro version`` prints it (``1.45.0``; a pre-release
+    such as ``1.46.0-nightly.…`` sorts as its release)."""
+
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: str) -> CliVersion:
+        """``1.43.0`` (a leading ``v`` and a ``-…`` suffix allowed); ValueError otherwise."""
+        m = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+]\S*)?", text.strip())
+        if not m:
+            raise ValueError(f"not an astro-cli version: {text!r}")
+        return cls(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+def classify_version(result: CommandResult) -> CliVersion:
+    """Read ``astro version`` (``Astro CLI Version: 1.45.0``), or raise AstroOutputError."""
+    m = _VERSION.search(result.stdout)
+    if result.returncode != 0 or not m:
+        raise AstroOutputError(
+            f"{result.command} did not print 'Astro CLI Version: X.Y.Z' (exit "
+            f"{result.returncode}: {tail(result.stdout + chr(10) + result.stderr, 3)!r}). Is "
+            "control_plane.astro_bin the astro CLI?",
+            **_context(result, None, ""),
+        )
+    return CliVersion.parse(m.group("v"))

@@ -126,21 +126,22 @@ class ControlPlane:
         """The Deployments of one workspace (no status; use ``status`` for that)."""
         return self.astro.list(workspace_id)
 
-    def list_all(self) -> builtins.list[DeploymentSummary]:
-        """The Deployments of every workspace the token can see."""
-        return self.astro.list_all()
+    def list_all(self, workspace_id: str) -> builtins.list[DeploymentSummary]:
+        """The Deployments of every workspace the token can see (the CLI needs one
+        workspace to start from, even for ``--all``)."""
+        return self.astro.list_all(workspace_id)
 
     def airflow_endpoint(self, info: DeploymentInfo) -> AirflowEndpoint:
-        """The Airflow API of ``info``, with the configured scheme for schemeless URLs."""
+        """The Airflow API of ``info``, with the configured scheme for schemeless URLs; its
+        version asked of the server (``AirflowAPI.probe``), not read from the URL."""
         if not info.airflow_api_url:
             raise AirflowAPIError(
                 f"Deployment {info.id} has no airflow_api_url in Astro's answer; it cannot "
                 "be verified through the Airflow API.",
                 deployment_id=info.id,
             )
-        return AirflowEndpoint.from_api_url(
-            info.airflow_api_url, deployment_id=info.id, scheme=self.config.airflow_scheme
-        )
+        return self.airflow.probe(info.airflow_api_url, deployment_id=info.id,
+                                  scheme=self.config.airflow_scheme, line=info.airflow_version)
 
     def airflow_health(self, info: DeploymentInfo) -> Health:
         """The Deployment's Airflow health (scheduler, triggerer, DAG processor, database)."""

@@ -103,10 +103,15 @@ def _git(doc: Mapping[str, Any]) -> DeployGit | None:
                      commit_url=text("commitUrl"))
 
 
+def newest_first(records: list[DeployRecord]) -> list[DeployRecord]:
+    """The records by ``createdAt``, newest first (undated ones last, in the order given)."""
+    return sorted(records, key=lambda r: (r.created_at is not None, r.created_at or datetime.min),
+                  reverse=True)
+
+
 def latest_with_git(records: list[DeployRecord]) -> DeployRecord | None:
     """The newest record (by ``createdAt``) that carries git metadata."""
-    dated = [r for r in records if r.git is not None]
-    dated.sort(key=lambda r: (r.created_at is not None, r.created_at or datetime.min), reverse=True)
+    dated = newest_first([r for r in records if r.git is not None])
     return dated[0] if dated else None
 
 

@@ -3,17 +3,21 @@ checks, and merging them. A forge is a system we depend on, like Astro.
 
 Only these operations, each one documented endpoint (``forge_github``, ``forge_gitlab``):
 find the open request for a branch, create one, read one (state, merged, merge commit),
-read the combined status of the checks on a commit, merge. Every call goes through one
-retry loop (``upgrade.controlplane.http``): connection errors, 5xx and 429 are retried,
-honouring ``Retry-After`` and the rate-limit headers (``X-RateLimit-Remaining: 0`` with
-``X-RateLimit-Reset``, as GitHub answers a spent quota with 403 or 429); a 401 or 403 is
-one line naming the repo and the token's variable. The token is read from the environment
-(``GITHUB_TOKEN``/``GITLAB_TOKEN`` or the variable ``git.token_env`` names) and never
-printed: every message passes the redaction rule with the token as a known secret.
+read the checks on a commit, merge. Every call goes through one retry loop
+(``upgrade.controlplane.http``) for connection errors and 5xx, and around it the forge's
+rate limits, as GitHub's guidance says to honour them: ``Retry-After`` when given; a spent
+quota (``x-ratelimit-remaining: 0``) until ``x-ratelimit-reset``; a secondary limit (403 or
+429 whose message says so) without either header at least one minute, doubling on each
+repeat; all within ``MAX_RATE_WAIT`` per call, after which the call fails (exit 7). The
+waits go through ``sleep`` (injectable) and are logged. A 401, or a 403 that is not a rate
+limit, is one line naming the repo and the token's variable. The token is read from the
+environment (``GITHUB_TOKEN``/``GITLAB_TOKEN`` or the variable ``git.token_env`` names) and
+never printed: every message passes the redaction rule with the token as a known secret.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -24,18 +28,34 @@ import httpx
 
 from upgrade.config.git import GitSettings
 from upgrade.controlplane.http import Retry, RetryPolicy, read_with_retries, retry_after
-from upgrade.errors import ForgeAuthError, ForgeError
+from upgrade.errors import ForgeAuthError, ForgeError, Signal
 from upgrade.model.redact import Redactor
+
+log = logging.getLogger(__name__)
 
 PrState = Literal["open", "closed", "merged"]
 ChecksState = Literal["success", "pending", "failure"]
-MergeOutcome = Literal["merged", "not_mergeable", "head_moved"]
+# accepted: the forge took the merge but has not finished it (read the request again).
+MergeOutcome = Literal["merged", "not_mergeable", "head_moved", "accepted"]
 
 # A forge call that takes longer than this is treated as lost (and retried when safe).
 TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
-# The longest a rate limit may make us wait before the call counts as failed.
-MAX_RATE_WAIT = 120.0
+# GitHub's guidance for a secondary rate limit that names no time: wait at least a minute,
+# longer each time it repeats.
+SECONDARY_WAIT = 60.0
+# The longest rate limits may make one call wait in all before it counts as failed
+# (60 + 120 + 240 s: three unhinted secondary limits in a row).
+MAX_RATE_WAIT = 600.0
+
+
+class RateLimited(Signal):
+    """An answer that says the quota is spent; ``after``: seconds the forge asked for
+    (None: it did not say)."""
+
+    def __init__(self, failure: ForgeError, after: float | None):
+        super().__init__(str(failure))
+        self.failure, self.after = failure, after
 
 
 @dataclass(frozen=True)
@@ -66,7 +86,9 @@ class Forge:
     title = "the forge"
 
     def __init__(self, settings: GitSettings, project: str, *,
-                 env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None):
+                 env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time):
         env = os.environ if env is None else env
         self.project = project
         self.variable = settings.token_variable
@@ -78,6 +100,7 @@ class Forge:
         self._redact = Redactor((token,))
         self.base_url = settings.api_url
         self.policy = policy or RetryPolicy(attempts=4, backoff=0.5, backoff_max=4.0, total=60.0)
+        self._sleep, self._clock = sleep, clock
         self._client = httpx.Client(headers=self.headers(token), follow_redirects=False)
 
     def headers(self, token: str) -> dict[str, str]:
@@ -158,7 +181,32 @@ class Forge:
              json: Any = None, answers: Mapping[int, Callable[[httpx.Response], Any]]
              | None = None) -> Any:
         """One request with retries; the decoded JSON of a 2xx, or what ``answers`` makes
-        of the status codes it handles (e.g. 405 on a merge)."""
+        of the status codes it handles (e.g. 405 on a merge). Rate limits are waited out
+        (the forge did not process a request it refused for one, so a write is repeated
+        too) within MAX_RATE_WAIT."""
+        waited, strikes = 0.0, 0
+        while True:
+            try:
+                return self._call_once(method, path, params=params, json=json,
+                                       answers=answers)
+            except RateLimited as limited:
+                strikes += 1
+                wait = limited.after
+                if wait is None:  # nothing said when: a minute, doubling each time
+                    wait = SECONDARY_WAIT * 2 ** (strikes - 1)
+                if waited + wait > MAX_RATE_WAIT:
+                    raise ForgeError(self._line(
+                        f"{limited.failure}; rate limited for {waited:.0f}s already and the "
+                        f"forge asks for {wait:.0f}s more: gave up (at most "
+                        f"{MAX_RATE_WAIT:.0f}s per call). Run again later.")) from None
+                log.warning("%s; waiting %.0fs (wait %d of this call)", limited.failure, wait,
+                            strikes)
+                self._sleep(wait)
+                waited += wait
+
+    def _call_once(self, method: str, path: str, *, params: Mapping[str, Any] | None,
+                   json: Any, answers: Mapping[int, Callable[[httpx.Response], Any]] | None
+                   ) -> Any:
         url = self.base_url + path
         what = f"{method} {path}"
         # Only a read, or a write the forge certainly did not process (429, refused
@@ -172,9 +220,10 @@ class Forge:
             code = resp.status_code
             if answers and code in answers:
                 return answers[code](resp)
-            wait = self._rate_limited(resp)
-            if wait is not None:
-                raise Retry(self._error(resp, what, "rate limited"), after=wait)
+            limited = self._rate_limited(resp)
+            if limited is not None:
+                kind, after = limited
+                raise RateLimited(self._error(resp, what, f"rate limited ({kind})"), after)
             if code in (401, 403):
                 raise ForgeAuthError(self._line(
                     f"{self.title} refused the token in ${self.variable} for {self.project} "
@@ -203,18 +252,24 @@ class Forge:
                                  connect_timeout=CONNECT_TIMEOUT, on_response=on_response,
                                  on_transport=on_transport)
 
-    def _rate_limited(self, resp: httpx.Response) -> float | None:
-        """Seconds to wait when the answer says the quota is spent, else None."""
-        if resp.status_code == 429:
-            return min(MAX_RATE_WAIT, retry_after(resp) or 1.0)
-        if resp.status_code == 403 and resp.headers.get("x-ratelimit-remaining") == "0":
-            if retry_after(resp) is not None:
-                return min(MAX_RATE_WAIT, retry_after(resp) or 0.0)
+    def _rate_limited(self, resp: httpx.Response) -> tuple[str, float | None] | None:
+        """(kind, seconds to wait or None when the forge did not say) when the answer is a
+        rate limit; None when it is not (a 403 without these signs refused the token)."""
+        code = resp.status_code
+        if code not in (403, 429):
+            return None
+        after = retry_after(resp)
+        if resp.headers.get("x-ratelimit-remaining") == "0":
+            if after is not None:
+                return "primary", after
             try:
                 reset = float(resp.headers.get("x-ratelimit-reset", ""))
             except ValueError:
-                return 1.0
-            return min(MAX_RATE_WAIT, max(0.0, reset - time.time()))
+                return "primary", None
+            return "primary", max(1.0, reset - self._clock() + 1.0)
+        secondary = "secondary rate limit" in self.said(resp).lower()
+        if code == 429 or secondary or after is not None:
+            return ("secondary" if secondary else "rate limit"), after
         return None
 
     def said(self, resp: httpx.Response) -> str:

@@ -1,4 +1,4 @@
-"""GitHub's REST API (v3) for pull requests: the six endpoints the tool uses.
+"""GitHub's REST API (v3) for pull requests: the seven endpoints the tool uses.
 
 * ``GET /repos/{owner}/{repo}`` (Get a repository): the pre-flight's read of the repo (401
   for a refused token, 404 for a repository that does not exist or the token cannot see).
@@ -12,7 +12,18 @@
   ``head.ref``, ``head.sha``.
 * ``GET /repos/{owner}/{repo}/commits/{ref}/status`` (Get the combined status for a specific
   reference): ``state`` is ``failure`` if any context is ``error`` or ``failure``, ``pending``
-  if there are none or one is pending, else ``success``.
+  if there are none or one is pending, else ``success``; ``total_count`` 0 means no
+  statuses at all (a repo whose CI is GitHub Actions), not "pending".
+* ``GET /repos/{owner}/{repo}/commits/{ref}/check-runs`` (List check runs for a Git
+  reference; paged: ``per_page`` at most 100, ``page``): ``total_count`` and
+  ``check_runs[]`` with ``status`` (queued, in_progress, completed, …) and ``conclusion``.
+  GitHub Actions reports these, not statuses. A completed run passes with ``success``,
+  ``neutral`` or ``skipped``; any other conclusion fails (``failure``, ``cancelled``,
+  ``timed_out``, ``action_required``, and ``stale``, which GitHub sets on a run left
+  incomplete for 14 days: it will not pass by waiting).
+
+The checks pass when at least one kind is present and every present kind passes; they fail
+when either fails; with neither (no CI has reported yet) they are pending.
 * ``PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge`` with ``sha`` and ``merge_method``
   (Merge a pull request): 200 ``{sha, merged, message}``; 405 when it cannot be merged
   (conflicts, required checks, branch protection); 409 when ``sha`` is not the head.
@@ -33,6 +44,47 @@ from upgrade.controlplane.forge import ChecksState, Forge, Merged, PullRequest
 from upgrade.errors import ForgeError
 
 API_VERSION = "2022-11-28"
+PAGE = 100  # check runs per page (GitHub's largest)
+MAX_PAGES = 10  # GitHub lists check runs of the 1,000 latest check suites at most
+PASSING = frozenset({"success", "neutral", "skipped"})
+
+
+def statuses_verdict(doc: Any) -> ChecksState | None:
+    """The combined commit status as a verdict; None when the commit has no statuses."""
+    if not isinstance(doc, dict) or not doc.get("total_count"):
+        return None
+    state = doc.get("state")
+    if state == "success":
+        return "success"
+    if state in ("failure", "error"):
+        return "failure"
+    return "pending"
+
+
+def check_runs_verdict(runs: list[Any]) -> ChecksState | None:
+    """The check runs as a verdict; None when there are none."""
+    if not runs:
+        return None
+    verdicts = set()
+    for run in runs:
+        if not isinstance(run, dict) or run.get("status") != "completed":
+            verdicts.add("pending")
+        elif run.get("conclusion") in PASSING:
+            verdicts.add("success")
+        else:  # failure, cancelled, timed_out, action_required, stale, or unknown
+            verdicts.add("failure")
+    return "failure" if "failure" in verdicts else "pending" if "pending" in verdicts \
+        else "success"
+
+
+def combined_verdict(*verdicts: ChecksState | None) -> ChecksState:
+    """Failure if any fails, pending if any is pending or none reported, else success."""
+    present = [v for v in verdicts if v is not None]
+    if "failure" in present:
+        return "failure"
+    if not present or "pending" in present:
+        return "pending"
+    return "success"
 
 
 class GitHub(Forge):
@@ -95,14 +147,25 @@ class GitHub(Forge):
         return self._pull(self.call("GET", f"{self._repo}/pulls/{int(number)}"))
 
     def checks(self, pr: PullRequest) -> ChecksState:
-        """The combined commit status of the head commit."""
-        doc = self.call("GET", f"{self._repo}/commits/{quote(pr.head_sha, safe='')}/status")
-        state = doc.get("state") if isinstance(doc, dict) else None
-        if state == "success":
-            return "success"
-        if state in ("failure", "error"):
-            return "failure"
-        return "pending"
+        """The head commit's commit statuses and check runs, as one verdict."""
+        ref = f"{self._repo}/commits/{quote(pr.head_sha, safe='')}"
+        return combined_verdict(statuses_verdict(self.call("GET", f"{ref}/status")),
+                                check_runs_verdict(self._check_runs(ref)))
+
+    def _check_runs(self, ref: str) -> list[Any]:
+        """Every check run on the commit, page by page (``total_count`` says how many)."""
+        runs: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            doc = self.call("GET", f"{ref}/check-runs", params={"per_page": PAGE, "page": page})
+            items = doc.get("check_runs") if isinstance(doc, dict) else None
+            if not isinstance(items, list):
+                raise ForgeError(f"GitHub answered the check runs of {self.project} without a "
+                                 "check_runs list.")
+            runs.extend(items)
+            total = doc.get("total_count")
+            if not items or not isinstance(total, int) or len(runs) >= total:
+                break
+        return runs
 
     def merge(self, pr: PullRequest, message: str) -> Merged:
         """Merge at the head commit we checked (a merge commit, as a person's button)."""

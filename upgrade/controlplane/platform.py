@@ -36,7 +36,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from upgrade.config.control_plane import ControlPlaneConfig, is_loopback
-from upgrade.controlplane.deploy_record import DeployRecord, deploy_record
+from upgrade.controlplane.deploy_record import DeployRecord, deploy_record, newest_first
 from upgrade.controlplane.deployment import DeploymentInfo, parse_timestamp
 from upgrade.controlplane.http import (
     Retry,
@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 TOKEN_ENV = "ASTRO_API_TOKEN"  # the variable the astro CLI authenticates with in CI
 DEFAULT_DOMAIN = "astronomer.io"
 PAGE = 1000  # the platform API's largest page
-DEPLOYS_PAGE = 20  # deploy records read per Deployment: the latest with git metadata is enough
+DEPLOYS_PAGE = 100  # deploy records per page
+MAX_DEPLOY_PAGES = 100  # a runaway total must not keep us paging forever
 LIST_TIMEOUT = 30.0  # s for one page of up to PAGE Deployments
 SNIPPET = 200  # characters of an error body kept in a message
 # Every verification thread may hold one connection; more than this are opened and closed.
@@ -184,7 +185,9 @@ class PlatformReader:
         while True:
             params: dict[str, Any] = {"limit": PAGE, "offset": offset}
             if workspace_ids:
-                params["workspaceIds"] = ",".join(workspace_ids)
+                # Form style with explode (the platform API's spec): workspaceIds=a&workspaceIds=b,
+                # never one comma-joined value.
+                params["workspaceIds"] = list(workspace_ids)
             page = self._get(f"/organizations/{quote(org, safe='')}/deployments", params=params,
                              timeout=max(self.timeout, LIST_TIMEOUT))
             items = page.get("deployments")
@@ -199,18 +202,27 @@ class PlatformReader:
             if not items or not isinstance(total, int) or offset >= total:
                 return found
 
-    def deploys(self, deployment_id: str, limit: int = DEPLOYS_PAGE) -> list[DeployRecord]:
-        """The latest ``limit`` deploy records of one Deployment (order as Astro gives it)."""
+    def deploys(self, deployment_id: str) -> list[DeployRecord]:
+        """Every deploy record of one Deployment, newest first. The API pages by offset and
+        limit and documents no order, so every page is read and the records are ordered
+        here by ``createdAt`` (records without one last)."""
         _check_id("deployment id", deployment_id)
         org = self.organization()
-        page = self._get(f"/organizations/{quote(org, safe='')}/deployments/"
-                         f"{quote(deployment_id, safe='')}/deploys",
-                         params={"limit": limit, "offset": 0}, deployment_id=deployment_id)
-        items = page.get("deploys")
-        if not isinstance(items, list):
-            raise PlatformError("Astro's API answered a deploy list without a 'deploys' list.",
-                                deployment_id=deployment_id)
-        return [deploy_record(item) for item in items]
+        path = (f"/organizations/{quote(org, safe='')}/deployments/"
+                f"{quote(deployment_id, safe='')}/deploys")
+        records: list[DeployRecord] = []
+        for _ in range(MAX_DEPLOY_PAGES):
+            page = self._get(path, params={"limit": DEPLOYS_PAGE, "offset": len(records)},
+                             deployment_id=deployment_id)
+            items = page.get("deploys")
+            if not isinstance(items, list):
+                raise PlatformError("Astro's API answered a deploy list without a 'deploys' "
+                                    "list.", deployment_id=deployment_id)
+            records.extend(deploy_record(item) for item in items)
+            total = page.get("totalCount")
+            if not items or not isinstance(total, int) or len(records) >= total:
+                break
+        return newest_first(records)
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None, *,
              deployment_id: str | None = None, timeout: float | None = None) -> dict[str, Any]:

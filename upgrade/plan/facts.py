@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
-from upgrade.errors import RepoError, RepoNotClean, RunnerUnreachable
+from upgrade.errors import RepoError, RepoNotClean, RunnerUnreachable, UpgradeError
 from upgrade.hosts import git
 from upgrade.hosts.host import Host, LocalHost, write_leftover
 from upgrade.model.versions import RuntimeVersion, try_parse_version
@@ -269,3 +269,68 @@ def migration_findings(
             found[name] = f"the Airflow 3 migration lint printed something unreadable ({exc})."
     return found
 
+
+
+# What astro-cli attaches to a deploy, by release (astro-cli's history): git metadata from
+# v1.40.0, for github.com remotes only; GENERIC metadata (any other host: GitLab, GitHub
+# Enterprise, self-hosted) from v1.43.0. An older CLI deploys without the commit.
+GITHUB_GIT_METADATA = (1, 40, 0)
+GENERIC_GIT_METADATA = (1, 43, 0)
+
+
+def cli_problems(
+    inventory: Inventory,
+    repos: Iterable[str],
+    host_for: Callable[[Repo], Host],
+    cli_version: Callable[[Host | None], tuple[int, int, int]],
+) -> dict[str, tuple[str, str]]:
+    """Why the astro CLI that would deploy each of ``repos`` cannot serve its git mode: a
+    repo whose remote's default branch is the truth (``direct``, ``pull-request`` with
+    ``deploy: cli``) must deploy with the commit attached, or verify-all and discover cannot
+    follow the Deployment to its commit. ``cli_version(host)`` is ``astro version`` on the
+    repo's runner (None: this machine), asked once per runner."""
+    problems: dict[str, tuple[str, str]] = {}
+    versions: dict[str, tuple[int, int, int] | tuple[str, str]] = {}
+    for name in repos:
+        repo = inventory.repos[name]
+        if not repo.git.shared or repo.git.deploy != "cli":
+            continue
+        try:
+            host = host_for(repo)
+            url = git.remote_url(host, str(repo.path), repo.git.remote) or ""
+        except RunnerUnreachable as exc:
+            problems[name] = (str(exc), "unreachable")
+            continue
+        github = _remote_host(url) == "github.com"
+        need = GITHUB_GIT_METADATA if github else GENERIC_GIT_METADATA
+        key = host.name
+        if key not in versions:
+            try:
+                versions[key] = cli_version(None if isinstance(host, LocalHost) else host)
+            except RunnerUnreachable as exc:
+                versions[key] = (str(exc), "unreachable")
+            except UpgradeError as exc:
+                versions[key] = (f"cannot tell the astro CLI's version on runner {host.name}: "
+                                 f"{exc}", "input")
+        found = versions[key]
+        if isinstance(found[0], str):
+            problems[name] = found  # type: ignore[assignment]
+        elif found < need:
+            kind = "github.com" if github else f"non-GitHub ({_remote_host(url) or url})"
+            problems[name] = (
+                f"the astro CLI on runner {host.name} is {'.'.join(map(str, found))}; "
+                f"git.mode: {repo.git.mode} deploys must carry their commit, and astro-cli "
+                f"attaches it for a {kind} remote only from "
+                f"{'.'.join(map(str, need))} on (older releases deploy without it, so "
+                "verify-all and discover cannot follow the Deployment). Upgrade the astro "
+                "CLI there, or point control_plane.astro_bin at a newer one.", "input")
+    return problems
+
+
+def _remote_host(url: str) -> str:
+    """The host of a git remote, URL or SCP form (as astro-cli parses it)."""
+    if "://" in url:
+        return (url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]).lower()
+    if ":" in url and not url.startswith("/"):
+        return url.split(":", 1)[0].rsplit("@", 1)[-1].lower()
+    return ""

@@ -23,6 +23,7 @@ from upgrade.model.catalog import Catalog, Resolution, load_catalog
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.facts import (
     DeployedFact,
+    cli_problems,
     deployed_versions,
     forge_problems,
     migration_findings,
@@ -144,21 +145,30 @@ class Fleet:
     def preflight(self, plan: Plan, *, gate: Sequence[str] = (),
                   accept_findings: bool = False) -> Plan:
         """``plan`` with what a run would check first (git state of each repo deployed from,
-        its forge's access in pull-request mode, the Airflow 3 migration lint of each
-        migrating repo, ``gate``: the gate's reasons) applied: a Deployment a run could not
-        carry out now is ``blocked``."""
+        its forge's access in pull-request mode, the astro CLI's release where a git mode
+        needs the commit on its deploys, the Airflow 3 migration lint of each migrating repo,
+        ``gate``: the gate's reasons) applied: a Deployment a run could not carry out now is
+        ``blocked``."""
         inv = self.inventory
         deploying = plan.deploying_repos()
         repos = repo_problems(inv, deploying, self.host_for, self.planned(plan))
-        # A repo whose checkout cannot be used says so first; the others' forges are asked.
+        # A repo whose checkout cannot be used says so first; the others' forges are asked,
+        # then the CLI that deploys them.
         repos.update(forge_problems(inv, [r for r in deploying if r not in repos],
                                     self.host_for))
+        repos.update(cli_problems(inv, [r for r in deploying if r not in repos],
+                                  self.host_for, self._cli_version))
         return plan.with_preflight(Preflight(
             repos=repos,
             findings=migration_findings(inv, plan.migrating_repos(), self.host_for),
             gate=tuple(gate),
             accept_findings=accept_findings,
         ))
+
+    def _cli_version(self, host: Host | None) -> tuple[int, int, int]:
+        """``astro version`` of the CLI that deploys on ``host`` (None: this machine)."""
+        found = self.control_plane.astro.version(host=host)
+        return (found.major, found.minor, found.patch)
 
     def planned(self, plan: Plan) -> Callable[[Repo, str], str | None]:
         """The rewrite ``plan``'s run makes of a repo's Dockerfile text (how a killed run's

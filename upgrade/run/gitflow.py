@@ -42,10 +42,6 @@ from upgrade.journal.records import RepoChange
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 
-# Astro lists a Deployment's newest deploys first in practice; this many cover every deploy
-# a CI run can make while we wait.
-DEPLOYS_READ = 20
-
 #: The commit message for a rewrite of the Dockerfile text the commit starts from (the
 #: remote's, which may have moved since the plan, or which a resumed run may find rewritten).
 Message = Callable[[str | None], str]
@@ -480,7 +476,7 @@ def wait_for_ci(cp: ControlPlane, rg: RepoGit, dep: Deployment, target: RuntimeV
                          "records say which commit CI deployed); set the API token.")
     while True:
         try:
-            records = platform.deploys(dep.id, limit=DEPLOYS_READ)
+            records = platform.deploys(dep.id)
             found = _deployed(records, commit)
             running = try_parse_version(cp.status(dep.id, dep.workspace_id).runtime_version)
         except AstroError as exc:
@@ -490,7 +486,7 @@ def wait_for_ci(cp: ControlPlane, rg: RepoGit, dep: Deployment, target: RuntimeV
         if time.monotonic() >= deadline:
             minutes = settings.ci_timeout / 60
             raise StepFailed(f"CI did not deploy {commit[:12]} to {dep.name} within "
-                             f"{minutes:g} min.")
+                             f"{minutes:g} min.{_without_commit(records, target)}")
         if rg.stop.wait(interval or settings.poll_interval):
             raise Interrupted(f"{dep.name}: stopped waiting for CI")
 
@@ -502,11 +498,22 @@ def deployed_record(cp: ControlPlane, dep: Deployment) -> DeployRecord | str:
     if cp.platform is None:
         return "Astro's deploy records need its platform API (set ASTRO_API_TOKEN)"
     try:
-        records = cp.platform.deploys(dep.id, limit=DEPLOYS_READ)
+        records = cp.platform.deploys(dep.id)
     except AstroError as exc:
         raise StepFailed(f"{dep.name}: cannot read its deploys from Astro: {exc}") from exc
     done = latest_with_git([r for r in records if r.status == "DEPLOYED"])
     return done if done is not None else "no deploy record of Astro's names a git commit"
+
+
+def _without_commit(records: list[DeployRecord], target: RuntimeVersion) -> str:
+    """Why CI's deploy may not have counted: one of the target carries no commit."""
+    if not any(r.status == "DEPLOYED" and r.git is None
+               and try_parse_version(r.runtime_version) == target for r in records):
+        return ""
+    return (f" Astro has a deploy of Runtime {target} without git metadata: CI's astro CLI "
+            "attached no commit (it does for a non-GitHub remote only from astro-cli 1.43.0 "
+            "on, for github.com from 1.40.0, and only from a clean checkout). Upgrade the "
+            "CLI in CI.")
 
 
 def _deployed(records: list[DeployRecord], commit: str) -> DeployRecord | None:

@@ -16,6 +16,7 @@ Route map (all JSON):
     GET  /astronomer-runtime                                           (runtime feed)
     POST /_sim/build {"dockerfile": text}   the built image's Runtime label (image_label)
     GET|POST /_sim/clock {"mode": "manual"|"wall", "advance": seconds}  (the clock)
+    GET  /_sim/requests   requests served by kind (platform API list/get/deploys, Airflow)
     *    /_sim/...                                                     (admin, no auth)
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 
 from fleet_sim import apitoken
 from fleet_sim.astro import airflow_api, image_label, views
@@ -40,6 +42,8 @@ class SimApp:
         self.state = state
         self.started_at = time.time()
         self._request_seq = 0
+        # Requests served, by kind (GET /_sim/requests): what a client costs Astro's API.
+        self.requests: Counter[str] = Counter()
 
     # ------------------------------------------------------------ entry
     def __call__(self, request: Request) -> Response:
@@ -47,6 +51,8 @@ class SimApp:
         if not parts:
             return self._astro_error(404, "Not found")
         head = parts[0]
+        if head != "_sim":
+            self.requests[_kind(request.method, parts)] += 1
         try:
             if head == "v1":
                 return self._platform(request, parts[1:])
@@ -173,11 +179,12 @@ class SimApp:
             if request.method == "GET":
                 limit = _int_param(request.query, "limit", 20, 1, 1000)
                 offset = _int_param(request.query, "offset", 0, 0, 10**9)
-                newest_first = list(reversed(doc["deploys"]))
-                page = newest_first[offset : offset + limit]
+                # The API documents no order (offset/limit only): served oldest first, as
+                # created, so a client that assumes newest first reads the wrong page.
+                page = doc["deploys"][offset : offset + limit]
                 return json_response(200, {
                     "deploys": [views.platform_deploy(host, doc, d) for d in page],
-                    "limit": limit, "offset": offset, "totalCount": len(newest_first)})
+                    "limit": limit, "offset": offset, "totalCount": len(doc["deploys"])})
             if request.method == "POST":
                 body = request.json()
                 if not isinstance(body, dict):
@@ -256,6 +263,8 @@ class SimApp:
                     ],
                 },
             )
+        if parts == ["requests"] and method == "GET":
+            return json_response(200, dict(sorted(self.requests.items())))
         if parts == ["reset"] and method == "POST":
             state.reset()
             return json_response(200, {"status": "reset"})
@@ -364,11 +373,28 @@ class SimApp:
         return self._astro_error(405, "Method not allowed")
 
 
+def _kind(method: str, parts: list[str]) -> str:
+    """What a request is, for the request counts: the platform API's list of Deployments,
+    one Deployment, its deploys, another platform call, an Airflow API call."""
+    if parts[0] == "d":
+        return "airflow"
+    if parts[0] != "v1":
+        return "other"
+    tail = parts[3:]  # after v1/organizations/{org}
+    if method == "GET" and tail == ["deployments"]:
+        return "platform: list Deployments"
+    if method == "GET" and len(tail) == 2 and tail[0] == "deployments":
+        return "platform: get Deployment"
+    if len(tail) >= 3 and tail[0] == "deployments" and tail[2] == "deploys":
+        return f"platform: {method} deploys"
+    return f"platform: {method} other"
+
+
 def _multi(query: dict[str, list[str]], name: str) -> set[str]:
-    values: set[str] = set()
-    for raw in query.get(name, []) + query.get(name + "[]", []):
-        values.update(v for v in raw.split(",") if v)
-    return values
+    """An array query parameter as the platform API's spec declares it (form, explode):
+    repeated, ``workspaceIds=a&workspaceIds=b``. A comma-joined ``a,b`` is one value, an
+    id no workspace has."""
+    return {v for v in query.get(name, []) if v}
 
 
 def _int_param(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:

@@ -27,6 +27,28 @@ NO_WORKSPACE = (
 )
 
 
+DEFAULT_VERSION = "1.45.0"
+VERSION_ENV = "ASTRO_SIM_VERSION"  # the astro-cli release astro-sim behaves as
+# What changed when (astro-cli's history): git metadata on deploys (GitHub remotes only);
+# --json on `deployment list`; GENERIC git metadata for every other remote.
+GIT_METADATA = (1, 40, 0)
+LIST_JSON = (1, 42, 0)
+GENERIC_GIT = (1, 43, 0)
+
+
+def cli_version() -> str:
+    """The release astro-sim behaves as: ``$ASTRO_SIM_VERSION``, else DEFAULT_VERSION."""
+    return os.environ.get(VERSION_ENV, "").strip().removeprefix("v") or DEFAULT_VERSION
+
+
+def at_least(release: tuple[int, int, int]) -> bool:
+    """Whether astro-sim behaves as ``release`` or later."""
+    parts = []
+    for piece in cli_version().split("-")[0].split(".")[:3]:
+        parts.append(int(piece) if piece.isdigit() else 0)
+    return tuple(parts + [0] * (3 - len(parts))) >= release
+
+
 class CliError(Exception):
     """Ends the command with cobra's ``Error: <message>`` on stderr and exit 1."""
 
@@ -131,6 +153,16 @@ class Context:
             offset += len(items)
             if not items or offset >= int(page.get("totalCount") or 0):
                 return found
+
+    def listed_for(self, workspace: str) -> list[dict]:
+        """ListDeployments as astro-cli's GetDeployment calls it: whatever error the list
+        returns (an API error, a 5xx, the network) comes back wrapped in the not-found
+        sentence (``errors.Wrap(err, errInvalidDeployment.Error())``,
+        cloud/deployment/deployment.go), so "not found" alone proves nothing."""
+        try:
+            return self.list_deployments(workspace)
+        except CliError as exc:
+            raise CliError(f"{NOT_IN_WORKSPACE}: {exc}") from exc
 
     def get_deployment(self, deployment_id: str) -> dict:
         """GetDeploymentByID."""

@@ -297,7 +297,7 @@ def run(ctx_factory, values: dict, given: set[str], args: list[str]) -> None:
 
 def _pick(ctx: Context, workspace: str, deployment_id: str, name: str) -> dict:
     """GetDeployment without an ID: by name, auto-select, picker or create wizard."""
-    deployments = ctx.list_deployments(workspace)
+    deployments = ctx.listed_for(workspace)
     if name and not deployment_id:
         return ctx.get_deployment(deployment_named(deployments, name)["id"])
     if not deployments:

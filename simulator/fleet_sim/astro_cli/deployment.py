@@ -55,7 +55,14 @@ def list_command(ctx: Context, values: dict, given: set[str]) -> None:
     if fmt == "template":
         raise CliError("astro-sim does not render Go templates; use --json or -o table")
     every = bool(values["all"])
-    workspace = "" if every else ctx.coalesce_workspace(str(values["workspace-id"] or ""))
+    # astro-cli's deploymentList resolves the workspace before it looks at --all: without
+    # a flag or a context workspace, --all fails too.
+    try:
+        workspace = ctx.coalesce_workspace(str(values["workspace-id"] or ""))
+    except CliError as exc:
+        raise CliError(f"failed to find a valid workspace: {exc}") from exc
+    if every:
+        workspace = ""
     deployments = ctx.list_deployments(workspace)
     deployments.sort(key=lambda d: d["name"], reverse=True)
     infos = [deployment_info(d, every) for d in deployments]
@@ -181,7 +188,7 @@ def inspect_command(ctx: Context, values: dict, args: list[str]) -> None:
     deployment_id = args[0] if args else ""
     name = str(values["deployment-name"] or "")
     clean = bool(values["clean-output"])
-    deployments = ctx.list_deployments(workspace)
+    deployments = ctx.listed_for(workspace)
     if not deployments:
         out(f"{NO_DEPLOYMENTS} {workspace}")
         return

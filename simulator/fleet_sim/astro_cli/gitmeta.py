@@ -12,7 +12,9 @@ provider ``GITHUB`` with ``account``, ``repo`` and ``commitUrl``; any other as `
 with the raw ``remoteUrl``. The author's email is read but never sent.
 ``deploy.git_metadata: false`` in the project's ``.astro/config.yaml`` (else
 ``$ASTRO_HOME/.astro/config.yaml``, else ``~/.astro/config.yaml``) turns it off; no
-environment variable does.
+environment variable does. Releases before 1.43.0 (``$ASTRO_SIM_VERSION``) skip any remote
+that is not github.com ("Unsupported Git provider", at debug level only), so such deploys
+carry no git metadata; before 1.40.0 no deploy carries any.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+
+from fleet_sim.astro_cli.context import GENERIC_GIT, GIT_METADATA, at_least
 
 MAX_MESSAGE_BYTES = 72
 DIRTY_NOTE = "Local repository has uncommitted changes, skipping Git metadata retrieval"
@@ -111,6 +115,8 @@ def _deploy_git_metadata(config: Path) -> object:
 
 def collect(path: str | Path, say: Callable[[str], object] = print) -> tuple[dict | None, str]:
     """The deploy's ``git`` object (None when any step fails) and the commit message line."""
+    if not at_least(GIT_METADATA):
+        return None, ""
     if has_uncommitted_changes(path):
         say(DIRTY_NOTE)
         return None, ""
@@ -132,6 +138,8 @@ def collect(path: str | Path, say: Callable[[str], object] = print) -> tuple[dic
                 raise _Skip("no account/repo in the GitHub URL")
             meta.update(provider="GITHUB", account=account, repo=repo,
                         commitUrl=f"https://github.com/{account}/{repo}/commit/{meta['commitSha']}")
+        elif not at_least(GENERIC_GIT):
+            raise _Skip(f"Unsupported Git provider, skipping Git metadata retrieval: {host}")
         else:
             meta.update(provider="GENERIC", remoteUrl=remote)
         if prefix:

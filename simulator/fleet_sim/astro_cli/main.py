@@ -10,11 +10,16 @@ from __future__ import annotations
 import sys
 
 from fleet_sim.astro_cli import deploy
-from fleet_sim.astro_cli.context import CliError, CliExit, Context
+from fleet_sim.astro_cli.context import (
+    LIST_JSON,
+    CliError,
+    CliExit,
+    Context,
+    at_least,
+    cli_version,
+)
 from fleet_sim.astro_cli.deployment import inspect_command, list_command
 from fleet_sim.astro_cli.flags import Flag, FlagError, Parsed, parse, usage_lines
-
-VERSION = "1.45.0"
 
 DEPLOY_FLAGS = [
     Flag(
@@ -113,6 +118,9 @@ Flags:
 Environment:
   ASTRO_SIM_URL     the simulator, e.g. http://127.0.0.1:PORT (required)
   ASTRO_API_TOKEN   an Astro API token (JWT with permissions claims)
+  ASTRO_SIM_VERSION the astro-cli release to behave as (default 1.45.0): before 1.43.0
+                    deploys carry git metadata only for github.com remotes, before
+                    1.42.0 `deployment list` has no --json, before 1.40.0 none at all
 
 Use "astro-sim [command] --help" for more information about a command.
 """
@@ -165,7 +173,8 @@ def _dispatch(argv: list[str]) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "version":
-        sys.stdout.write(f"Astro CLI Version: {VERSION} (astro-sim)\n")
+        # astro-cli's PrintVersion: exactly this line.
+        sys.stdout.write(f"Astro CLI Version: {cli_version()}\n")
         return 0
     if command == "deploy":
         return _run_deploy(rest)
@@ -229,6 +238,10 @@ def _run_list(argv: list[str]) -> int:
     parsed, usage = got
     if parsed.args:
         return _fail(f'unknown command "{parsed.args[0]}" for "astro deployment list"', usage)
+    if not at_least(LIST_JSON) and parsed.given & {"json", "output"}:
+        flag = "--json" if "json" in parsed.given else "-o"
+        return _fail(f"unknown flag: {flag}" if flag == "--json"
+                     else "unknown shorthand flag: 'o' in -o", usage)
     list_command(Context.setup(announce=True), parsed.values, parsed.given)
     return 0
 
