@@ -53,7 +53,10 @@ def _view(journal_file: Path) -> RolloutView:
 
 def test_the_demo_report_shows_every_deployment_and_every_phase_bar(demo_report: Path) -> None:
     view = _view(ROOT / ".upgrade" / "journal.db")
-    assert len(view.rows) == 24
+    # The demo fleet has 24 Deployments; wave 3 leaves partner-feeds-prod out
+    # (`--limit '!partner-feeds-prod'`): it is already past its target and is never lowered.
+    assert len(view.rows) == 23
+    assert "partner-feeds-prod" not in {row.name for row in view.rows}
     dom, _ = dump_dom(demo_report)
     page = Page(dom)
     for row in view.rows:
