@@ -22,18 +22,18 @@ from collections.abc import Callable
 from typing import Any
 
 PARTS = [
-    ("upgrade.run.wave", "WaveRunner._run_item", "a worker's whole share of one Deployment"),
+    ("upgrade.run.rollout.wave", "WaveRunner._run_item", "a worker's whole share of one Deployment"),
     ("upgrade.journal.store", "Journal.transition", "journal: one state transition"),
     ("upgrade.controlplane.astro", "AstroCLI.run", "astro deploy: start, wait, read output"),
     ("upgrade.controlplane.platform", "PlatformReader.deployment",
      "Astro status read (httpx), on a look thread"),
     ("upgrade.hosts.git", "status", "git status of a repo (preflight and render)"),
     ("upgrade.report.progress", "LogReporter._line", "one progress line"),
-    ("upgrade.run.wave", "WaveRunner._context", "a step's template context"),
-    ("upgrade.run.wave", "WaveRunner.verify_config", "a Deployment's merged checks"),
-    ("upgrade.run.wave", "WaveRunner._capture_baseline", "import-error baseline"),
-    ("upgrade.run.checks", "Run.call", "a look handed to a look thread (waiting side)"),
-    ("upgrade.run.preflight", "decide_wave", "deciding the wave (plan, preflight, gate)"),
+    ("upgrade.run.rollout.wave", "WaveRunner._context", "a step's template context"),
+    ("upgrade.run.rollout.wave", "WaveRunner.verify_config", "a Deployment's merged checks"),
+    ("upgrade.run.rollout.wave", "WaveRunner._capture_baseline", "import-error baseline"),
+    ("upgrade.run.verify.checks", "Run.call", "a look handed to a look thread (waiting side)"),
+    ("upgrade.run.rollout.preflight", "decide_wave", "deciding the wave (plan, preflight, gate)"),
     ("upgrade.report.html", "write_report", "the HTML report after the wave"),
 ]
 

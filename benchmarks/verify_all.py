@@ -36,7 +36,7 @@ from upgrade.controlplane.control_plane import ControlPlane  # noqa: E402
 from upgrade.hosts.host import LocalHost  # noqa: E402
 from upgrade.model.versions import parse_version  # noqa: E402
 from upgrade.plan.facts import read_dockerfiles  # noqa: E402
-from upgrade.run.drift import PlatformReader, check_fleet  # noqa: E402
+from upgrade.run.verify.drift import PlatformReader, check_fleet  # noqa: E402
 
 LIMIT_S = 10.0
 PER_REPO = 4

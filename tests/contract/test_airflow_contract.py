@@ -28,8 +28,8 @@ from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.errors import AirflowAuthError
 from upgrade.model.catalog import load_catalog
 from upgrade.model.versions import parse_version
-from upgrade.run.checks import assess_health
-from upgrade.run.verify import Verdict, run_checks
+from upgrade.run.verify.checks import assess_health
+from upgrade.run.verify.verify import Verdict, run_checks
 
 TOKEN_ENV = "AIRFLOW_CONTRACT_TOKEN"
 CATALOG = load_catalog()

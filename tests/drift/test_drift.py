@@ -18,7 +18,7 @@ from upgrade.errors import InputError, ServiceError
 from upgrade.model.versions import parse_version
 from upgrade.plan.facts import RepoFile
 from upgrade.report.drift import drift_markdown, print_report
-from upgrade.run import drift
+from upgrade.run.verify import drift
 
 V = parse_version
 EXPECTED = {"below-1": V("12.5.0"), "clean-1": V("12.4.0"), "clean-2": V("12.3.0")}

@@ -16,6 +16,6 @@ def catalog() -> Catalog:
     """
     import upgrade.plan.fleet
     import upgrade.report.plan
-    import upgrade.run.rollout  # noqa: F401
+    import upgrade.run.rollout.rollout  # noqa: F401
 
     return load_catalog(None)

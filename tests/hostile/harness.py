@@ -55,7 +55,7 @@ def plan_offline(inventory: Path, catalog: Catalog) -> Outcome:
     from upgrade.errors import ProblemsError
     from upgrade.plan.fleet import Fleet
     from upgrade.report.plan import print_plan
-    from upgrade.run import preflight
+    from upgrade.run.rollout import preflight
 
     out = io.StringIO()
     console = Console(file=out, highlight=False, markup=False, emoji=False, width=160)

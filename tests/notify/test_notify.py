@@ -17,7 +17,7 @@ from upgrade.config.inventory_loader import load_inventory
 from upgrade.config.notifications import EVENTS, WebhookSettings
 from upgrade.errors import InventoryError
 from upgrade.model.versions import parse_version
-from upgrade.run.notify import Notifier, message
+from upgrade.run.rollout.notify import Notifier, message
 
 # Slack puts the credential in the path; it must never be shown.
 SECRET_PATH = "/services/T0FLEET/B0WAVES/xoxbSECRETsecret42"

@@ -14,8 +14,8 @@ from markdown_it import MarkdownIt
 
 from upgrade.report.drift import drift_markdown
 from upgrade.report.recap import wave_markdown
-from upgrade.run.drift import DriftReport, DriftRow
-from upgrade.run.rollout import Outcome, WaveResult
+from upgrade.run.rollout.rollout import Outcome, WaveResult
+from upgrade.run.verify.drift import DriftReport, DriftRow
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SCRIPT = "<script>alert(1)</script>"

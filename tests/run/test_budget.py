@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from upgrade.run.budget import FailureBudget
+from upgrade.run.rollout.budget import FailureBudget
 
 
 def run(budget: FailureBudget, batch: int, outcomes: str) -> list[int]:

@@ -14,8 +14,8 @@ from upgrade.journal.records import DeploymentRecord, Signoff, WaveRecord
 from upgrade.model.catalog import load_snapshot
 from upgrade.model.versions import parse_version
 from upgrade.plan.plan import Plan, PlannedDeployment, RepoChange
-from upgrade.run.gate import static_reasons
-from upgrade.run.resume import resume
+from upgrade.run.rollout.gate import static_reasons
+from upgrade.run.rollout.resume import resume
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 V = parse_version

@@ -31,7 +31,7 @@ from upgrade.journal.store import Journal
 from upgrade.model.redact import REDACTED
 from upgrade.model.versions import parse_version
 from upgrade.report import console
-from upgrade.run.notify import Notifier
+from upgrade.run.rollout.notify import Notifier
 
 SECRET = "s3cr3t-d4t4b4se-pw-0427"  # the value of FLEET_DB_PASSWORD in every test below
 ONE_TRY = RetryPolicy(attempts=1, backoff=0.01, backoff_max=0.01, total=5)
@@ -110,7 +110,7 @@ def test_a_command_on_a_host(tmp_path: Path):
 
 def test_a_verification_command_check(tmp_path: Path):
     from upgrade.config.inventory import Deployment
-    from upgrade.run.verify import run_checks
+    from upgrade.run.verify.verify import run_checks
 
     config = merge_verify_config({"checks": [{"name": "command", "argv": [
         "sh", "-c", 'echo "db said no: pw=$FLEET_DB_PASSWORD" >&2; exit 1']}],

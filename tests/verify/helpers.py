@@ -10,7 +10,7 @@ from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
 from upgrade.model.versions import parse_version
-from upgrade.run import verify
+from upgrade.run.verify import verify
 
 TARGET = "13.8.0"  # the catalog knows its Airflow exactly (2.11.2)
 

@@ -10,7 +10,7 @@ from tests.verify.helpers import TARGET, check, config
 from upgrade.controlplane.airflow import ComponentHealth, Health
 from upgrade.model.catalog import Catalog, Release
 from upgrade.model.versions import parse_version
-from upgrade.run import checks, verify
+from upgrade.run.verify import checks, verify
 
 OLD_ERROR = {"filename": "/usr/local/airflow/dags/old_broken.py",
              "stack_trace": "SyntaxError: invalid syntax (old_broken.py, line 4)"}

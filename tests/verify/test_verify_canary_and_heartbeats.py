@@ -18,7 +18,7 @@ from simulators import SimHandle
 from tests.verify.helpers import TARGET, check, config, deployment
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.model.versions import parse_version
-from upgrade.run import canary, verify
+from upgrade.run.verify import canary, verify
 
 AF3 = "3.0-7"
 

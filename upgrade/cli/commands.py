@@ -239,7 +239,7 @@ def plan(a: Args) -> int:
     With --detailed-exitcode (as Terraform's): 0 nothing to do, 8 changes pending and
     nothing refused, 3 some Deployment refused, 2 invalid input.
     """
-    from upgrade.run import preflight
+    from upgrade.run.rollout import preflight
 
     with open_fleet(a, target=a.target, feed=a.feed) as fleet, _kept_until_exit():
         # The plan (a few objects per Deployment) is printed at the end: kept until then.
@@ -291,7 +291,7 @@ def status(a: Args) -> int:
 def verify_all(a: Args) -> int:
     """Check the whole fleet: deployed vs Dockerfile vs journal, health, import errors."""
     from upgrade.report.drift import drift_markdown, print_report
-    from upgrade.run.drift import verify_all as check_drift
+    from upgrade.run.verify.drift import verify_all as check_drift
 
     console = consoles()
     with open_fleet(a) as fleet:
@@ -320,7 +320,7 @@ def report(a: Args) -> int:
     as a CI artifact; also written after every wave.
     """
     from upgrade.report.html import write_report
-    from upgrade.run.deployed import deployed_versions
+    from upgrade.run.services.deployed import deployed_versions
 
     with open_fleet(a) as fleet:
         observed, note = ({}, "") if a.offline else deployed_versions(fleet)
@@ -358,8 +358,8 @@ def runners(a: Args) -> int:
 @command("render", INVENTORY, TARGET, WAVE, LIMIT, COMMIT, PUSH, BRANCH, OFFLINE, ADOPT)
 def render(a: Args) -> int:
     """Write the planned Dockerfile changes into the repos (for CI that deploys on merge)."""
-    from upgrade.run.render import DEFAULT_BRANCH, RenderOptions
-    from upgrade.run.render import render as write_render
+    from upgrade.run.services.render import DEFAULT_BRANCH, RenderOptions
+    from upgrade.run.services.render import render as write_render
 
     console = consoles()
     options = RenderOptions(commit=a.commit or a.push, push=a.push,
@@ -390,8 +390,8 @@ def upgrade(a: Args) -> int:
     from upgrade.journal.records import actor
     from upgrade.report.progress import LiveReporter, LogReporter
     from upgrade.report.recap import print_recap, write_wave_markdown
-    from upgrade.run import rollout
-    from upgrade.run.preflight import WaveRequest
+    from upgrade.run.rollout import rollout
+    from upgrade.run.rollout.preflight import WaveRequest
 
     console = consoles()
     if a.skip_gate and not (a.reason or "").strip():
@@ -503,7 +503,7 @@ def _stop_on_interrupt(stop: threading.Event, reporter: Any, resume: str) -> Ite
 def approve(a: Args) -> int:
     """Approve a wave that requires approval; records who and why in the journal."""
     from upgrade.journal.records import actor
-    from upgrade.run import rollout
+    from upgrade.run.rollout import rollout
 
     console = consoles()
     with open_fleet(a) as fleet:
@@ -520,7 +520,7 @@ def approve(a: Args) -> int:
 def abandon(a: Args) -> int:
     """Abandon the active rollout (so a different target can start a new one)."""
     from upgrade.journal.records import actor
-    from upgrade.run import rollout
+    from upgrade.run.rollout import rollout
 
     console = consoles()
     with open_fleet(a) as fleet:

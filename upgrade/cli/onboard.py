@@ -58,7 +58,7 @@ def discover(a: Args) -> int:
     """
     from upgrade.config.inventory_loader import DEFAULT_INVENTORY, INVENTORY_ENV
     from upgrade.report.discover import print_discovery
-    from upgrade.run.discover import discover_inventory
+    from upgrade.run.services.discover import discover_inventory
 
     inventory = Path(a.inventory or os.environ.get(INVENTORY_ENV, "").strip()
                      or DEFAULT_INVENTORY)

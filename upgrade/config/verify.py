@@ -5,7 +5,7 @@ Deployment's ``vars.verify`` patch it by check name (``enabled: false`` removes 
 The inventory's levels are validated when the inventory is loaded
 (:func:`read_verify_layer`, every problem with its file, line and key) into
 :class:`VerifyLayer` objects; :func:`merge_verify_config` only merges. Running the checks
-is ``upgrade.run.verify``'s business; this module only decides what to run.
+is ``upgrade.run.verify.verify``'s business; this module only decides what to run.
 
 Every check setting has one schema (:data:`CHECK_ARGS`), which the playbook loader uses
 for the verify step's arguments too.

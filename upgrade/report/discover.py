@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from upgrade.report import console
 
 if TYPE_CHECKING:
-    from upgrade.run.discover import Written
+    from upgrade.run.services.discover import Written
 
 SHOWN = 8  # unmapped Deployments named in the summary line; the file lists them all
 

@@ -9,7 +9,7 @@ from rich.text import Text
 from upgrade.controlplane.deployment import HEALTHY_STATES
 from upgrade.model.redact import redact
 from upgrade.report import markdown as md
-from upgrade.run.drift import DriftReport
+from upgrade.run.verify.drift import DriftReport
 
 
 def drift_markdown(report: DriftReport) -> str:

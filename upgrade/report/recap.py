@@ -14,7 +14,7 @@ from upgrade.report import markdown as md
 if TYPE_CHECKING:  # `status` imports this module: it must not pull in the whole run floor
     from rich.console import Console
 
-    from upgrade.run.rollout import WaveResult
+    from upgrade.run.rollout.rollout import WaveResult
 
 RESULT_STYLE = {"ok": "green", "skipped": "cyan", "failed": "bold red", "not finished": "yellow",
                 "left out": "dim"}

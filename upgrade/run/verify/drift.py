@@ -44,8 +44,8 @@ from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.facts import RepoFile, read_dockerfiles
 from upgrade.plan.fleet import Fleet
-from upgrade.run.checks import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
-from upgrade.run.gitdrift import (
+from upgrade.run.verify.checks import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
+from upgrade.run.verify.gitdrift import (
     DEPLOYED_FROM_UNMERGED_COMMIT,
     PENDING_PULL_REQUEST,
     GitTruth,

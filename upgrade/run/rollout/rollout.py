@@ -1,6 +1,6 @@
 """Roll one wave out, once it is decided: record it, run it, record how it ended.
 
-``upgrade.run.preflight`` decides the wave reading only (pins, plan, preflight, gate,
+``upgrade.run.rollout.preflight`` decides the wave reading only (pins, plan, preflight, gate,
 resume moves); this module then writes: the rollout (started, pinning every target spec,
 when none is active), the wave's Deployments with their own targets, the moves, and
 every state change, committed before the next step starts. So the same command resumes
@@ -27,11 +27,11 @@ from upgrade.journal.states import WAVE_LEFT
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
-from upgrade.run.notify import Notifier
-from upgrade.run.pins import GIVEN, Pins, describe, follow
-from upgrade.run.preflight import Decided, WaveRequest, decide_wave, preview
-from upgrade.run.resume import Resume
-from upgrade.run.wave import Item, Reporter, WaveRunner
+from upgrade.run.rollout.notify import Notifier
+from upgrade.run.rollout.pins import GIVEN, Pins, describe, follow
+from upgrade.run.rollout.preflight import Decided, WaveRequest, decide_wave, preview
+from upgrade.run.rollout.resume import Resume
+from upgrade.run.rollout.wave import Item, Reporter, WaveRunner
 
 
 @dataclass

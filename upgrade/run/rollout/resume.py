@@ -3,7 +3,7 @@
 Pure. Every run of a wave decides afresh from the plan and the journal, so the same
 command resumes after any crash: verified is done, failed and skipped are decided again.
 A Deployment the plan refuses never gets here: the wave does not start with one selected
-(``upgrade.run.preflight``).
+(``upgrade.run.rollout.preflight``).
 """
 
 from __future__ import annotations

@@ -37,10 +37,11 @@ from upgrade.errors import (
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan, PlannedDeployment, dockerfile_diff, unique_targets
-from upgrade.run import gitflow, steps, undo
-from upgrade.run.budget import FailureBudget
-from upgrade.run.preflight import step_context_for
-from upgrade.run.verify import capture_baseline, run_checks
+from upgrade.run import steps
+from upgrade.run.rollout import gitflow, undo
+from upgrade.run.rollout.budget import FailureBudget
+from upgrade.run.rollout.preflight import step_context_for
+from upgrade.run.verify.verify import capture_baseline, run_checks
 
 # The journal state each step kind leaves a Deployment in, and the order of states.
 STEP_STATE = {
@@ -487,7 +488,7 @@ class WaveRunner:
 
     def _git_step(self, item: Item, step: Step, args: dict[str, Any],
                   work: steps.RepoWork) -> str:
-        """render and commit in ``direct`` and ``pull-request`` modes (run/gitflow.py)."""
+        """render and commit in ``direct`` and ``pull-request`` modes (run/rollout/gitflow.py)."""
         rg = self._git(work.repo)
         branch = work.branch or f"runtime-upgrade/{work.target}"
         # The rewrite of a text read from the remote, or why there is none.

@@ -8,7 +8,7 @@ change (healthy on another Runtime, new DAG import errors) ends the poll at once
 
 Settings come from three levels, merged by ``upgrade.config.verify``: the playbook's
 verify step, then ``waves.N.verify``, then the Deployment's ``vars.verify``; the checks
-themselves are in ``upgrade.run.checks``. The semantics (order, reachability,
+themselves are in ``upgrade.run.verify.checks``. The semantics (order, reachability,
 inconclusive) are documented in docs/verification.md.
 """
 
@@ -30,8 +30,8 @@ from upgrade.errors import (
 from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
 from upgrade.model.versions import RuntimeVersion
-from upgrade.run.checks import FAIL, FINISHERS, INCONCLUSIVE, NOT_RUN, PASS, PROBES, Run
-from upgrade.run.look import Abandoned, Attempt, Look
+from upgrade.run.verify.checks import FAIL, FINISHERS, INCONCLUSIVE, NOT_RUN, PASS, PROBES, Run
+from upgrade.run.verify.look import Abandoned, Attempt, Look
 
 FIRST_POLL = 0.5  # s before the second look; doubles up to the poll interval
 MIN_SLOT = 1.0  # s every check gets, even past the overall time-out

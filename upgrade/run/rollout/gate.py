@@ -3,7 +3,7 @@
 Wave N starts only when every earlier wave of the rollout passed and its soak has
 elapsed (this module: the journal's half), and at that moment every Deployment of the
 earlier waves is verified again, as they may have degraded during soak (the live half, in
-``upgrade.run.preflight``). A wave may require an approval (`astro-fleet approve`).
+``upgrade.run.rollout.preflight``). A wave may require an approval (`astro-fleet approve`).
 `--skip-gate --reason` bypasses all of it, and is recorded and shown in every later report.
 """
 

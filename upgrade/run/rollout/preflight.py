@@ -1,7 +1,7 @@
 """Decide a wave before anything is written: pins, plan, preflight, gate, resume moves.
 
 ``upgrade --wave N`` first reads (the journal, Astro, the repos, the runners) and decides;
-only when the whole wave may start does it write (``upgrade.run.rollout``). So a gate
+only when the whole wave may start does it write (``upgrade.run.rollout.rollout``). So a gate
 refusal, a failed preflight or a refused target leaves the journal exactly as it was, and
 ``--dry-run`` and ``plan --wave N`` show the same verdict from the same code:
 
@@ -46,10 +46,10 @@ from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import RUNNING, Plan, PlannedDeployment, Preflight
 from upgrade.plan.planner import runtime_context
-from upgrade.run import gate
-from upgrade.run import pins as pins_mod
-from upgrade.run.pins import Pins, follow
-from upgrade.run.resume import Resume, resume
+from upgrade.run.rollout import gate
+from upgrade.run.rollout import pins as pins_mod
+from upgrade.run.rollout.pins import Pins, follow
+from upgrade.run.rollout.resume import Resume, resume
 
 # `plan` imports this module: what only `upgrade` uses (playbook steps and their jinja2,
 # the checks and the control plane's httpx) is imported where it is used.
@@ -298,7 +298,7 @@ def reverify(
     failure. The checks are the ones its wave ran (playbook → its wave → its vars) at
     the version it reached, against the baseline taken before its deploy, within a
     shorter time budget."""
-    from upgrade.run.verify import run_checks
+    from upgrade.run.verify.verify import run_checks
 
     inv, catalog = fleet.inventory, fleet.catalog
     step = next((s for s in playbook.steps if s.kind == "verify"), None)

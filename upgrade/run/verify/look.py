@@ -1,7 +1,7 @@
 """One look of a check at a Deployment, and what a probe knows about the check it serves.
 
-A probe (``upgrade.run.checks``) answers each look with a :class:`Look`; the poller
-(``upgrade.run.verify``) decides when to look again and what the last look means.
+A probe (``upgrade.run.verify.checks``) answers each look with a :class:`Look`; the poller
+(``upgrade.run.verify.verify``) decides when to look again and what the last look means.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each check is a probe, registered by name, that takes one look at a Deployment (Astro's
 status, its Airflow API, a command on the repo's runner, an HTTP URL) and says ``pass``,
 ``fail``, ``wait`` (not yet) or ``unknown`` (no answer). Polling, deadlines and the verdict
-are ``upgrade.run.verify``'s; a :class:`Run` is the state the checks of one verification
+are ``upgrade.run.verify.verify``'s; a :class:`Run` is the state the checks of one verification
 share (Astro's last answer, whether it already failed).
 """
 
@@ -37,8 +37,8 @@ from upgrade.hosts.host import Host
 from upgrade.model.catalog import Catalog
 from upgrade.model.redact import Redactor, display_url
 from upgrade.model.versions import RuntimeVersion, try_parse_version
-from upgrade.run import canary
-from upgrade.run.look import Abandoned, Attempt, Look
+from upgrade.run.verify import canary
+from upgrade.run.verify.look import Abandoned, Attempt, Look
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 REQUIRED_COMPONENTS = ("metadatabase", "scheduler")

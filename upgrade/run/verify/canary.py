@@ -25,7 +25,7 @@ from typing import Any
 
 from upgrade.controlplane.airflow import AirflowAPI, AirflowEndpoint, DagRun
 from upgrade.errors import AirflowAPIError, AirflowNotFound
-from upgrade.run.look import Look
+from upgrade.run.verify.look import Look
 
 RUN_ID_PREFIX = "astro_fleet_upgrade__"
 MAX_NAMED = 5  # failed tasks named in one message

@@ -1,0 +1,1 @@
+"""The upgrade engine: a rollout's pins, each wave's decision, gate, steps, and its journal."""

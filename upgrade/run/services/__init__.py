@@ -1,0 +1,1 @@
+"""Command services outside a rollout: ``discover``, ``render`` and the deployed-version look."""

@@ -1,0 +1,1 @@
+"""Verification: the checks of one Deployment after a deploy, and ``verify-all``'s drift."""
