@@ -23,7 +23,7 @@ from upgrade.config.waves import WaveSettings
 from upgrade.errors import GateRefused, InputError, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
-from upgrade.journal.states import WAVE_LEFT
+from upgrade.journal.states import FAILED, SKIPPED, VERIFIED, WAVE_LEFT
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
@@ -398,11 +398,11 @@ def _finish(
     left_out: frozenset[str] = frozenset(),
 ) -> WaveResult:
     records = journal.deployments(rollout_id, wave)
-    failed = [r for r in records if r.state == "failed"]
+    failed = [r for r in records if r.state == FAILED]
     # Skipped (by an older version, for policy) is not done: a wave never passes with it.
     # A row registered by an earlier run whose Deployment the plan now refuses and this run
     # leaves out is not work left: no run could finish it (the resume hint would loop).
-    open_ = [r for r in records if r.state not in ("verified", "failed")
+    open_ = [r for r in records if r.state not in (VERIFIED, FAILED)
              and r.name not in left_out]
     result.outcomes = _outcomes(records, left_out)
     if tripped:
@@ -439,7 +439,7 @@ def _outcomes(records: Sequence[Any], left_out: frozenset[str] = frozenset()) ->
             deployment=r.name,
             repo=r.repo,
             state=r.state,
-            result={"verified": "ok", "skipped": "skipped", "failed": "failed"}.get(
+            result={VERIFIED: "ok", SKIPPED: "skipped", FAILED: "failed"}.get(
                 r.state, "left out" if r.name in left_out else "not finished"
             ),
             message=r.error or "",

@@ -34,6 +34,7 @@ from upgrade.errors import (
     ServiceError,
     UpgradeError,
 )
+from upgrade.journal.states import DEPLOYED, DEPLOYING, FAILED, PENDING, RANK, STEP_STATE
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan, PlannedDeployment, dockerfile_diff, unique_targets
@@ -43,20 +44,6 @@ from upgrade.run.rollout.budget import FailureBudget
 from upgrade.run.rollout.preflight import step_context_for
 from upgrade.run.verify.verify import capture_baseline, run_checks
 
-# The journal state each step kind leaves a Deployment in, and the order of states.
-STEP_STATE = {
-    "render": "rendered",
-    "commit": "committed",
-    "run": "tested",
-    "deploy": "deployed",
-    "verify": "verified",
-}
-STATE_RANK = {
-    s: i
-    for i, s in enumerate(
-        ("pending", "rendered", "committed", "tested", "deploying", "deployed", "verified")
-    )
-}
 DEFAULT_PARALLEL = 10
 
 ItemResult = Literal["ok", "failed", "interrupted"]
@@ -316,7 +303,7 @@ class WaveRunner:
         except (JournalUnreachable, ForgeError):
             raise  # not this Deployment's failure: the wave stops (_run_item)
         except UpgradeError as exc:
-            self.journal.transition(self.rollout_id, dep.id, "failed", error=str(exc),
+            self.journal.transition(self.rollout_id, dep.id, FAILED, error=str(exc),
                                     data=_began(item))
             self.reporter.item_finished(dep.name, "failed", str(exc))
             refused = exc.__cause__ if isinstance(exc.__cause__, DeployRefused) else exc
@@ -326,7 +313,7 @@ class WaveRunner:
             return "failed"
         except Exception as exc:  # a bug in one worker must not take the wave down unrecorded
             message = f"unexpected error: {type(exc).__name__}: {exc}"
-            self.journal.transition(self.rollout_id, dep.id, "failed", error=message,
+            self.journal.transition(self.rollout_id, dep.id, FAILED, error=message,
                                     data=_began(item))
             self.reporter.item_finished(dep.name, "failed", message)
             return "failed"
@@ -336,19 +323,19 @@ class WaveRunner:
         all_steps = list(self.playbook.steps)
         if item.noop:
             return [s for s in all_steps if s.kind == "verify"]
-        rank = STATE_RANK[state]
-        after = "pending"
+        rank = RANK[state]
+        after = PENDING
         start = len(all_steps)
         for i, step in enumerate(all_steps):
             after = STEP_STATE.get(step.kind, after)
             stateful = step.kind in STEP_STATE
-            if STATE_RANK[after] > rank or (not stateful and STATE_RANK[after] == rank):
+            if RANK[after] > rank or (not stateful and RANK[after] == rank):
                 start = i
                 break
         return all_steps[start:]
 
     def _advance(self, item: Item, state: str, new_state: str | None, message: str) -> str:
-        if new_state is None or STATE_RANK[new_state] <= STATE_RANK[state]:
+        if new_state is None or RANK[new_state] <= RANK[state]:
             return state
         self.journal.transition(self.rollout_id, item.deployment.id, new_state, message=message,
                                 data=_began(item))
@@ -360,7 +347,7 @@ class WaveRunner:
         if repo.git.shared and repo.git.mode == "pull-request" and repo.git.deploy == "ci":
             return self._wait_for_ci(item, state, repo)
         skip = steps.already_at_target(
-            self.cp, planned, resuming=state == "deploying" or item.retry
+            self.cp, planned, resuming=state == DEPLOYING or item.retry
         )
         if skip:
             return self._found_deployed(item, state, skip, repo)
@@ -373,7 +360,7 @@ class WaveRunner:
             data["commit"] = commit  # what a resumed run will find Astro's record of
         # Durable before the deploy starts: a crash from here on is resumed by inspecting.
         self.journal.transition(
-            self.rollout_id, dep.id, "deploying", count_deploy=True, message="deploy started",
+            self.rollout_id, dep.id, DEPLOYING, count_deploy=True, message="deploy started",
             data=data or None,
         )
         message = steps.deploy(
@@ -387,7 +374,7 @@ class WaveRunner:
         item.deployed_at = datetime.now(UTC)
         if commit is not None:
             message += f" from {commit[:12]}"
-        return self._reach_deployed(item, "deploying", message, commit, source="astro")
+        return self._reach_deployed(item, DEPLOYING, message, commit, source="astro")
 
     def _found_deployed(self, item: Item, state: str, why: str, repo: Repo) -> str:
         """Astro runs the target already (``why``): deployed, with, in git modes, the commit
@@ -410,14 +397,14 @@ class WaveRunner:
         dep = item.deployment
         assert item.planned.target is not None
         self._capture_baseline(item)
-        if state != "deploying":
-            self.journal.transition(self.rollout_id, dep.id, "deploying",
+        if state != DEPLOYING:
+            self.journal.transition(self.rollout_id, dep.id, DEPLOYING,
                                     message="waiting for CI to deploy the merge commit")
         record = gitflow.wait_for_ci(self.cp, self._git(repo), dep, item.planned.target)
         assert record.git is not None
         commit = record.git.commit_sha
         item.deployed_at = datetime.now(UTC)
-        return self._reach_deployed(item, "deploying", f"CI deployed {commit[:12]} (Astro's "
+        return self._reach_deployed(item, DEPLOYING, f"CI deployed {commit[:12]} (Astro's "
                                     f"deploy record {record.id})", commit, source="astro",
                                     record=record.id)
 
@@ -427,12 +414,12 @@ class WaveRunner:
         """Record ``deployed`` with the system that says so (``source``) and, in git
         modes, the commit and Astro's deploy record it was read from."""
         # The journal raises the high-water mark in the same transaction.
-        if STATE_RANK["deployed"] <= STATE_RANK[state]:
+        if RANK[DEPLOYED] <= RANK[state]:
             return state
         data = {"source": source, **({"deploy_record": record} if record else {})}
-        self.journal.transition(self.rollout_id, item.deployment.id, "deployed",
+        self.journal.transition(self.rollout_id, item.deployment.id, DEPLOYED,
                                 message=message, commit=commit, data=data)
-        return "deployed"
+        return DEPLOYED
 
     def _git(self, repo: Repo) -> gitflow.RepoGit:
         """The repo's git mode for this run (one per repo: it caches the default branch)."""
