@@ -27,11 +27,13 @@ from upgrade.journal.states import FAILED, SKIPPED, VERIFIED, WAVE_LEFT
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
+from upgrade.run.rollout.item import Item
 from upgrade.run.rollout.notify import Notifier
 from upgrade.run.rollout.pins import GIVEN, Pins, describe, follow
 from upgrade.run.rollout.preflight import Decided, WaveRequest, decide_wave, preview
+from upgrade.run.rollout.progress import Reporter
 from upgrade.run.rollout.resume import Resume
-from upgrade.run.rollout.wave import Item, Reporter, WaveRunner
+from upgrade.run.rollout.wave import WaveRunner
 
 
 @dataclass
