@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.config.inventory_loader import load_inventory
-from upgrade.config.targets import Target
 from upgrade.hosts.host import Host
-from upgrade.model.catalog import Catalog, Resolution, load_catalog
+from upgrade.model.catalog import Catalog, load_catalog
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.facts import (
     DeployedFact,
@@ -33,6 +32,7 @@ from upgrade.plan.facts import (
 )
 from upgrade.plan.plan import Plan, PlanOptions, Preflight
 from upgrade.plan.planner import build_plan, resolve_targets, rewrite, rewrite_or_refuse
+from upgrade.plan.targets import Targets
 
 if TYPE_CHECKING:
     from upgrade.controlplane.control_plane import ControlPlane
@@ -83,15 +83,9 @@ class Fleet:
         """The host a repo lives on (its runner)."""
         return self.hosts.host_for(repo)
 
-    def follow(self, target: Target | None, source: str = "--target") -> None:
-        """Plan from now on with ``target`` over every layer's (an active rollout's), or with
-        the inventory's own layers (None)."""
-        self.inventory = self.inventory.overridden(target, source)
-
-    def targets(self, pinned: Mapping[str, RuntimeVersion] | None = None, *,
-                pinned_by: str = "") -> dict[str, Resolution]:
-        """Every target spec of the inventory resolved (or as an active rollout pinned it)."""
-        return resolve_targets(self.inventory, self.catalog, pinned, pinned_by=pinned_by)
+    def targets(self) -> Targets:
+        """Every target spec of the inventory (or the command's --target) resolved now."""
+        return resolve_targets(self.inventory, self.catalog)
 
     def select(self, wave: int | None, limits: Sequence[str]) -> list[Deployment]:
         """Deployments of ``wave`` chosen by ``--limit`` (same grammar everywhere)."""
@@ -101,7 +95,7 @@ class Fleet:
         self,
         deployments: Sequence[Deployment],
         *,
-        targets: Mapping[str, Resolution] | None = None,
+        targets: Targets | None = None,
         offline: bool = False,
         adopt: bool = False,
         high_water: Mapping[str, RuntimeVersion] | None = None,
@@ -115,7 +109,7 @@ class Fleet:
         self,
         deployments: Sequence[Deployment],
         *,
-        targets: Mapping[str, Resolution] | None = None,
+        targets: Targets | None = None,
         offline: bool = False,
         adopt: bool = False,
         high_water: Mapping[str, RuntimeVersion] | None = None,

@@ -25,6 +25,7 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
 
+from upgrade.config.targets import TargetSource
 from upgrade.errors import InputError
 from upgrade.journal.backend import existing_journal
 from upgrade.model.template import Sandbox
@@ -118,6 +119,8 @@ def _rollout_pieces(view: RolloutView) -> Iterator[str]:
         view=view,
         day=_at(view.rollout.created_at),
         r=view.rollout,
+        given=view.rollout.target_source == TargetSource.FLAG,
+        flag=TargetSource.FLAG.value,
         phases=PHASES,
         letters=LETTER,
         waves=[_wave_chart(w, at, view.rollout.created_at.date()) for w in view.waves],

@@ -41,14 +41,16 @@ from upgrade.errors import (
 )
 from upgrade.journal.backend import existing_journal
 from upgrade.journal.records import DeploymentRecord, WaveRecord
+from upgrade.journal.states import VERIFIED
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import RUNNING, Plan, PlannedDeployment, Preflight
 from upgrade.plan.planner import runtime_context
+from upgrade.plan.targets import Targets
 from upgrade.run.rollout import gate
 from upgrade.run.rollout import pins as pins_mod
-from upgrade.run.rollout.pins import Pins, follow
+from upgrade.run.rollout.pins import follow
 from upgrade.run.rollout.resume import Resume, resume
 
 # `plan` imports this module: what only `upgrade` uses (playbook steps and their jinja2,
@@ -76,7 +78,7 @@ class Decided:
 
     request: WaveRequest
     settings: WaveSettings
-    pins: Pins
+    targets: Targets
     plan: Plan  # the selected Deployments, preflighted
     registered: tuple[PlannedDeployment, ...]  # every Deployment of the wave it works on
     moves: Mapping[str, Resume]  # Deployment id -> what this run does with it
@@ -120,17 +122,17 @@ def decide_wave(
     # Dockerfile unreadable) outside the selection, so the wave passes only once it is
     # done too. A Deployment the plan refuses is not: nothing would ever finish it.
     decided = Decided(
-        request, settings, view.pins, plan,
+        request, settings, view.targets, plan,
         registered=tuple(p for p in view.whole.deployments
                          if p.target is not None and p.action != "refuse"),
         moves={}, records=view.records, left_out=left_out, done=view.done,
     )
     if view.done:
         return decided
-    active = view.pins.rollout
+    active = view.targets.rollout
     if request.skip_gate_reason is None and active is not None and journal is not None:
         earlier = [d for d in journal.deployments(active.id)
-                   if d.wave < request.wave and d.state == "verified"]
+                   if d.wave < request.wave and d.state == VERIFIED]
         failures = reverify(fleet, playbook, active.id, earlier, stop)
         if stop.is_set():
             # Interrupted checks prove nothing either way: not a failure, and no reason to
@@ -160,7 +162,7 @@ def decide_wave(
 class _View:
     """A wave (or a selection) as one decision sees it, before the preflight."""
 
-    pins: Pins
+    targets: Targets
     whole: Plan  # every Deployment of the wave (the selection, without a wave)
     plan: Plan  # the selected ones
     chosen: frozenset[str]  # their ids
@@ -182,27 +184,27 @@ def _view(fleet: Fleet, journal: Journal | None, wave: int | None, limits: Seque
     active = journal.active_rollout() if journal is not None else None
     completed = (pins_mod.last_completed(fleet, journal.rollouts())
                  if journal is not None and active is None and wave is not None else None)
-    pins = follow(fleet, active or completed)
+    targets = follow(fleet, active or completed)
     selected = fleet.select(wave, limits)
     chosen = frozenset(d.id for d in selected)
     everyone = ([d for d in fleet.inventory.deployments if d.wave == wave]
                 if wave is not None else selected)
     high_water = journal.high_water() if journal is not None else {}
-    whole = fleet.decide(everyone, targets=pins.targets, high_water=high_water,
+    whole = fleet.decide(everyone, targets=targets, high_water=high_water,
                          offline=offline, adopt=adopt)
-    plan = replace(whole.only(chosen), advice=pins_mod.yanked(pins))
-    followed = pins.rollout
+    plan = replace(whole.only(chosen), advice=pins_mod.yanked(targets))
+    followed = targets.rollout
     if followed is None or journal is None or wave is None:
-        return _View(pins, whole, plan, chosen, (), {})
+        return _View(targets, whole, plan, chosen, (), {})
     records = {r.deployment_id: r for r in journal.deployments(followed.id, wave)}
     if completed is None:
-        return _View(pins, whole, plan, chosen, journal.waves(followed.id), records)
+        return _View(targets, whole, plan, chosen, journal.waves(followed.id), records)
     if all(p.action not in RUNNING or (p.deployment.id in records
-                                       and records[p.deployment.id].state == "verified")
+                                       and records[p.deployment.id].state == VERIFIED)
            for p in plan.deployments):
-        return _View(pins, whole, plan, chosen, journal.waves(followed.id), records, done=True)
+        return _View(targets, whole, plan, chosen, journal.waves(followed.id), records, done=True)
     # Work left in the selection: a rollout started now does it, with the same pins.
-    return _View(Pins(pins.targets), whole, plan, chosen, (), {})
+    return _View(replace(targets, rollout=None, note=None), whole, plan, chosen, (), {})
 
 
 def preview(

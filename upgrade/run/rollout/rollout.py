@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from upgrade.config.playbook import Playbook
+from upgrade.config.targets import TargetSource
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import GateRefused, InputError, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
@@ -27,9 +28,10 @@ from upgrade.journal.states import FAILED, SKIPPED, VERIFIED, WAVE_LEFT
 from upgrade.journal.store import Journal
 from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
+from upgrade.plan.targets import Targets, describe
 from upgrade.run.rollout.item import Item
 from upgrade.run.rollout.notify import Notifier
-from upgrade.run.rollout.pins import GIVEN, Pins, describe, follow
+from upgrade.run.rollout.pins import follow
 from upgrade.run.rollout.preflight import Decided, WaveRequest, decide_wave, preview
 from upgrade.run.rollout.progress import Reporter
 from upgrade.run.rollout.resume import Resume
@@ -169,7 +171,7 @@ def dry_run(fleet: Fleet, playbook: Playbook, request: WaveRequest) -> Plan:
 
 
 def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
-            command: str) -> tuple[int, Pins, str | None]:
+            command: str) -> tuple[int, Targets, str | None]:
     """Record ``actor``'s approval of ``wave``, starting (and pinning) a rollout if none is
     active; returns (rollout id, pins, note). ``command`` names the lock's holder."""
     inv = fleet.inventory
@@ -179,21 +181,21 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
             f"nothing was recorded. Run it: astro-fleet upgrade --wave {wave}.")
     with run_lock(inv.journal, command) as held:
         existing = held.existing()
-        pins = follow(fleet, existing.active_rollout() if existing is not None else None)
-        if pins.rollout is not None and existing is not None:
-            before = existing.wave(pins.rollout.id, wave)
+        targets = follow(fleet, existing.active_rollout() if existing is not None else None)
+        if targets.rollout is not None and existing is not None:
+            before = existing.wave(targets.rollout.id, wave)
             if before is not None and before.status == "passed":
                 at = before.passed_at.isoformat(timespec="seconds") if before.passed_at else "?"
                 raise InputError(
-                    f"wave {wave} of rollout {pins.rollout.id} already passed at {at}: an "
+                    f"wave {wave} of rollout {targets.rollout.id} already passed at {at}: an "
                     "approval would change nothing; nothing was recorded.")
         journal = held.journal()
-        if pins.rollout is not None:
-            rollout_id, note = pins.rollout.id, None
+        if targets.rollout is not None:
+            rollout_id, note = targets.rollout.id, None
             journal.record_approval(rollout_id, wave, actor, reason)
         else:  # the rollout and the approval in one transaction: both or neither
-            rollout_id, note = _rollout(journal, fleet, pins, actor, approval=(wave, reason))
-    return rollout_id, pins, note or pins.note
+            rollout_id, note = _rollout(journal, fleet, targets, actor, approval=(wave, reason))
+    return rollout_id, targets, note or targets.note
 
 
 def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout | None:
@@ -205,20 +207,19 @@ def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout |
         return journal.abandon_rollout(active.id, actor, reason)
 
 
-def _rollout(journal: Journal, fleet: Fleet, pins: Pins, actor: str,
+def _rollout(journal: Journal, fleet: Fleet, targets: Targets, actor: str,
              approval: tuple[int, str] | None = None) -> tuple[int, str | None]:
-    """The followed rollout's id, or a rollout started now pinning ``pins`` (with
+    """The followed rollout's id, or a rollout started now pinning ``targets`` (with
     ``approval``, see ``Journal.start_rollout``), with a note."""
-    if pins.rollout is not None:
-        return pins.rollout.id, None
+    if targets.rollout is not None:
+        return targets.rollout.id, None
     inv = fleet.inventory
-    given = inv.override is not None
-    headline = inv.override if inv.override is not None else inv.target
-    versions = pins.versions
+    headline = targets.given if targets.given is not None else inv.target
+    versions = targets.versions
     first = next(iter(versions.values()))
+    source = TargetSource.INVENTORY if targets.given is None else TargetSource.FLAG
     rollout = journal.start_rollout(str(headline or "per-group targets"), first, str(inv.path),
-                                    actor, pins=versions,
-                                    target_source=GIVEN if given else "inventory",
+                                    actor, pins=versions, target_source=source.value,
                                     approval=approval)
     return rollout.id, f"rollout {rollout.id} started: {describe(versions)} pinned"
 
@@ -236,15 +237,15 @@ def run_wave(
     request, plan, settings = decided.request, decided.plan, decided.settings
     if decided.done:
         return _done(journal, decided)
-    rollout_id, note = _rollout(journal, fleet, decided.pins, request.actor)
+    rollout_id, note = _rollout(journal, fleet, decided.targets, request.actor)
     used = {p.spec for p in decided.registered}
-    targets = {s: r for s, r in decided.pins.targets.items() if s in used}
+    targets = {s: r for s, r in decided.targets.resolutions.items() if s in used}
     result = WaveResult(rollout_id, request.wave,
                         ", ".join(str(v) for v in sorted({r.version for r in targets.values()},
                                                          reverse=True)) or "none",
                         "incomplete", targets={s: str(r.version) for s, r in targets.items()},
                         resume=finishing_command(request.wave, decided.left_out))
-    result.notes.extend(n for n in (decided.pins.note, note) if n)
+    result.notes.extend(n for n in (decided.targets.note, note) if n)
     result.notes.extend(f"warning: {w}" for r in targets.values() for w in r.warnings)
     journal.ensure_deployments(rollout_id, request.wave, [
         DeploymentEntry(p.deployment.id, p.deployment.name, p.deployment.repo, p.target,
@@ -320,11 +321,11 @@ def _record_stop(journal: Journal, rollout_id: int, wave: int, exc: BaseExceptio
 
 def _done(journal: Journal, decided: Decided) -> WaveResult:
     """The wave of a completed rollout, run again: nothing to do, nothing written."""
-    rollout = decided.pins.rollout
+    rollout = decided.targets.rollout
     assert rollout is not None
     wave = decided.request.wave
     before = journal.wave(rollout.id, wave)
-    targets = {s: str(r.version) for s, r in decided.pins.targets.items()}
+    targets = {s: str(r.version) for s, r in decided.targets.resolutions.items()}
     result = WaveResult(rollout.id, wave, ", ".join(sorted(set(targets.values()), reverse=True)),
                         "passed", targets=targets)
     chosen = {p.deployment.id for p in decided.plan.deployments}
