@@ -126,11 +126,11 @@ def load(a: Args, *, check_repos: bool = True) -> Any:
 
 
 def open_fleet(a: Args, **options: Any) -> Any:
-    """The Fleet of the inventory the flags name (a context manager)."""
-    from upgrade.plan.fleet import Fleet
+    """The Session of the inventory the flags name (a context manager)."""
+    from upgrade.run.session import Session
 
     with _kept_until_exit():
-        return Fleet.load(inventory_path(a), **options)
+        return Session.load(inventory_path(a), **options)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ from upgrade.errors import InputError
 from upgrade.journal.backend import existing_journal
 from upgrade.model.template import Sandbox
 from upgrade.model.versions import RuntimeVersion
-from upgrade.plan.fleet import Fleet
 from upgrade.report.rollout_view import (
     PHASES,
     Bar,
@@ -40,6 +39,7 @@ from upgrade.report.rollout_view import (
     duration,
     rollout_view,
 )
+from upgrade.run.session import Session
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHART_WIDTH = 900  # px of time axis
@@ -150,7 +150,7 @@ def write_rollout_html(path: Path, view: RolloutView) -> Path:
     return path
 
 
-def write_report(fleet: Fleet, rollout_id: int | None, output: Path | None, *, program: str,
+def write_report(fleet: Session, rollout_id: int | None, output: Path | None, *, program: str,
                  observed: Mapping[str, RuntimeVersion] | None = None,
                  observed_note: str = "") -> RolloutView:
     """Write the HTML report of ``rollout_id`` (None: the newest) to ``output`` (None:

@@ -22,12 +22,12 @@ from upgrade.config.waves import WaveSettings
 from upgrade.errors import DeployRefused, ForgeError, JournalUnreachable, UpgradeError
 from upgrade.journal.states import DEPLOYED, DEPLOYING, FAILED, PENDING, RANK, STEP_STATE
 from upgrade.journal.store import Journal
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan, PlannedDeployment, dockerfile_diff
 from upgrade.run import steps
 from upgrade.run.rollout import gitflow
 from upgrade.run.rollout.preflight import step_context_for
 from upgrade.run.rollout.progress import ItemResult, Reporter
+from upgrade.run.session import Session
 from upgrade.run.verify.verify import capture_baseline, run_checks
 
 
@@ -55,7 +55,7 @@ class ItemRunner:
 
     def __init__(
         self,
-        fleet: Fleet,
+        fleet: Session,
         journal: Journal,
         playbook: Playbook,
         rollout_id: int,

@@ -17,12 +17,12 @@ from upgrade.config.targets import TargetSource, single
 from upgrade.errors import PolicyRefusal
 from upgrade.journal.records import Rollout
 from upgrade.model.versions import parse_spec
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.planner import resolve_pinned
 from upgrade.plan.targets import Targets, describe
+from upgrade.run.session import Session
 
 
-def follow(fleet: Fleet, active: Rollout | None) -> Targets:
+def follow(fleet: Session, active: Rollout | None) -> Targets:
     """The targets for this command: ``active``'s pins (with the target it started with),
     or, with no active rollout, every spec resolved now.
 
@@ -51,7 +51,7 @@ def follow(fleet: Fleet, active: Rollout | None) -> Targets:
                    rollout=active, note=note)
 
 
-def last_completed(fleet: Fleet, rollouts: Sequence[Rollout]) -> Rollout | None:
+def last_completed(fleet: Session, rollouts: Sequence[Rollout]) -> Rollout | None:
     """The newest rollout when it completed pinning exactly what a rollout started now
     would pin (the same targets, nothing newer in the catalog), else None.
 

@@ -44,7 +44,6 @@ from upgrade.journal.records import DeploymentRecord, WaveRecord
 from upgrade.journal.states import VERIFIED
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import RUNNING, Plan, PlannedDeployment, Preflight
 from upgrade.plan.planner import runtime_context
 from upgrade.plan.targets import Targets
@@ -52,6 +51,7 @@ from upgrade.run.rollout import gate
 from upgrade.run.rollout import pins as pins_mod
 from upgrade.run.rollout.pins import follow
 from upgrade.run.rollout.resume import Resume, resume
+from upgrade.run.session import Session
 
 # `plan` imports this module: what only `upgrade` uses (playbook steps and their jinja2,
 # the checks and the control plane's httpx) is imported where it is used.
@@ -93,7 +93,7 @@ class Decided:
 
 
 def decide_wave(
-    fleet: Fleet,
+    fleet: Session,
     journal: Journal | None,
     playbook: Playbook,
     request: WaveRequest,
@@ -171,7 +171,7 @@ class _View:
     done: bool = False  # a completed rollout in which the selection is verified
 
 
-def _view(fleet: Fleet, journal: Journal | None, wave: int | None, limits: Sequence[str], *,
+def _view(fleet: Session, journal: Journal | None, wave: int | None, limits: Sequence[str], *,
           offline: bool = False, adopt: bool = False) -> _View:
     """The one decision ``plan``, ``upgrade --dry-run`` and ``upgrade`` share.
 
@@ -208,7 +208,7 @@ def _view(fleet: Fleet, journal: Journal | None, wave: int | None, limits: Seque
 
 
 def preview(
-    fleet: Fleet,
+    fleet: Session,
     journal: Journal | None,
     playbook: Playbook | None,
     wave: int | None,
@@ -237,7 +237,7 @@ def preview(
     return plan
 
 
-def plan_fleet(fleet: Fleet, wave: int | None, limits: Sequence[str], *, offline: bool = False,
+def plan_fleet(fleet: Session, wave: int | None, limits: Sequence[str], *, offline: bool = False,
                adopt: bool = False) -> tuple[Plan, str | None]:
     """``astro-fleet plan``: the plan under the active rollout's pins (a ``--target`` that
     differs from them plans afresh, with a note), the gate's reasons for ``wave``."""
@@ -255,7 +255,7 @@ def plan_fleet(fleet: Fleet, wave: int | None, limits: Sequence[str], *, offline
                            adopt=adopt), f"note: `upgrade` would refuse this target: {exc}"
 
 
-def verify_problems(fleet: Fleet, playbook: Playbook, plan: Plan) -> dict[str, str]:
+def verify_problems(fleet: Session, playbook: Playbook, plan: Plan) -> dict[str, str]:
     """Deployment id -> why its merged verification settings are invalid, for each one the
     plan would run (the playbook's verify step renders per Deployment)."""
     step = next((s for s in playbook.steps if s.kind == "verify"), None)
@@ -274,7 +274,7 @@ def verify_problems(fleet: Fleet, playbook: Playbook, plan: Plan) -> dict[str, s
     return problems
 
 
-def step_context_for(fleet: Fleet, target: RuntimeVersion, rollout: str, dep: Deployment,
+def step_context_for(fleet: Session, target: RuntimeVersion, rollout: str, dep: Deployment,
             vars: Mapping[str, Any] | None = None, *, repo_scope: bool = False
             ) -> dict[str, Any]:
     """The template context a playbook step sees for ``dep`` going to ``target`` (a repo
@@ -290,7 +290,7 @@ def step_context_for(fleet: Fleet, target: RuntimeVersion, rollout: str, dep: De
 
 
 def reverify(
-    fleet: Fleet,
+    fleet: Session,
     playbook: Playbook,
     rollout_id: int,
     records: Sequence[DeploymentRecord],

@@ -26,7 +26,6 @@ from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
 from upgrade.journal.states import FAILED, SKIPPED, VERIFIED, WAVE_LEFT
 from upgrade.journal.store import Journal
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
 from upgrade.plan.targets import Targets, describe
 from upgrade.run.rollout.item import Item
@@ -36,6 +35,7 @@ from upgrade.run.rollout.preflight import Decided, WaveRequest, decide_wave, pre
 from upgrade.run.rollout.progress import Reporter
 from upgrade.run.rollout.resume import Resume
 from upgrade.run.rollout.wave import WaveRunner
+from upgrade.run.session import Session
 
 
 @dataclass
@@ -107,7 +107,7 @@ class WaveResult:
 
 
 def upgrade_wave(
-    fleet: Fleet,
+    fleet: Session,
     playbook: Playbook,
     request: WaveRequest,
     reporter: Reporter,
@@ -131,7 +131,7 @@ def upgrade_wave(
         return result
 
 
-def _decide(fleet: Fleet, journal: Journal | None, playbook: Playbook, request: WaveRequest,
+def _decide(fleet: Session, journal: Journal | None, playbook: Playbook, request: WaveRequest,
             stop: threading.Event) -> Decided:
     try:
         return decide_wave(fleet, journal, playbook, request, stop)
@@ -161,7 +161,7 @@ def _signoff(signoff: Signoff | None) -> dict[str, str] | None:
             "reason": signoff.reason}
 
 
-def dry_run(fleet: Fleet, playbook: Playbook, request: WaveRequest) -> Plan:
+def dry_run(fleet: Session, playbook: Playbook, request: WaveRequest) -> Plan:
     """What ``upgrade --wave N`` would do now; changes nothing."""
     existing = existing_journal(fleet.inventory.journal)
     with existing if existing is not None else contextlib.nullcontext():
@@ -170,7 +170,7 @@ def dry_run(fleet: Fleet, playbook: Playbook, request: WaveRequest) -> Plan:
                        skip_gate=request.skip_gate_reason is not None)
 
 
-def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
+def approve(fleet: Session, wave: int, actor: str, reason: str, *,
             command: str) -> tuple[int, Targets, str | None]:
     """Record ``actor``'s approval of ``wave``, starting (and pinning) a rollout if none is
     active; returns (rollout id, pins, note). ``command`` names the lock's holder."""
@@ -198,7 +198,7 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
     return rollout_id, targets, note or targets.note
 
 
-def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout | None:
+def abandon(fleet: Session, actor: str, reason: str, *, command: str) -> Rollout | None:
     """End the active rollout (recorded with who and why); None when there is none."""
     with locked_journal(fleet.inventory.journal, command) as (journal, _):
         active = journal.active_rollout()
@@ -207,7 +207,7 @@ def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout |
         return journal.abandon_rollout(active.id, actor, reason)
 
 
-def _rollout(journal: Journal, fleet: Fleet, targets: Targets, actor: str,
+def _rollout(journal: Journal, fleet: Session, targets: Targets, actor: str,
              approval: tuple[int, str] | None = None) -> tuple[int, str | None]:
     """The followed rollout's id, or a rollout started now pinning ``targets`` (with
     ``approval``, see ``Journal.start_rollout``), with a note."""
@@ -225,7 +225,7 @@ def _rollout(journal: Journal, fleet: Fleet, targets: Targets, actor: str,
 
 
 def run_wave(
-    fleet: Fleet,
+    fleet: Session,
     journal: Journal,
     playbook: Playbook,
     decided: Decided,

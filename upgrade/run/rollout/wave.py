@@ -24,12 +24,12 @@ from upgrade.config.playbook import Playbook
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import DeployRefused, ForgeError, JournalUnreachable, ServiceError
 from upgrade.journal.store import Journal
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan, unique_targets
 from upgrade.run.rollout import undo
 from upgrade.run.rollout.budget import FailureBudget
 from upgrade.run.rollout.item import Item, ItemRunner
 from upgrade.run.rollout.progress import ItemResult, Reporter
+from upgrade.run.session import Session
 
 DEFAULT_PARALLEL = 10
 
@@ -39,7 +39,7 @@ class WaveRunner:
 
     def __init__(
         self,
-        fleet: Fleet,
+        fleet: Session,
         journal: Journal,
         playbook: Playbook,
         rollout_id: int,

@@ -1,9 +1,9 @@
-"""One command's view of the fleet: inventory, catalog, hosts and control plane, loaded once.
+"""One command's session with the fleet: inventory, catalog, hosts, control plane, opened once.
 
-A :class:`Fleet` is a context manager: the inventory is loaded and validated on entry
+A :class:`Session` is a context manager: the inventory is loaded and validated on entry
 (every problem at once), the catalog, the runners' hosts and the control plane are opened
 on first use, and every connection is closed on exit. Everything that plans goes through
-:meth:`Fleet.decide` and :meth:`Fleet.preflight`, so ``plan``, ``render`` and ``upgrade``
+:meth:`Session.decide` and :meth:`Session.preflight`, so ``plan``, ``render`` and ``upgrade``
 decide with the same facts and the same rules.
 """
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from upgrade.hosts.pool import HostPool
 
 
-class Fleet:
+class Session:
     """The loaded inventory plus what commands need around it (catalog, hosts, Astro)."""
 
     def __init__(self, inventory: Inventory, feed_override: str | None = None):
@@ -47,11 +47,12 @@ class Fleet:
         self.feed_override = feed_override
 
     @classmethod
-    def load(cls, path: str | Path, *, target: str | None = None, feed: str | None = None) -> Fleet:
+    def load(cls, path: str | Path, *, target: str | None = None,
+             feed: str | None = None) -> Session:
         """Load and validate the inventory (every problem at once) and nothing else yet."""
         return cls(load_inventory(Path(path), target_override=target), feed)
 
-    def __enter__(self) -> Fleet:
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
