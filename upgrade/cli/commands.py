@@ -324,7 +324,8 @@ def report(a: Args) -> int:
 
     with open_fleet(a) as fleet:
         observed, note = ({}, "") if a.offline else deployed_versions(fleet)
-        view = write_report(fleet, a.rollout, Path(a.output) if a.output else None,
+        view = write_report(fleet.inventory, fleet.catalog, a.rollout,
+                            Path(a.output) if a.output else None,
                             program=PROGRAM, observed=observed, observed_note=note)
     console = consoles()
     if not (a.offline or observed):
@@ -436,7 +437,8 @@ def _html_report(fleet: Any, rollout_id: int) -> Path | None:
     from upgrade.report.html import write_report
 
     try:
-        return write_report(fleet, rollout_id, None, program=PROGRAM).path
+        return write_report(fleet.inventory, fleet.catalog, rollout_id, None,
+                            program=PROGRAM).path
     except Exception as exc:
         import logging
 

@@ -25,9 +25,11 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
 
+from upgrade.config.inventory import Inventory
 from upgrade.config.targets import TargetSource
 from upgrade.errors import InputError
 from upgrade.journal.backend import existing_journal
+from upgrade.model.catalog import Catalog
 from upgrade.model.template import Sandbox
 from upgrade.model.versions import RuntimeVersion
 from upgrade.report.rollout_view import (
@@ -39,7 +41,6 @@ from upgrade.report.rollout_view import (
     duration,
     rollout_view,
 )
-from upgrade.run.session import Session
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHART_WIDTH = 900  # px of time axis
@@ -150,13 +151,13 @@ def write_rollout_html(path: Path, view: RolloutView) -> Path:
     return path
 
 
-def write_report(fleet: Session, rollout_id: int | None, output: Path | None, *, program: str,
-                 observed: Mapping[str, RuntimeVersion] | None = None,
+def write_report(inv: Inventory, catalog: Catalog, rollout_id: int | None, output: Path | None,
+                 *, program: str, observed: Mapping[str, RuntimeVersion] | None = None,
                  observed_note: str = "") -> RolloutView:
     """Write the HTML report of ``rollout_id`` (None: the newest) to ``output`` (None:
-    ``rollout-N.html`` beside the wave reports), from the journal and what Astro runs now
-    (``observed``, when it was looked at). Returns the view written, ``view.path`` set."""
-    inv = fleet.inventory
+    ``rollout-N.html`` beside the wave reports), from the journal, ``inv``'s waves and
+    ``catalog``, and what Astro runs now (``observed``, when it was looked at). Returns the
+    view written, ``view.path`` set."""
     journal = existing_journal(inv.journal)
     if journal is None:
         raise InputError(f"no journal yet ({inv.journal.where}): nothing has been rolled out, "
@@ -168,7 +169,7 @@ def write_report(fleet: Session, rollout_id: int | None, output: Path | None, *,
             raise InputError(f"--rollout {rollout_id}: no such rollout in the journal "
                              f"(rollouts: {listed}). Give one of those, or leave --rollout out "
                              "for the newest.")
-        view = rollout_view(journal, rollout_id, fleet.catalog, datetime.now(UTC),
+        view = rollout_view(journal, rollout_id, catalog, datetime.now(UTC),
                             program=program, observed=observed, observed_note=observed_note,
                             waves={d.wave for d in inv.deployments})
     if view is None:

@@ -2,9 +2,12 @@
 
 A :class:`Session` is a context manager: the inventory is loaded and validated on entry
 (every problem at once), the catalog, the runners' hosts and the control plane are opened
-on first use, and every connection is closed on exit. Everything that plans goes through
-:meth:`Session.decide` and :meth:`Session.preflight`, so ``plan``, ``render`` and ``upgrade``
-decide with the same facts and the same rules.
+on first use, and every connection it opened is closed on exit. A control plane or a host
+pool passed in (an in-process stand-in in a test) is used as given and left to its owner.
+Nothing in it changes once made but the connections it caches: the targets a command
+follows are a value it is given (``upgrade.plan.targets``), never a state of the session.
+Everything that plans goes through :meth:`Session.decide` and :meth:`Session.preflight`, so
+``plan``, ``render`` and ``upgrade`` decide with the same facts and the same rules.
 """
 
 from __future__ import annotations
@@ -42,9 +45,15 @@ if TYPE_CHECKING:
 class Session:
     """The loaded inventory plus what commands need around it (catalog, hosts, Astro)."""
 
-    def __init__(self, inventory: Inventory, feed_override: str | None = None):
+    def __init__(self, inventory: Inventory, feed_override: str | None = None, *,
+                 control_plane: ControlPlane | None = None, hosts: HostPool | None = None):
         self.inventory = inventory
         self.feed_override = feed_override
+        # Given connections take the place of the ones opened on first use (the cached
+        # properties below); their owner closes them.
+        given = {"control_plane": control_plane, "hosts": hosts}
+        self._given = frozenset(name for name, value in given.items() if value is not None)
+        self.__dict__.update({name: given[name] for name in self._given})
 
     @classmethod
     def load(cls, path: str | Path, *, target: str | None = None,
@@ -194,8 +203,8 @@ class Session:
         return rewritten
 
     def close(self) -> None:
-        """Release pooled connections (HTTP to Airflow, SSH to runners)."""
-        if "control_plane" in self.__dict__:
+        """Release the pooled connections it opened (HTTP to Airflow, SSH to runners)."""
+        if "control_plane" in self.__dict__ and "control_plane" not in self._given:
             self.control_plane.close()
-        if "hosts" in self.__dict__:
+        if "hosts" in self.__dict__ and "hosts" not in self._given:
             self.hosts.close()
