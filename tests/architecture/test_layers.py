@@ -189,8 +189,8 @@ def test_the_cycle_finder_finds_cycles(graph, expected):
 
 def test_the_import_reader_sees_every_kind_of_import(tmp_path):
     assert "upgrade.model.versions" in GRAPH["upgrade.model.catalog"]
-    # Imports inside functions count too (the plan floor reaches the control plane lazily).
-    assert "upgrade.controlplane.control_plane" in GRAPH["upgrade.plan.fleet"]
+    # Imports inside functions count too (the session reaches the control plane lazily).
+    assert "upgrade.controlplane.control_plane" in GRAPH["upgrade.run.session"]
     source = tmp_path / "m.py"
     source.write_text("import fleet_sim.lifecycle\ndef f():\n    from fleet_sim import ci\n")
     assert top_level_imports(source) == {"fleet_sim"}

@@ -53,15 +53,15 @@ def plan_offline(inventory: Path, catalog: Catalog) -> Outcome:
     """``astro-fleet plan --offline --inventory <inventory>``, in-process."""
     from upgrade.config.inventory_loader import load_inventory
     from upgrade.errors import ProblemsError
-    from upgrade.plan.fleet import Fleet
     from upgrade.report.plan import print_plan
     from upgrade.run.rollout import preflight
+    from upgrade.run.session import Session
 
     out = io.StringIO()
     console = Console(file=out, highlight=False, markup=False, emoji=False, width=160)
     located: list[str] = []
     try:
-        fleet = Fleet(load_inventory(inventory))
+        fleet = Session(load_inventory(inventory))
         fleet.__dict__["catalog"] = catalog  # the cached property, filled as the command would
         with fleet:
             plan, _ = preflight.plan_fleet(fleet, None, [], offline=True)

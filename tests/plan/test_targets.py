@@ -17,8 +17,8 @@ from support import INVOKE, ROOT
 
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import InventoryError
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
+from upgrade.run.session import Session
 
 AF2_IMAGE = "quay.io/astronomer/astro-runtime"
 AF3_IMAGE = "astrocrpublic.azurecr.io/runtime"
@@ -41,7 +41,7 @@ def write_fleet(root: Path, top: dict, repos: dict[str, tuple[str, dict]]) -> Pa
 
 
 def plan(path: Path, target: str | None = None) -> Plan:
-    with Fleet.load(path, target=target) as fleet:
+    with Session.load(path, target=target) as fleet:
         return fleet.plan(fleet.select(None, ()), offline=True)
 
 

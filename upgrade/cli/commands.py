@@ -126,11 +126,11 @@ def load(a: Args, *, check_repos: bool = True) -> Any:
 
 
 def open_fleet(a: Args, **options: Any) -> Any:
-    """The Fleet of the inventory the flags name (a context manager)."""
-    from upgrade.plan.fleet import Fleet
+    """The Session of the inventory the flags name (a context manager)."""
+    from upgrade.run.session import Session
 
     with _kept_until_exit():
-        return Fleet.load(inventory_path(a), **options)
+        return Session.load(inventory_path(a), **options)
 
 
 @contextlib.contextmanager
@@ -324,7 +324,8 @@ def report(a: Args) -> int:
 
     with open_fleet(a) as fleet:
         observed, note = ({}, "") if a.offline else deployed_versions(fleet)
-        view = write_report(fleet, a.rollout, Path(a.output) if a.output else None,
+        view = write_report(fleet.inventory, fleet.catalog, a.rollout,
+                            Path(a.output) if a.output else None,
                             program=PROGRAM, observed=observed, observed_note=note)
     console = consoles()
     if not (a.offline or observed):
@@ -436,7 +437,8 @@ def _html_report(fleet: Any, rollout_id: int) -> Path | None:
     from upgrade.report.html import write_report
 
     try:
-        return write_report(fleet, rollout_id, None, program=PROGRAM).path
+        return write_report(fleet.inventory, fleet.catalog, rollout_id, None,
+                            program=PROGRAM).path
     except Exception as exc:
         import logging
 

@@ -32,7 +32,7 @@ from upgrade.config.notifications import WebhookSettings
 from upgrade.config.runners import LOCAL, Runner
 from upgrade.config.selection import Index, parse_terms
 from upgrade.config.settings import CatalogSettings, JournalSettings, PathSetting
-from upgrade.config.targets import Target
+from upgrade.config.targets import Target, TargetSource
 from upgrade.config.verify import VerifyLayer
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import InputError
@@ -133,8 +133,7 @@ class Inventory:
     deployments: tuple[Deployment, ...]
     index: Index = field(repr=False)
     source: LMap = field(repr=False)
-    override: Target | None = None  # --target (or an active rollout's): replaces every layer's
-    override_source: str = "--target"
+    override: Target | None = None  # the command's --target: replaces every layer's
 
     @property
     def file(self) -> str:
@@ -189,13 +188,12 @@ class Inventory:
     def target_of(self, deployment: Deployment) -> tuple[Target, str]:
         """The target that applies to ``deployment``, and where it comes from."""
         if self.override is not None:
-            return self.override, self.override_source
+            return self.override, TargetSource.FLAG
         return deployment.target, deployment.target_source
 
-    def overridden(self, target: Target | None, source: str = "--target") -> Inventory:
-        """This inventory with ``target`` replacing every layer's (``--target``, or an active
-        rollout started with it), or with the layers as written again (None)."""
-        return replace(self, override=target, override_source=source)
+    def overridden(self, target: Target) -> Inventory:
+        """This inventory with the command's ``--target`` replacing every layer's."""
+        return replace(self, override=target)
 
     def line_of(self, *keys: Any) -> int | None:
         """Line of the deepest existing key of a path, e.g. ``line_of("control_plane", "url")``."""

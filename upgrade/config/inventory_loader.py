@@ -36,7 +36,7 @@ from upgrade.config.notifications import read_notifications
 from upgrade.config.runners import LOCAL, Runner, read_runners
 from upgrade.config.selection import ALL, Index, parse_terms
 from upgrade.config.settings import read_catalog, read_journal, read_playbook, read_templates
-from upgrade.config.targets import Target, read_target, single
+from upgrade.config.targets import Target, TargetSource, read_target, single
 from upgrade.config.verify import VerifyLayer, read_verify_layer
 from upgrade.config.waves import MatchLines, WaveSettings, read_waves
 from upgrade.errors import InputError, InventoryError, Problem
@@ -90,7 +90,7 @@ def load_inventory(path: Path, *, target_override: str | None = None,
     """
     override = None
     if target_override is not None:
-        override = parse_spec(target_override, source="--target")
+        override = parse_spec(target_override, source=TargetSource.FLAG)
     path = Path(path)
     with paused_gc():
         root = load(path, error=InventoryError)

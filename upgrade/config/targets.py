@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from upgrade.config.checker import Checker, did_you_mean
 from upgrade.config.located import FLOAT, INT, STR, LMap, Located, LScalar, join
@@ -27,6 +28,15 @@ LINES = (AIRFLOW2, AIRFLOW3)
 SCHEME_OF: Mapping[str, Scheme] = {AIRFLOW2: "af2", AIRFLOW3: "af3"}
 LINE_OF: Mapping[str, str] = {"af2": AIRFLOW2, "af3": AIRFLOW3}
 LINE_NAMES: Mapping[str, str] = {AIRFLOW2: "Airflow 2", AIRFLOW3: "Airflow 3"}
+
+
+class TargetSource(StrEnum):
+    """Where the targets a decision works to come from. A rollout records the first two
+    (its ``target_source``); a command that follows a rollout works to ``PINNED``."""
+
+    INVENTORY = "inventory"  # each Deployment's own layer of the inventory
+    FLAG = "--target"  # the command's --target, replacing every layer's
+    PINNED = "pinned"  # a rollout's pins, whichever of the two it started from
 
 
 def line_of(version: RuntimeVersion | VersionSpec) -> str:

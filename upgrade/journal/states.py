@@ -28,6 +28,22 @@ STATES = (*FORWARD, FAILED, SKIPPED)
 # Once a deploy has started the Deployment may already run the new Runtime, so it can
 # fail but never be "skipped".
 SKIPPABLE = (PENDING, RENDERED, COMMITTED, TESTED)
+# Each forward state's place in the order (a later state is further along).
+RANK: Mapping[str, int] = {state: i for i, state in enumerate(FORWARD)}
+# Before ``deployed`` a Deployment may not run the new Runtime yet (``deploying``: maybe);
+# from it on, it runs the rollout's commit.
+NOT_YET_DEPLOYED = FORWARD[: RANK[DEPLOYED]]
+RUNNING_NEW = FORWARD[RANK[DEPLOYED] :]
+# The states a Deployment's work in a wave ends in: anything else is work left.
+FINISHED = (VERIFIED, FAILED, SKIPPED)
+# The state each step kind leaves a Deployment in (a step of another kind moves none).
+STEP_STATE: Mapping[str, str] = {
+    "render": RENDERED,
+    "commit": COMMITTED,
+    "run": TESTED,
+    "deploy": DEPLOYED,
+    "verify": VERIFIED,
+}
 
 
 def _legal_moves() -> dict[str, frozenset[str]]:

@@ -12,11 +12,11 @@ import json
 import posixpath
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.errors import RepoError, RepoNotClean, RunnerUnreachable, UpgradeError
@@ -25,7 +25,7 @@ from upgrade.hosts.host import Host, LocalHost, write_leftover
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 
 if TYPE_CHECKING:
-    from upgrade.controlplane.control_plane import ControlPlane
+    from upgrade.controlplane.deployment import DeploymentSummary
 
 # Listing a workspace is one `astro deployment list` process; a few at once is plenty.
 LIST_WORKERS = 8
@@ -75,15 +75,29 @@ class Finding:
         return f"{self.file}:{self.line}: {self.code} {self.message}"
 
 
+class FileReader(Protocol):
+    """What reading a repo's Dockerfile asks of its runner (a Host, or a test's stand-in)."""
+
+    def read_text(self, path: str) -> str: ...
+    def exists(self, path: str) -> bool: ...
+
+
+class DeploymentLister(Protocol):
+    """What reading the deployed versions asks of Astro (the control plane, or a stand-in)."""
+
+    def list(self, workspace_id: str) -> Sequence[DeploymentSummary]: ...
+
+
 def read_dockerfiles(
-    inventory: Inventory, deployments: Iterable[Deployment], host_for: Callable[[Repo], Host]
+    inventory: Inventory, deployments: Iterable[Deployment],
+    host_for: Callable[[Repo], FileReader],
 ) -> dict[str, RepoFile]:
     """Each selected repo's Dockerfile text (exact bytes, CRLF kept), or why it can't be read."""
     return {name: _read(inventory.repos[name], host_for)
             for name in dict.fromkeys(d.repo for d in deployments)}
 
 
-def _read(repo: Repo, host_for: Callable[[Repo], Host]) -> RepoFile:
+def _read(repo: Repo, host_for: Callable[[Repo], FileReader]) -> RepoFile:
     host = host_for(repo)
     try:
         try:
@@ -108,7 +122,7 @@ def _read(repo: Repo, host_for: Callable[[Repo], Host]) -> RepoFile:
 
 
 def deployed_versions(
-    control_plane: ControlPlane, deployments: Iterable[Deployment]
+    control_plane: DeploymentLister, deployments: Iterable[Deployment]
 ) -> dict[str, DeployedFact]:
     """What Astro reports deployed, one `deployment list` per workspace (not per Deployment)."""
     by_workspace: dict[str, list[Deployment]] = defaultdict(list)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
-from upgrade.config.targets import AIRFLOW2, AIRFLOW3, LINE_NAMES, Target, line_of
+from upgrade.config.targets import AIRFLOW2, AIRFLOW3, LINE_NAMES, Target, TargetSource, line_of
 from upgrade.errors import DockerfileError, TemplateError, UnknownVersion
 from upgrade.model.catalog import Catalog, Resolution
 from upgrade.model.dockerfile import BaseImage, find_base_image, retarget
@@ -28,25 +28,16 @@ from upgrade.model.versions import RuntimeVersion, VersionSpec, parse_spec
 from upgrade.plan.facts import DeployedFact, RepoFile
 from upgrade.plan.plan import Plan, PlannedDeployment, PlanOptions, RepoChange
 from upgrade.plan.policy import Facts, PolicyOptions, decide
+from upgrade.plan.targets import Targets
 
 # Templates (and jinja2) are imported when a template-managed repo is planned.
 if TYPE_CHECKING:
     from upgrade.model.template import RuntimeContext
 
 
-def resolve_targets(
-    inventory: Inventory,
-    catalog: Catalog,
-    pinned: Mapping[str, RuntimeVersion] | None = None,
-    *,
-    pinned_by: str = "",
-) -> dict[str, Resolution]:
-    """Every target spec the inventory's Deployments use, resolved once: a rollout pins
-    this whole map.
-
-    With ``pinned`` (an active rollout's map) the pins are the map, whatever the inventory
-    says now; a spec they do not hold is left out, and the plan refuses its Deployments.
-    """
+def resolve_targets(inventory: Inventory, catalog: Catalog) -> Targets:
+    """Every target spec the inventory's Deployments use (or the command's ``--target``),
+    resolved now: a rollout started with them pins this whole map."""
     specs: dict[str, tuple[VersionSpec, str]] = {}
     seen: set[int] = set()
     for dep in inventory.deployments:
@@ -56,9 +47,17 @@ def resolve_targets(
         seen.add(id(target))
         for spec in target.specs.values():
             specs.setdefault(str(spec), (spec, source))
-    if pinned is None:
-        return {text: catalog.resolve(spec, source=target_where(inventory, source))
-                for text, (spec, source) in specs.items()}
+    resolutions = {text: catalog.resolve(spec, source=target_where(inventory, source))
+                   for text, (spec, source) in specs.items()}
+    if inventory.override is None:
+        return Targets(resolutions, TargetSource.INVENTORY)
+    return Targets(resolutions, TargetSource.FLAG, inventory.override, TargetSource.FLAG)
+
+
+def resolve_pinned(catalog: Catalog, pinned: Mapping[str, RuntimeVersion], *,
+                   pinned_by: str) -> dict[str, Resolution]:
+    """A rollout's pin map (spec → version) resolved, whatever the inventory says now: a
+    spec it does not hold is left out, and the plan refuses its Deployments."""
     resolved: dict[str, Resolution] = {}
     for text, version in pinned.items():
         release = catalog.get(version)
@@ -73,8 +72,8 @@ def resolve_targets(
 
 def target_where(inventory: Inventory, source: str) -> str:
     """``inventory.yaml:LINE: groups.G.target`` for a target's source label."""
-    if source == "--target":
-        return "--target"
+    if source == TargetSource.FLAG:
+        return TargetSource.FLAG.value
     kind, _, name = source.partition(" ")
     keys: tuple = {"inventory": ("target",), "group": ("groups", name, "target"),
                    "repo": ("repos", name, "target")}.get(kind, ("repos",))
@@ -85,7 +84,7 @@ def target_where(inventory: Inventory, source: str) -> str:
 def build_plan(
     inventory: Inventory,
     selected: Iterable[Deployment],
-    targets: Mapping[str, Resolution],
+    targets: Targets,
     catalog: Catalog,
     files: Mapping[str, RepoFile],
     deployed: Mapping[str, DeployedFact],
@@ -99,8 +98,8 @@ def build_plan(
              for name in dict.fromkeys(d.repo for d in selected)}
     bases = {name: _base(inventory, inventory.repos[name], path, files.get(name))
              for name, path in shown.items()}
-    chosen = {d.id: _choose(*inventory.target_of(d), d, deployed.get(d.id, DeployedFact(None)),
-                            bases[d.repo][0], targets) for d in selected}
+    chosen = {d.id: _choose(*targets.target_of(d), d, deployed.get(d.id, DeployedFact(None)),
+                            bases[d.repo][0], targets.resolutions) for d in selected}
     by_repo: dict[str, list[Choice]] = {name: [] for name in bases}
     for d in selected:
         by_repo[d.repo].append(chosen[d.id])
@@ -110,7 +109,7 @@ def build_plan(
              for name, (base, error) in bases.items()}
     planned = [_decide(d, repos[d.repo], deployed.get(d.id, DeployedFact(None)), chosen[d.id],
                        high_water, catalog, options, org_versions) for d in selected]
-    return Plan(dict(targets), tuple(planned), repos, options=options)
+    return Plan(dict(targets.resolutions), tuple(planned), repos, options=options)
 
 
 # (spec, resolution, line now) when targeted; (None, why not, line now) otherwise.

@@ -25,11 +25,13 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
 
+from upgrade.config.inventory import Inventory
+from upgrade.config.targets import TargetSource
 from upgrade.errors import InputError
 from upgrade.journal.backend import existing_journal
+from upgrade.model.catalog import Catalog
 from upgrade.model.template import Sandbox
 from upgrade.model.versions import RuntimeVersion
-from upgrade.plan.fleet import Fleet
 from upgrade.report.rollout_view import (
     PHASES,
     Bar,
@@ -118,6 +120,8 @@ def _rollout_pieces(view: RolloutView) -> Iterator[str]:
         view=view,
         day=_at(view.rollout.created_at),
         r=view.rollout,
+        given=view.rollout.target_source == TargetSource.FLAG,
+        flag=TargetSource.FLAG.value,
         phases=PHASES,
         letters=LETTER,
         waves=[_wave_chart(w, at, view.rollout.created_at.date()) for w in view.waves],
@@ -147,13 +151,13 @@ def write_rollout_html(path: Path, view: RolloutView) -> Path:
     return path
 
 
-def write_report(fleet: Fleet, rollout_id: int | None, output: Path | None, *, program: str,
-                 observed: Mapping[str, RuntimeVersion] | None = None,
+def write_report(inv: Inventory, catalog: Catalog, rollout_id: int | None, output: Path | None,
+                 *, program: str, observed: Mapping[str, RuntimeVersion] | None = None,
                  observed_note: str = "") -> RolloutView:
     """Write the HTML report of ``rollout_id`` (None: the newest) to ``output`` (None:
-    ``rollout-N.html`` beside the wave reports), from the journal and what Astro runs now
-    (``observed``, when it was looked at). Returns the view written, ``view.path`` set."""
-    inv = fleet.inventory
+    ``rollout-N.html`` beside the wave reports), from the journal, ``inv``'s waves and
+    ``catalog``, and what Astro runs now (``observed``, when it was looked at). Returns the
+    view written, ``view.path`` set."""
     journal = existing_journal(inv.journal)
     if journal is None:
         raise InputError(f"no journal yet ({inv.journal.where}): nothing has been rolled out, "
@@ -165,7 +169,7 @@ def write_report(fleet: Fleet, rollout_id: int | None, output: Path | None, *, p
             raise InputError(f"--rollout {rollout_id}: no such rollout in the journal "
                              f"(rollouts: {listed}). Give one of those, or leave --rollout out "
                              "for the newest.")
-        view = rollout_view(journal, rollout_id, fleet.catalog, datetime.now(UTC),
+        view = rollout_view(journal, rollout_id, catalog, datetime.now(UTC),
                             program=program, observed=observed, observed_note=observed_note,
                             waves={d.wave for d in inv.deployments})
     if view is None:

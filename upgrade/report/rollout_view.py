@@ -23,6 +23,19 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from upgrade.journal.records import DeploymentRecord, Event, Rollout, WaveRecord
+from upgrade.journal.states import (
+    COMMITTED,
+    DEPLOYED,
+    DEPLOYING,
+    FAILED,
+    FINISHED,
+    PENDING,
+    RENDERED,
+    RUNNING_NEW,
+    SKIPPED,
+    TESTED,
+    VERIFIED,
+)
 from upgrade.journal.store import Journal
 from upgrade.model.catalog import Catalog
 from upgrade.model.redact import Redactor
@@ -39,11 +52,11 @@ PHASES = {
     "soak": "soak",
 }
 # The phase a move into each state finishes.
-_FINISHES = {"rendered": "render", "committed": "commit", "tested": "test",
-             "deploying": "deploy", "deployed": "deploy", "verified": "verify"}
+_FINISHES = {RENDERED: "render", COMMITTED: "commit", TESTED: "test",
+             DEPLOYING: "deploy", DEPLOYED: "deploy", VERIFIED: "verify"}
 # The phase that was under way when a Deployment failed from each state.
-_FAILS_IN = {"pending": "render", "rendered": "commit", "committed": "deploy",
-             "tested": "deploy", "deploying": "deploy", "deployed": "verify"}
+_FAILS_IN = {PENDING: "render", RENDERED: "commit", COMMITTED: "deploy",
+             TESTED: "deploy", DEPLOYING: "deploy", DEPLOYED: "verify"}
 # Fields of an event's data shown as a line of their own (e.g. what a git mode records).
 DETAIL_KEYS = ("pr_url", "pr_number", "merge_commit", "deployed_commit", "commit", "url")
 QUEUED_MIN = timedelta(seconds=0.5)  # shorter waits for a worker are not worth a bar
@@ -86,7 +99,7 @@ class Row:
     @property
     def result(self) -> str:
         """ok, failed, skipped or not finished: the word the Markdown report uses."""
-        return {"verified": "ok", "failed": "failed", "skipped": "skipped"}.get(
+        return {VERIFIED: "ok", FAILED: "failed", SKIPPED: "skipped"}.get(
             self.state, "not finished")
 
 
@@ -208,7 +221,7 @@ def _waves(records: Sequence[DeploymentRecord], waves: Mapping[int, WaveRecord],
                   redact(r.error or ""), r.attempts)
         rows[r.deployment_id] = row
         views[r.wave].rows.append(row)
-    tested = any(e.to_state == "tested" for e in events)
+    tested = any(e.to_state == TESTED for e in events)
     mark: dict[str, datetime | None] = {}  # where each Deployment's next bar starts
     queued_from: dict[int, datetime] = {}  # the start of the wave's current run or batch
     for e in events:
@@ -234,7 +247,7 @@ def _waves(records: Sequence[DeploymentRecord], waves: Mapping[int, WaveRecord],
     for view in views.values():
         for row in view.rows:
             start = mark.get(row.deployment_id)
-            if start is not None and row.state not in ("verified", "failed", "skipped"):
+            if start is not None and row.state not in FINISHED:
                 phase = _FAILS_IN.get(row.state, "deploy")
                 row.bars.append(Bar(phase, start, max(now, start), "running", "under way"))
         _soak(view, now)
@@ -247,7 +260,7 @@ def _move(row: Row, e: Event, mark: dict[str, datetime | None], queued_from: dat
     message = _clip(redact(e.message or ""))
     start = mark.get(row.deployment_id)
     began = _began(e)
-    if start is None and e.from_state == "pending":
+    if start is None and e.from_state == PENDING:
         # The first move of a run: queued from the batch's start until a worker took it up.
         if began is not None and queued_from is not None and began - queued_from > QUEUED_MIN:
             row.bars.append(Bar("queued", queued_from, began, "ok", "waiting for a worker"))
@@ -255,18 +268,18 @@ def _move(row: Row, e: Event, mark: dict[str, datetime | None], queued_from: dat
     elif began is not None:
         start = began
     to = e.to_state or ""
-    if to == "pending":  # a retry, or a refusal re-decided: the next run starts afresh
+    if to == PENDING:  # a retry, or a refusal re-decided: the next run starts afresh
         mark[row.deployment_id] = None
         if message:
             row.details.append(f"{_hms(e.at)} back to pending: {message}")
         return
-    if to == "skipped":
+    if to == SKIPPED:
         row.details.append(f"{_hms(e.at)} skipped: {message}")
         mark[row.deployment_id] = None
         return
-    if to == "failed":
+    if to == FAILED:
         phase = _FAILS_IN.get(e.from_state or "", "deploy")
-        if phase == "deploy" and e.from_state == "committed" and tested:
+        if phase == "deploy" and e.from_state == COMMITTED and tested:
             phase = "test"
         row.bars.append(Bar(phase, start or e.at, e.at, "failed", message))
         mark[row.deployment_id] = None
@@ -274,7 +287,7 @@ def _move(row: Row, e: Event, mark: dict[str, datetime | None], queued_from: dat
     phase = _FINISHES.get(to)
     if phase is None:
         return
-    if to == "deploying":  # the deploy goes on until "deployed": keep its start
+    if to == DEPLOYING:  # the deploy goes on until "deployed": keep its start
         mark[row.deployment_id] = start or e.at
         return
     row.bars.append(Bar(phase, start or e.at, e.at, "ok", message))
@@ -370,7 +383,7 @@ def _matrix(waves: Sequence[WaveView], catalog: Catalog, today: date,
             if seen is not None:
                 version, source = seen, "Astro"
             else:
-                text = row.to_version if row.state in ("deployed", "verified") else row.from_version
+                text = row.to_version if row.state in RUNNING_NEW else row.from_version
                 version, source = try_parse_version(text), "journal"
             line = line_label(version) if version is not None else "unknown"
             if version is not None:
@@ -411,7 +424,7 @@ def _resume(rollout: Rollout, views: Sequence[WaveView], planned: Iterable[int],
     if rollout.status != "active":
         return []
     done = {w.number for w in views
-            if w.status == "passed" and all(r.state in ("verified", "skipped") for r in w.rows)}
+            if w.status == "passed" and all(r.state in (VERIFIED, SKIPPED) for r in w.rows)}
     todo = sorted({*(w.number for w in views), *planned} - done)
     return [f"{program} upgrade --wave {n}" for n in todo]
 

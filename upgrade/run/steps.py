@@ -36,7 +36,7 @@ class RepoWork:
     change: RepoChange
     target: RuntimeVersion
     branch: str | None  # set when the playbook commits
-    #: The rewrite the run makes of a Dockerfile text (Fleet.planned): tells a killed run's
+    #: The rewrite the run makes of a Dockerfile text (Session.planned): tells a killed run's
     #: own uncommitted write from a person's edit.
     planned: Callable[[Repo, str], str | None] = lambda repo, text: None
 

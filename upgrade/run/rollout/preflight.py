@@ -41,15 +41,17 @@ from upgrade.errors import (
 )
 from upgrade.journal.backend import existing_journal
 from upgrade.journal.records import DeploymentRecord, WaveRecord
+from upgrade.journal.states import VERIFIED
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import RUNNING, Plan, PlannedDeployment, Preflight
 from upgrade.plan.planner import runtime_context
+from upgrade.plan.targets import Targets
 from upgrade.run.rollout import gate
 from upgrade.run.rollout import pins as pins_mod
-from upgrade.run.rollout.pins import Pins, follow
+from upgrade.run.rollout.pins import follow
 from upgrade.run.rollout.resume import Resume, resume
+from upgrade.run.session import Session
 
 # `plan` imports this module: what only `upgrade` uses (playbook steps and their jinja2,
 # the checks and the control plane's httpx) is imported where it is used.
@@ -76,7 +78,7 @@ class Decided:
 
     request: WaveRequest
     settings: WaveSettings
-    pins: Pins
+    targets: Targets
     plan: Plan  # the selected Deployments, preflighted
     registered: tuple[PlannedDeployment, ...]  # every Deployment of the wave it works on
     moves: Mapping[str, Resume]  # Deployment id -> what this run does with it
@@ -91,7 +93,7 @@ class Decided:
 
 
 def decide_wave(
-    fleet: Fleet,
+    fleet: Session,
     journal: Journal | None,
     playbook: Playbook,
     request: WaveRequest,
@@ -120,17 +122,17 @@ def decide_wave(
     # Dockerfile unreadable) outside the selection, so the wave passes only once it is
     # done too. A Deployment the plan refuses is not: nothing would ever finish it.
     decided = Decided(
-        request, settings, view.pins, plan,
+        request, settings, view.targets, plan,
         registered=tuple(p for p in view.whole.deployments
                          if p.target is not None and p.action != "refuse"),
         moves={}, records=view.records, left_out=left_out, done=view.done,
     )
     if view.done:
         return decided
-    active = view.pins.rollout
+    active = view.targets.rollout
     if request.skip_gate_reason is None and active is not None and journal is not None:
         earlier = [d for d in journal.deployments(active.id)
-                   if d.wave < request.wave and d.state == "verified"]
+                   if d.wave < request.wave and d.state == VERIFIED]
         failures = reverify(fleet, playbook, active.id, earlier, stop)
         if stop.is_set():
             # Interrupted checks prove nothing either way: not a failure, and no reason to
@@ -160,7 +162,7 @@ def decide_wave(
 class _View:
     """A wave (or a selection) as one decision sees it, before the preflight."""
 
-    pins: Pins
+    targets: Targets
     whole: Plan  # every Deployment of the wave (the selection, without a wave)
     plan: Plan  # the selected ones
     chosen: frozenset[str]  # their ids
@@ -169,7 +171,7 @@ class _View:
     done: bool = False  # a completed rollout in which the selection is verified
 
 
-def _view(fleet: Fleet, journal: Journal | None, wave: int | None, limits: Sequence[str], *,
+def _view(fleet: Session, journal: Journal | None, wave: int | None, limits: Sequence[str], *,
           offline: bool = False, adopt: bool = False) -> _View:
     """The one decision ``plan``, ``upgrade --dry-run`` and ``upgrade`` share.
 
@@ -182,31 +184,31 @@ def _view(fleet: Fleet, journal: Journal | None, wave: int | None, limits: Seque
     active = journal.active_rollout() if journal is not None else None
     completed = (pins_mod.last_completed(fleet, journal.rollouts())
                  if journal is not None and active is None and wave is not None else None)
-    pins = follow(fleet, active or completed)
+    targets = follow(fleet, active or completed)
     selected = fleet.select(wave, limits)
     chosen = frozenset(d.id for d in selected)
     everyone = ([d for d in fleet.inventory.deployments if d.wave == wave]
                 if wave is not None else selected)
     high_water = journal.high_water() if journal is not None else {}
-    whole = fleet.decide(everyone, targets=pins.targets, high_water=high_water,
+    whole = fleet.decide(everyone, targets=targets, high_water=high_water,
                          offline=offline, adopt=adopt)
-    plan = replace(whole.only(chosen), advice=pins_mod.yanked(pins))
-    followed = pins.rollout
+    plan = replace(whole.only(chosen), advice=pins_mod.yanked(targets))
+    followed = targets.rollout
     if followed is None or journal is None or wave is None:
-        return _View(pins, whole, plan, chosen, (), {})
+        return _View(targets, whole, plan, chosen, (), {})
     records = {r.deployment_id: r for r in journal.deployments(followed.id, wave)}
     if completed is None:
-        return _View(pins, whole, plan, chosen, journal.waves(followed.id), records)
+        return _View(targets, whole, plan, chosen, journal.waves(followed.id), records)
     if all(p.action not in RUNNING or (p.deployment.id in records
-                                       and records[p.deployment.id].state == "verified")
+                                       and records[p.deployment.id].state == VERIFIED)
            for p in plan.deployments):
-        return _View(pins, whole, plan, chosen, journal.waves(followed.id), records, done=True)
+        return _View(targets, whole, plan, chosen, journal.waves(followed.id), records, done=True)
     # Work left in the selection: a rollout started now does it, with the same pins.
-    return _View(Pins(pins.targets), whole, plan, chosen, (), {})
+    return _View(replace(targets, rollout=None, note=None), whole, plan, chosen, (), {})
 
 
 def preview(
-    fleet: Fleet,
+    fleet: Session,
     journal: Journal | None,
     playbook: Playbook | None,
     wave: int | None,
@@ -235,7 +237,7 @@ def preview(
     return plan
 
 
-def plan_fleet(fleet: Fleet, wave: int | None, limits: Sequence[str], *, offline: bool = False,
+def plan_fleet(fleet: Session, wave: int | None, limits: Sequence[str], *, offline: bool = False,
                adopt: bool = False) -> tuple[Plan, str | None]:
     """``astro-fleet plan``: the plan under the active rollout's pins (a ``--target`` that
     differs from them plans afresh, with a note), the gate's reasons for ``wave``."""
@@ -253,7 +255,7 @@ def plan_fleet(fleet: Fleet, wave: int | None, limits: Sequence[str], *, offline
                            adopt=adopt), f"note: `upgrade` would refuse this target: {exc}"
 
 
-def verify_problems(fleet: Fleet, playbook: Playbook, plan: Plan) -> dict[str, str]:
+def verify_problems(fleet: Session, playbook: Playbook, plan: Plan) -> dict[str, str]:
     """Deployment id -> why its merged verification settings are invalid, for each one the
     plan would run (the playbook's verify step renders per Deployment)."""
     step = next((s for s in playbook.steps if s.kind == "verify"), None)
@@ -272,7 +274,7 @@ def verify_problems(fleet: Fleet, playbook: Playbook, plan: Plan) -> dict[str, s
     return problems
 
 
-def step_context_for(fleet: Fleet, target: RuntimeVersion, rollout: str, dep: Deployment,
+def step_context_for(fleet: Session, target: RuntimeVersion, rollout: str, dep: Deployment,
             vars: Mapping[str, Any] | None = None, *, repo_scope: bool = False
             ) -> dict[str, Any]:
     """The template context a playbook step sees for ``dep`` going to ``target`` (a repo
@@ -288,7 +290,7 @@ def step_context_for(fleet: Fleet, target: RuntimeVersion, rollout: str, dep: De
 
 
 def reverify(
-    fleet: Fleet,
+    fleet: Session,
     playbook: Playbook,
     rollout_id: int,
     records: Sequence[DeploymentRecord],

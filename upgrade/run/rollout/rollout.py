@@ -19,19 +19,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from upgrade.config.playbook import Playbook
+from upgrade.config.targets import TargetSource
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import GateRefused, InputError, WaveHalted
 from upgrade.journal.backend import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
-from upgrade.journal.states import WAVE_LEFT
+from upgrade.journal.states import FAILED, SKIPPED, VERIFIED, WAVE_LEFT
 from upgrade.journal.store import Journal
-from upgrade.plan.fleet import Fleet
 from upgrade.plan.plan import Plan
+from upgrade.plan.targets import Targets, describe
+from upgrade.run.rollout.item import Item
 from upgrade.run.rollout.notify import Notifier
-from upgrade.run.rollout.pins import GIVEN, Pins, describe, follow
+from upgrade.run.rollout.pins import follow
 from upgrade.run.rollout.preflight import Decided, WaveRequest, decide_wave, preview
+from upgrade.run.rollout.progress import Reporter
 from upgrade.run.rollout.resume import Resume
-from upgrade.run.rollout.wave import Item, Reporter, WaveRunner
+from upgrade.run.rollout.wave import WaveRunner
+from upgrade.run.session import Session
 
 
 @dataclass
@@ -103,7 +107,7 @@ class WaveResult:
 
 
 def upgrade_wave(
-    fleet: Fleet,
+    fleet: Session,
     playbook: Playbook,
     request: WaveRequest,
     reporter: Reporter,
@@ -127,7 +131,7 @@ def upgrade_wave(
         return result
 
 
-def _decide(fleet: Fleet, journal: Journal | None, playbook: Playbook, request: WaveRequest,
+def _decide(fleet: Session, journal: Journal | None, playbook: Playbook, request: WaveRequest,
             stop: threading.Event) -> Decided:
     try:
         return decide_wave(fleet, journal, playbook, request, stop)
@@ -157,7 +161,7 @@ def _signoff(signoff: Signoff | None) -> dict[str, str] | None:
             "reason": signoff.reason}
 
 
-def dry_run(fleet: Fleet, playbook: Playbook, request: WaveRequest) -> Plan:
+def dry_run(fleet: Session, playbook: Playbook, request: WaveRequest) -> Plan:
     """What ``upgrade --wave N`` would do now; changes nothing."""
     existing = existing_journal(fleet.inventory.journal)
     with existing if existing is not None else contextlib.nullcontext():
@@ -166,8 +170,8 @@ def dry_run(fleet: Fleet, playbook: Playbook, request: WaveRequest) -> Plan:
                        skip_gate=request.skip_gate_reason is not None)
 
 
-def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
-            command: str) -> tuple[int, Pins, str | None]:
+def approve(fleet: Session, wave: int, actor: str, reason: str, *,
+            command: str) -> tuple[int, Targets, str | None]:
     """Record ``actor``'s approval of ``wave``, starting (and pinning) a rollout if none is
     active; returns (rollout id, pins, note). ``command`` names the lock's holder."""
     inv = fleet.inventory
@@ -177,24 +181,24 @@ def approve(fleet: Fleet, wave: int, actor: str, reason: str, *,
             f"nothing was recorded. Run it: astro-fleet upgrade --wave {wave}.")
     with run_lock(inv.journal, command) as held:
         existing = held.existing()
-        pins = follow(fleet, existing.active_rollout() if existing is not None else None)
-        if pins.rollout is not None and existing is not None:
-            before = existing.wave(pins.rollout.id, wave)
+        targets = follow(fleet, existing.active_rollout() if existing is not None else None)
+        if targets.rollout is not None and existing is not None:
+            before = existing.wave(targets.rollout.id, wave)
             if before is not None and before.status == "passed":
                 at = before.passed_at.isoformat(timespec="seconds") if before.passed_at else "?"
                 raise InputError(
-                    f"wave {wave} of rollout {pins.rollout.id} already passed at {at}: an "
+                    f"wave {wave} of rollout {targets.rollout.id} already passed at {at}: an "
                     "approval would change nothing; nothing was recorded.")
         journal = held.journal()
-        if pins.rollout is not None:
-            rollout_id, note = pins.rollout.id, None
+        if targets.rollout is not None:
+            rollout_id, note = targets.rollout.id, None
             journal.record_approval(rollout_id, wave, actor, reason)
         else:  # the rollout and the approval in one transaction: both or neither
-            rollout_id, note = _rollout(journal, fleet, pins, actor, approval=(wave, reason))
-    return rollout_id, pins, note or pins.note
+            rollout_id, note = _rollout(journal, fleet, targets, actor, approval=(wave, reason))
+    return rollout_id, targets, note or targets.note
 
 
-def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout | None:
+def abandon(fleet: Session, actor: str, reason: str, *, command: str) -> Rollout | None:
     """End the active rollout (recorded with who and why); None when there is none."""
     with locked_journal(fleet.inventory.journal, command) as (journal, _):
         active = journal.active_rollout()
@@ -203,26 +207,25 @@ def abandon(fleet: Fleet, actor: str, reason: str, *, command: str) -> Rollout |
         return journal.abandon_rollout(active.id, actor, reason)
 
 
-def _rollout(journal: Journal, fleet: Fleet, pins: Pins, actor: str,
+def _rollout(journal: Journal, fleet: Session, targets: Targets, actor: str,
              approval: tuple[int, str] | None = None) -> tuple[int, str | None]:
-    """The followed rollout's id, or a rollout started now pinning ``pins`` (with
+    """The followed rollout's id, or a rollout started now pinning ``targets`` (with
     ``approval``, see ``Journal.start_rollout``), with a note."""
-    if pins.rollout is not None:
-        return pins.rollout.id, None
+    if targets.rollout is not None:
+        return targets.rollout.id, None
     inv = fleet.inventory
-    given = inv.override is not None
-    headline = inv.override if inv.override is not None else inv.target
-    versions = pins.versions
+    headline = targets.given if targets.given is not None else inv.target
+    versions = targets.versions
     first = next(iter(versions.values()))
+    source = TargetSource.INVENTORY if targets.given is None else TargetSource.FLAG
     rollout = journal.start_rollout(str(headline or "per-group targets"), first, str(inv.path),
-                                    actor, pins=versions,
-                                    target_source=GIVEN if given else "inventory",
+                                    actor, pins=versions, target_source=source.value,
                                     approval=approval)
     return rollout.id, f"rollout {rollout.id} started: {describe(versions)} pinned"
 
 
 def run_wave(
-    fleet: Fleet,
+    fleet: Session,
     journal: Journal,
     playbook: Playbook,
     decided: Decided,
@@ -234,15 +237,15 @@ def run_wave(
     request, plan, settings = decided.request, decided.plan, decided.settings
     if decided.done:
         return _done(journal, decided)
-    rollout_id, note = _rollout(journal, fleet, decided.pins, request.actor)
+    rollout_id, note = _rollout(journal, fleet, decided.targets, request.actor)
     used = {p.spec for p in decided.registered}
-    targets = {s: r for s, r in decided.pins.targets.items() if s in used}
+    targets = {s: r for s, r in decided.targets.resolutions.items() if s in used}
     result = WaveResult(rollout_id, request.wave,
                         ", ".join(str(v) for v in sorted({r.version for r in targets.values()},
                                                          reverse=True)) or "none",
                         "incomplete", targets={s: str(r.version) for s, r in targets.items()},
                         resume=finishing_command(request.wave, decided.left_out))
-    result.notes.extend(n for n in (decided.pins.note, note) if n)
+    result.notes.extend(n for n in (decided.targets.note, note) if n)
     result.notes.extend(f"warning: {w}" for r in targets.values() for w in r.warnings)
     journal.ensure_deployments(rollout_id, request.wave, [
         DeploymentEntry(p.deployment.id, p.deployment.name, p.deployment.repo, p.target,
@@ -318,11 +321,11 @@ def _record_stop(journal: Journal, rollout_id: int, wave: int, exc: BaseExceptio
 
 def _done(journal: Journal, decided: Decided) -> WaveResult:
     """The wave of a completed rollout, run again: nothing to do, nothing written."""
-    rollout = decided.pins.rollout
+    rollout = decided.targets.rollout
     assert rollout is not None
     wave = decided.request.wave
     before = journal.wave(rollout.id, wave)
-    targets = {s: str(r.version) for s, r in decided.pins.targets.items()}
+    targets = {s: str(r.version) for s, r in decided.targets.resolutions.items()}
     result = WaveResult(rollout.id, wave, ", ".join(sorted(set(targets.values()), reverse=True)),
                         "passed", targets=targets)
     chosen = {p.deployment.id for p in decided.plan.deployments}
@@ -398,11 +401,11 @@ def _finish(
     left_out: frozenset[str] = frozenset(),
 ) -> WaveResult:
     records = journal.deployments(rollout_id, wave)
-    failed = [r for r in records if r.state == "failed"]
+    failed = [r for r in records if r.state == FAILED]
     # Skipped (by an older version, for policy) is not done: a wave never passes with it.
     # A row registered by an earlier run whose Deployment the plan now refuses and this run
     # leaves out is not work left: no run could finish it (the resume hint would loop).
-    open_ = [r for r in records if r.state not in ("verified", "failed")
+    open_ = [r for r in records if r.state not in (VERIFIED, FAILED)
              and r.name not in left_out]
     result.outcomes = _outcomes(records, left_out)
     if tripped:
@@ -439,7 +442,7 @@ def _outcomes(records: Sequence[Any], left_out: frozenset[str] = frozenset()) ->
             deployment=r.name,
             repo=r.repo,
             state=r.state,
-            result={"verified": "ok", "skipped": "skipped", "failed": "failed"}.get(
+            result={VERIFIED: "ok", SKIPPED: "skipped", FAILED: "failed"}.get(
                 r.state, "left out" if r.name in left_out else "not finished"
             ),
             message=r.error or "",

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable
 
 from upgrade.config.inventory import Repo
 from upgrade.journal.records import DeploymentRecord, RepoChange
+from upgrade.journal.states import PENDING, RUNNING_NEW, SKIPPED
 
 #: Journal states in which a Deployment runs the new commit (undoing would strand it).
-RUNNING = frozenset({"deployed", "verified"})
+RUNNING = frozenset(RUNNING_NEW)
 #: States that mean nothing was written for that Deployment yet.
-UNTOUCHED = frozenset({"pending", "skipped"})
+UNTOUCHED = frozenset({PENDING, SKIPPED})
 
 
 def never_deployed(records: Iterable[DeploymentRecord]) -> list[str]:

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from upgrade.errors import ServiceError
 from upgrade.model.versions import RuntimeVersion, try_parse_version
-from upgrade.plan.fleet import Fleet
+from upgrade.run.session import Session
 
 
-def deployed_versions(fleet: Fleet) -> tuple[dict[str, RuntimeVersion], str]:
+def deployed_versions(fleet: Session) -> tuple[dict[str, RuntimeVersion], str]:
     """What Astro runs now, per Deployment id of the inventory, and how it was learnt."""
     found: dict[str, RuntimeVersion] = {}
     failed: dict[str, list[str]] = {}  # the problem -> the workspaces it kept from us

@@ -43,7 +43,7 @@ from upgrade.journal.backend import existing_journal
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.facts import RepoFile, read_dockerfiles
-from upgrade.plan.fleet import Fleet
+from upgrade.run.session import Session
 from upgrade.run.verify.checks import DEFAULT_MAX_HEARTBEAT_AGE, assess_health
 from upgrade.run.verify.gitdrift import (
     DEPLOYED_FROM_UNMERGED_COMMIT,
@@ -381,7 +381,7 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-def verify_all(fleet: Fleet, limits: Sequence[str] = ()) -> DriftReport:
+def verify_all(fleet: Session, limits: Sequence[str] = ()) -> DriftReport:
     """``verify-all``: every selected Deployment's sources compared, with the journal's marks."""
     inv = fleet.inventory
     deployments = fleet.select(None, limits)

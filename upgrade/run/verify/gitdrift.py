@@ -25,13 +25,12 @@ from upgrade.controlplane.deploy_record import latest_with_git
 from upgrade.errors import CommandFailed, InputError, ServiceError
 from upgrade.hosts import git
 from upgrade.hosts.host import Host
+from upgrade.journal.states import NOT_YET_DEPLOYED, PENDING
 from upgrade.journal.store import Journal
 from upgrade.plan.facts import RepoFile
 
 DEPLOYED_FROM_UNMERGED_COMMIT = "deployed_from_unmerged_commit"
 PENDING_PULL_REQUEST = "pending_pull_request"
-# Deployment states in which a rollout has not yet deployed the new Runtime.
-NOT_YET_DEPLOYED = ("pending", "rendered", "committed", "tested", "deploying")
 
 
 @dataclass
@@ -119,7 +118,7 @@ def _rollout(journal: Journal, deps: list[Deployment], truth: GitTruth) -> None:
     open_prs = {c.repo: c for c in journal.repo_changes(rollout.id)
                 if c.pr_number is not None and c.merge_commit is None}
     for dep in deps:
-        state = states.get(dep.id, "pending")  # not registered yet: its wave has not started
+        state = states.get(dep.id, PENDING)  # not registered yet: its wave has not started
         if state not in NOT_YET_DEPLOYED:
             continue
         truth.in_flight.add(dep.id)

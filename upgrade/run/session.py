@@ -1,10 +1,13 @@
-"""One command's view of the fleet: inventory, catalog, hosts and control plane, loaded once.
+"""One command's session with the fleet: inventory, catalog, hosts, control plane, opened once.
 
-A :class:`Fleet` is a context manager: the inventory is loaded and validated on entry
+A :class:`Session` is a context manager: the inventory is loaded and validated on entry
 (every problem at once), the catalog, the runners' hosts and the control plane are opened
-on first use, and every connection is closed on exit. Everything that plans goes through
-:meth:`Fleet.decide` and :meth:`Fleet.preflight`, so ``plan``, ``render`` and ``upgrade``
-decide with the same facts and the same rules.
+on first use, and every connection it opened is closed on exit. A control plane or a host
+pool passed in (an in-process stand-in in a test) is used as given and left to its owner.
+Nothing in it changes once made but the connections it caches: the targets a command
+follows are a value it is given (``upgrade.plan.targets``), never a state of the session.
+Everything that plans goes through :meth:`Session.decide` and :meth:`Session.preflight`, so
+``plan``, ``render`` and ``upgrade`` decide with the same facts and the same rules.
 """
 
 from __future__ import annotations
@@ -17,9 +20,8 @@ from typing import TYPE_CHECKING
 
 from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.config.inventory_loader import load_inventory
-from upgrade.config.targets import Target
 from upgrade.hosts.host import Host
-from upgrade.model.catalog import Catalog, Resolution, load_catalog
+from upgrade.model.catalog import Catalog, load_catalog
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.facts import (
     DeployedFact,
@@ -33,25 +35,33 @@ from upgrade.plan.facts import (
 )
 from upgrade.plan.plan import Plan, PlanOptions, Preflight
 from upgrade.plan.planner import build_plan, resolve_targets, rewrite, rewrite_or_refuse
+from upgrade.plan.targets import Targets
 
 if TYPE_CHECKING:
     from upgrade.controlplane.control_plane import ControlPlane
     from upgrade.hosts.pool import HostPool
 
 
-class Fleet:
+class Session:
     """The loaded inventory plus what commands need around it (catalog, hosts, Astro)."""
 
-    def __init__(self, inventory: Inventory, feed_override: str | None = None):
+    def __init__(self, inventory: Inventory, feed_override: str | None = None, *,
+                 control_plane: ControlPlane | None = None, hosts: HostPool | None = None):
         self.inventory = inventory
         self.feed_override = feed_override
+        # Given connections take the place of the ones opened on first use (the cached
+        # properties below); their owner closes them.
+        given = {"control_plane": control_plane, "hosts": hosts}
+        self._given = frozenset(name for name, value in given.items() if value is not None)
+        self.__dict__.update({name: given[name] for name in self._given})
 
     @classmethod
-    def load(cls, path: str | Path, *, target: str | None = None, feed: str | None = None) -> Fleet:
+    def load(cls, path: str | Path, *, target: str | None = None,
+             feed: str | None = None) -> Session:
         """Load and validate the inventory (every problem at once) and nothing else yet."""
         return cls(load_inventory(Path(path), target_override=target), feed)
 
-    def __enter__(self) -> Fleet:
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -83,15 +93,9 @@ class Fleet:
         """The host a repo lives on (its runner)."""
         return self.hosts.host_for(repo)
 
-    def follow(self, target: Target | None, source: str = "--target") -> None:
-        """Plan from now on with ``target`` over every layer's (an active rollout's), or with
-        the inventory's own layers (None)."""
-        self.inventory = self.inventory.overridden(target, source)
-
-    def targets(self, pinned: Mapping[str, RuntimeVersion] | None = None, *,
-                pinned_by: str = "") -> dict[str, Resolution]:
-        """Every target spec of the inventory resolved (or as an active rollout pinned it)."""
-        return resolve_targets(self.inventory, self.catalog, pinned, pinned_by=pinned_by)
+    def targets(self) -> Targets:
+        """Every target spec of the inventory (or the command's --target) resolved now."""
+        return resolve_targets(self.inventory, self.catalog)
 
     def select(self, wave: int | None, limits: Sequence[str]) -> list[Deployment]:
         """Deployments of ``wave`` chosen by ``--limit`` (same grammar everywhere)."""
@@ -101,7 +105,7 @@ class Fleet:
         self,
         deployments: Sequence[Deployment],
         *,
-        targets: Mapping[str, Resolution] | None = None,
+        targets: Targets | None = None,
         offline: bool = False,
         adopt: bool = False,
         high_water: Mapping[str, RuntimeVersion] | None = None,
@@ -115,7 +119,7 @@ class Fleet:
         self,
         deployments: Sequence[Deployment],
         *,
-        targets: Mapping[str, Resolution] | None = None,
+        targets: Targets | None = None,
         offline: bool = False,
         adopt: bool = False,
         high_water: Mapping[str, RuntimeVersion] | None = None,
@@ -199,8 +203,8 @@ class Fleet:
         return rewritten
 
     def close(self) -> None:
-        """Release pooled connections (HTTP to Airflow, SSH to runners)."""
-        if "control_plane" in self.__dict__:
+        """Release the pooled connections it opened (HTTP to Airflow, SSH to runners)."""
+        if "control_plane" in self.__dict__ and "control_plane" not in self._given:
             self.control_plane.close()
-        if "hosts" in self.__dict__:
+        if "hosts" in self.__dict__ and "hosts" not in self._given:
             self.hosts.close()
