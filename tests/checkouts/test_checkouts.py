@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.checkouts.git_http import serving
 from tests.checkouts.helpers import GIT, make_origin
 from upgrade.config.inventory import Inventory, Repo
 from upgrade.config.inventory_loader import load_inventory
 from upgrade.errors import EXIT_LOCKED, EXIT_SERVICE, CheckoutFailed, LockHeld
 from upgrade.hosts.checkouts import Checkouts
+from upgrade.hosts.git import push_branch
+from upgrade.hosts.host import LocalHost
 
 
 def inventory(tmp_path: Path, urls: dict[str, str], **repo: object) -> Inventory:
@@ -151,3 +155,49 @@ def test_the_token_reaches_git_only_through_the_checkouts_credential_helper(
     for path in (d / ".git").rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
+
+
+TOKEN = "ghp_gitservedtoken00000000000000000000"
+
+
+def test_over_http_the_token_clones_fetches_and_pushes_through_the_helper(
+        tmp_path: Path, origin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGS_AUTH", TOKEN)
+    with serving(origin.parent, TOKEN) as server:
+        url = f"{server.url}/dags.git"
+        repo = inventory(tmp_path, {"dags": url}, token_env="DAGS_AUTH").repos["dags"]
+        with Checkouts() as checkouts:
+            checkouts.ready(repo)
+        d = repo.path
+        assert git(d, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")
+        assert git(d, "config", "remote.origin.partialclonefilter") == "blob:none"
+        # A push (as the commit step makes it) authenticates through the same helper.
+        (d / "Dockerfile").write_text("FROM quay.io/astronomer/astro-runtime:12.4.0\n")
+        subprocess.run([*GIT, "commit", "-qam", "Upgrade"], cwd=d, check=True)
+        pushed = push_branch(LocalHost(), str(d), "origin", "HEAD", "main")
+        assert pushed.outcome == "pushed"
+        assert git(origin, "rev-parse", "main") == git(d, "rev-parse", "HEAD")
+        with Checkouts() as checkouts:  # the next command fetches with it too
+            checkouts.ready(repo)
+    sent = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    assert set(server.seen) == {f"Basic {sent}"}
+    assert git(d, "remote", "get-url", "origin") == url
+    for path in (d / ".git").rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes() and sent.encode() not in \
+                path.read_bytes(), path
+
+
+def test_a_refused_token_is_exit_7_naming_the_repo_and_never_shown(
+        tmp_path: Path, origin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = "ghp_wrongtoken000000000000000000000000"
+    monkeypatch.setenv("DAGS_AUTH", wrong)
+    with serving(origin.parent, TOKEN) as server:
+        url = f"{server.url}/dags.git"
+        repo = inventory(tmp_path, {"dags": url}, token_env="DAGS_AUTH").repos["dags"]
+        with pytest.raises(CheckoutFailed) as failed, Checkouts() as checkouts:
+            checkouts.ready(repo)
+    message = str(failed.value)
+    assert failed.value.exit_code == EXIT_SERVICE
+    assert message.startswith(f"repos.dags: could not clone {url} (")
+    assert "Authentication failed" in message and wrong not in message

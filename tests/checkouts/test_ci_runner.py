@@ -1,14 +1,15 @@
 """A rollout run the way CI runs it: each job on a fresh runner that holds only the fleet repo.
 
-The fleet repo is an inventory (repos given by ``url:``, file:// origins that are bare
-repositories with history, as a forge holds them; the journal on the test PostgreSQL) and
-its playbook. Each "runner" is a directory that starts with a copy of the fleet repo and
+The fleet repo is an inventory (repos given by ``url:``: bare repositories with history,
+as a forge holds them, served over git's smart HTTP behind a token, the inventory's
+``token_env``; the journal on the test PostgreSQL) and its playbook. Each "runner" is a directory that starts with a copy of the fleet repo and
 nothing else: it clones what it needs. Wave 2's runner never saw wave 1's: its gate can
 only see wave 1 through the journal. The Astro control plane is the simulator.
 """
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from simulators import SimHandle
 from support import ASTRO_FLEET
 
 from fleet_sim import lifecycle
+from tests.checkouts.git_http import serving
 from tests.checkouts.helpers import make_origin, origin_text
 from tests.rollout.helpers import FAST_PLAYBOOK, GIT_IDENTITY, START, TARGET
 from tests.team.helpers import records
@@ -25,9 +27,13 @@ from tests.team.helpers import records
 REPOS = {"dags-a": 1, "dags-b": 2, "dags-c": 2}  # repo -> its Deployments' wave
 
 
-def fleet_repo(tmp_path: Path, sim: SimHandle, pg_url: str) -> tuple[Path, dict[str, Path]]:
-    """The fleet repo (inventory and playbook) and the origins it names."""
-    origins = {name: make_origin(tmp_path / "origins", name) for name in REPOS}
+TOKEN = "ghp_fleetgittoken0000000000000000000000"
+
+
+def fleet_repo(tmp_path: Path, sim: SimHandle, pg_url: str,
+               server: str) -> tuple[Path, dict[str, Path]]:
+    """The fleet repo (inventory and playbook) and the origins it names (at ``server``)."""
+    origins = {name: tmp_path / "origins" / f"{name}.git" for name in REPOS}
     repo = tmp_path / "fleet-repo"
     (repo / "playbooks").mkdir(parents=True)
     (repo / "playbooks" / "upgrade.yaml").write_text(
@@ -38,8 +44,8 @@ def fleet_repo(tmp_path: Path, sim: SimHandle, pg_url: str) -> tuple[Path, dict[
         dep = {"id": f"clci{r:02d}", "name": f"{name}-prod", "workspace_id": "ws-1",
                "wave": wave}
         deployments.append(dep)
-        specs[name] = {"url": origins[name].as_uri(), "git": {"mode": "direct"},
-                       "deployments": [dep]}
+        specs[name] = {"url": f"{server}/{name}.git", "token_env": "FLEET_GIT_TOKEN",
+                       "git": {"mode": "direct"}, "deployments": [dep]}
     doc = {"target": "12.4", "control_plane": sim.control_plane_settings(), "journal": pg_url,
            "waves": {1: {}, 2: {}}, "repos": specs}
     (repo / "inventory.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
@@ -63,10 +69,22 @@ def run(work: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProc
 
 def test_waves_from_two_fresh_runners_share_state_through_the_journal(
         tmp_path: Path, sim: SimHandle, pg_url: str, pg_env: dict[str, str]) -> None:
-    fleet, origins = fleet_repo(tmp_path, sim, pg_url)
-    env = {**pg_env, **GIT_IDENTITY, "COLUMNS": "200"}
-    secrets = [pg_env["PGPASSWORD"], *(v for k, v in sim.control_plane_settings()
-                                         ["extra_env"].items() if "TOKEN" in k)]
+    for name in REPOS:
+        make_origin(tmp_path / "origins", name)
+    with serving(tmp_path / "origins", TOKEN) as server:
+        fleet, origins = fleet_repo(tmp_path, sim, pg_url, server.url)
+        _rollout(tmp_path, fleet, origins, pg_url, pg_env, sim)
+    # Every request git made carried the token, as HTTP Basic credentials.
+    assert set(server.seen) == {"Basic " + base64.b64encode(
+        f"x-access-token:{TOKEN}".encode()).decode()}
+
+
+def _rollout(tmp_path: Path, fleet: Path, origins: dict[str, Path], pg_url: str,
+             pg_env: dict[str, str], sim: SimHandle) -> None:
+    env = {**pg_env, **GIT_IDENTITY, "COLUMNS": "200", "FLEET_GIT_TOKEN": TOKEN}
+    secrets = [pg_env["PGPASSWORD"], TOKEN, base64.b64encode(f"x-access-token:{TOKEN}".encode())
+               .decode(), *(v for k, v in sim.control_plane_settings()["extra_env"].items()
+                            if "TOKEN" in k)]
     outputs: list[str] = []
 
     def job(name: str, *args: str) -> subprocess.CompletedProcess[str]:

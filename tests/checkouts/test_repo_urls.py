@@ -110,9 +110,11 @@ def test_token_env_is_https_only_a_name_and_set(tmp_path: Path,
     over_ssh = BASE.format(url="git@github.com:acme/dags.git").replace(
         "    git:", "    token_env: DAGS_TOKEN\n    git:")
     assert problems(tmp_path, over_ssh) == [
-        f"{tmp_path / WHERE}:5: repos.dags.token_env: a token is only sent over https. Over "
-        "ssh the SSH agent (or ~/.ssh) supplies the key; remove token_env, or give an https "
-        "url."]
+        f"{tmp_path / WHERE}:5: repos.dags.token_env: a token is only sent over https (http "
+        "only to this machine). Over ssh the SSH agent (or ~/.ssh) supplies the key; remove "
+        "token_env, or give an https url."]
+    elsewhere = over_ssh.replace("git@github.com:acme/dags.git", "http://git.example/a.git")
+    assert "a token is only sent over https" in problems(tmp_path, elsewhere)[0]
     unset = over_ssh.replace("git@github.com:acme/dags.git", "https://github.com/acme/dags")
     assert problems(tmp_path, unset) == [
         f"{tmp_path / WHERE}:4: repos.dags.token_env: environment variable DAGS_TOKEN is not "

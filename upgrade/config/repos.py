@@ -9,7 +9,8 @@ nothing but the fleet repo::
       dags:
         url: https://github.com/acme/dags.git   # or git@github.com:acme/dags.git, file:///srv/dags.git
         directory: astro                        # the Astro project's directory in it ('' = root)
-        token_env: DAGS_TOKEN                   # https only; else git's helpers or the SSH agent
+        token_env: DAGS_TOKEN                   # https only (http to this machine); else git's
+                                                # helpers or the SSH agent
         git: {mode: direct}
 
 Credentials never go into the URL: a URL holding a password is refused at load (astro-cli
@@ -31,6 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from upgrade.config.checker import Checker
+from upgrade.config.control_plane import is_loopback
 from upgrade.config.located import LMap, join
 
 #: The keys of a repo entry this module reads.
@@ -158,13 +160,23 @@ def read_managed(c: Checker, node: LMap, path: str, name: str, workdir: Path,
                   f"'{token_env}' is not an environment variable name. Name the variable that "
                   "holds the token (letters, digits, '_').")
             token_env = None
-        elif not url.lower().startswith("https://"):
+        elif not _sends_token(url):
             c.add(node.key_line("token_env"), join(path, "token_env"),
-                  "a token is only sent over https. Over ssh the SSH agent (or ~/.ssh) "
-                  "supplies the key; remove token_env, or give an https url.")
+                  "a token is only sent over https (http only to this machine). Over ssh the "
+                  "SSH agent (or ~/.ssh) supplies the key; remove token_env, or give an https "
+                  "url.")
             token_env = None
     return ManagedCheckout(url=url, checkout=workdir / name, directory="" if clean == "." else
                            clean, token_env=token_env, line=url_line)
+
+
+def _sends_token(url: str) -> bool:
+    """True when a token may travel to ``url``: https, or plain http to this machine."""
+    parts = urlsplit(url) if "://" in url else None
+    if parts is None:
+        return False
+    scheme = parts.scheme.lower()
+    return scheme == "https" or (scheme == "http" and is_loopback(parts.hostname or ""))
 
 
 def check_managed(c: Checker, managed: ManagedCheckout, path: str, *, mode: str,
