@@ -106,8 +106,9 @@ def configured_secrets(inventory: Inventory) -> list[str]:
     """Every value the inventory names as secret, read from the environment now: the
     journal's database password (``password_env``, or in the URL of ``url_env``), the
     Airflow token (``control_plane.token_env``), secret-named ``extra_env`` values, each
-    repo's forge token (``git.token_env``, else the forge's default variable) and the
-    webhook's URL. The variables' names need not say they hold a secret: the keys do."""
+    repo's forge token (``git.token_env``, else the forge's default variable), the git token
+    of each repo given by url (``token_env``) and the webhook's URL. The variables' names
+    need not say they hold a secret: the keys do."""
     cp = inventory.control_plane
     names = {cp.token_env}
     for repo in inventory.repos.values():

@@ -39,9 +39,6 @@ from upgrade.config.located import LMap, join
 URL_KEYS = ("url", "token_env", "directory")
 #: Where checkouts live when the inventory names no ``workdir``: under the journal's directory.
 DEFAULT_WORKDIR = "checkouts"
-#: The user name sent with ``token_env``'s token over https: what GitHub's own
-#: actions/checkout sends; GitLab accepts any user name with an access token.
-TOKEN_USER = "x-access-token"
 _SCHEMES = ("https", "http", "ssh", "file")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # [user@]host:path, git's "scp-like" form: no scheme, and no slash before the first colon.

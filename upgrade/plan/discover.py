@@ -7,9 +7,9 @@ A Deployment whose deploys carry no git metadata is *unmapped*: nothing says whi
 builds it, so it is listed for a person to place. The repo is its checkout found on this
 machine (matched by ``origin``, written as ``path``), else the deploy's remote (written as
 ``url``: the tool clones and keeps it, so a CI runner with nothing but the fleet repo can
-run it). Waves are
-suggestions from the name's suffix: ``-dev`` the first wave, ``-stg``/``-staging`` the
-second, ``-prod``/``-production`` the last; anything else the last (the most careful).
+run it). Waves are suggestions from the name's suffix: ``-dev`` the first wave,
+``-stg``/``-staging`` the second, ``-prod``/``-production`` the last; anything else the
+last (the most careful).
 """
 
 from __future__ import annotations
