@@ -41,6 +41,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("verify_all", "verify_all.py", []),
     ("ssh_overhead", "ssh_overhead.py", []),
     ("journal", "journal.py", []),
+    ("url_fleet", "url_fleet.py", []),
 ]
 RESULTS = HERE / "results.md"
 

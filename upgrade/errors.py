@@ -29,6 +29,7 @@ The tree (exit code in brackets where a class sets it; a class without one inher
         │                            credentials or failed: fix the network or token, rerun
         ├── CommandFailed            a command on a host exited non-zero or timed out
         │   └── PushFailed           git push failed
+        ├── CheckoutFailed           a repo given by url could not be cloned or fetched
         ├── RunnerUnreachable        an SSH runner cannot be reached
         │   ├── HostKeyRefused       its host key is unknown (strict) or changed
         │   └── ConnectionLost       the connection dropped under a command not safe to repeat
@@ -261,6 +262,15 @@ class CommandFailed(ServiceError):
 
 class PushFailed(CommandFailed):
     """``git push`` failed or timed out; names the repo, the remote and git's own words."""
+
+
+class CheckoutFailed(ServiceError):
+    """A repo given by URL could not be cloned or fetched (unreachable, or its credentials
+    were refused); names the repo and its URL, never a credential."""
+
+    def __init__(self, repo: str, message: str):
+        self.repo = repo
+        super().__init__(message)
 
 
 class RunnerUnreachable(ServiceError):

@@ -333,7 +333,10 @@ def test_the_documented_example_is_a_valid_inventory(tmp_path: Path, monkeypatch
                                              "inventory key playbook")
     assert inventory.templates.path == tmp_path / "templates"
     assert {d.name: d.wave for d in inventory.deployments} == {
-        "billing-dev": 1, "billing-prod": 3, "etl-prod": 3}
+        "billing-dev": 1, "billing-prod": 3, "etl-prod": 3, "reports-prod": 3}
+    reports = inventory.repos["reports"]
+    assert reports.managed is not None
+    assert reports.path == tmp_path / ".upgrade" / "checkouts" / "reports" / "astro"
     assert inventory.merged_view("billing-dev")["vars"] == {
         "owner": "platform", "region": "eu", "alert": "email", "tier": "dev", "team": "payments"}
 

@@ -45,11 +45,11 @@ repos:
       wave: 1
 # --- the end of what people wrote
 """
-NEW_APP = NewRepo("app", "repos/app", "unused: app is listed",
+NEW_APP = NewRepo("app", {"path": "repos/app"}, "unused: app is listed",
                   (NewDeployment("cl4", "app-staging", "ws1", 2, "wave suggested by -staging"),))
-NEW_BILLING = NewRepo("billing", "repos/billing", "unused",
+NEW_BILLING = NewRepo("billing", {"path": "repos/billing"}, "unused",
                       (NewDeployment("cl5", "billing-prod", "ws1", 3, "", ("production",)),))
-NEW_REPO = NewRepo("ledger", "repos/ledger", "discovered: github.com/acme/ledger",
+NEW_REPO = NewRepo("ledger", {"path": "repos/ledger"}, "discovered: github.com/acme/ledger",
                    (NewDeployment("cl6", "ledger-dev", "ws2", 1, "no suffix: wave 1"),))
 UNMAPPED = ["{id: cl7, name: lost, workspace_id: ws9, wave: 1}  # no git metadata"]
 

@@ -153,6 +153,8 @@ DIR = Flag("dir", "The fleet directory to create files in (default: the current 
            default=".", positional=True)
 SIMULATOR = Flag("simulator", "Use the local simulator of Astro instead of Astro itself: the "
                               "URL `fleet-sim start` printed (docs/simulator.md).")
+CI = Flag("ci", "Also write a CI pipeline: github (.github/workflows/runtime-upgrade.yml) or "
+                "gitlab (.gitlab-ci.yml); its journal is the team's PostgreSQL database.")
 WORKSPACE = Flag("workspace", "Only the Deployments of these workspace ids (repeatable; "
                               "default: every workspace the token sees).", "list")
 MERGE = Flag("merge", "Add Deployments the inventory lacks to it, keeping everything written "

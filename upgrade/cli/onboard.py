@@ -9,6 +9,7 @@ from pathlib import Path
 
 from upgrade.cli.commands import consoles, print_document
 from upgrade.cli.flags import (
+    CI,
     DIR,
     INVENTORY,
     JSON,
@@ -24,14 +25,14 @@ from upgrade.cli.flags import (
 from upgrade.errors import EXIT_OK
 
 
-@command("init", DIR, TARGET, SIMULATOR)
+@command("init", DIR, TARGET, SIMULATOR, CI)
 def init(a: Args) -> int:
-    """Create a fleet repo: inventory, tasks.py, playbook, templates, .gitignore, CI workflow.
+    """Create a fleet repo: inventory, tasks.py, playbook, templates, .gitignore, CI pipeline.
 
     Refuses to overwrite anything: when a file is already there, it lists them and writes
     nothing.
     """
-    from upgrade.config.scaffold import default_target, scaffold
+    from upgrade.config.scaffold import JOURNAL_ENV, default_target, scaffold
     from upgrade.model.catalog import load_catalog
     from upgrade.model.versions import parse_spec
 
@@ -40,8 +41,12 @@ def init(a: Args) -> int:
         parse_spec(a.target, source="--target")
     target = a.target or default_target(load_catalog(None))
     root = Path(a.dir)
-    for name in scaffold(target, a.simulator).write(root):
+    for name in scaffold(target, a.simulator, a.ci).write(root):
         console.say(f"wrote {root / name}")
+    if a.ci:
+        console.say(f"\nThe pipeline needs the team's journal: export its postgresql:// URL in "
+                    f"{JOURNAL_ENV} here, and add it as the CI secret {JOURNAL_ENV} (with "
+                    "ASTRO_API_TOKEN; the pipeline's header lists them).")
     console.say("\nNext: fill the inventory from Astro with `astro-fleet discover --merge`, "
                 "then `astro-fleet plan`.")
     return EXIT_OK

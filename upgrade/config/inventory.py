@@ -29,6 +29,7 @@ from upgrade.config.git import GitSettings
 from upgrade.config.groups import Group, group_layers
 from upgrade.config.located import LMap
 from upgrade.config.notifications import WebhookSettings
+from upgrade.config.repos import ManagedCheckout
 from upgrade.config.runners import LOCAL, Runner
 from upgrade.config.selection import Index, parse_terms
 from upgrade.config.settings import CatalogSettings, JournalSettings, PathSetting
@@ -60,7 +61,8 @@ class TemplateRef:
 
 @dataclass(frozen=True)
 class Repo:
-    """An Astro project repository; ``path`` is absolute for the local runner."""
+    """An Astro project repository; ``path`` is absolute for the local runner (for a repo
+    given by ``url``, the project's directory in the checkout the tool keeps: ``managed``)."""
 
     name: str
     path: Path
@@ -72,6 +74,7 @@ class Repo:
     line: int | None = None
     target: Target | None = None  # the repo's own ``target``, if it sets one
     git: GitSettings = field(default_factory=GitSettings, hash=False)
+    managed: ManagedCheckout | None = field(default=None, hash=False)
 
     @property
     def dockerfile_path(self) -> Path:
@@ -121,6 +124,7 @@ class Inventory:
     target: Target | None  # the top level's as written (None: only --target gives one)
     catalog: CatalogSettings
     journal: JournalSettings
+    workdir: Path  # where the checkouts of repos given by url are kept
     playbook: PathSetting  # the default playbook of `upgrade` (--playbook overrides it)
     templates: PathSetting  # the directory of Dockerfile templates
     control_plane: ControlPlaneConfig
@@ -172,6 +176,7 @@ class Inventory:
             "repo": repo.name,
             "runner": repo.runner,
             "path": str(repo.path),
+            "url": repo.managed.url if repo.managed else None,
             "dockerfile": repo.dockerfile,
             "template": {"name": repo.template.name, "vars": dict(repo.template.vars)}
             if repo.template else None,

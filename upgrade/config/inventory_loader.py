@@ -33,6 +33,7 @@ from upgrade.config.inventory import (
 )
 from upgrade.config.located import LMap, Located, LScalar, join, load, paused_gc
 from upgrade.config.notifications import read_notifications
+from upgrade.config.repos import URL_KEYS, check_managed, read_managed, read_workdir
 from upgrade.config.runners import LOCAL, Runner, read_runners
 from upgrade.config.selection import ALL, Index, parse_terms
 from upgrade.config.settings import read_catalog, read_journal, read_playbook, read_templates
@@ -43,11 +44,11 @@ from upgrade.errors import InputError, InventoryError, Problem
 from upgrade.model.redact import add_secrets, is_secret_name
 from upgrade.model.versions import VersionSpec, parse_spec
 
-TOP_KEYS = ("target", "catalog", "control_plane", "journal", "playbook", "templates",
-            "notifications", "runners", "defaults", "groups", "waves", "repos")
+TOP_KEYS = ("target", "catalog", "control_plane", "journal", "workdir", "playbook",
+            "templates", "notifications", "runners", "defaults", "groups", "waves", "repos")
 DEFAULTS_KEYS = ("vars", "runner", "dockerfile", "git")
-REPO_KEYS = ("path", "dockerfile", "template", "runner", "groups", "vars", "deployments",
-             "target", "git")
+REPO_KEYS = ("path", *URL_KEYS, "dockerfile", "template", "runner", "groups", "vars",
+             "deployments", "target", "git")
 TEMPLATE_KEYS = ("name", "vars")
 DEPLOYMENT_KEYS = ("id", "name", "workspace_id", "wave", "groups", "vars", "target")
 INVENTORY_ENV = "ASTRO_FLEET_INVENTORY"
@@ -105,8 +106,9 @@ def configured_secrets(inventory: Inventory) -> list[str]:
     """Every value the inventory names as secret, read from the environment now: the
     journal's database password (``password_env``, or in the URL of ``url_env``), the
     Airflow token (``control_plane.token_env``), secret-named ``extra_env`` values, each
-    repo's forge token (``git.token_env``, else the forge's default variable) and the
-    webhook's URL. The variables' names need not say they hold a secret: the keys do."""
+    repo's forge token (``git.token_env``, else the forge's default variable), the git token
+    of each repo given by url (``token_env``) and the webhook's URL. The variables' names
+    need not say they hold a secret: the keys do."""
     cp = inventory.control_plane
     names = {cp.token_env}
     for repo in inventory.repos.values():
@@ -114,6 +116,8 @@ def configured_secrets(inventory: Inventory) -> list[str]:
         if settings.token_env or settings.forge:
             names.add(settings.token_env or settings.token_variable)
     found = [*inventory.journal.secrets(), *(os.environ.get(name) for name in sorted(names)),
+             *(secret for repo in inventory.repos.values() if repo.managed
+               for secret in repo.managed.secrets()),
              *(value for name, value in cp.extra_env.items() if is_secret_name(name))]
     if inventory.notifications is not None:
         found.append(inventory.notifications.url)
@@ -148,6 +152,7 @@ class _Loader:
         self.tree = root
         self.c = Checker(str(path))
         self.templates_dir = Path()  # set by build(), before repos are read
+        self.workdir = Path()  # set by build(), before repos are read
         self.match_where: MatchLines = {}  # line and key path of each waves.N.match pattern
         self.broken_rules = False  # a bad waves.N.match: "no wave" problems may be its echo
         # Each repo's own git layer and the line its problems are reported on.
@@ -174,6 +179,7 @@ class _Loader:
         target = self.target(top, override)
         catalog = read_catalog(c, top, self.resolve)
         journal = read_journal(c, top, self.resolve)
+        self.workdir = read_workdir(c, top, self.resolve, journal.dir)
         playbook = read_playbook(c, top, self.resolve)
         templates = read_templates(c, top, self.resolve)
         self.templates_dir = templates.path
@@ -205,6 +211,7 @@ class _Loader:
             target=target,
             catalog=catalog,
             journal=journal,
+            workdir=self.workdir,
             playbook=playbook,
             templates=templates,
             control_plane=control_plane,
@@ -262,7 +269,7 @@ class _Loader:
             if not self.name_ok(name, path, line) or not c.expect(node, LMap, path, line):
                 continue
             assert isinstance(node, LMap)
-            c.keys(node, REPO_KEYS, path, required=("path",))
+            c.keys(node, REPO_KEYS, path)
             runner = c.string(node, "runner", path, default=defaults.runner) or defaults.runner
             if "runner" in node:
                 self.check_runner(runner, node.key_line("runner"), join(path, "runner"), runners)
@@ -271,7 +278,9 @@ class _Loader:
                 [self.check_group(g, ln, join(path, "groups"), groups) for g, ln in repo_groups])
             template = self.template(node, path)
             dockerfile = self.dockerfile(node, path, defaults.dockerfile)
-            repo_path = self.repo_path(node, path, runners.get(runner), dockerfile, template)
+            managed = read_managed(c, node, path, name, self.workdir, line)
+            repo_path = managed.project if managed else self.repo_path(
+                node, path, runners.get(runner), dockerfile, template)
             repos[name] = Repo(
                 name=name,
                 path=repo_path,
@@ -282,6 +291,7 @@ class _Loader:
                 vars=c.vars(node, "vars", path),
                 line=line,
                 target=read_target(c, node, path),
+                managed=managed,
             )
             self.git_of[name] = (read_git_layer(c, node, path), node.key_line("git")
                                  if "git" in node else line)
@@ -304,6 +314,9 @@ class _Loader:
                             key=lambda g: (groups[g].depth, g))
             settings = merge_git(git_layers(defaults.git, (groups[g].git for g in member), own))
             check_git(self.c, settings, line, join("repos", name))
+            if repo.managed is not None:
+                check_managed(self.c, repo.managed, join("repos", name), mode=settings.mode,
+                              runner_local=repo.runner == LOCAL, check_env=self.check_repos)
             out[name] = replace(repo, git=settings)
         return out
 

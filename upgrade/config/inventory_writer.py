@@ -50,7 +50,9 @@ class NewRepo:
     """A repo entry to add to (or extend in) ``repos:``."""
 
     name: str
-    path: str  # relative to the inventory's directory
+    #: The keys written before ``deployments``: ``path`` (relative to the inventory's
+    #: directory), or ``url`` (and ``directory``, ``git``) for a repo the tool clones.
+    source: Mapping[str, Any]
     comment: str  # written above a new entry
     deployments: tuple[NewDeployment, ...]
 
@@ -90,17 +92,21 @@ def merge_inventory(text: str, root: str, repos: Sequence[NewRepo],
                  for d in (r.get("deployments") or ()) if isinstance(d, Mapping)}
     by_path = {_resolved(root, r.get("path")): name for name, r in listed.items()
                if isinstance(r, Mapping) and isinstance(r.get("path"), str)}
+    by_url = {r.get("url"): name for name, r in listed.items()
+              if isinstance(r, Mapping) and isinstance(r.get("url"), str)}
     merged = Merged("")
     for repo in repos:
         fresh = [d for d in repo.deployments if d.id not in known_ids]
         merged.kept += len(repo.deployments) - len(fresh)
         if not fresh:
             continue
-        name = by_path.get(_resolved(root, repo.path)) or repo.name
+        path, url = repo.source.get("path"), repo.source.get("url")
+        name = (by_path.get(_resolved(root, path)) if path else by_url.get(url)) or repo.name
         entry = listed.get(name)
         items = [_item(d) for d in fresh]
         if not isinstance(entry, CommentedMap):
-            entry = CommentedMap([("path", repo.path), ("deployments", CommentedSeq())])
+            entry = CommentedMap([*((k, _flow(v)) for k, v in repo.source.items()),
+                                  ("deployments", CommentedSeq())])
             listed[name] = entry
             listed.yaml_set_comment_before_after_key(name, before=repo.comment, indent=2)
             merged.new_repos.append(name)
@@ -200,7 +206,10 @@ class _Splice:
     def new_repo(self, name: str, comment: str, entry: Any, items: list[tuple[Any, str]]) -> None:
         """A new entry at the end of the block mapping ``repos`` (made when missing)."""
         text = [f"# {line}" if line else "#" for line in comment.splitlines()]
-        text += [f"{_scalar(name)}:", f"  path: {_scalar(entry['path'])}", "  deployments:"]
+        text += [f"{_scalar(name)}:"]
+        text += [f"  {key}: {_scalar(value)}" for key, value in entry.items()
+                 if key != "deployments"]
+        text += ["  deployments:"]
         text += ["    " + line for line in _flow_items(items)]
         if self.first is False:
             self.ok = False
@@ -267,6 +276,17 @@ def _indent(line: str) -> int:
 def _flow_items(items: list[tuple[Any, str]]) -> list[str]:
     """``- {id: …, …}  # note`` for each item, as ruamel.yaml writes a flow mapping."""
     return [f"- {_scalar(item)}" + (f"  # {note}" if note else "") for item, note in items]
+
+
+def _flow(value: Any) -> Any:
+    """A mapping as a one-line flow mapping (``git: {mode: direct}``); anything else as is."""
+    if not isinstance(value, Mapping):
+        return value
+    from ruamel.yaml.comments import CommentedMap
+
+    flow = CommentedMap(value)
+    flow.fa.set_flow_style()
+    return flow
 
 
 def _scalar(value: Any) -> str:

@@ -3,8 +3,10 @@
 A fleet repository holds the inventory (commented and valid as written), a two-line
 ``tasks.py`` (so ``invoke plan`` works there too), the default playbook and templates to
 customise (copies of the packaged ones, named by the inventory's ``playbook:`` and
-``templates:``), a ``.gitignore`` for the journal and a CI workflow: plan on pull
-requests, waves by manual dispatch, one run at a time.
+``templates:``), a ``.gitignore`` for the journal and, with ``--ci github|gitlab``, a
+CI pipeline: the plan on pull (merge) requests, one wave per manual run behind an
+environment's approval, one run at a time, the reports as artifacts, team state in the
+PostgreSQL journal whose URL is a CI secret (the inventory names its variable).
 """
 
 from __future__ import annotations
@@ -34,6 +36,23 @@ SIMULATOR_NOTE = """\
 OWN_FILES = """\
 playbook: playbooks/upgrade.yaml   # the steps of a wave: a copy of the packaged one, to change
 templates: templates               # Dockerfile templates of template-managed repos"""
+LOCAL_JOURNAL = ("journal: .upgrade                  # the rollout journal, its lock and the wave "
+                 "reports (git-ignored)")
+# A CI runner keeps nothing between runs: the team's journal is a PostgreSQL database whose
+# URL (with its password) is a CI secret, exported as this variable.
+JOURNAL_ENV = "ASTRO_FLEET_JOURNAL_URL"
+TEAM_JOURNAL = f"""\
+# The team's journal and lock (PostgreSQL; docs/journal.md): CI runners keep nothing between
+# runs. Export the URL (postgresql://user:password@host/db) in {JOURNAL_ENV}, here and as
+# the CI secret of that name. Wave reports are written to .upgrade/reports (git-ignored).
+journal: {{url_env: {JOURNAL_ENV}}}"""
+#: The astro CLI the CI templates install. A git mode deploys with the commit attached:
+#: astro-cli 1.40 sends it for GitHub remotes, 1.43 for any other (plan/facts.py's
+#: pre-flight refuses an older CLI); this is the release reference astro-cli.md describes.
+ASTRO_CLI_VERSION = "1.45.0"
+#: ``--ci``: the pipeline file each CI system reads, and its template.
+CI_FILES = {"github": (".github/workflows/runtime-upgrade.yml", "runtime-upgrade.yml"),
+            "gitlab": (".gitlab-ci.yml", "gitlab-ci.yml")}
 PACKAGED_FILES = """\
 # playbook: playbooks/upgrade.yaml # your own playbook and templates (astro-fleet init writes
 # templates: templates             # copies to change); without these keys the packaged ones run"""
@@ -64,19 +83,23 @@ class Scaffold:
         return list(self.files)
 
 
-def scaffold(target: str, simulator: str | None = None) -> Scaffold:
+def scaffold(target: str, simulator: str | None = None, ci: str | None = None) -> Scaffold:
     """The files of a new fleet repo aiming at ``target``, on Astro or the ``simulator`` at
-    that URL."""
+    that URL; with ``ci`` (``github`` or ``gitlab``), its pipeline and a team journal."""
+    if ci is not None and ci not in CI_FILES:
+        raise InputError(f"--ci {ci}: expected one of {', '.join(CI_FILES)}.")
     control_plane = simulator_control_plane(simulator) if simulator else None
     files = {"inventory.yaml": inventory_text(target, control_plane, own_files=True,
-                                              note=SIMULATOR_NOTE if simulator else "")}
+                                              note=SIMULATOR_NOTE if simulator else "",
+                                              team_journal=ci is not None)}
     files.update({
         "tasks.py": _read("tasks.py.in"),
         "playbooks/upgrade.yaml": PACKAGED_PLAYBOOK.read_text("utf-8"),
         ".gitignore": _read("gitignore"),
-        ".github/workflows/runtime-upgrade.yml":
-            _read("runtime-upgrade.yml").replace("@VERSION@", __version__),
     })
+    if ci is not None:
+        name, template = CI_FILES[ci]
+        files[name] = ci_text(template)
     for template in sorted(PACKAGED_TEMPLATES.iterdir()):
         if template.is_file():
             files[f"templates/{template.name}"] = template.read_text("utf-8")
@@ -96,14 +119,22 @@ def simulator_control_plane(url: str) -> ControlPlaneConfig:
                               airflow_scheme="http", extra_env={"ASTRO_SIM_URL": url})
 
 
+def ci_text(template: str) -> str:
+    """A CI template with this release of astro-fleet and the pinned astro CLI filled in."""
+    return (_read(template).replace("@VERSION@", __version__)
+            .replace("@ASTRO_CLI@", ASTRO_CLI_VERSION))
+
+
 def inventory_text(target: str, control_plane: ControlPlaneConfig | None = None, *,
-                   own_files: bool, note: str = "") -> str:
+                   own_files: bool, note: str = "", team_journal: bool = False) -> str:
     """A commented, valid inventory with no repos yet, reaching Astro (or ``control_plane``
     where that differs from Astro's defaults, under the comment ``note``); ``own_files``: it
-    names the playbook and templates init copies beside it (else the packaged ones are used)."""
+    names the playbook and templates init copies beside it (else the packaged ones are used);
+    ``team_journal``: the journal is the PostgreSQL database named by $ASTRO_FLEET_JOURNAL_URL."""
     written = target if target.startswith(("{", '"')) else f'"{target}"'
     return (_read("inventory.yaml")
             .replace('"@TARGET@"', written.ljust(10))
+            .replace("@JOURNAL@", TEAM_JOURNAL if team_journal else LOCAL_JOURNAL)
             .replace("@CONTROL_PLANE@", control_plane_text(control_plane, note))
             .replace("@FILES@", OWN_FILES if own_files else PACKAGED_FILES))
 

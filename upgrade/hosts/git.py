@@ -497,6 +497,12 @@ def rev(host: Host, repo_dir: str, ref: str) -> str | None:
     return result.stdout.strip() or None if result.ok else None
 
 
+def symbolic_ref(host: Host, repo_dir: str, ref: str) -> str | None:
+    """The ref a symbolic ref (``refs/remotes/origin/HEAD``) points at, or None."""
+    result = _git(host, repo_dir, ["symbolic-ref", "--quiet", ref])
+    return result.stdout.strip() or None if result.ok else None
+
+
 def text_at(host: Host, repo_dir: str, ref: str, relpath: str) -> str | None:
     """``relpath``'s text (relative to ``repo_dir``) in commit ``ref``; None without it."""
     result = _git(host, repo_dir, ["show", f"{ref}:./{relpath}"])

@@ -8,12 +8,17 @@ pool costs nothing for runners a run does not touch.
 
 ``check_runners`` is what ``invoke runners`` shows: every runner reachable, ``git`` and
 the astro CLI present on it, every repo path on it there; all problems at once.
+
+A repo given by ``url`` lives in a checkout the tool keeps on this machine
+(:mod:`upgrade.hosts.checkouts`): the pool makes it ready (locked, fetched, clean) the first
+time the repo's host is asked for, or all at once with :meth:`HostPool.prepare`, and
+releases the locks when it is closed.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 from upgrade.config.inventory import Inventory, Repo
 from upgrade.config.runners import CONNECT_TIMEOUT, Runner
 from upgrade.errors import RunnerUnreachable
+from upgrade.hosts.checkouts import Checkouts
 from upgrade.hosts.host import CommandResult, Host, LocalHost
 
 # Checking a runner is a handful of `command -v` and stat calls; anything slower is broken.
@@ -54,6 +60,7 @@ class HostPool:
                 runner, known_hosts_file=runner.known_hosts_file or known_hosts_file,
                 connect_timeout=connect_timeout)
         self._lock = threading.Lock()
+        self.checkouts = Checkouts()
 
     def __enter__(self) -> HostPool:
         return self
@@ -66,16 +73,25 @@ class HostPool:
         return self._hosts[runner]
 
     def host_for(self, repo: Repo | str) -> Host:
-        """The Host of the runner that holds ``repo`` (a Repo or its name)."""
+        """The Host of the runner that holds ``repo`` (a Repo or its name); a repo given by
+        url has its checkout made ready first (once per pool)."""
         found = self._repos[repo] if isinstance(repo, str) else repo
+        if found.managed is not None:
+            self.checkouts.ready(found)
         return self._hosts[found.runner]
+
+    def prepare(self, repos: Iterable[Repo]) -> None:
+        """Make the checkouts of the repos given by url among ``repos`` ready, several at
+        once (cloning ten repos one after another is ten times the wait)."""
+        self.checkouts.prepare(repos)
 
     def runner(self, name: str) -> Runner:
         """The inventory's settings for runner ``name``."""
         return self._runners[name]
 
     def close(self) -> None:
-        """Close every SSH connection the pool opened."""
+        """Close every SSH connection the pool opened; release the checkouts' locks."""
+        self.checkouts.close()
         with self._lock:
             for host in self._hosts.values():
                 if not isinstance(host, LocalHost):
@@ -138,6 +154,8 @@ def _check_one(
             if not found.ok:
                 problems.append(RunnerProblem(name, "", _missing_tool(tool, astro_bin, found)))
         for repo in repos:
+            if repo.managed is not None:
+                continue  # cloned here when a command first uses it
             path = str(repo.path)
             if not host.exists(path):
                 problems.append(RunnerProblem(

@@ -4,10 +4,12 @@ Every Deployment Astro lists, with the git metadata of its latest deploy that ha
 becomes an inventory entry under the repo it was deployed from: Deployments deployed
 from the same repository (and the same project directory in it) share one repo entry.
 A Deployment whose deploys carry no git metadata is *unmapped*: nothing says which repo
-builds it, so it is listed for a person to place. The repo's path is its checkout found
-on this machine (matched by ``origin``), else ``repos/<name>`` to clone into. Waves are
-suggestions from the name's suffix: ``-dev`` the first wave, ``-stg``/``-staging`` the
-second, ``-prod``/``-production`` the last; anything else the last (the most careful).
+builds it, so it is listed for a person to place. The repo is its checkout found on this
+machine (matched by ``origin``, written as ``path``), else the deploy's remote (written as
+``url``: the tool clones and keeps it, so a CI runner with nothing but the fleet repo can
+run it). Waves are suggestions from the name's suffix: ``-dev`` the first wave,
+``-stg``/``-staging`` the second, ``-prod``/``-production`` the last; anything else the
+last (the most careful).
 """
 
 from __future__ import annotations
@@ -88,11 +90,20 @@ class DiscoveredRepo:
                 else self.clone_to)
         return f"{base}/{self.project_dir}" if self.project_dir else base
 
+    def source(self, inventory_dir: str) -> dict[str, str]:
+        """How the inventory names the repo: ``path`` (its checkout here), else ``url`` (the
+        deploy's remote, without credentials) and ``directory`` (the project in it)."""
+        if self.checkout:
+            return {"path": self.path(inventory_dir)}
+        return {"url": self.clone_url, **({"directory": self.project_dir}
+                                          if self.project_dir else {})}
+
     def to_json(self, inventory_dir: str) -> dict[str, Any]:
         """As ``discover --json`` prints it."""
         return {"name": self.name, "repository": self.repository, "clone_url": self.clone_url,
                 "project_dir": self.project_dir or None, "checkout": self.checkout,
                 "path": self.path(inventory_dir),
+                "url": None if self.checkout else self.clone_url,
                 "deployments": [d.to_json() for d in self.deployments]}
 
 
@@ -114,7 +125,7 @@ class Discovery:
         return sum(len(r.deployments) for r in self.repos) + len(self.unmapped)
 
     def missing_checkouts(self) -> list[DiscoveredRepo]:
-        """Repos with no checkout found on this machine (to clone)."""
+        """Repos with no checkout found on this machine (written by url)."""
         return [r for r in self.repos if r.checkout is None]
 
     def to_json(self, inventory_dir: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ SHOWN = 8  # unmapped Deployments named in the summary line; the file lists them
 
 
 def print_discovery(written: Written) -> None:
-    """A summary on stdout; what to do next (clone, place unmapped ones) on stderr."""
+    """A summary on stdout; what to know next (repos by url, unmapped ones) on stderr."""
     found, merged = written.discovery, written.merged
     console.say(f"{found.deployments} Deployment(s) in {len(found.workspaces)} "
                 f"workspace(s) at {written.url}: {len(found.repos)} repo(s), "
@@ -22,10 +22,12 @@ def print_discovery(written: Written) -> None:
                 + (f" in {len(merged.new_repos)} new repo(s)" if merged.new_repos else "")
                 + (f"; {merged.kept} already listed" if merged.kept else "")
                 + ". Waves are suggestions from the names: check them.")
-    clones = {repo.clone_to: repo for repo in found.missing_checkouts()}
-    for to, repo in clones.items():
-        console.note(f"no checkout of {repo.repository} found: git clone {repo.clone_url} "
-                     f"{written.root / to}")
+    missing = found.missing_checkouts()
+    if missing:
+        names = ", ".join(repo.name for repo in missing)
+        console.note(f"no checkout found here of {names}: written by url (the tool clones "
+                     "them when a command needs them; a private repo over https needs "
+                     "token_env, or git's credential helper).")
     if found.unmapped:
         names = [d.name for d in found.unmapped]
         shown = ", ".join(names[:SHOWN]) + (

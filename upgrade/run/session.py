@@ -130,6 +130,8 @@ class Session:
         ``offline`` asks no system anything: the Dockerfiles alone decide.
         """
         targets = targets if targets is not None else self.targets()
+        # Repos given by url: cloned or fetched (all at once) before anything is read.
+        self.hosts.prepare(self.inventory.repos[d.repo] for d in deployments)
         files = read_dockerfiles(self.inventory, deployments, self.host_for)
         deployed: dict[str, DeployedFact] = (
             {} if offline else deployed_versions(self.control_plane, deployments)

@@ -58,17 +58,19 @@ def discover_inventory(inventory: Path, *, merge: bool, output: str | None,
     output = output or str(inventory)
     root = (inventory if output == "-" else Path(output)).resolve().parent
     config, waves, production, base = ControlPlaneConfig(), (1, 2, 3), True, None
+    shared = False
     if exists:
         inv = load_inventory(inventory, check_repos=False)
         config, waves, production = inv.control_plane, tuple(inv.waves) or (1,), \
             "production" in inv.groups
+        shared = (inv.defaults.git or ({}, 0))[0].get("mode", "local") != "local"
         if merge:
             base = inventory.read_bytes().decode("utf-8")  # as it is: CRLF kept
     if base is None:
         base = inventory_text(default_target(load_catalog(None)), config, own_files=False)
     discovery, url = read_fleet(config, workspaces, Path(repos_dir) if repos_dir else root,
                                 waves)
-    merged = merge_into(discovery, base, root, production)
+    merged = merge_into(discovery, base, root, production, shared)
     validate(merged.text, root)
     if output != "-":
         Path(output).write_text(merged.text, "utf-8")
@@ -165,16 +167,24 @@ def _metadata_off(config: Path) -> bool:
 
 
 def merge_into(discovery: Discovery, base_text: str, root: Path,
-               production_group: bool) -> Merged:
-    """``base_text`` with the discovered Deployments added (see inventory_writer)."""
-    repos = [
-        NewRepo(name=r.name, path=r.path(str(root)),
-                comment=f"discovered: {r.repository}"
-                        + (f" ({r.project_dir})" if r.project_dir else "")
-                        + ("" if r.checkout else f"; clone {r.clone_url} into {r.clone_to}"),
-                deployments=tuple(_new(d, production_group) for d in r.deployments))
-        for r in discovery.repos
-    ]
+               production_group: bool, shared_default: bool = False) -> Merged:
+    """``base_text`` with the discovered Deployments added (see inventory_writer). A repo
+    with no checkout here is written by ``url`` with ``git: {mode: direct}`` (a checkout the
+    tool keeps must share its commits), unless ``shared_default``: the inventory's
+    ``defaults.git.mode`` already says direct or pull-request."""
+    repos = []
+    for r in discovery.repos:
+        source: dict[str, object] = dict(r.source(str(root)))
+        if "url" in source and not shared_default:
+            source["git"] = {"mode": "direct"}
+        comment = (f"discovered: {r.repository}" + (f" ({r.project_dir})" if r.project_dir
+                                                   else ""))
+        if not r.checkout:
+            comment += ("\nno checkout here: cloned by the tool; a private repo over https "
+                        "needs token_env: VAR (or git's credential helper)")
+        repos.append(NewRepo(name=r.name, source=source, comment=comment,
+                             deployments=tuple(_new(d, production_group)
+                                               for d in r.deployments)))
     unmapped = [f"{{id: {d.id}, name: {d.name}, workspace_id: {d.workspace_id}, "
                 f"wave: {d.wave}}}  # {d.note()}" for d in discovery.unmapped]
     return merge_inventory(base_text, str(root), repos, unmapped)
