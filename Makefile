@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 # The tests start astro-fleet, invoke and astro-sim thousands of times: compiling the
 # sources once here spares each of them compiling what it imports (0.1-0.2 s of CPU), also
-# where PYTHONDONTWRITEBYTECODE is set. One test at a time to each worker, the slow ones
+# where PYTHONDONTWRITEBYTECODE is set. Two tests at a time to each worker, the slow ones
 # first (tests/conftest.py), so neither worker is left idle at the end.
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -50,6 +50,6 @@ def sample_fleet(_sample_fleet_template: Path, tmp_path: Path,
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests first, in their collection order, then the rest: `make test` hands
-    the workers one test at a time (--maxschedchunk), so a long test never starts last
+    the workers two tests at a time (--maxschedchunk 2), so a long test never starts last
     while the other worker has nothing left to do."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
