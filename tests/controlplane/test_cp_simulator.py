@@ -171,18 +171,22 @@ def test_slow_deploy_times_out_and_is_killed(cp, sim, tmp_path) -> None:
 def test_stuck_deploying(cp, sim, tmp_path) -> None:
     sim.add_deployment("dep-1", "one")
     sim.set_fault("dep-1", stuck_deploying=True)
+    sim.freeze_clock()
     outcome = cp.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
+    sim.advance(3600)  # an hour after the deploy, long past healthy_after_seconds (120)
     with pytest.raises(NotSettled) as info:
-        wait_healthy(cp, "dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0.5)
+        wait_healthy(cp, "dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0)
     assert info.value.last.status == "DEPLOYING"
 
 
 def test_unhealthy_after_deploy(cp, sim, tmp_path) -> None:
     sim.add_deployment("dep-1", "one")
     sim.set_fault("dep-1", unhealthy_after_deploy=True)
+    sim.freeze_clock()
     outcome = cp.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
+    sim.advance(3600)  # an hour after the deploy, long past healthy_after_seconds (120)
     with pytest.raises(NotSettled) as info:
-        wait_healthy(cp, "dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0.5)
+        wait_healthy(cp, "dep-1", "ws-1", image_tag=outcome.image_tag, timeout=0)
     assert info.value.last.status == "UNHEALTHY"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from simulators import SimHandle
 
@@ -86,6 +87,7 @@ def test_which_release_each_repo_needs(tmp_path: Path) -> None:
     assert found["lab"][1] == "input" and "cannot tell the astro CLI's version" in found["lab"][0]
 
 
+@pytest.mark.slow
 def test_deploy_ci_names_the_release_when_cis_deploy_carried_no_commit(
         tmp_path: Path, sim: SimHandle, forge: ForgeServer) -> None:
     fleet = make_git_fleet(tmp_path, sim, forge, {"r00": {

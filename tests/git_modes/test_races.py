@@ -104,6 +104,7 @@ FROM_GONE = "echo 'RUN echo this file lost its FROM' > Dockerfile"
 ABOVE_TARGET = "echo 'FROM quay.io/astronomer/astro-runtime:13.0.0' > Dockerfile"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit", [FROM_GONE, ABOVE_TARGET], ids=["no-from", "above-target"])
 def test_a_re_render_refused_after_the_remote_moved_is_retried_once_the_remote_is_fixed(
         tmp_path: Path, sim: SimHandle, edit: str) -> None:

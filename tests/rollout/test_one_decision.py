@@ -231,6 +231,7 @@ def test_a_deployment_refused_after_it_was_registered_can_be_left_out(
         "r00-d0": "ok", "r01-d0": "left out"}
 
 
+@pytest.mark.slow
 def test_running_a_wave_of_a_completed_rollout_again_is_a_no_op(tmp_path, sim: SimHandle) -> None:
     fleet = two_waves(tmp_path, sim)
     for wave in ("1", "2"):

@@ -31,9 +31,10 @@ FAULTS = [
     pytest.param({"deploy_noop": "no_dags_declined"},
                  "exited 0 but deployed nothing: the deploy was cancelled at a prompt",
                  "deploying", START, id="trap-declined-prompt"),
-    # 3000 simulated seconds at the fixture's 0.001 scale: a 3 s build, over the 1 s time-out.
-    pytest.param({"deploy_extra_seconds": 3000},
-                 "did not finish within 1s and was killed", "deploying", START,
+    # 600,000 simulated seconds at the fixture's 0.001 scale: a 10-minute build, over the
+    # 5 s time-out this case sets (SLOW_DEPLOY_TIMEOUT).
+    pytest.param({"deploy_extra_seconds": 600_000},
+                 "did not finish within 5s and was killed", "deploying", START,
                  id="slow-deploy-timeout"),
     pytest.param({"stuck_deploying": True},
                  ("verification failed", f"Astro reports Runtime {TARGET}, DEPLOYING"),
@@ -48,9 +49,15 @@ FAULTS = [
 ]
 
 
-def _fleet(tmp_path, sim: SimHandle, extra_steps: str = "") -> GenFleet:
+# A healthy deploy (an astro-sim process) must fit in the deploy time-out even on a
+# loaded machine; only the slow-build case needs one short enough to wait for.
+DEPLOY_TIMEOUT, SLOW_DEPLOY_TIMEOUT = 60, 5
+
+
+def _fleet(tmp_path, sim: SimHandle, extra_steps: str = "",
+           deploy_timeout: float = DEPLOY_TIMEOUT) -> GenFleet:
     return make_fleet(tmp_path, sim, repos=4, wave={"parallel": 4, "max_failures": 0},
-                      deploy_timeout=1, verify_timeout=1, extra_steps=extra_steps)
+                      deploy_timeout=deploy_timeout, verify_timeout=2, extra_steps=extra_steps)
 
 
 def _assert_one_failed(
@@ -81,7 +88,8 @@ def _assert_one_failed(
 def test_a_faulted_deployment_fails_alone_with_astros_message(
     tmp_path, sim: SimHandle, fault: dict, fragment: str, failed_from: str, astro_left_at: str
 ) -> None:
-    fleet = _fleet(tmp_path, sim)
+    slow = "deploy_extra_seconds" in fault
+    fleet = _fleet(tmp_path, sim, deploy_timeout=SLOW_DEPLOY_TIMEOUT if slow else DEPLOY_TIMEOUT)
     sim.set_fault(fleet.dep(FAULTED).id, **fault)
 
     out = fleet.invoke("upgrade", "--wave", "1")

@@ -33,6 +33,7 @@ from upgrade.journal.store import Journal
 SINCE = r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+s ago\)"
 
 
+@pytest.mark.slow
 def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path, sim: SimHandle) -> None:
     fleet = make_fleet(tmp_path, sim, repos=2, wave={"parallel": 2})
     for dep in fleet.deps:
@@ -150,6 +151,7 @@ def test_dry_run_lists_the_steps_and_changes_nothing(sample_fleet: SampleFleet, 
     assert len(deployments) == 24 and all(not d["deploy_attempts"] for d in deployments)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)  # four waves, a pull request and a CI deploy, on a shared machine
 def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     sample_fleet: SampleFleet, sim: SimHandle, forge: ForgeServer
@@ -239,6 +241,7 @@ def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     assert "- gate: passed (not skipped)" in report
 
 
+@pytest.mark.slow
 def test_a_rollout_keeps_its_pinned_target_until_abandoned(tmp_path, sim: SimHandle) -> None:
     fleet = make_fleet(tmp_path, sim, repos=2)
     part = fleet.invoke("upgrade", "--wave", "1", "--limit", "r00-d0")

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 
+import pytest
 from simulators import SimHandle
 from support import SampleFleet
 
@@ -40,6 +41,7 @@ def _ids(fleet: SampleFleet) -> dict[str, str]:
     return {d["name"]: d["id"] for d in json.loads(out.stdout)["deployments"]}
 
 
+@pytest.mark.slow
 def test_wave_1_of_the_sample_fleet_upgrades_commits_deploys_and_verifies(
     sample_fleet: SampleFleet, sim: SimHandle
 ) -> None:

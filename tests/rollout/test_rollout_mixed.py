@@ -91,6 +91,7 @@ def versions(fleet: GenFleet) -> dict[str, str]:
     return {d.name: fleet.sim_dep(d)["runtime_version"] for d in fleet.deps}
 
 
+@pytest.mark.slow
 def test_each_line_goes_to_its_pin_and_later_commands_follow_the_rollout(
     tmp_path, sim: SimHandle
 ) -> None:

@@ -19,6 +19,7 @@ def wave_1(fleet) -> dict:
     return rollout["waves"][0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("journal", ["sqlite", "postgresql"])
 def test_status_tells_a_running_wave_from_one_whose_run_died_or_left_work(
         tmp_path, sim: SimHandle, journal: str, request: pytest.FixtureRequest) -> None:

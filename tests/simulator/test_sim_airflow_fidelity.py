@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +99,7 @@ def _before(sim: SimHandle, name: str, version: str) -> None:
             body["logical_date"] = None
         httpx.post(f"{base}/dags/canary_fail/dagRuns", json=body, headers=auth)
         sim.clear_faults("dep-1")
-        time.sleep(0.2)  # runs take 10 ms at the fixture's time scale
+        sim.advance(60)  # past the run: runs take 10 simulated seconds
     elif name == "health_triggerer_stopped":
         sim.set_fault("dep-1", triggerer_unhealthy=True)
     elif name == "health_scheduler_stopped":

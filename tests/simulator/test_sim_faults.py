@@ -93,7 +93,8 @@ def test_stuck_deploying_times_out_wait(sim: SimHandle, proj: Path) -> None:
     result = deploy(sim, proj, "dep-1", "--wait", "--wait-time", "1m")
     assert result.returncode == 1
     assert result.stderr == "Error: timed out waiting for the Deployment to enter a Healthy state\n"
-    time.sleep(0.3)  # well past healthy_after_seconds (0.12 s here)
+    sim.freeze_clock()
+    sim.advance(3600)  # well past healthy_after_seconds (120)
     assert sim.deployment("dep-1")["status"] == "DEPLOYING"
     # The old image keeps serving while the rollout hangs.
     assert airflow_get(sim, "dep-1", "v1", "/version")[1]["version"] == "2.10.0+astro.1"

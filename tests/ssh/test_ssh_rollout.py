@@ -40,6 +40,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_wave_1_over_ssh_renders_commits_deploys_and_verifies(
     sample_fleet: SampleFleet, sim: SimHandle, sshd, known_hosts
 ) -> None:
@@ -71,6 +72,7 @@ def test_wave_1_over_ssh_renders_commits_deploys_and_verifies(
         assert sim.deployment(dep)["runtime_version"] == "13.9.0"
 
 
+@pytest.mark.slow
 def test_an_unreachable_runner_is_found_before_anything_runs_and_can_be_left_out(
     sample_fleet: SampleFleet, sim: SimHandle, sshd, known_hosts
 ) -> None:

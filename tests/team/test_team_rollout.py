@@ -151,6 +151,7 @@ def test_postgresql_stopped_mid_wave_then_restarted_and_the_same_command_resumes
         assert incomplete_facts(j, {}) == {}
 
 
+@pytest.mark.slow
 def test_status_and_unlock_read_the_team_journal(tmp_path: Path, sim: SimHandle,
                                                  pg_url: str) -> None:
     fleet = make_fleet(tmp_path, sim, repos=1)
@@ -165,6 +166,7 @@ def test_status_and_unlock_read_the_team_journal(tmp_path: Path, sim: SimHandle,
     assert unlocked.returncode == 0 and "the journal was not locked" in unlocked.stdout
 
 
+@pytest.mark.slow
 def test_a_laptop_journal_moves_to_postgresql_and_the_team_goes_on(
         tmp_path: Path, sim: SimHandle, pg_url: str) -> None:
     fleet = make_fleet(tmp_path / "laptop", sim, repos=2)  # journal: .upgrade (SQLite)
@@ -191,6 +193,7 @@ def test_a_laptop_journal_moves_to_postgresql_and_the_team_goes_on(
     assert {r.state for r in records(settings).values()} == {"verified"}
 
 
+@pytest.mark.slow
 def test_postgresql_stopped_mid_wave_in_direct_mode_recovers_every_fact(
         tmp_path: Path, sim: SimHandle, own_postgres: PostgresServer) -> None:
     fleet = make_git_fleet(tmp_path, sim, None, {f"r{r:02d}": {"mode": "direct"} for r in range(3)},
