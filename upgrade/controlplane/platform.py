@@ -190,10 +190,16 @@ class PlatformReader:
 
     def deployments(self, workspace_ids: Sequence[str] = ()) -> dict[str, DeploymentInfo]:
         """Every Deployment of the organisation the token sees, or of ``workspace_ids``."""
+        return {dep_id: platform_info(item, self.domain)
+                for dep_id, item in self.listed(workspace_ids).items()}
+
+    def listed(self, workspace_ids: Sequence[str] = ()) -> dict[str, Mapping[str, Any]]:
+        """``deployments``' answer as Astro gave it, each ``Deployment`` object by id: a
+        caller that reads a few of many converts only those (``platform_info``)."""
         for workspace_id in workspace_ids:
             _check_id("workspace id", workspace_id)
         org = self.organization()
-        found: dict[str, DeploymentInfo] = {}
+        found: dict[str, Mapping[str, Any]] = {}
         offset = 0
         while True:
             params: dict[str, Any] = {"limit": PAGE, "offset": offset}
@@ -208,8 +214,9 @@ class PlatformReader:
                 raise PlatformError("Astro's API answered a Deployment list without a "
                                     "'deployments' list.")
             for item in items:
-                info = platform_info(item, self.domain)
-                found[info.id] = info
+                if not isinstance(item, Mapping) or not item.get("id"):
+                    raise PlatformError("Astro's API answered a Deployment without an id.")
+                found[str(item["id"])] = item
             offset += len(items)
             total = page.get("totalCount")
             if not items or not isinstance(total, int) or offset >= total:

@@ -32,9 +32,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from upgrade.controlplane.deployment import DeploymentInfo
-from upgrade.controlplane.platform import PlatformReader
+from upgrade.controlplane.platform import PlatformReader, platform_info
 from upgrade.errors import AstroAuthError, AstroError
 
 # The fields of a listed Deployment that verification reads (the Deployment object's
@@ -60,7 +61,7 @@ class _Listing:
 
     as_of: datetime  # wall clock, comparable with a deploy's end
     sent: float  # the board's clock, for the tick
-    items: Mapping[str, DeploymentInfo]
+    items: Mapping[str, Mapping[str, Any]]  # Astro's Deployment objects, by id
     error: AstroError | None = None
 
 
@@ -96,7 +97,9 @@ class StatusBoard:
             listing = None
         item = listing.items.get(deployment_id) if listing is not None else None
         if item is not None and _complete(item):
-            return Reading(item, listing.as_of)  # type: ignore[union-attr]
+            # Only the asked one is converted: a list holds the whole workspace.
+            return Reading(platform_info(item, self.reader.domain),
+                           listing.as_of)  # type: ignore[union-attr]
         as_of = self._now()
         return Reading(self.reader.deployment(deployment_id, self.workspace_id), as_of)
 
@@ -133,13 +136,12 @@ class StatusBoard:
         """One list call (paged); a failure is kept too, for every caller waiting on it."""
         as_of, sent = self._now(), self._clock()
         try:
-            listing = _Listing(as_of, sent, self.reader.workspace(self.workspace_id))
+            listing = _Listing(as_of, sent, self.reader.listed((self.workspace_id,)))
         except AstroError as exc:
             listing = _Listing(as_of, sent, {}, exc)
         with self._changed:
             self._listing = listing
 
 
-def _complete(info: DeploymentInfo) -> bool:
-    return all(any(info.raw.get(key) not in (None, "") for key in keys)
-               for keys in LISTED_FIELDS)
+def _complete(item: Mapping[str, Any]) -> bool:
+    return all(any(item.get(key) not in (None, "") for key in keys) for keys in LISTED_FIELDS)
