@@ -24,7 +24,7 @@ from tests.verify.helpers import TARGET, config, deployment
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.platform import PlatformReader
 from upgrade.controlplane.status_board import StatusBoard
-from upgrade.errors import DeploymentNotFound
+from upgrade.errors import DeploymentNotFound, PlatformError
 from upgrade.model.catalog import load_catalog
 from upgrade.model.versions import parse_version
 from upgrade.run.verify.verify import run_checks
@@ -173,3 +173,16 @@ def test_a_listed_deployment_without_a_field_verification_reads_is_read_alone(
         assert board.read("cldep0002", newer_than=since, tick=60.0).info.status == "DEPLOYING"
     assert [s.path.rsplit("/", 1)[-1] for s in http_server.seen] == ["deployments",
                                                                      "cldep0002"]
+
+
+def test_closing_the_control_plane_ends_its_list_threads(sim: SimHandle) -> None:
+    sim.add_deployment("dep-1", "one")
+    cp = plane(sim, tick=0.5)
+    cp.read_status("dep-1", "ws-1", newer_than=datetime.now(UTC), poll=1.0)
+    listers = [t for t in threading.enumerate() if t.name == "status-list-ws-1"]
+    assert len(listers) == 1
+    cp.close()
+    listers[0].join(timeout=30)
+    assert not listers[0].is_alive()
+    with pytest.raises(PlatformError, match="after the control plane was closed"):
+        cp.read_status("dep-1", "ws-1", newer_than=datetime.now(UTC), poll=1.0)

@@ -85,6 +85,9 @@ class ControlPlane:
     def close(self) -> None:
         """Release pooled HTTP connections."""
         self.airflow.close()
+        with self._boards_lock:
+            for board in self._boards.values():
+                board.close()
         if self._platform is not None:
             self._platform.close()
 

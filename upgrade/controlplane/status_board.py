@@ -20,7 +20,7 @@ Otherwise the caller waits for a new list call, made at most once per ``tick`` p
 workspace (concurrent callers share the one in flight). A Deployment the list does not
 have, or has without a field verification reads, is read on its own, as before (that read
 also names the workspace a misplaced Deployment is in). A list the token may not make
-(403) is not asked again: every read of that workspace goes per Deployment.
+(401/403) is not asked again: every read of that workspace goes per Deployment.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 
 from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.controlplane.platform import PlatformReader, platform_info
-from upgrade.errors import AstroAuthError
+from upgrade.errors import AstroAuthError, PlatformError
 
 # The fields of a listed Deployment that verification reads (the Deployment object's
 # "always present" ones); an item without one is read on its own.
@@ -80,6 +80,7 @@ class StatusBoard:
         self._last_sent = -math.inf
         self._refused = False  # the token may not list this workspace
         self._lister: threading.Thread | None = None
+        self._closed = False
 
     def read(self, deployment_id: str, *, newer_than: datetime, tick: float) -> Reading:
         """Deployment ``deployment_id`` as Astro reported it after ``newer_than``, from a
@@ -104,6 +105,12 @@ class StatusBoard:
         as_of = self._now()
         return Reading(self.reader.deployment(deployment_id, self.workspace_id), as_of)
 
+    def close(self) -> None:
+        """End the board's thread (reads after this fail: the reader is closed too)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
     def _listing_for(self, newer_than: datetime, tick: float) -> _Listing:
         asked = self._clock()
         # Whatever is sent from now on is after the deploy, even if the wall clock was set
@@ -114,6 +121,8 @@ class StatusBoard:
                 got = self._listing
                 if got is not None and got.as_of > newer_than and got.sent >= asked - tick:
                     return got
+                if self._closed:
+                    raise PlatformError("status read after the control plane was closed.")
                 if self._listing_in_flight:
                     self._changed.wait()  # the call in flight may do; look again after it
                     continue
@@ -137,8 +146,10 @@ class StatusBoard:
         on one thread). A daemon: a list call given up on must not hold the process."""
         while True:
             with self._changed:
-                while not self._listing_in_flight:
+                while not self._listing_in_flight and not self._closed:
                     self._changed.wait()
+                if self._closed:
+                    return
             self._list()
             with self._changed:
                 self._listing_in_flight = False
