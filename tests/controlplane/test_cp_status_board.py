@@ -177,9 +177,11 @@ def test_a_listed_deployment_without_a_field_verification_reads_is_read_alone(
 
 def test_closing_the_control_plane_ends_its_list_threads(sim: SimHandle) -> None:
     sim.add_deployment("dep-1", "one")
+    # Other tests in this process may have left control planes open: count only ours.
+    before = set(threading.enumerate())
     cp = plane(sim, tick=0.5)
     cp.read_status("dep-1", "ws-1", newer_than=datetime.now(UTC), poll=1.0)
-    listers = [t for t in threading.enumerate() if t.name == "status-list-ws-1"]
+    listers = [t for t in set(threading.enumerate()) - before if t.name == "status-list-ws-1"]
     assert len(listers) == 1
     cp.close()
     listers[0].join(timeout=30)
