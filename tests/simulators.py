@@ -104,6 +104,17 @@ class SimHandle:
         """Remove every fault of one Deployment."""
         self._call("DELETE", f"/_sim/faults/{deployment_id}")
 
+    def throttle(self, count: int, retry_after: float | None = None,
+                 kind: str | None = None) -> dict:
+        """Answer the next ``count`` platform API requests (of ``kind``, a name of
+        ``requests()``) with 429, and ``Retry-After: retry_after`` when given."""
+        return self._call("POST", "/_sim/throttle",
+                          {"count": count, "retry_after": retry_after, "kind": kind})
+
+    def requests(self) -> dict[str, int]:
+        """The requests served so far, by kind (``GET /_sim/requests``)."""
+        return self._call("GET", "/_sim/requests")
+
     def deployment(self, id: str) -> dict:
         """The full simulated state of one Deployment, including ``deploys``."""
         return self._call("GET", f"/_sim/deployments/{id}")

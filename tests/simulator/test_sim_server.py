@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +203,28 @@ def test_seed_refuses_bad_specs(sim: SimHandle) -> None:
         sim.add_deployment("dep-1", "prod", status="GREEN")
     with pytest.raises(InputError, match="colour: unknown field"):
         sim.add_deployment("dep-1", "prod", colour="red")
+
+
+def test_platform_requests_answer_429_on_demand(sim: SimHandle) -> None:
+    # Astro's error shape (../shared/reference/astro-cli.md §9.1) with Retry-After (RFC
+    # 9110 §10.2.3); its rate limits are documented per token, its 429 body is not.
+    sim.add_deployment("dep-1", "one")
+    token = sim.env["ASTRO_API_TOKEN"]
+    listing = "/v1/organizations/org-sim/deployments?workspaceIds=ws-1"
+    assert sim.throttle(2, retry_after=7, kind="platform: list Deployments")["count"] == 2
+    status, headers, body = request(sim.url, "GET", listing, token=token)
+    assert (status, headers["retry-after"]) == (429, "7")
+    assert json.loads(body)["statusCode"] == 429 and json.loads(body)["message"]
+    # Another kind is not throttled; the count is per throttled request.
+    assert platform_get(sim, "/organizations/org-sim/deployments/dep-1")[0] == 200
+    assert request(sim.url, "GET", listing, token=token)[0] == 429
+    assert request(sim.url, "GET", listing, token=token)[0] == 200
+    sim.throttle(1)  # any platform request; no Retry-After
+    status, headers, _ = request(sim.url, "GET", listing, token=token)
+    assert status == 429 and "retry-after" not in headers
+    assert sim.requests()["platform: list Deployments"] == 4  # a 429 is a request served
+    with pytest.raises(SimError, match="throttle.count: expected a whole number"):
+        sim.throttle(-1)
 
 
 def test_requests_are_counted_by_kind(sim: SimHandle) -> None:

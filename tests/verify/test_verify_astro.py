@@ -165,9 +165,9 @@ class CountingPlane(ControlPlane):
         super().__init__(config)
         self.reads: Counter[str] = Counter()
 
-    def status(self, deployment_id: str, workspace_id: str):
+    def read_status(self, deployment_id: str, workspace_id: str, **kw):
         self.reads["status"] += 1
-        return super().status(deployment_id, workspace_id)
+        return super().read_status(deployment_id, workspace_id, **kw)
 
     def inspect(self, deployment_id: str, workspace_id: str):
         self.reads["inspect"] += 1

@@ -45,6 +45,9 @@ class ControlPlaneConfig:
     http_total_timeout: float = 60.0  # s, all tries and waits of one call together
     wait_timeout: float = 900.0  # s for a Deployment to become HEALTHY after a deploy
     poll_interval: float = 10.0  # s between inspects while waiting
+    # s: verification's status looks at one workspace share one list call, made at most
+    # this often (or as often as the looking check's poll_interval, when that is shorter).
+    status_tick: float = 0.5
     # How status is read: auto (the platform API when ASTRO_API_TOKEN is set, else the
     # CLI), api (refused without a token), cli (always `astro deployment inspect`).
     status_via: str = "auto"

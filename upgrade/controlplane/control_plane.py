@@ -4,7 +4,8 @@ Astro and a stand-in for it differ only in ``ControlPlaneConfig`` (which platfor
 which ``astro`` binary, which extra environment, which URL scheme for the Airflow API); the
 code path is the same: spawn the CLI to deploy, read status from Astro's platform API over
 HTTP (or through ``astro deployment inspect`` when no API token is set), call the Airflow
-API.
+API. Verification's status looks are batched: one list call per workspace per tick
+(``StatusBoard``).
 
 Failures are the typed errors of ``upgrade.errors`` (AstroError, AirflowAPIError and
 their subclasses).
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import builtins
 import os
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from upgrade.config.control_plane import STATUS_VIA, ControlPlaneConfig
@@ -29,6 +32,7 @@ from upgrade.controlplane.astro import AstroCLI
 from upgrade.controlplane.deployment import DeploymentInfo, DeploymentSummary, DeployOutcome
 from upgrade.controlplane.http import retry_policy
 from upgrade.controlplane.platform import TOKEN_ENV, PlatformReader
+from upgrade.controlplane.status_board import Reading, StatusBoard
 from upgrade.errors import AirflowAPIError, InputError
 from upgrade.hosts.host import Host
 from upgrade.model.redact import Redactor
@@ -48,6 +52,8 @@ class ControlPlane:
             raise InputError(f"control_plane.status_via must be one of {', '.join(STATUS_VIA)}, "
                              f"got {config.status_via!r}.")
         self._platform = PlatformReader.for_config(config) if config.status_via != "cli" else None
+        self._boards: dict[str, StatusBoard] = {}
+        self._boards_lock = threading.Lock()
         if config.status_via == "api" and self._platform is None:
             raise InputError(
                 f"control_plane.status_via is 'api', but ${TOKEN_ENV} is not set (or Astro's "
@@ -79,6 +85,9 @@ class ControlPlane:
     def close(self) -> None:
         """Release pooled HTTP connections."""
         self.airflow.close()
+        with self._boards_lock:
+            for board in self._boards.values():
+                board.close()
         if self._platform is not None:
             self._platform.close()
 
@@ -121,6 +130,25 @@ class ControlPlane:
         if self._platform is not None:
             return self._platform.deployment(deployment_id, workspace_id)
         return self.inspect(deployment_id, workspace_id)
+
+    def read_status(self, deployment_id: str, workspace_id: str, *, newer_than: datetime,
+                    poll: float) -> Reading:
+        """What Astro reports for one Deployment, as a poll reads it: Astro's state after
+        ``newer_than`` (the deploy's end, then the previous reading's ``as_of``).
+
+        Through the platform API, the looks of one workspace share a list call made at
+        most every ``min(poll, status_tick)`` s (``StatusBoard``); through the CLI, one
+        ``inspect`` per look. Same fields, same typed errors as ``status``.
+        """
+        if self._platform is None:
+            as_of = datetime.now(UTC)
+            return Reading(self.inspect(deployment_id, workspace_id), as_of)
+        with self._boards_lock:
+            board = self._boards.get(workspace_id)
+            if board is None:
+                board = self._boards[workspace_id] = StatusBoard(self._platform, workspace_id)
+        return board.read(deployment_id, newer_than=newer_than,
+                          tick=min(poll, self.config.status_tick))
 
     def list(self, workspace_id: str) -> builtins.list[DeploymentSummary]:
         """The Deployments of one workspace (no status; use ``status`` for that)."""

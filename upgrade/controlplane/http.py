@@ -3,16 +3,20 @@
 A read is retried on connection errors, time-outs, 5xx and 429 (honouring ``Retry-After``),
 with bounded exponential back-off and jitter, within a total time budget; anything else is
 answered at once. The callers decide what a response means and which error names it; this
-module only decides when to try again.
+module only decides when to try again. A :class:`Throttle` carries a server's
+``Retry-After`` to every thread of one client, so that none asks again before it.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import httpx
@@ -61,12 +65,54 @@ class Retry(Signal):
         self.after = after
 
 
-def retry_after(resp: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (a 429's or 503's hint), when it is a number."""
-    try:
-        return max(0.0, float(resp.headers.get("retry-after", "")))
-    except ValueError:
+def retry_after(resp: httpx.Response, now: datetime | None = None) -> float | None:
+    """``Retry-After`` in seconds (a 429's or 503's hint): delay-seconds or an HTTP-date
+    (RFC 9110 section 10.2.3 allows both); None when absent or unreadable."""
+    text = resp.headers.get("retry-after", "").strip()
+    if not text:
         return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class Throttle:
+    """The time before which one client sends nothing, shared by all its threads.
+
+    A 429's ``Retry-After`` is about the client (the token), not the one request: the
+    thread that got it waits in its retry, and every other thread waits here before its
+    next request instead of spending one more 429 of the server's patience.
+    """
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self._sleep, self._clock = sleep, clock
+        self._lock = threading.Lock()
+        self._until = -float("inf")
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` from now (a later hold never shortens an earlier)."""
+        with self._lock:
+            self._until = max(self._until, self._clock() + seconds)
+
+    def pause(self) -> float:
+        """Seconds still to wait before sending (0 when free to send)."""
+        with self._lock:
+            return max(0.0, self._until - self._clock())
+
+    def wait(self) -> None:
+        """Sleep until sending is allowed again (at once when it is)."""
+        pause = self.pause()
+        if pause > 0:
+            self._sleep(pause)
 
 
 def read_with_retries(
@@ -77,12 +123,14 @@ def read_with_retries(
     connect_timeout: float,
     on_response: Callable[[httpx.Response], T],
     on_transport: Callable[[httpx.TransportError], ServiceError],
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Send (``send(limit)``) until ``on_response`` returns, raises, or the budget is spent.
 
     ``on_response`` returns the value, raises a final error, or raises :class:`Retry`;
     ``on_transport`` names a connection error or time-out (always retried). The error of
-    the last try is raised, its message saying how many attempts were made.
+    the last try is raised, its message saying how many attempts were made. ``sleep``
+    waits between tries (tests pass one that records the wait instead of taking it).
     """
     deadline = time.monotonic() + policy.total
     attempt = 0
@@ -104,4 +152,4 @@ def read_with_retries(
             raise failure
         log.info("%s; retrying in %.2fs (attempt %d of %d)", failure, delay, attempt + 1,
                  policy.attempts)
-        time.sleep(delay)
+        sleep(delay)

@@ -17,6 +17,9 @@ Failures are the CLI path's typed errors, so callers need not know which path re
     └── PlatformError         5xx, 429, connection errors and time-outs still failing after
                               the retries, or a body that is not the documented shape
 
+A 429 is waited out as its ``Retry-After`` says (RATE_LIMITED s when it says nothing), by
+every thread of the reader (``Throttle``): none asks again before that time.
+
 The token is sent only over https or to this machine, and never appears in a message.
 """
 
@@ -28,7 +31,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -41,6 +45,7 @@ from upgrade.controlplane.deployment import DeploymentInfo, parse_timestamp
 from upgrade.controlplane.http import (
     Retry,
     RetryPolicy,
+    Throttle,
     read_with_retries,
     retry_after,
     retry_policy,
@@ -57,6 +62,9 @@ DEPLOYS_PAGE = 100  # deploy records per page
 MAX_DEPLOY_PAGES = 100  # a runaway total must not keep us paging forever
 LIST_TIMEOUT = 30.0  # s for one page of up to PAGE Deployments
 SNIPPET = 200  # characters of an error body kept in a message
+# s to wait after a 429 without Retry-After. Astro documents its limits per second (GET 25
+# requests/s per token, "Astro API overview"), so a few seconds let its window pass.
+RATE_LIMITED = 5.0
 # Every verification thread may hold one connection; more than this are opened and closed.
 KEEPALIVE = 64
 _PR_DOMAIN = re.compile(r"^(pr\d+)\.(.+)$")
@@ -77,7 +85,10 @@ class PlatformReader:
         connect_timeout: float = 5.0,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        """``sleep`` and ``clock`` wait out retries and 429s (tests pass a simulated pair)."""
         self.base_url = base_url.rstrip("/")
         self.domain = domain
         self.timeout = timeout
@@ -86,6 +97,8 @@ class PlatformReader:
         self._token = token
         self._organization = organization
         self._org_lock = threading.Lock()
+        self._sleep = sleep
+        self._throttle = Throttle(sleep, clock)
         self._redact = Redactor.from_env(os.environ).also(token)
         self._client = httpx.Client(
             transport=transport,
@@ -177,10 +190,16 @@ class PlatformReader:
 
     def deployments(self, workspace_ids: Sequence[str] = ()) -> dict[str, DeploymentInfo]:
         """Every Deployment of the organisation the token sees, or of ``workspace_ids``."""
+        return {dep_id: platform_info(item, self.domain)
+                for dep_id, item in self.listed(workspace_ids).items()}
+
+    def listed(self, workspace_ids: Sequence[str] = ()) -> dict[str, Mapping[str, Any]]:
+        """``deployments``' answer as Astro gave it, each ``Deployment`` object by id: a
+        caller that reads a few of many converts only those (``platform_info``)."""
         for workspace_id in workspace_ids:
             _check_id("workspace id", workspace_id)
         org = self.organization()
-        found: dict[str, DeploymentInfo] = {}
+        found: dict[str, Mapping[str, Any]] = {}
         offset = 0
         while True:
             params: dict[str, Any] = {"limit": PAGE, "offset": offset}
@@ -195,8 +214,9 @@ class PlatformReader:
                 raise PlatformError("Astro's API answered a Deployment list without a "
                                     "'deployments' list.")
             for item in items:
-                info = platform_info(item, self.domain)
-                found[info.id] = info
+                if not isinstance(item, Mapping) or not item.get("id"):
+                    raise PlatformError("Astro's API answered a Deployment without an id.")
+                found[str(item["id"])] = item
             offset += len(items)
             total = page.get("totalCount")
             if not items or not isinstance(total, int) or offset >= total:
@@ -246,9 +266,25 @@ class PlatformReader:
                     "workspace id in the inventory.", **context)
             failure = PlatformError(f"GET {url} answered {code}: {said}", status_code=code,
                                     **context)
-            if code < 500 and code != 429:
+            if code == 429:
+                # Rate limited: the token, not this request. Every thread holds off.
+                after = retry_after(resp)
+                wait = RATE_LIMITED if after is None else after
+                self._throttle.hold(wait)
+                raise Retry(failure, wait)
+            if code < 500:
                 raise failure
             raise Retry(failure, retry_after(resp))
+
+        def send(limit: httpx.Timeout) -> httpx.Response:
+            pause = self._throttle.pause()
+            if pause >= policy.total:
+                raise PlatformError(
+                    f"GET {url} not sent: Astro answered 429 and asked for no requests for "
+                    f"another {pause:.0f} s, longer than this read may wait "
+                    f"({policy.total:g} s).", status_code=429, deployment_id=deployment_id)
+            self._throttle.wait()
+            return self._client.get(url, params=params, timeout=limit)
 
         def on_transport(exc: httpx.TransportError) -> PlatformError:
             if isinstance(exc, httpx.TimeoutException):
@@ -261,10 +297,9 @@ class PlatformReader:
         # A long read (a page of 1,000 Deployments) gets at least one whole try.
         policy = replace(self.retry, total=max(self.retry.total, per_try))
         return read_with_retries(
-            lambda limit: self._client.get(url, params=params, timeout=limit),
-            policy=policy, timeout=per_try,
+            send, policy=policy, timeout=per_try,
             connect_timeout=self.connect_timeout, on_response=on_response,
-            on_transport=on_transport,
+            on_transport=on_transport, sleep=self._sleep,
         )
 
     def _json(self, resp: httpx.Response, url: str, deployment_id: str | None

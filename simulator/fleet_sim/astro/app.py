@@ -17,12 +17,15 @@ Route map (all JSON):
     POST /_sim/build {"dockerfile": text}   the built image's Runtime label (image_label)
     GET|POST /_sim/clock {"mode": "manual"|"wall", "advance": seconds}  (the clock)
     GET  /_sim/requests   requests served by kind (platform API list/get/deploys, Airflow)
+    GET|POST /_sim/throttle {"count": N, "retry_after": s|null, "kind": kind|null}
+                          the next N platform API requests (of that kind) answer 429
     *    /_sim/...                                                     (admin, no auth)
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 
@@ -33,6 +36,9 @@ from fleet_sim.astro.state import Conflict, NotFound, SimState
 from fleet_sim.errors import InputError, SimError
 
 NOT_FOUND_MESSAGE = "Deployment not found"  # guessed: no recorded 404 body
+# Guessed too: Astro documents its rate limits (GET 25 requests/s per token, "Astro API
+# overview") but no recorded 429 body; the shape is its error shape.
+RATE_LIMITED_MESSAGE = "Too many requests: rate limit exceeded"
 
 
 class SimApp:
@@ -44,6 +50,10 @@ class SimApp:
         self._request_seq = 0
         # Requests served, by kind (GET /_sim/requests): what a client costs Astro's API.
         self.requests: Counter[str] = Counter()
+        # Rate limiting on demand (POST /_sim/throttle): the next `count` platform API
+        # requests (of `kind`, when set) answer 429, with Retry-After when set.
+        self.throttle: dict = {"count": 0, "retry_after": None, "kind": None}
+        self._throttle_lock = threading.Lock()
 
     # ------------------------------------------------------------ entry
     def __call__(self, request: Request) -> Response:
@@ -53,6 +63,8 @@ class SimApp:
         head = parts[0]
         if head != "_sim":
             self.requests[_kind(request.method, parts)] += 1
+        if head == "v1" and self._throttled(_kind(request.method, parts)):
+            return self._rate_limited()
         try:
             if head == "v1":
                 return self._platform(request, parts[1:])
@@ -75,6 +87,38 @@ class SimApp:
             status,
             {"message": message, "requestId": f"sim-{self._request_seq}", "statusCode": status},
         )
+
+    def _throttled(self, kind: str) -> bool:
+        with self._throttle_lock:
+            spec = self.throttle
+            if spec["count"] <= 0 or spec["kind"] not in (None, kind):
+                return False
+            spec["count"] -= 1
+            return True
+
+    def _rate_limited(self) -> Response:
+        response = self._astro_error(429, RATE_LIMITED_MESSAGE)
+        after = self.throttle["retry_after"]
+        if after is not None:
+            response.headers.append(("Retry-After", f"{after:g}"))
+        return response
+
+    def _set_throttle(self, body: object) -> dict:
+        keys = {"count", "retry_after", "kind"}
+        if not isinstance(body, dict) or not set(body) <= keys:
+            raise InputError('throttle: expected {"count": N, "retry_after": seconds or '
+                             'null, "kind": a request kind of /_sim/requests or null}')
+        count, after, kind = body.get("count", 0), body.get("retry_after"), body.get("kind")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InputError("throttle.count: expected a whole number >= 0")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int | float)
+                                  or after < 0):
+            raise InputError("throttle.retry_after: expected a number of seconds >= 0 or null")
+        if kind is not None and not isinstance(kind, str):
+            raise InputError("throttle.kind: expected a request kind or null")
+        with self._throttle_lock:
+            self.throttle = {"count": count, "retry_after": after, "kind": kind}
+            return dict(self.throttle)
 
     def _claims(self, request: Request) -> dict | None:
         """Claims of a valid bearer token (non-empty permissions, not expired), else None."""
@@ -265,6 +309,11 @@ class SimApp:
             )
         if parts == ["requests"] and method == "GET":
             return json_response(200, dict(sorted(self.requests.items())))
+        if parts == ["throttle"]:
+            if method == "POST":
+                return json_response(200, self._set_throttle(request.json()))
+            with self._throttle_lock:
+                return json_response(200, dict(self.throttle))
         if parts == ["reset"] and method == "POST":
             state.reset()
             return json_response(200, {"status": "reset"})

@@ -107,6 +107,9 @@ class Run:
         self.deadline = time.monotonic() + config.timeout
         self.info: DeploymentInfo | None = None  # Astro's last answer, and when it came
         self.info_at = -math.inf
+        # Every status look must show Astro after this moment: after the deploy (or, with
+        # no deploy in this run, after the verification began), then after the last look.
+        self.newer_than = deployed_at or datetime.now(UTC)
         # Set when Astro said the Deployment does not exist or refused us: the Airflow
         # checks then have no URL to read and are not run.
         self.unreachable: str | None = None
@@ -140,14 +143,18 @@ class Run:
             raise box["error"]
         return box["look"]
 
-    def status(self, *, reuse: bool) -> DeploymentInfo:
-        """Astro's view of the Deployment (``ControlPlane.status``); with ``reuse``, the
-        last answer instead when it came within REUSE_WITHIN seconds."""
+    def status(self, *, reuse: bool, poll: float) -> DeploymentInfo:
+        """Astro's view of the Deployment (``ControlPlane.read_status``, shared with the
+        looks at other Deployments of its workspace, never from before the deploy); with
+        ``reuse``, the last answer instead when it came within REUSE_WITHIN seconds.
+        ``poll`` is the asking check's poll interval."""
         if reuse and self.info is not None and time.monotonic() - self.info_at <= REUSE_WITHIN:
             return self.info
-        info = self.cp.status(self.dep.id, self.dep.workspace_id)
-        self.info, self.info_at = info, time.monotonic()
-        return info
+        reading = self.cp.read_status(self.dep.id, self.dep.workspace_id,
+                                      newer_than=self.newer_than, poll=poll)
+        self.newer_than = max(self.newer_than, reading.as_of)
+        self.info, self.info_at = reading.info, time.monotonic()
+        return reading.info
 
     def airflow_info(self) -> DeploymentInfo | Look:
         """The Deployment as Astro reports it (for its Airflow API URL), or why not."""
@@ -156,7 +163,7 @@ class Run:
         if self.unreachable:
             return Look("unknown", f"not run: {self.unreachable}", final=True)
         try:
-            return self.status(reuse=False)
+            return self.status(reuse=False, poll=self.config.poll_interval)
         except (DeploymentNotFound, AstroAuthError) as exc:
             self.unreachable = _refusal(exc, self.dep)
             return Look("unknown", f"not run: {self.unreachable}", final=True)
@@ -199,7 +206,7 @@ def _astro_look(run: Run, attempt: Attempt, want_version: bool) -> Look:
     dep, target = run.dep, run.target
     try:
         # A check's first look may reuse the answer the previous check just got.
-        info = run.status(reuse=attempt.tries == 1)
+        info = run.status(reuse=attempt.tries == 1, poll=attempt.spec.poll_interval)
     except DeploymentNotFound as exc:
         run.unreachable = _refusal(exc, dep)
         return Look(FAIL, f"{run.unreachable}.", final=True)
