@@ -156,11 +156,18 @@ def _kept_until_exit() -> Iterator[None]:
 
 
 def print_document(name: str, doc: Any) -> None:
-    """A ``--json`` document, stamped with its schema (docs/schemas/<name>.schema.json)."""
-    from upgrade.report.documents import stamp
-    from upgrade.report.json_text import print_json
+    """A ``--json`` document, stamped with its schema (docs/schemas/<name>.schema.json).
 
-    print_json(stamp(name, doc))
+    Redacted: a secret that reached a message stays hidden. Plain text, so ``--json``
+    does not import rich (the consoles, ``upgrade.report.console``).
+    """
+    import json
+
+    from upgrade.model.redact import redact
+    from upgrade.report.documents import stamp
+
+    sys.stdout.write(redact(json.dumps(stamp(name, doc), indent=2)) + "\n")
+    sys.stdout.flush()
 
 
 # ------------------------------------------------------------------------ read-only
