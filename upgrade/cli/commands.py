@@ -121,38 +121,14 @@ def load(a: Args, *, check_repos: bool = True) -> Any:
     """The inventory the flags name, validated (every problem at once)."""
     from upgrade.config.inventory_loader import load_inventory
 
-    with _kept_until_exit():
-        return load_inventory(inventory_path(a), check_repos=check_repos)
+    return load_inventory(inventory_path(a), check_repos=check_repos)
 
 
 def open_fleet(a: Args, **options: Any) -> Any:
     """The Fleet of the inventory the flags name (a context manager)."""
     from upgrade.plan.fleet import Fleet
 
-    with _kept_until_exit():
-        return Fleet.load(inventory_path(a), **options)
-
-
-@contextlib.contextmanager
-def _kept_until_exit() -> Iterator[None]:
-    """Build what this command keeps until it exits, then hide it from the cyclic GC.
-
-    An inventory of 10,000 Deployments is a few hundred thousand objects, alive until the
-    process ends. With the collector running after the load, its next collections walked
-    them all again, once per generation they were promoted through (a quarter of a
-    second of `plan`'s time). So the load runs with the collector paused, and
-    ``gc.freeze`` moves everything alive by then (the modules, the inventory) out of its
-    sight. Reference counting still frees any of it that is dropped; only a reference
-    cycle among frozen objects would wait for the process to end, and this process ends
-    with the command. ``plan`` builds its plan the same way.
-    """
-    import gc
-
-    from upgrade.config.located import paused_gc
-
-    with paused_gc():
-        yield
-        gc.freeze()
+    return Fleet.load(inventory_path(a), **options)
 
 
 def print_document(name: str, doc: Any) -> None:
@@ -248,8 +224,7 @@ def plan(a: Args) -> int:
     """
     from upgrade.run.rollout import preflight
 
-    with open_fleet(a, target=a.target, feed=a.feed) as fleet, _kept_until_exit():
-        # The plan (a few objects per Deployment) is printed at the end: kept until then.
+    with open_fleet(a, target=a.target, feed=a.feed) as fleet:
         result, note = preflight.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
                                           adopt=a.adopt)
     if note:

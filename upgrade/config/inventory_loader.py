@@ -31,7 +31,7 @@ from upgrade.config.inventory import (
     layer_order,
     merge,
 )
-from upgrade.config.located import LMap, Located, LScalar, join, load, paused_gc
+from upgrade.config.located import LMap, Located, LScalar, join, load
 from upgrade.config.notifications import read_notifications
 from upgrade.config.runners import LOCAL, Runner, read_runners
 from upgrade.config.selection import ALL, Index, parse_terms
@@ -92,13 +92,12 @@ def load_inventory(path: Path, *, target_override: str | None = None,
     if target_override is not None:
         override = parse_spec(target_override, source="--target")
     path = Path(path)
-    with paused_gc():
-        root = load(path, error=InventoryError)
-        inventory = _Loader(path, root, check_repos).build(override)
-        # Before anything can print, log, journal or report them.
-        add_secrets(*configured_secrets(inventory))
-        # --target replaces every layer's target, not only the top level's.
-        return inventory if override is None else inventory.overridden(single(override))
+    root = load(path, error=InventoryError)
+    inventory = _Loader(path, root, check_repos).build(override)
+    # Before anything can print, log, journal or report them.
+    add_secrets(*configured_secrets(inventory))
+    # --target replaces every layer's target, not only the top level's.
+    return inventory if override is None else inventory.overridden(single(override))
 
 
 def configured_secrets(inventory: Inventory) -> list[str]:
