@@ -532,13 +532,6 @@ class Journal:
 
     # -- high-water marks -----------------------------------------------------------------
 
-    def raise_high_water(self, deployment_id: str, version: RuntimeVersion,
-                         rollout_id: int | None) -> bool:
-        """Record that a Deployment had ``version``; True if that raised its mark."""
-        now = self._now()
-        with self._write() as db:
-            return self._raise(db, now, deployment_id, version, rollout_id)
-
     def high_water(self) -> dict[str, RuntimeVersion]:
         """The highest Runtime each Deployment ever had, by our records."""
         rows = self._rows("SELECT deployment_id, version FROM high_water")

@@ -107,11 +107,6 @@ class Scale:
         return self._x0[i] + (t - t0) * self.per_second
 
 
-def rollout_html(view: RolloutView) -> str:
-    """The whole report as one HTML document."""
-    return "".join(_rollout_pieces(view))
-
-
 def _rollout_pieces(view: RolloutView) -> Iterator[str]:
     at = _clock(view.rollout.created_at)
     return _template().generate(
