@@ -98,7 +98,7 @@ def consoles() -> Any:
     return console
 
 
-def _finish(result: Any) -> int:
+def _exit_code(result: Any) -> int:
     """The exit code of a printed result: 0, or its error raised for :func:`run` to map."""
     error = result.error()
     if error is not None:
@@ -238,7 +238,7 @@ def plan(a: Args) -> int:
         warning = local_mode_warning(result, fleet.inventory)
         if warning:
             consoles().note(warning)
-    code = _finish(result)
+    code = _exit_code(result)
     if a.detailed_exitcode and result.pending():
         return EXIT_CHANGES_PENDING
     return code
@@ -247,7 +247,7 @@ def plan(a: Args) -> int:
 @command("status", INVENTORY, JSON)
 def status(a: Args) -> int:
     """Show every rollout in the journal: pins, waves, their state, soak time left."""
-    from upgrade.journal.backend import existing_journal, live_holder
+    from upgrade.journal.configured import existing_journal, live_holder
 
     console = consoles()
     inv = load(a, check_repos=False)
@@ -273,11 +273,11 @@ def status(a: Args) -> int:
 def verify_all(a: Args) -> int:
     """Check the whole fleet: deployed vs Dockerfile vs journal, health, import errors."""
     from upgrade.report.drift import drift_markdown, print_report
-    from upgrade.run.verify.drift import verify_all as check_drift
+    from upgrade.run.verify import drift
 
     console = consoles()
     with open_fleet(a) as fleet:
-        result = check_drift(fleet, a.limit)
+        result = drift.verify_all(fleet, a.limit)
     if a.report:
         Path(a.report).write_text(drift_markdown(result), "utf-8")
     if a.json:
@@ -286,7 +286,7 @@ def verify_all(a: Args) -> int:
         print_report(result, console.stdout)
         if a.report:
             console.say(f"report: {a.report}")
-    return _finish(result)
+    return _exit_code(result)
 
 
 @command("report", ROLLOUT,
@@ -361,7 +361,7 @@ def render(a: Args) -> int:
             console.say(f"{repo}: {done.switched[repo]}")
     if not done.outcomes:
         console.say("Nothing to render: every selected repo is already at the target.")
-    return _finish(result)
+    return _exit_code(result)
 
 
 @command("upgrade", WAVE.needed("The wave to run."), INVENTORY, LIMIT, TARGET, PLAYBOOK, JSON,
@@ -409,7 +409,7 @@ def upgrade(a: Args) -> int:
             console.say(f"HTML report: {html}")
     if result.status != "passed" and result.resumable:
         console.note(f"resume with: {result.resume or resume}")
-    return _finish(result)
+    return _exit_code(result)
 
 
 def _html_report(fleet: Any, rollout_id: int) -> Path | None:
@@ -434,7 +434,7 @@ def _dry_run(result: Any, book: Any, as_json: bool) -> int:
         doc = result.to_json()
         doc["steps"] = [{"name": s.name, "kind": s.kind, "scope": s.scope} for s in book.steps]
         print_document("plan", doc)
-        return _finish(result)
+        return _exit_code(result)
     from upgrade.report.plan import print_plan
 
     print_plan(result, console.stdout)
@@ -443,7 +443,7 @@ def _dry_run(result: Any, book: Any, as_json: bool) -> int:
     for step in book.steps:
         when = f" when {step.when}" if step.when else ""
         console.say(f"  {step.index + 1}. {step.name} [{step.kind}, once per {step.scope}]{when}")
-    return _finish(result)
+    return _exit_code(result)
 
 
 def _command_line(wave: int, limits: Sequence[str]) -> str:
@@ -517,7 +517,7 @@ def abandon(a: Args) -> int:
 @command("unlock", INVENTORY)
 def unlock(a: Args) -> int:
     """Clear the journal lock left by a run that died (refused while a live run holds it)."""
-    from upgrade.journal.backend import unlock as clear_lock
+    from upgrade.journal.configured import unlock as clear_lock
 
     cleared = clear_lock(load(a, check_repos=False).journal)
     consoles().say(f"cleared: {cleared}" if cleared else "the journal was not locked")

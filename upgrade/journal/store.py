@@ -66,7 +66,7 @@ class Journal:
     """The durable record of rollouts; safe to share between worker threads."""
 
     def __init__(self, db: Database, *, clock: Clock | None = None, actor: str | None = None):
-        """The journal in ``db`` (opened by ``Journal.open`` or ``upgrade.journal.backend``)."""
+        """The journal in ``db`` (opened by ``Journal.open`` or ``upgrade.journal.configured``)."""
         self._db = db
         self.where = db.where  # the file, or the database URL without a password
         self.actor = actor or whoami()  # recorded on events that name no one else

@@ -26,7 +26,7 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined
 
 from upgrade.errors import InputError
-from upgrade.journal.backend import existing_journal
+from upgrade.journal.configured import existing_journal
 from upgrade.model.template import Sandbox
 from upgrade.model.versions import RuntimeVersion
 from upgrade.plan.fleet import Fleet
