@@ -9,12 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.journal.helpers import FROM, TARGET, FakeClock, V, entries
+from tests.journal.helpers import FROM, TARGET, FakeClock, V, deployed_at, entries
 from upgrade.config.settings import JournalSettings
 from upgrade.errors import IllegalTransition, InputError
 from upgrade.journal.records import Rollout, actor
 from upgrade.journal.store import Journal
-from upgrade.model.versions import RuntimeVersion
 
 # -- rollouts -------------------------------------------------------------------------------
 
@@ -211,23 +210,13 @@ def test_events_since_seq_and_across_rollouts(journal: Journal, rollout: Rollout
 # -- high-water marks -----------------------------------------------------------------------
 
 
-def _deployed(journal: Journal, deployment_id: str, version: RuntimeVersion) -> None:
-    """``deployment_id`` deployed at ``version`` by a rollout of its own (the production path
-    to a high-water mark), then that rollout abandoned so the next may start."""
-    run = journal.start_rollout(str(version), version, "inventory.yaml", "alice@laptop")
-    journal.ensure_deployments(run.id, 1, entries([deployment_id], to=version))
-    journal.transition(run.id, deployment_id, "deploying", count_deploy=True)
-    journal.transition(run.id, deployment_id, "deployed")
-    journal.abandon_rollout(run.id, "alice@laptop", "the next case")
-
-
 def test_high_water_only_rises_in_runtime_order(journal: Journal) -> None:
     marks = []
     # "12.10.0" < "12.9.0" as strings; as Runtime versions it is higher. Every A.B-N is
     # newer than every X.Y.Z.
     for version, mark in [("12.9.0", "12.9.0"), ("12.10.0", "12.10.0"), ("12.9.5", "12.10.0"),
                           ("12.10.0", "12.10.0"), ("3.0-1", "3.0-1"), ("13.9.9", "3.0-1")]:
-        _deployed(journal, "d1", V(version))
+        deployed_at(journal, "d1", V(version))
         marks.append(journal.high_water())
         assert marks[-1] == {"d1": V(mark)}, version
     raised = [e.data for e in journal.events(None) if e.kind == "high_water"]
@@ -236,7 +225,7 @@ def test_high_water_only_rises_in_runtime_order(journal: Journal) -> None:
 
 
 def test_deployed_raises_high_water_in_the_same_step(journal: Journal) -> None:
-    _deployed(journal, "old", V("12.5.0"))  # had a newer Runtime before
+    deployed_at(journal, "old", V("12.5.0"))  # had a newer Runtime before
     rollout = journal.start_rollout("12.4", TARGET, "inventory.yaml", "alice@laptop")
     journal.ensure_deployments(rollout.id, 1, entries(["d1", "old"]))
     journal.transition(rollout.id, "d1", "deploying", count_deploy=True)
