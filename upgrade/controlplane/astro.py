@@ -143,7 +143,8 @@ class AstroCLI:
         """
         argv = (self.astro_bin, *args)
         host = host or self.local
-        runner = None if host is self.local else host.name
+        # Messages name a runner only when it is another machine.
+        runner = None if isinstance(host, LocalHost) else host.name
         env = self.env()
         # The host passes env without putting values on a command line (an SSH host sends
         # them over the channel); every value is still redacted from what comes back.
