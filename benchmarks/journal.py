@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from upgrade.config.settings import JournalSettings  # noqa: E402
-from upgrade.journal.backend import open_journal  # noqa: E402
+from upgrade.journal.configured import open_journal  # noqa: E402
 from upgrade.journal.records import DeploymentEntry  # noqa: E402
 from upgrade.model.versions import parse_version  # noqa: E402
 

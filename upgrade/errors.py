@@ -332,13 +332,14 @@ class AstroError(ServiceError):
         *,
         deployment_id: str | None = None,
         command: Sequence[str] = (),
-        returncode: int | None = None,
+        command_exit: int | None = None,
         astro_message: str = "",
         output: str = "",
     ):
         self.deployment_id = deployment_id
         self.command = tuple(command)
-        self.returncode = returncode
+        # The command's own exit status (as CommandFailed's): ``exit_code`` is the program's.
+        self.command_exit = command_exit
         self.astro_message = astro_message
         self.output = output
         super().__init__(message)

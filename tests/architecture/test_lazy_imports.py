@@ -1,8 +1,11 @@
-"""`plan --offline` imports only what it uses: no HTTP client, templates, SSH or rich.
+"""`plan --offline` imports only what it uses: none of the heavy optional libraries.
 
-Each is imported by the code that needs it (Astro and webhooks: httpx; template-managed
-repos and playbook steps: jinja2; SSH runners: fabric/paramiko; tables and messages:
-rich). A module-level import of one of them anywhere on the plan's path shows here.
+Lazy imports are a rule only for these, each imported by the code that needs it (Astro
+and webhooks: httpx; template-managed repos and playbook steps: jinja2; SSH runners:
+fabric/paramiko; tables and messages: rich; the team journal: psycopg; `discover
+--merge`: ruamel.yaml). Each costs 0.15-1 s to import on a cold cache (``python -X
+importtime``); the rest of the package imports at module level as usual. A module-level
+import of one of them anywhere on the plan's path shows here.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("httpx", "jinja2", "fabric", "paramiko", "rich")
+HEAVY = ("httpx", "jinja2", "fabric", "paramiko", "rich", "psycopg", "ruamel")
 
 # Runs the real command line in-process, then prints the modules it loaded.
 PROBE = """

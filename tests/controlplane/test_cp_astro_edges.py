@@ -13,7 +13,6 @@ from simulators import SimHandle
 from upgrade.controlplane.astro import AstroCLI
 from upgrade.controlplane.astro_output import (
     CliVersion,
-    CommandResult,
     classify_inspect,
     tail,
 )
@@ -21,6 +20,7 @@ from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deploy_record import latest_with_git
 from upgrade.controlplane.platform import PlatformReader
 from upgrade.errors import AstroError, DeploymentNotFound
+from upgrade.hosts.host import CommandResult
 
 NOT_FOUND = ("the Deployment specified was not found in this workspace. Your account or API "
              "Key may not have access to the deployment specified")
@@ -34,7 +34,7 @@ NAG = ("\nA newer version of Astro CLI is available: 1.46.0\nPlease see "
 
 
 def _result(stdout: str = "", stderr: str = "", code: int = 1) -> CommandResult:
-    return CommandResult(("astro", "deployment", "inspect", "dep-1"), code, stdout, stderr, 0.1)
+    return CommandResult(("astro", "deployment", "inspect", "dep-1"), ".", code, stdout, stderr, 0.1)
 
 
 def _cli(sim: SimHandle, **env: str) -> AstroCLI:

@@ -11,7 +11,6 @@ import yaml
 
 from upgrade import errors
 from upgrade.controlplane.astro_output import (
-    CommandResult,
     classify_deploy,
     classify_inspect,
     classify_list,
@@ -27,13 +26,15 @@ from upgrade.errors import (
     DeploymentNotFound,
     UpgradeError,
 )
+from upgrade.hosts.host import CommandResult
 
 RECORDED = Path(__file__).parent / "recorded"
 DEPLOY_CASES = sorted((RECORDED / "deploy").glob("*.yaml"))
 
 
 def result(stdout: str, stderr: str = "", code: int = 0, argv: tuple = ("astro",)) -> CommandResult:
-    return CommandResult(argv=argv, returncode=code, stdout=stdout, stderr=stderr, duration=0.1)
+    return CommandResult(argv=argv, cwd=".", exit_code=code, stdout=stdout, stderr=stderr,
+                         duration=0.1)
 
 
 @pytest.mark.parametrize("case_file", DEPLOY_CASES, ids=[p.stem for p in DEPLOY_CASES])

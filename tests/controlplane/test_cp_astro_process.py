@@ -55,7 +55,9 @@ def test_deploy_argv_cwd_stdin_env(fake_astro, tmp_path: Path, monkeypatch) -> N
     assert Path(seen["cwd"]).resolve() == repo.resolve()
     assert seen["stdin"] == ""  # /dev/null: a prompt can never wait for input
     assert seen["extra"] == "yes"
-    assert seen["clicolor"] == "0" and seen["force"] is None
+    # CLICOLOR_FORCE=0 turns colour off even where the host set CLICOLOR_FORCE
+    # (astro-cli pkg/ansi/ansi.go, shouldUseColors).
+    assert seen["clicolor"] == "0" and seen["force"] == "0"
     assert seen["pgid_is_own"]  # its own process group, so a time-out can kill it whole
     assert outcome.image_tag == "deploy-2025-01-02T03-04-05"
 

@@ -126,7 +126,7 @@ def test_deploy_error_fault(cp, sim, tmp_path) -> None:
     with pytest.raises(DeployFailed) as info:
         cp.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
     assert "image push rejected by registry" in info.value.astro_message
-    assert info.value.returncode == 1
+    assert info.value.command_exit == 1
     assert sim.deployment("dep-1")["runtime_version"] == "12.4.0"
 
 
@@ -144,7 +144,7 @@ def test_exit_zero_traps(cp, sim, tmp_path, trap, reason) -> None:
     with pytest.raises(DeployNoop) as info:
         cp.deploy("dep-1", "ws-1", project(tmp_path, "12.5.0"), "r")
     assert info.value.reason == reason
-    assert info.value.returncode == 0
+    assert info.value.command_exit == 0
     state = sim.deployment("dep-1")
     assert state["deploys"] == [] or all(d["status"] != "DEPLOYED" for d in state["deploys"])
     assert state["runtime_version"] == "12.4.0"
@@ -296,7 +296,7 @@ def test_downgrade_refused_with_astros_exact_message(cp, sim, tmp_path) -> None:
         "Cannot deploy a downgraded Astro Runtime version. Modify your Astro Runtime version "
         "to 12.5.0 or higher in your Dockerfile"
     )
-    assert refusal.exit_code == EXIT_POLICY and refusal.returncode == 1
+    assert refusal.exit_code == EXIT_POLICY and refusal.command_exit == 1
     assert sim.deployment("dep-1")["runtime_version"] == "12.5.0"
 
 

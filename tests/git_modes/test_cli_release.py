@@ -75,7 +75,7 @@ def test_which_release_each_repo_needs(tmp_path: Path) -> None:
 
     names = list(repos)
     assert set(cli_problems(inv, names, lambda r: host, release((1, 42, 1)))) == {"lab", "ghe"}
-    assert asked == [None]  # asked once per runner, and on this machine directly
+    assert asked == [host]  # asked once per runner, through its Host (this machine too)
     assert set(cli_problems(inv, names, lambda r: host, release((1, 39, 0)))) == {
         "hub", "lab", "ghe"}
     assert cli_problems(inv, names, lambda r: host, release((1, 43, 0))) == {}

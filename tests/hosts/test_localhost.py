@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.hosts import host as hosts
 from upgrade.hosts.host import Host, LocalHost
 
 PY = sys.executable
@@ -125,8 +124,8 @@ class TestTimeout:
             time.sleep(0.02)
         assert not _alive(grandchild)
 
-    def test_a_grandchild_that_ignores_sigterm_is_killed_anyway(self, host, tmp_path, monkeypatch):
-        monkeypatch.setattr(hosts, "KILL_GRACE", 0.3)
+    def test_a_grandchild_that_ignores_sigterm_is_killed_anyway(self, tmp_path):
+        host = LocalHost(kill_grace=0.3)  # control_plane.kill_grace, for the local runner
         pidfile = tmp_path / "stubborn.pid"
         stubborn = (
             "import os, signal, time\n"

@@ -14,7 +14,7 @@ import pytest
 
 from tests.journal.helpers import TARGET, FakeClock
 from upgrade.config.settings import JournalSettings
-from upgrade.journal.backend import open_journal as open_configured
+from upgrade.journal.configured import open_journal as open_configured
 from upgrade.journal.records import Rollout
 from upgrade.journal.store import Journal
 

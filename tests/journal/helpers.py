@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from upgrade.journal.records import DeploymentEntry
 from upgrade.model.versions import RuntimeVersion, parse_version
@@ -38,6 +39,16 @@ class FakeClock:
 
 def entries(ids: Iterable[str], to: RuntimeVersion = TARGET) -> list[DeploymentEntry]:
     return [DeploymentEntry(i, f"name-{i}", f"repo-{i[:6]}", to, FROM) for i in ids]
+
+
+def deployed_at(journal: Any, deployment_id: str, version: RuntimeVersion) -> None:
+    """``deployment_id`` deployed at ``version`` by a rollout of its own, the production path
+    to a high-water mark; that rollout is then abandoned, so the next one may start."""
+    run = journal.start_rollout(str(version), version, "inventory.yaml", "alice@laptop")
+    journal.ensure_deployments(run.id, 1, entries([deployment_id], to=version))
+    journal.transition(run.id, deployment_id, "deploying", count_deploy=True)
+    journal.transition(run.id, deployment_id, "deployed")
+    journal.abandon_rollout(run.id, "alice@laptop", "seeding a high-water mark")
 
 
 def sha256(path: Path) -> str:

@@ -24,7 +24,7 @@ CHILD = """
 import sys, threading
 from pathlib import Path
 from upgrade.config.settings import JournalSettings
-from upgrade.journal.backend import open_journal
+from upgrade.journal.configured import open_journal
 from upgrade.journal.states import FORWARD
 from upgrade.journal.records import DeploymentEntry
 from upgrade.model.versions import parse_version

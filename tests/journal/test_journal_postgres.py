@@ -12,7 +12,7 @@ from pg_server import PostgresServer
 from tests.journal.helpers import TARGET, entries
 from upgrade.config.settings import JournalSettings
 from upgrade.errors import EXIT_INPUT, EXIT_SERVICE, IllegalTransition, JournalError
-from upgrade.journal.backend import existing_journal, open_journal
+from upgrade.journal.configured import existing_journal, open_journal
 from upgrade.journal.postgres import PostgresDatabase
 
 

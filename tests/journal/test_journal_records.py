@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.journal.helpers import FROM, TARGET, FakeClock, V, entries
+from tests.journal.helpers import FROM, TARGET, FakeClock, V, deployed_at, entries
 from upgrade.config.settings import JournalSettings
 from upgrade.errors import IllegalTransition, InputError
 from upgrade.journal.records import Rollout, actor
@@ -210,24 +210,23 @@ def test_events_since_seq_and_across_rollouts(journal: Journal, rollout: Rollout
 # -- high-water marks -----------------------------------------------------------------------
 
 
-def test_high_water_only_rises_in_runtime_order(journal: Journal, rollout: Rollout) -> None:
-    assert journal.raise_high_water("d1", V("12.9.0"), rollout.id) is True
-    # "12.10.0" < "12.9.0" as strings; as Runtime versions it is higher.
-    assert journal.raise_high_water("d1", V("12.10.0"), rollout.id) is True
-    assert journal.raise_high_water("d1", V("12.9.5"), rollout.id) is False
-    assert journal.raise_high_water("d1", V("12.10.0"), rollout.id) is False
-    assert journal.high_water() == {"d1": V("12.10.0")}
-    # Every A.B-N is newer than every X.Y.Z.
-    assert journal.raise_high_water("d1", V("3.0-1"), None) is True
-    assert journal.raise_high_water("d1", V("13.9.9"), None) is False
-    assert journal.high_water() == {"d1": V("3.0-1")}
-    marks = [e.data for e in journal.events(None) if e.kind == "high_water"]
-    assert marks == [{"from": None, "to": "12.9.0"}, {"from": "12.9.0", "to": "12.10.0"},
-                     {"from": "12.10.0", "to": "3.0-1"}]
+def test_high_water_only_rises_in_runtime_order(journal: Journal) -> None:
+    marks = []
+    # "12.10.0" < "12.9.0" as strings; as Runtime versions it is higher. Every A.B-N is
+    # newer than every X.Y.Z.
+    for version, mark in [("12.9.0", "12.9.0"), ("12.10.0", "12.10.0"), ("12.9.5", "12.10.0"),
+                          ("12.10.0", "12.10.0"), ("3.0-1", "3.0-1"), ("13.9.9", "3.0-1")]:
+        deployed_at(journal, "d1", V(version))
+        marks.append(journal.high_water())
+        assert marks[-1] == {"d1": V(mark)}, version
+    raised = [e.data for e in journal.events(None) if e.kind == "high_water"]
+    assert raised == [{"from": None, "to": "12.9.0"}, {"from": "12.9.0", "to": "12.10.0"},
+                      {"from": "12.10.0", "to": "3.0-1"}]
 
 
-def test_deployed_raises_high_water_in_the_same_step(journal: Journal, rollout: Rollout) -> None:
-    journal.raise_high_water("old", V("12.5.0"), None)  # had a newer Runtime before
+def test_deployed_raises_high_water_in_the_same_step(journal: Journal) -> None:
+    deployed_at(journal, "old", V("12.5.0"))  # had a newer Runtime before
+    rollout = journal.start_rollout("12.4", TARGET, "inventory.yaml", "alice@laptop")
     journal.ensure_deployments(rollout.id, 1, entries(["d1", "old"]))
     journal.transition(rollout.id, "d1", "deploying", count_deploy=True)
     assert "d1" not in journal.high_water()

@@ -14,7 +14,7 @@ import pytest
 from tests.journal.helpers import python_child, wait_line
 from upgrade.config.settings import JournalSettings
 from upgrade.errors import EXIT_LOCKED, LockHeld
-from upgrade.journal.backend import TAKEOVER_EVENT, locked_journal, open_journal, unlock
+from upgrade.journal.configured import TAKEOVER_EVENT, locked_journal, open_journal, unlock
 from upgrade.journal.records import os_user
 
 # Holds the lock for a minute, as a run in another working copy would.
@@ -22,7 +22,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from upgrade.config.settings import JournalSettings
-from upgrade.journal.backend import locked_journal
+from upgrade.journal.configured import locked_journal
 with locked_journal(JournalSettings(Path(sys.argv[2]), sys.argv[1]), "invoke upgrade --wave 1"):
     print("locked", flush=True)
     time.sleep(60)

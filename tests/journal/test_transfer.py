@@ -13,7 +13,7 @@ import pytest
 from tests.journal.helpers import TARGET, FakeClock, V, entries
 from upgrade.config.settings import JournalSettings
 from upgrade.errors import EXIT_INPUT, InputError, JournalError
-from upgrade.journal.backend import open_journal
+from upgrade.journal.configured import open_journal
 from upgrade.journal.schema import SCHEMA_VERSION
 from upgrade.journal.store import Journal
 from upgrade.journal.transfer import export_journal, import_journal

@@ -66,9 +66,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
                              check=True).stdout.decode().split("\0")
     src = tmp / "src"
     for name in filter(None, tracked):
-        if (ROOT / name).is_file():
+        # The packaged templates and playbook are symlinks to the root's (one source):
+        # copied as links, so the build follows them as it does in the checkout.
+        if (ROOT / name).is_symlink() or (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+            shutil.copy2(ROOT / name, src / name, follow_symlinks=False)
     built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
                   str(tmp / "dist"), "."], src)
     assert built.returncode == 0, built.stderr
@@ -85,6 +87,19 @@ def test_the_product_wheel_holds_no_simulator_file(wheel: Path):
     assert tops == {"upgrade"}, tops
     assert not [n for n in names if "sim" in Path(n).name.lower() or "demo" in n]
     assert "astro-fleet = upgrade.cli.program:main" in scripts and "astro-sim" not in scripts
+
+
+def test_the_wheel_carries_the_sample_fleets_templates_and_playbook(wheel: Path):
+    """templates/ and playbooks/ at the root are the one source of what the wheel packages
+    (and ``init`` copies): the same files, byte for byte."""
+    sources = sorted([*(ROOT / "templates").iterdir(), *(ROOT / "playbooks").iterdir()])
+    assert len(sources) >= 3
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = {n: archive.read(n) for n in archive.namelist()
+                    if n.startswith(("upgrade/config/data/templates/",
+                                     "upgrade/config/data/playbooks/"))}
+    expected = {f"upgrade/config/data/{p.parent.name}/{p.name}": p.read_bytes() for p in sources}
+    assert packaged == expected
 
 
 def test_the_wheel_installs_imports_everything_and_runs_a_wave_outside_the_checkout(wheel: Path, tmp_path: Path):

@@ -22,7 +22,7 @@ from tests.report.synthetic import START, synthetic_rollout
 from tests.rollout.helpers import make_fleet
 from upgrade.journal.store import Journal
 from upgrade.model.catalog import load_catalog
-from upgrade.report.html import GAP_WIDTH, Scale, rollout_html
+from upgrade.report.html import GAP_WIDTH, Scale, write_rollout_html
 from upgrade.report.rollout_view import rollout_view
 
 SECRET = "s3cr3t-partner-t0ken"
@@ -65,7 +65,7 @@ def _render(journal_file: Path, now: datetime | None = None) -> str:
     with Journal.open(journal_file) as j:
         view = rollout_view(j, None, load_catalog(), now or datetime.now(UTC), program="astro-fleet")
     assert view is not None
-    return rollout_html(view)
+    return write_rollout_html(journal_file.parent / "report.html", view).read_text("utf-8")
 
 
 @pytest.mark.slow

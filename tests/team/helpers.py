@@ -16,7 +16,7 @@ import yaml
 
 from tests.rollout.helpers import GenFleet
 from upgrade.config.settings import JournalSettings
-from upgrade.journal.backend import existing_journal
+from upgrade.journal.configured import existing_journal
 from upgrade.journal.records import DeploymentRecord, Event
 from upgrade.journal.store import Journal
 

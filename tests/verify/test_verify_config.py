@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from upgrade.config import verify
 from upgrade.config.inventory import Inventory
@@ -86,6 +87,21 @@ def playbook_args(tmp_path: Path) -> dict:
     return step.render_args(ctx)
 
 
+def verify_layer(tmp_path: Path, level: object) -> verify.VerifyLayer:
+    """``level`` as one Deployment's ``vars.verify`` in an inventory, read as ``load_inventory``
+    reads it (InventoryError on problems)."""
+    root = tmp_path / f"layer-{len(list(tmp_path.glob('layer-*')))}"
+    root.mkdir()
+    text = (
+        'target: "12.4"\nrepos:\n  billing:\n    path: repos/billing\n    deployments:\n'
+        "      - id: clbdev\n        name: billing-dev\n        workspace_id: ws-np\n        wave: 1\n"
+        "        vars:\n          verify: "
+        + yaml.safe_dump(level, default_flow_style=True, width=10**6).strip() + "\n")
+    [deployment] = write_inventory(root, text).deployments
+    assert deployment.verify is not None
+    return deployment.verify
+
+
 def line_of(text: str, needle: str, nth: int = 1) -> int:
     lines = [i + 1 for i, line in enumerate(text.splitlines()) if needle in line]
     return lines[nth - 1]
@@ -145,14 +161,14 @@ def test_a_groups_verify_variable_applies_to_its_deployments(tmp_path: Path):
     assert "health" in by
 
 
-def test_repeatable_checks_accumulate_and_can_be_switched_off():
+def test_repeatable_checks_accumulate_and_can_be_switched_off(tmp_path: Path):
     pb = {"checks": ["version", {"name": "http", "url": "https://a.example/x"}]}
-    wave = verify.verify_layer({"checks": [{"name": "http", "url": "https://b.example/y"}]})
+    wave = verify_layer(tmp_path, {"checks": [{"name": "http", "url": "https://b.example/y"}]})
     cfg = verify.merge_verify_config(pb, wave, None)
     assert [c.settings["url"] for c in cfg.checks if c.name == "http"] == [
         "https://a.example/x", "https://b.example/y"]
 
-    off = verify.verify_layer({"checks": [{"name": "http", "enabled": False}]})
+    off = verify_layer(tmp_path, {"checks": [{"name": "http", "enabled": False}]})
     cfg = verify.merge_verify_config(pb, wave, off)
     assert cfg.names() == ["version"]
 
@@ -226,9 +242,9 @@ def test_a_deployment_problem_points_at_its_own_vars(tmp_path: Path):
     ({"inconclusive": "maybe"}, "vars.verify.inconclusive: must be one of fail, pass"),
     (["version"], "vars.verify: must be a mapping"),
 ])
-def test_each_refusal_names_its_key(level, message):
+def test_each_refusal_names_its_key(tmp_path: Path, level, message):
     with pytest.raises(InventoryError, match=None) as caught:
-        verify.verify_layer(level)
+        verify_layer(tmp_path, level)
     assert message in str(caught.value)
 
 
@@ -239,8 +255,8 @@ def test_a_bad_playbook_level_is_a_playbook_error():
                                  "https:// URL with a host, without spaces.")
 
 
-def test_dag_run_settings_are_typed_and_the_check_may_repeat():
-    layer = verify.verify_layer({"checks": [
+def test_dag_run_settings_are_typed_and_the_check_may_repeat(tmp_path: Path):
+    layer = verify_layer(tmp_path, {"checks": [
         {"name": "dag_run", "dag_id": "canary", "conf": {"n": 1, "tags": ["a"]},
          "unpause": True, "timeout": "5m"},
         {"name": "dag_run", "dag_id": "second"}]})

@@ -98,7 +98,7 @@ def consoles() -> Any:
     return console
 
 
-def _finish(result: Any) -> int:
+def _exit_code(result: Any) -> int:
     """The exit code of a printed result: 0, or its error raised for :func:`run` to map."""
     error = result.error()
     if error is not None:
@@ -121,46 +121,29 @@ def load(a: Args, *, check_repos: bool = True) -> Any:
     """The inventory the flags name, validated (every problem at once)."""
     from upgrade.config.inventory_loader import load_inventory
 
-    with _kept_until_exit():
-        return load_inventory(inventory_path(a), check_repos=check_repos)
+    return load_inventory(inventory_path(a), check_repos=check_repos)
 
 
 def open_fleet(a: Args, **options: Any) -> Any:
     """The Session of the inventory the flags name (a context manager)."""
     from upgrade.run.session import Session
 
-    with _kept_until_exit():
-        return Session.load(inventory_path(a), **options)
-
-
-@contextlib.contextmanager
-def _kept_until_exit() -> Iterator[None]:
-    """Build what this command keeps until it exits, then hide it from the cyclic GC.
-
-    An inventory of 10,000 Deployments is a few hundred thousand objects, alive until the
-    process ends. With the collector running after the load, its next collections walked
-    them all again, once per generation they were promoted through (a quarter of a
-    second of `plan`'s time). So the load runs with the collector paused, and
-    ``gc.freeze`` moves everything alive by then (the modules, the inventory) out of its
-    sight. Reference counting still frees any of it that is dropped; only a reference
-    cycle among frozen objects would wait for the process to end, and this process ends
-    with the command. ``plan`` builds its plan the same way.
-    """
-    import gc
-
-    from upgrade.config.located import paused_gc
-
-    with paused_gc():
-        yield
-        gc.freeze()
+    return Session.load(inventory_path(a), **options)
 
 
 def print_document(name: str, doc: Any) -> None:
-    """A ``--json`` document, stamped with its schema (docs/schemas/<name>.schema.json)."""
-    from upgrade.report.documents import stamp
-    from upgrade.report.json_text import print_json
+    """A ``--json`` document, stamped with its schema (docs/schemas/<name>.schema.json).
 
-    print_json(stamp(name, doc))
+    Redacted: a secret that reached a message stays hidden. Plain text, so ``--json``
+    does not import rich (the consoles, ``upgrade.report.console``).
+    """
+    import json
+
+    from upgrade.model.redact import redact
+    from upgrade.report.documents import stamp
+
+    sys.stdout.write(redact(json.dumps(stamp(name, doc), indent=2)) + "\n")
+    sys.stdout.flush()
 
 
 # ------------------------------------------------------------------------ read-only
@@ -241,8 +224,7 @@ def plan(a: Args) -> int:
     """
     from upgrade.run.rollout import preflight
 
-    with open_fleet(a, target=a.target, feed=a.feed) as fleet, _kept_until_exit():
-        # The plan (a few objects per Deployment) is printed at the end: kept until then.
+    with open_fleet(a, target=a.target, feed=a.feed) as fleet:
         result, note = preflight.plan_fleet(fleet, a.wave, a.limit, offline=a.offline,
                                           adopt=a.adopt)
     if note:
@@ -256,7 +238,7 @@ def plan(a: Args) -> int:
         warning = local_mode_warning(result, fleet.inventory)
         if warning:
             consoles().note(warning)
-    code = _finish(result)
+    code = _exit_code(result)
     if a.detailed_exitcode and result.pending():
         return EXIT_CHANGES_PENDING
     return code
@@ -265,7 +247,7 @@ def plan(a: Args) -> int:
 @command("status", INVENTORY, JSON)
 def status(a: Args) -> int:
     """Show every rollout in the journal: pins, waves, their state, soak time left."""
-    from upgrade.journal.backend import existing_journal, live_holder
+    from upgrade.journal.configured import existing_journal, live_holder
 
     console = consoles()
     inv = load(a, check_repos=False)
@@ -291,11 +273,11 @@ def status(a: Args) -> int:
 def verify_all(a: Args) -> int:
     """Check the whole fleet: deployed vs Dockerfile vs journal, health, import errors."""
     from upgrade.report.drift import drift_markdown, print_report
-    from upgrade.run.verify.drift import verify_all as check_drift
+    from upgrade.run.verify import drift
 
     console = consoles()
     with open_fleet(a) as fleet:
-        result = check_drift(fleet, a.limit)
+        result = drift.verify_all(fleet, a.limit)
     if a.report:
         Path(a.report).write_text(drift_markdown(result), "utf-8")
     if a.json:
@@ -304,7 +286,7 @@ def verify_all(a: Args) -> int:
         print_report(result, console.stdout)
         if a.report:
             console.say(f"report: {a.report}")
-    return _finish(result)
+    return _exit_code(result)
 
 
 @command("report", ROLLOUT,
@@ -380,7 +362,7 @@ def render(a: Args) -> int:
             console.say(f"{repo}: {done.switched[repo]}")
     if not done.outcomes:
         console.say("Nothing to render: every selected repo is already at the target.")
-    return _finish(result)
+    return _exit_code(result)
 
 
 @command("upgrade", WAVE.needed("The wave to run."), INVENTORY, LIMIT, TARGET, PLAYBOOK, JSON,
@@ -428,7 +410,7 @@ def upgrade(a: Args) -> int:
             console.say(f"HTML report: {html}")
     if result.status != "passed" and result.resumable:
         console.note(f"resume with: {result.resume or resume}")
-    return _finish(result)
+    return _exit_code(result)
 
 
 def _html_report(fleet: Any, rollout_id: int) -> Path | None:
@@ -454,7 +436,7 @@ def _dry_run(result: Any, book: Any, as_json: bool) -> int:
         doc = result.to_json()
         doc["steps"] = [{"name": s.name, "kind": s.kind, "scope": s.scope} for s in book.steps]
         print_document("plan", doc)
-        return _finish(result)
+        return _exit_code(result)
     from upgrade.report.plan import print_plan
 
     print_plan(result, console.stdout)
@@ -463,7 +445,7 @@ def _dry_run(result: Any, book: Any, as_json: bool) -> int:
     for step in book.steps:
         when = f" when {step.when}" if step.when else ""
         console.say(f"  {step.index + 1}. {step.name} [{step.kind}, once per {step.scope}]{when}")
-    return _finish(result)
+    return _exit_code(result)
 
 
 def _command_line(wave: int, limits: Sequence[str]) -> str:
@@ -537,7 +519,7 @@ def abandon(a: Args) -> int:
 @command("unlock", INVENTORY)
 def unlock(a: Args) -> int:
     """Clear the journal lock left by a run that died (refused while a live run holds it)."""
-    from upgrade.journal.backend import unlock as clear_lock
+    from upgrade.journal.configured import unlock as clear_lock
 
     cleared = clear_lock(load(a, check_repos=False).journal)
     consoles().say(f"cleared: {cleared}" if cleared else "the journal was not locked")

@@ -3,42 +3,40 @@
 One walk over the located tree, every problem collected by one ``Checker`` and raised at
 once as an ``InventoryError`` (``inventory.yaml:LINE: key.path: problem. What to do.``).
 Each settings section has its own module (runners, groups, waves, the control plane,
-notifications, verification); this one holds the top level, repos and Deployments, names,
-and what is derived from them (membership, waves, merged variables).
+notifications, verification); this one holds the top level, repos and Deployments, and
+names; what is derived from them all (membership, waves, merged variables) is settled by
+``upgrade.config.settle``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from upgrade.config.checker import Checker
 from upgrade.config.control_plane import read_control_plane
 from upgrade.config.git import check_git, git_layers, merge_git, read_git_layer
-from upgrade.config.groups import Group, group_layers, read_groups
+from upgrade.config.groups import Group, read_groups
 from upgrade.config.inventory import (
     ASTRO_ID,
     ASTRO_ID_RULE,
     DEFAULT_DOCKERFILE,
     Defaults,
-    Deployment,
     Inventory,
     Repo,
     TemplateRef,
-    layer_order,
-    merge,
 )
-from upgrade.config.located import LMap, Located, LScalar, join, load, paused_gc
+from upgrade.config.located import LMap, Located, LScalar, join, load
 from upgrade.config.notifications import read_notifications
 from upgrade.config.repos import URL_KEYS, check_managed, read_managed, read_workdir
 from upgrade.config.runners import LOCAL, Runner, read_runners
-from upgrade.config.selection import ALL, Index, parse_terms
+from upgrade.config.selection import ALL
 from upgrade.config.settings import read_catalog, read_journal, read_playbook, read_templates
+from upgrade.config.settle import Draft, VerifyVars, index_of, settle, wave_rules
 from upgrade.config.targets import Target, TargetSource, read_target, single
-from upgrade.config.verify import VerifyLayer, read_verify_layer
 from upgrade.config.waves import MatchLines, WaveSettings, read_waves
 from upgrade.errors import InputError, InventoryError, Problem
 from upgrade.model.redact import add_secrets, is_secret_name
@@ -93,13 +91,12 @@ def load_inventory(path: Path, *, target_override: str | None = None,
     if target_override is not None:
         override = parse_spec(target_override, source=TargetSource.FLAG)
     path = Path(path)
-    with paused_gc():
-        root = load(path, error=InventoryError)
-        inventory = _Loader(path, root, check_repos).build(override)
-        # Before anything can print, log, journal or report them.
-        add_secrets(*configured_secrets(inventory))
-        # --target replaces every layer's target, not only the top level's.
-        return inventory if override is None else inventory.overridden(single(override))
+    root = load(path, error=InventoryError)
+    inventory = _Loader(path, root, check_repos).build(override)
+    # Before anything can print, log, journal or report them.
+    add_secrets(*configured_secrets(inventory))
+    # --target replaces every layer's target, not only the top level's.
+    return inventory if override is None else inventory.overridden(single(override))
 
 
 def configured_secrets(inventory: Inventory) -> list[str]:
@@ -124,24 +121,6 @@ def configured_secrets(inventory: Inventory) -> list[str]:
     return [value for value in found if value]
 
 
-@dataclass(slots=True)
-class _Draft:
-    """A Deployment while loading: before waves, groups and vars are settled."""
-
-    id: str | None
-    name: str | None
-    workspace_id: str | None
-    repo: str
-    wave: int | None
-    direct_groups: list[str]
-    vars: dict[str, Any]
-    line: int
-    path: str
-    node: LMap
-    unknown_group: bool
-    target: Target | None = None
-
-
 class _Loader:
     """Walks the located tree once, collecting every problem in a Checker."""
 
@@ -154,7 +133,6 @@ class _Loader:
         self.templates_dir = Path()  # set by build(), before repos are read
         self.workdir = Path()  # set by build(), before repos are read
         self.match_where: MatchLines = {}  # line and key path of each waves.N.match pattern
-        self.broken_rules = False  # a bad waves.N.match: "no wave" problems may be its echo
         # Each repo's own git layer and the line its problems are reported on.
         self.git_of: dict[str, tuple[tuple[dict[str, Any], int] | None, int]] = {}
 
@@ -195,11 +173,11 @@ class _Loader:
         closure = tree.closure()
         repos = self.with_git(repos, defaults, groups, closure)
         member_of = [closure(tuple(d.direct_groups)) for d in drafts]
-        index = self.index(drafts, member_of, groups, repos)
-        rules = self.rules(waves, index)
-        verify = _VerifyVars(c, top)
-        deployments = self.settle(drafts, member_of, rules, groups, defaults, repos, verify,
-                                  (target or Target(), "inventory"))
+        index = index_of(drafts, member_of, groups, repos)
+        rules, broken_rules = wave_rules(c, waves, self.match_where, index)
+        deployments = settle(c, drafts, member_of, rules, groups, defaults, repos,
+                             VerifyVars(c, top), (target or Target(), "inventory"),
+                             broken_rules=broken_rules)
         c.raise_if_any(InventoryError)
         # Every Deployment left out of the model was reported, so positions still line up.
         assert len(deployments) == index.size
@@ -259,11 +237,11 @@ class _Loader:
         defaults: Defaults,
         runners: Mapping[str, Runner],
         groups: Mapping[str, Group],
-    ) -> tuple[dict[str, Repo], list[_Draft]]:
+    ) -> tuple[dict[str, Repo], list[Draft]]:
         c = self.c
         m = c.mapping(top, "repos", "")
         repos: dict[str, Repo] = {}
-        drafts: list[_Draft] = []
+        drafts: list[Draft] = []
         for name, node in (m.items() if m else ()):
             path, line = join("repos", name), m.key_line(name)  # type: ignore[union-attr]
             if not self.name_ok(name, path, line) or not c.expect(node, LMap, path, line):
@@ -381,7 +359,7 @@ class _Loader:
 
     def deployment(
         self, item: Located, path: str, repo: str, groups: Mapping[str, Group]
-    ) -> _Draft | None:
+    ) -> Draft | None:
         c = self.c
         if item.__class__ is not LMap and not c.expect(item, LMap, path):
             return None
@@ -392,7 +370,7 @@ class _Loader:
         if any(g not in groups for g, _ in own_groups):
             ok = all([self.check_group(g, ln, join(path, "groups"), groups)
                       for g, ln in own_groups])
-        return _Draft(
+        return Draft(
             id=self.astro_id(item, "id", path),
             name=c.string(item, "name", path),
             workspace_id=self.astro_id(item, "workspace_id", path),
@@ -435,7 +413,7 @@ class _Loader:
                                 "Define it under groups: or fix the name.")
 
     def check_names(
-        self, groups: Mapping[str, Group], repos: Mapping[str, Repo], drafts: list[_Draft]
+        self, groups: Mapping[str, Group], repos: Mapping[str, Repo], drafts: list[Draft]
     ) -> None:
         """One namespace for --limit: group, repo and Deployment names and ids never clash."""
         # Where a name was claimed: (line, key path), or (draft, key) worked out only when
@@ -444,7 +422,7 @@ class _Loader:
 
         def spot(where: tuple[Any, str]) -> tuple[int | None, str]:
             first, key = where
-            if isinstance(first, _Draft):
+            if isinstance(first, Draft):
                 return first.node.key_line(key), f"{first.path}.{key}"
             return first, key
 
@@ -484,147 +462,3 @@ class _Loader:
             claim(d.name, "Deployment name", d, (d, "name"))
         for d in drafts:
             claim(d.id, "Deployment id", d, (d, "id"))
-
-    # -- derived: membership, waves, vars -----------------------------------------------
-
-    def index(
-        self,
-        drafts: list[_Draft],
-        member_of: list[frozenset[str]],
-        groups: Mapping[str, Group],
-        repos: Mapping[str, Repo],
-    ) -> Index:
-        group_members: dict[str, list[int]] = {g: [] for g in groups}
-        repo_members: dict[str, list[int]] = {}
-        for i, (d, member) in enumerate(zip(drafts, member_of, strict=True)):
-            for g in member:
-                group_members[g].append(i)
-            repo_members.setdefault(d.repo, []).append(i)
-        for repo in repos:
-            repo_members.setdefault(repo, [])
-        return Index([d.name for d in drafts], [d.id for d in drafts], group_members, repo_members)
-
-    def rules(self, waves: Mapping[int, WaveSettings], index: Index) -> list[tuple[int, set[int]]]:
-        rules = []
-        for number in sorted(waves):
-            settings, ok, terms = waves[number], True, []
-            where = self.match_where.get(number, [])
-            for text, (line, key) in zip(settings.match, where, strict=True):
-                try:
-                    parsed = parse_terms([text])
-                    for term in parsed:
-                        index.resolve(term)
-                    terms.extend(parsed)
-                except InputError as exc:
-                    self.c.add(line, key, str(exc))
-                    ok = False
-                    self.broken_rules = True
-            if ok and terms:
-                rules.append((number, index.evaluate(terms)))
-        return rules
-
-    def settle(
-        self,
-        drafts: list[_Draft],
-        member_of: list[frozenset[str]],
-        rules: list[tuple[int, set[int]]],
-        groups: Mapping[str, Group],
-        defaults: Defaults,
-        repos: Mapping[str, Repo],
-        verify: _VerifyVars,
-        top_target: tuple[Target, str],
-    ) -> list[Deployment]:
-        by_rule: dict[int, int] = {}
-        for number, chosen in rules:  # ascending: the first rule that matches wins
-            for i in chosen:
-                by_rule.setdefault(i, number)
-        by_groups: dict[frozenset[str], tuple[int | None, str]] = {}
-        layers_of: dict[frozenset[str], list[tuple[str, Mapping[str, Any]]]] = {}
-        targets_of: dict[tuple[frozenset[str], str], tuple[Target, str]] = {}
-        deployments = []
-        for i, (d, member) in enumerate(zip(drafts, member_of, strict=True)):
-            wave, source = d.wave, "deployment"
-            if wave is None and i in by_rule:
-                wave = by_rule[i]
-                source = f"waves.{wave}.match"
-            if wave is None:
-                if member not in by_groups:
-                    found = sorted((groups[g].wave, g) for g in member if groups[g].wave)
-                    by_groups[member] = (found[0][0], f"group {found[0][1]}") if found else (
-                        None, "")
-                wave, source = by_groups[member]
-            if wave is None:
-                if not d.unknown_group and "wave" not in d.node and not self.broken_rules:
-                    self.c.add(d.line, d.path, f"Deployment '{d.name}' has no wave. Give it one: "
-                               "set 'wave: N' on it, match it in waves.N.match, or put it in a "
-                               "group that has a 'wave'.")
-                continue
-            if d.id is None or d.name is None or d.workspace_id is None:
-                continue
-            if member not in layers_of:
-                layers_of[member] = group_layers(groups, member)
-            layers = layer_order(defaults.vars, layers_of[member], repos[d.repo], d.name, d.vars)
-            values, sources = merge(layers)
-            if d.target is not None:
-                target, target_source = d.target, f"deployment {d.name}"
-            else:
-                if (member, d.repo) not in targets_of:
-                    targets_of[member, d.repo] = _layered_target(
-                        top_target, groups, member, repos[d.repo])
-                target, target_source = targets_of[member, d.repo]
-            deployments.append(Deployment(
-                id=d.id, name=d.name, workspace_id=d.workspace_id, repo=d.repo, wave=wave,
-                groups=member, vars=values, own_vars=d.vars, wave_source=source, line=d.line,
-                verify=verify.of(d, sources["verify"]) if "verify" in values else None,
-                target=target, target_source=target_source,
-            ))
-        return deployments
-
-
-def _layered_target(top: tuple[Target, str], groups: Mapping[str, Group],
-                    member: frozenset[str], repo: Repo) -> tuple[Target, str]:
-    """The most specific target above a Deployment: its repo's, its deepest group's (by name
-    at one depth, as for variables), else the top level's; with where it came from."""
-    if repo.target is not None:
-        return repo.target, f"repo {repo.name}"
-    found = top
-    for g in sorted(member, key=lambda g: (groups[g].depth, g)):
-        if groups[g].target is not None:
-            found = (groups[g].target, f"group {g}")
-    return found
-
-
-class _VerifyVars:
-    """Every ``vars.verify`` of the inventory, validated where it is written.
-
-    Those of defaults, groups and repos are read once, up front (so one that every
-    Deployment overrides is still checked); a Deployment's own when it is settled.
-    """
-
-    def __init__(self, c: Checker, top: LMap) -> None:
-        self.c = c
-        self.layers: dict[str, VerifyLayer | None] = {}
-        self.read("defaults", _at(top, "defaults", "vars", "verify"), "defaults.vars.verify")
-        for section, kind in (("groups", "group"), ("repos", "repo")):
-            found = top.get(section)
-            for name in (found if isinstance(found, LMap) else ()):
-                self.read(f"{kind} {name}", _at(found, name, "vars", "verify"),
-                          f"{section}.{name}.vars.verify")
-
-    def read(self, label: str, node: Located | None, path: str) -> VerifyLayer | None:
-        if node is not None:
-            self.layers[label] = read_verify_layer(node.plain(), path,
-                                                   self.c.locator(node, path))
-        return self.layers.get(label)
-
-    def of(self, draft: _Draft, label: str) -> VerifyLayer | None:
-        """The layer of the variable ``label`` set for this Deployment."""
-        if label.startswith("deployment "):
-            return self.read(label, _at(draft.node, "vars", "verify"), f"{draft.path}.vars.verify")
-        return self.layers.get(label)
-
-
-def _at(node: Located | None, *keys: Any) -> Located | None:
-    for key in keys:
-        node = node.get(key) if isinstance(node, LMap) else None
-    return node

@@ -17,9 +17,7 @@ located problem (exit 2) before anything reads the tree: the file's size
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -202,27 +200,6 @@ def loads(
     data: str | bytes, *, file: str, error: type[ProblemsError] = ProblemsError
 ) -> Located:
     """Like ``load``, from text already read; ``file`` names it in problems."""
-    with paused_gc():
-        return _loads(data, file, error)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic GC while building many small acyclic objects.
-
-    Building ~10^5 nodes otherwise triggers thousands of collections and makes a large
-    file load about four times slower. Re-entrant; restores the previous state.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _loads(data: str | bytes, file: str, error: type[ProblemsError]) -> Located:
     if len(data) > MAX_FILE_BYTES:
         newline = b"\n" if isinstance(data, bytes) else "\n"
         line = data[:MAX_FILE_BYTES].count(newline) + 1  # type: ignore[arg-type]

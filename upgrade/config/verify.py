@@ -19,7 +19,7 @@ from typing import Any
 
 from upgrade.config.checker import did_you_mean, parse_duration
 from upgrade.config.schema import DAY, Arg, literal_problem, timeout_arg
-from upgrade.errors import InventoryError, PlaybookError, Problem
+from upgrade.errors import PlaybookError, Problem
 
 CHECK_NAMES = ("version", "healthy", "airflow_version", "health", "import_errors", "dag_run",
                "command", "http")
@@ -144,19 +144,6 @@ def read_verify_layer(data: Any, label: str, locate: Locate, *,
     if bad.count:
         return None
     return VerifyLayer(label, values, checks, starts_list=step)
-
-
-def verify_layer(data: Any, label: str = "vars.verify") -> VerifyLayer:
-    """``read_verify_layer`` for settings that come from no file: InventoryError on problems."""
-    problems: list[Problem] = []
-
-    def locate(keys: tuple[Any, ...], message: str) -> None:
-        problems.append(Problem("inventory.yaml", None, key_path((label, *keys)), message))
-
-    layer = read_verify_layer(data, label, locate)
-    if layer is None:
-        raise InventoryError(problems)
-    return layer
 
 
 def merge_verify_config(

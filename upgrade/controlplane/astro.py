@@ -22,20 +22,16 @@ Tokens never leave this module: captured output is passed through the one redact
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shlex
-import signal
-import subprocess
-import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from upgrade.config.inventory import ASTRO_ID, ASTRO_ID_RULE
 from upgrade.controlplane.astro_output import (
     CliVersion,
-    CommandResult,
     classify_deploy,
     classify_inspect,
     classify_list,
@@ -49,15 +45,15 @@ from upgrade.errors import (
     AstroTimeout,
     InputError,
 )
-from upgrade.hosts.host import Host
+from upgrade.hosts.host import CommandResult, Host, LocalHost
 from upgrade.model.redact import Redactor
 
 log = logging.getLogger(__name__)
 
 # What a command on a runner (AstroCLI.run with a host) gets from this process's environment,
 # when set here: the variables the CLI reads (its token, domain, legacy API keys and the
-# skip-parse switch). Everything else
-# comes from the runner's own environment; ASTRO_HOME is a path here, so it is not sent.
+# skip-parse switch). Everything else comes from the runner's own environment; ASTRO_HOME
+# is a path here, so it is not sent.
 FORWARDED_ENV = ("ASTRO_API_TOKEN", "ASTRO_DOMAIN", "ASTRONOMER_KEY_ID",
                  "ASTRONOMER_KEY_SECRET", "ASTRONOMER_SKIP_PARSE")
 
@@ -90,7 +86,7 @@ def _check_id(kind: str, value: str) -> str:
 
 
 class AstroCLI:
-    """Runs ``astro`` as a child process: argument lists, no stdin, bounded time."""
+    """Runs ``astro`` through a Host: argument lists, no stdin, bounded time."""
 
     def __init__(
         self,
@@ -106,28 +102,30 @@ class AstroCLI:
         self.extra_env = dict(extra_env or {})
         self.deploy_timeout = deploy_timeout
         self.inspect_timeout = inspect_timeout
-        self.kill_grace = kill_grace
         self.secret_names = tuple(secret_names)
+        # This machine, for commands not given a runner.
+        self.local = LocalHost("local", kill_grace=kill_grace)
 
     def env(self) -> dict[str, str]:
-        """The child's whole environment: ours, plus ``extra_env``, with colour off."""
-        env = {**os.environ, **self.extra_env}
-        env.pop("CLICOLOR_FORCE", None)
-        env["CLICOLOR"] = "0"
-        return env
+        """What ``astro`` gets on top of its host's environment: the CLI's variables set
+        here (FORWARDED_ENV, ``secret_names``), ``extra_env``, and colour off.
 
-    def remote_env(self) -> dict[str, str]:
-        """What ``astro`` on a runner gets on top of the runner's environment: the CLI's
-        variables set here (FORWARDED_ENV, ``secret_names``), ``extra_env``, colour off."""
+        On this machine that adds nothing to what it inherits but ``extra_env`` and the
+        colour switches; a runner gets only these from here (its own environment is the
+        rest). ``CLICOLOR_FORCE=0`` wins over a ``CLICOLOR_FORCE`` the host has set
+        (astro-cli ``pkg/ansi/ansi.go``, ``shouldUseColors``).
+        """
         names = (*FORWARDED_ENV, *self.secret_names)
         env = {name: os.environ[name] for name in names if name in os.environ}
         env.update(self.extra_env)
         env["CLICOLOR"] = "0"
+        env["CLICOLOR_FORCE"] = "0"
         return env
 
     def redactor(self, env: Mapping[str, str] | None = None) -> Redactor:
         """A redactor for every secret the child can see."""
-        return Redactor.from_env(env if env is not None else self.env(), names=self.secret_names)
+        return Redactor.from_env({**os.environ, **(env if env is not None else self.env())},
+                                 names=self.secret_names)
 
     def run(
         self,
@@ -138,115 +136,44 @@ class AstroCLI:
         deployment_id: str | None = None,
         host: Host | None = None,
     ) -> CommandResult:
-        """Run ``astro <args>``; kill its process group if it outlives ``timeout``.
+        """Run ``astro <args>`` on ``host`` (a repo's runner; this machine without one).
 
-        With ``host`` (a repo's runner), it runs there instead, through ``host.run``.
+        The host runs it in its own process group with no stdin and kills the group if it
+        outlives ``timeout``; what it printed comes back redacted and without colour codes.
         """
         argv = (self.astro_bin, *args)
-        if host is not None:
-            return self._run_on(host, argv, timeout=timeout, cwd=cwd, deployment_id=deployment_id)
+        host = host or self.local
+        # Messages name a runner only when it is another machine.
+        runner = None if isinstance(host, LocalHost) else host.name
         env = self.env()
-        redact = self.redactor(env)
-        log.debug("running %s (cwd=%s, timeout=%ss)", shlex.join(argv), cwd or ".", timeout)
-        started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                start_new_session=True,  # its own process group, so a time-out kills builds too
-            )
-        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-            raise AstroError(
-                f"cannot run the astro CLI {self.astro_bin!r}: {exc.strerror}. Install it or "
-                "set control_plane.astro_bin to its path.",
-                deployment_id=deployment_id, command=argv,
-            ) from None
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            out, err = self._kill(proc)
-            elapsed = time.monotonic() - started
-            raise _timed_out(argv, timeout, elapsed, redact(clean_output(out + "\n" + err)),
-                             deployment_id) from None
-        result = CommandResult(
-            argv=argv,
-            returncode=proc.returncode,
-            stdout=redact(clean_output(out)),
-            stderr=redact(clean_output(err)),
-            duration=time.monotonic() - started,
-        )
-        log.debug(
-            "%s exited %s after %.1fs\nstdout:\n%s\nstderr:\n%s",
-            result.command, result.returncode, result.duration, result.stdout, result.stderr,
-        )
-        return result
-
-    def _run_on(
-        self,
-        host: Host,
-        argv: tuple[str, ...],
-        *,
-        timeout: float,
-        cwd: str | Path | None,
-        deployment_id: str | None,
-    ) -> CommandResult:
-        """``run`` on a runner: the host kills the command's process group on time-out."""
-        env = self.remote_env()
         # The host passes env without putting values on a command line (an SSH host sends
         # them over the channel); every value is still redacted from what comes back.
-        redact = self.redactor({**os.environ, **env})
+        redact = self.redactor(env)
         where = str(cwd) if cwd is not None else "."
-        log.debug("running %s on runner %s (cwd=%s, timeout=%ss)",
+        log.debug("running %s on %s (cwd=%s, timeout=%ss)",
                   shlex.join(argv), host.name, where, timeout)
         done = host.run(argv, cwd=where, timeout=timeout, env=env)
         if done.timed_out:
             raise _timed_out(argv, timeout, done.duration,
                              redact(clean_output(done.stdout + "\n" + done.stderr)),
-                             deployment_id, runner=host.name)
+                             deployment_id, runner=runner)
         if done.exit_code in (126, 127) and not done.stdout and self.astro_bin in done.stderr:
+            on = f" on runner {runner}" if runner else ""
+            there = "there" if runner else "it"
             raise AstroError(
-                f"cannot run the astro CLI {self.astro_bin!r} on runner {host.name}: "
-                f"{redact(done.stderr.strip())}. Install it there or set "
+                f"cannot run the astro CLI {self.astro_bin!r}{on}: "
+                f"{redact(done.stderr.strip())}. Install {there} or set "
                 "control_plane.astro_bin to its path.",
                 deployment_id=deployment_id, command=argv,
             )
-        result = CommandResult(
-            argv=argv,
-            returncode=done.exit_code,
-            stdout=redact(clean_output(done.stdout)),
-            stderr=redact(clean_output(done.stderr)),
-            duration=done.duration,
-        )
+        result = replace(done, stdout=redact(clean_output(done.stdout)),
+                         stderr=redact(clean_output(done.stderr)))
         log.debug(
-            "%s exited %s after %.1fs on runner %s\nstdout:\n%s\nstderr:\n%s",
-            result.command, result.returncode, result.duration, host.name, result.stdout,
+            "%s exited %s after %.1fs on %s\nstdout:\n%s\nstderr:\n%s",
+            result.command, result.exit_code, result.duration, host.name, result.stdout,
             result.stderr,
         )
         return result
-
-    def _kill(self, proc: subprocess.Popen[str]) -> tuple[str, str]:
-        """SIGTERM the process group, SIGKILL after the grace period; return partial output."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                out, err = proc.communicate(timeout=self.kill_grace)
-                return out or "", err or ""
-            except subprocess.TimeoutExpired:
-                continue
-        # A grandchild that left the group may still hold the pipes; stop waiting on them.
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
-        proc.wait()
-        return "", ""
 
     def deploy(
         self,

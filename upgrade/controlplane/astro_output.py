@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,24 +33,9 @@ from upgrade.errors import (
     DeployNoop,
     DeployRefused,
 )
+from upgrade.hosts.host import CommandResult
 
 TAIL_LINES = 10
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """One finished ``astro`` run, output already redacted."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    duration: float
-
-    @property
-    def command(self) -> str:
-        """The command line, for messages (never run through a shell)."""
-        return shlex.join(self.argv)
 
 
 # --------------------------------------------------------------------- text parsing
@@ -262,7 +246,7 @@ def _context(result: CommandResult, deployment_id: str | None, astro_message: st
     return {
         "deployment_id": deployment_id,
         "command": result.argv,
-        "returncode": result.returncode,
+        "command_exit": result.exit_code,
         "astro_message": astro_message,
         "output": tail(result.stdout + "\n" + result.stderr),
     }
@@ -306,7 +290,7 @@ def _common_failure(
             "v1.42.0 or newer.",
             **ctx,
         )
-    where = f"exit code {result.returncode}"
+    where = f"exit code {result.exit_code}"
     detail = f": {message}" if message else " with no message"
     return default(f"{what} failed ({where}){detail}", **ctx)
 
@@ -320,7 +304,7 @@ def classify_deploy(
     refused = _refusal(text, result, deployment_id)
     if refused:
         raise refused
-    if result.returncode == 0:
+    if result.exit_code == 0:
         tag = _IMAGE_TAG.search(result.stdout)
         if tag or _PUSHED in result.stdout:
             return DeployOutcome(
@@ -425,7 +409,7 @@ def classify_inspect(result: CommandResult, deployment_id: str) -> DeploymentInf
     """Parse ``astro deployment inspect`` output, or raise the typed failure."""
     what = f"astro deployment inspect {deployment_id}"
     text = result.stdout + "\n" + result.stderr
-    if result.returncode != 0:
+    if result.exit_code != 0:
         raise _common_failure(result, deployment_id, what, AstroError)
     if m := _NO_DEPLOYMENTS.search(result.stdout):
         raise DeploymentNotFound(
@@ -452,7 +436,7 @@ def classify_inspect(result: CommandResult, deployment_id: str) -> DeploymentInf
 def classify_list(result: CommandResult, workspace_id: str | None) -> list[DeploymentSummary]:
     """Parse ``astro deployment list --json`` output, or raise the typed failure."""
     what = "astro deployment list" + (f" in workspace {workspace_id}" if workspace_id else "")
-    if result.returncode != 0:
+    if result.exit_code != 0:
         raise _common_failure(result, None, what, AstroError)
     if _NO_DEPLOYMENTS.search(result.stdout):
         return []
@@ -496,10 +480,10 @@ class CliVersion:
 def classify_version(result: CommandResult) -> CliVersion:
     """Read ``astro version`` (``Astro CLI Version: 1.45.0``), or raise AstroOutputError."""
     m = _VERSION.search(result.stdout)
-    if result.returncode != 0 or not m:
+    if result.exit_code != 0 or not m:
         raise AstroOutputError(
             f"{result.command} did not print 'Astro CLI Version: X.Y.Z' (exit "
-            f"{result.returncode}: {tail(result.stdout + chr(10) + result.stderr, 3)!r}). Is "
+            f"{result.exit_code}: {tail(result.stdout + chr(10) + result.stderr, 3)!r}). Is "
             "control_plane.astro_bin the astro CLI?",
             **_context(result, None, ""),
         )

@@ -80,6 +80,11 @@ class CommandResult:
         """True when the command exited 0 within its time-out."""
         return self.exit_code == 0 and not self.timed_out
 
+    @property
+    def command(self) -> str:
+        """The command line, for messages (never run through a shell)."""
+        return shlex.join(self.argv)
+
 
 @runtime_checkable
 class Host(Protocol):
@@ -113,10 +118,15 @@ class Host(Protocol):
 
 
 class LocalHost:
-    """This machine: commands via subprocess, files via the local filesystem."""
+    """This machine: commands via subprocess, files via the local filesystem.
 
-    def __init__(self, name: str = "local") -> None:
+    ``kill_grace``: seconds a timed-out command's process group gets between SIGTERM and
+    SIGKILL (``control_plane.kill_grace`` for the inventory's local runners).
+    """
+
+    def __init__(self, name: str = "local", *, kill_grace: float = KILL_GRACE) -> None:
         self.name = name
+        self.kill_grace = kill_grace
 
     def __repr__(self) -> str:
         return f"LocalHost({self.name!r})"
@@ -162,7 +172,7 @@ class LocalHost:
             out, err = proc.communicate(data, timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            out, err = _stop_group(proc)
+            out, err = _stop_group(proc, self.kill_grace)
         except BaseException:
             # Interrupted (Ctrl-C, a worker being torn down): never leave the group behind.
             _signal_group(proc.pid, signal.SIGKILL)
@@ -302,17 +312,17 @@ def _not_started(
     return CommandResult(args, cwd, code, "", message + "\n", time.monotonic() - started)
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> tuple[bytes, bytes]:
     """TERM the process group, then KILL it; return whatever output was captured."""
     # Popen.communicate keeps what it has read across calls, so each call below returns
     # everything captured so far, not just the new part.
     _signal_group(proc.pid, signal.SIGTERM)
     try:
-        out, err = proc.communicate(timeout=KILL_GRACE)
+        out, err = proc.communicate(timeout=grace)
     except subprocess.TimeoutExpired:
         _signal_group(proc.pid, signal.SIGKILL)
         try:
-            out, err = proc.communicate(timeout=KILL_GRACE)
+            out, err = proc.communicate(timeout=grace)
         except subprocess.TimeoutExpired as still:
             # Only something that left our group (its own setsid) can still hold the pipes.
             out, err = still.output, still.stderr

@@ -50,7 +50,7 @@ class HostPool:
         self._hosts: dict[str, Host] = {}
         for name, runner in inventory.runners.items():
             if runner.is_local:
-                self._hosts[name] = LocalHost(name)
+                self._hosts[name] = LocalHost(name, kill_grace=inventory.control_plane.kill_grace)
                 continue
             # Fabric and paramiko are a large part of a command's start-up: only a fleet
             # with SSH runners imports them.

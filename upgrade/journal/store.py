@@ -66,7 +66,7 @@ class Journal:
     """The durable record of rollouts; safe to share between worker threads."""
 
     def __init__(self, db: Database, *, clock: Clock | None = None, actor: str | None = None):
-        """The journal in ``db`` (opened by ``Journal.open`` or ``upgrade.journal.backend``)."""
+        """The journal in ``db`` (opened by ``Journal.open`` or ``upgrade.journal.configured``)."""
         self._db = db
         self.where = db.where  # the file, or the database URL without a password
         self.actor = actor or whoami()  # recorded on events that name no one else
@@ -531,13 +531,6 @@ class Journal:
         return [event_from_row(r) for r in rows]
 
     # -- high-water marks -----------------------------------------------------------------
-
-    def raise_high_water(self, deployment_id: str, version: RuntimeVersion,
-                         rollout_id: int | None) -> bool:
-        """Record that a Deployment had ``version``; True if that raised its mark."""
-        now = self._now()
-        with self._write() as db:
-            return self._raise(db, now, deployment_id, version, rollout_id)
 
     def high_water(self) -> dict[str, RuntimeVersion]:
         """The highest Runtime each Deployment ever had, by our records."""

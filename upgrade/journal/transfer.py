@@ -29,7 +29,7 @@ from typing import Any
 
 from upgrade.config.settings import JournalSettings
 from upgrade.errors import InputError, JournalError
-from upgrade.journal.backend import existing_journal, locked_journal
+from upgrade.journal.configured import existing_journal, locked_journal
 from upgrade.journal.database import Database
 from upgrade.journal.records import iso
 from upgrade.journal.schema import SCHEMA_VERSION, TABLES

@@ -320,7 +320,7 @@ def cli_problems(
         key = host.name
         if key not in versions:
             try:
-                versions[key] = cli_version(None if isinstance(host, LocalHost) else host)
+                versions[key] = cli_version(host)
             except RunnerUnreachable as exc:
                 versions[key] = (str(exc), "unreachable")
             except UpgradeError as exc:

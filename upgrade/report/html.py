@@ -28,7 +28,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from upgrade.config.inventory import Inventory
 from upgrade.config.targets import TargetSource
 from upgrade.errors import InputError
-from upgrade.journal.backend import existing_journal
+from upgrade.journal.configured import existing_journal
 from upgrade.model.catalog import Catalog
 from upgrade.model.template import Sandbox
 from upgrade.model.versions import RuntimeVersion
@@ -107,11 +107,6 @@ class Scale:
         if squeezed:
             return self._x0[i] + (GAP_WIDTH * (t - t0) / (t1 - t0) if t1 > t0 else 0.0)
         return self._x0[i] + (t - t0) * self.per_second
-
-
-def rollout_html(view: RolloutView) -> str:
-    """The whole report as one HTML document."""
-    return "".join(_rollout_pieces(view))
 
 
 def _rollout_pieces(view: RolloutView) -> Iterator[str]:

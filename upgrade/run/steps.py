@@ -19,7 +19,7 @@ from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deployment import DeploymentInfo
 from upgrade.errors import AstroError, CommandFailed, DockerfileError, Interrupted, StepFailed
 from upgrade.hosts import git
-from upgrade.hosts.host import Host, LocalHost, run_checked, write_leftover
+from upgrade.hosts.host import Host, run_checked, write_leftover
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.facts import interrupted_write
@@ -210,11 +210,9 @@ def deploy(
     plane's ``deploy_timeout`` applies.
     """
     dep = planned.deployment
-    # A local runner deploys in-process (no Host indirection); an SSH runner runs astro there.
-    host = None if isinstance(work_host, LocalHost) else work_host
     try:
         outcome = cp.deploy(
-            dep.id, dep.workspace_id, repo.path, description, host=host, timeout=timeout
+            dep.id, dep.workspace_id, repo.path, description, host=work_host, timeout=timeout
         )
     except AstroError as exc:
         raise StepFailed(f"{dep.name}: deploy failed: {exc}") from exc

@@ -39,7 +39,7 @@ from upgrade.errors import (
     ServiceError,
     UpgradeError,
 )
-from upgrade.journal.backend import existing_journal
+from upgrade.journal.configured import existing_journal
 from upgrade.journal.records import DeploymentRecord, WaveRecord
 from upgrade.journal.states import VERIFIED
 from upgrade.journal.store import Journal

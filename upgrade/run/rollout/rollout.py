@@ -22,7 +22,7 @@ from upgrade.config.playbook import Playbook
 from upgrade.config.targets import TargetSource
 from upgrade.config.waves import WaveSettings
 from upgrade.errors import GateRefused, InputError, WaveHalted
-from upgrade.journal.backend import existing_journal, locked_journal, run_lock
+from upgrade.journal.configured import existing_journal, locked_journal, run_lock
 from upgrade.journal.records import DeploymentEntry, DeploymentRecord, Rollout, Signoff
 from upgrade.journal.states import FAILED, SKIPPED, VERIFIED, WAVE_LEFT
 from upgrade.journal.store import Journal
@@ -287,8 +287,8 @@ def run_wave(
     try:
         tripped, _ = runner.run(items)
         result.resumable = not runner.target_refused
-        _finish(journal, result, rollout_id, request.wave, tripped, stop.is_set(),
-                left_out=frozenset(decided.left_out))
+        _wave_outcome(journal, result, rollout_id, request.wave, tripped, stop.is_set(),
+                      left_out=frozenset(decided.left_out))
     except BaseException as exc:
         _record_stop(journal, rollout_id, request.wave, exc)
         raise
@@ -390,7 +390,7 @@ def _items(journal: Journal, rollout_id: int, plan: Plan, moves: Mapping[str, Re
     return items
 
 
-def _finish(
+def _wave_outcome(
     journal: Journal,
     result: WaveResult,
     rollout_id: int,

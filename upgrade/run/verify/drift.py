@@ -39,7 +39,7 @@ from upgrade.errors import (
     InputError,
     ServiceError,
 )
-from upgrade.journal.backend import existing_journal
+from upgrade.journal.configured import existing_journal
 from upgrade.model.dockerfile import find_base_image
 from upgrade.model.versions import RuntimeVersion, try_parse_version
 from upgrade.plan.facts import RepoFile, read_dockerfiles
