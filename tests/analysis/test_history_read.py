@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from simulators import SimHandle
+from simulators import SimHandle, make_astro_project
 
 from upgrade.controlplane.airflow_history import failed_tasks, read_dags, read_runs
 from upgrade.controlplane.control_plane import ControlPlane
@@ -77,9 +78,15 @@ def test_the_page_budget_keeps_the_newest_and_shortens_the_window(
 
 @pytest.mark.parametrize("line", list(LINES))
 def test_runs_fail_while_the_fault_stands_and_stay_failed_after_the_fix(
-        sim: SimHandle, cp: ControlPlane, line: str) -> None:
-    now = seeded(sim, LINES[line])
+        sim: SimHandle, cp: ControlPlane, line: str, tmp_path: Path) -> None:
+    seeded(sim, LINES[line])
     sim.set_fault("dep-1", scheduled_runs_fail=True)
+    image = ("quay.io/astronomer/astro-runtime:" if line == "airflow2" else
+             "astrocrpublic.azurecr.io/runtime:")
+    cp.deploy("dep-1", "ws-1", make_astro_project(tmp_path / "repo", f"FROM {image}"
+                                                  f"{LINES[line]}\n"), "the upgrade")
+    sim.advance(300)  # past the rollout's end: the runs fail from there
+    now = datetime.fromtimestamp(float(sim.clock()["epoch"]), UTC)
     sim.advance(600)
     sim.set_fault("dep-1", scheduled_runs_fail=None)  # the fix
     sim.advance(600)

@@ -43,9 +43,8 @@ FAULT_FIELDS: dict[str, tuple[str, str]] = {
     "dag_run_stuck": ("bool", "DAG runs triggered from now on keep running"),
     "scheduled_runs_fail": (
         "bool",
-        "scheduled DAG runs fail while this is set: from when it is set, or the end of a "
-        "later rollout (a Runtime that breaks a provider); clearing it is the fix, and the "
-        "runs that failed stay failed in the history"),
+        "scheduled DAG runs fail from the end of the next rollout (a Runtime that breaks a "
+        "provider) until this is cleared (the fix); the runs that failed stay failed"),
     "airflow_5xx": ("count", "the next N Airflow API calls answer 5xx"),
     "airflow_5xx_status": ("status5xx", "the status code for airflow_5xx (default 503)"),
     "airflow_hang": ("count", "the next N Airflow API calls hang for hang_seconds"),

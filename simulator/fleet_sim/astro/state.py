@@ -271,15 +271,15 @@ class SimState:
 
     def run_fail_spans(self, doc: dict) -> list[tuple[float, float | None]]:
         """When scheduled runs of ``doc`` fail (fault ``scheduled_runs_fail``): each span
-        from when the fault was set, or the end of a rollout that ended after that (the
-        new Runtime breaks them), to when it was cleared."""
+        from the end of the rollout that followed the fault being set (the new Runtime
+        breaks them) to when it was cleared; a span no rollout followed has not begun."""
         rollout = doc.get("rollout")
         ended = rollout["healthy_at"] if rollout is not None else None
         out = []
         for start, end in doc.get("run_fail_spans", []):
-            if ended is not None and start < ended and (end is None or ended < end):
-                start = ended
-            out.append((start, end))
+            if ended is None or ended < start or (end is not None and end <= ended):
+                continue
+            out.append((ended, end))
         return out
 
     def save(self, doc: dict) -> None:

@@ -82,6 +82,8 @@ class Decided:
     moves: Mapping[str, Resume]  # Deployment id -> what this run does with it
     records: Mapping[str, DeploymentRecord]  # the wave's journal rows before this run
     reverified: int = 0  # earlier Deployments the gate verified again
+    # The soak analyses of earlier waves the gate measured (journalled once the wave starts).
+    analyses: tuple[Any, ...] = ()
     # Deployments of the wave the plan refuses, outside the selection: not part of the
     # wave's work, so the command that finishes the wave leaves them out too.
     left_out: tuple[str, ...] = ()
@@ -131,6 +133,11 @@ def decide_wave(
     if request.skip_gate_reason is None and active is not None and journal is not None:
         earlier = [d for d in journal.deployments(active.id)
                    if d.wave < request.wave and d.state == "verified"]
+        measured = soak_analyses(fleet, journal, earlier)
+        blocking = analysis_reasons(measured, request.wave)
+        if blocking:
+            raise gate.refusal(request.wave, blocking)
+        decided = replace(decided, analyses=tuple(measured))
         failures = reverify(fleet, playbook, active.id, earlier, stop)
         if stop.is_set():
             # Interrupted checks prove nothing either way: not a failure, and no reason to
@@ -229,6 +236,15 @@ def preview(
     reasons: list[str] = []
     if wave is not None and not skip_gate:
         reasons = gate.static_reasons(fleet.inventory, view.waves, wave, datetime.now(UTC))
+        followed = view.pins.rollout
+        if journal is not None and followed is not None:
+            # What the journal already says of earlier waves' analyses (the gate of
+            # `upgrade` measures them afresh, as it verifies them again).
+            from upgrade.run.verify import analysis
+
+            earlier = [d for d in journal.deployments(followed.id) if d.wave < wave]
+            reasons += analysis.gate_reasons(
+                [m for m in analysis.latest(journal, earlier) if m.status != "running"], wave)
     plan = fleet.preflight(view.plan, gate=reasons, accept_findings=accept_findings)
     if playbook is not None:
         plan = plan.with_preflight(Preflight(deployments=verify_problems(fleet, playbook, plan)))
@@ -285,6 +301,22 @@ def step_context_for(fleet: Fleet, target: RuntimeVersion, rollout: str, dep: De
         runtime=runtime_context(target, fleet.catalog),
         deployment=None if repo_scope else dep,
     )
+
+
+def soak_analyses(fleet: Fleet, journal: Journal, records: Sequence[DeploymentRecord]
+                  ) -> list[Any]:
+    """One measurement of each earlier Deployment's soak analysis, now (reads only)."""
+    from upgrade.run.verify import analysis
+
+    return analysis.measure_all(fleet.control_plane, journal, records,
+                                analysis.workspaces(fleet.inventory, records), datetime.now(UTC))
+
+
+def analysis_reasons(measured: Sequence[Any], wave: int) -> list[str]:
+    """The gate's reasons in the analyses of earlier waves."""
+    from upgrade.run.verify import analysis
+
+    return analysis.gate_reasons(measured, wave)
 
 
 def reverify(

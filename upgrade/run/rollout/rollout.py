@@ -32,6 +32,7 @@ from upgrade.run.rollout.pins import GIVEN, Pins, describe, follow
 from upgrade.run.rollout.preflight import Decided, WaveRequest, decide_wave, preview
 from upgrade.run.rollout.resume import Resume
 from upgrade.run.rollout.wave import Item, Reporter, WaveRunner
+from upgrade.run.verify.analysis import record as record_analysis
 
 
 @dataclass
@@ -248,6 +249,9 @@ def run_wave(
         DeploymentEntry(p.deployment.id, p.deployment.name, p.deployment.repo, p.target,
                         p.current, target_spec=p.spec)
         for p in decided.registered if p.target is not None])
+    for measured in decided.analyses:
+        if measured.requests:  # what the gate read afresh; a replayed verdict is journalled
+            record_analysis(journal, rollout_id, measured)
     if request.skip_gate_reason:
         journal.record_skip_gate(rollout_id, request.wave, request.actor, request.skip_gate_reason)
     elif decided.reverified:

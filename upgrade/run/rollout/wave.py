@@ -41,6 +41,7 @@ from upgrade.run import steps
 from upgrade.run.rollout import gitflow, undo
 from upgrade.run.rollout.budget import FailureBudget
 from upgrade.run.rollout.preflight import step_context_for
+from upgrade.run.verify import analysis
 from upgrade.run.verify.verify import capture_baseline, run_checks
 
 # The journal state each step kind leaves a Deployment in, and the order of states.
@@ -571,9 +572,11 @@ class WaveRunner:
         return verdict.summary
 
     def _capture_baseline(self, item: Item) -> None:
-        # Only what a check will compare with, and only once: after a crash the stored
-        # baseline is the one from before the first deploy attempt.
-        if item.baseline is not None or "import_errors" not in self.verify_config(item).names():
+        # Only what a check (or the soak's analysis) will compare with, and only once: after
+        # a crash the stored baseline is the one from before the first deploy attempt.
+        config = self.verify_config(item)
+        errors = "import_errors" in config.names()
+        if item.baseline is not None or not (errors or config.analysis):
             return
         dep = item.deployment
         try:
@@ -582,7 +585,10 @@ class WaveRunner:
             raise steps.StepFailed(
                 f"{dep.name}: cannot take the pre-deploy baseline: {exc}"
             ) from exc
-        item.baseline = capture_baseline(self.cp, info)
+        item.baseline = capture_baseline(self.cp, info) if errors else {}
+        runs = analysis.baseline_for(self.cp, info, config, datetime.now(UTC))
+        if runs is not None:
+            item.baseline = {**item.baseline, "analysis": runs}
         self.journal.set_baseline(self.rollout_id, dep.id, item.baseline)
 
     def _description(self, item: Item) -> str:
