@@ -29,7 +29,7 @@ def two_waves(fleet: SampleFleet, sim: SimHandle, *, wave2_soak: str = "1s") -> 
                         "        - {name: dag_run, dag_id: fleet_canary, unpause: true, "
                         "timeout: 5m}\n" + ANALYSIS, 1)
     assert ANALYSIS in text
-    text = text[:text.index("\n  customer-360:")] + "\n"
+    text = text[:text.index("\n  finance-reports:")] + "\n"  # two repos: quick
     fleet.inventory.write_text(text)
     fleet.use_simulator(sim.url)
     fleet.seed()
@@ -76,8 +76,18 @@ def test_a_regression_closes_the_gate_until_the_fix_passes(sample_fleet: SampleF
     two = fleet.invoke("upgrade", "--wave", "2")
     assert two.returncode == 0, two.stdout + two.stderr
 
+    assert "gate: soak analysis of sales-etl-dev (wave 1): analysis pass" in two.stdout
+    wave2 = (fleet.root / ".upgrade" / "reports" / "rollout-1-wave-2.md").read_text()
+    assert "## Soak analysis of earlier waves" in wave2
+    assert "| sales-etl-dev | 1 | pass |" in wave2
     status = fleet.invoke("status")
     assert "soak analysis" in status.stdout and "sales-etl-dev" in status.stdout
+    html = fleet.invoke("report", "--offline")
+    assert html.returncode == 0, html.stderr
+    page = (fleet.root / ".upgrade" / "reports" / "rollout-1.html").read_text()
+    assert "<h3>Soak analysis</h3>" in page
+    assert "A✗" in page and "analysis failed: sales-etl-dev (wave 1)" in page
+    assert "A↻" in page and "pinned the provider" in page
     with Journal.open(fleet.root / ".upgrade" / "journal.db") as journal:
         kinds = [e.kind for e in journal.events(rollout.id)
                  if e.deployment_id == BROKEN and e.kind.startswith("analysis")]

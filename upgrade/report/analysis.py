@@ -3,7 +3,7 @@ rates, the verdict and why; for `analyze`, `status`, the recap and the reports."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -60,22 +60,23 @@ def print_analyses(rows: Sequence[dict[str, Any]], console: Console) -> None:
             console.print(Text(f"  {r['detail']}"))
 
 
-def markdown_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """A Markdown section for the wave and rollout reports (empty without analyses)."""
+def markdown_lines(rows: Sequence[dict[str, Any]], text: Callable[[str], str]) -> list[str]:
+    """A Markdown section for the wave report (empty without analyses); ``text`` escapes
+    what came from outside (``upgrade.report.markdown.text``)."""
     if not rows:
         return []
-    out = ["", "## Soak analysis", "",
+    out = ["", "## Soak analysis of earlier waves (as the gate measured it)", "",
            "| Deployment | wave | verdict | runs before | failed before | runs after | "
            "failed after |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         verdict = r["status"] + (" (accepted)" if r["accepted"] else "")
-        out.append(f"| {r['deployment']} | {r['wave']} | {verdict} | {r['runs_before']} | "
-                   f"{_pct(r['failure_rate_before'])} | {r['runs_after']} | "
-                   f"{_pct(r['failure_rate_after'])} |")
+        out.append(f"| {text(r['deployment'])} | {r['wave']} | {verdict} | "
+                   f"{r['runs_before']} | {_pct(r['failure_rate_before'])} | "
+                   f"{r['runs_after']} | {_pct(r['failure_rate_after'])} |")
     details = [r["detail"] for r in rows if r["status"] != "pass"]
     if details:
         out.append("")
-        out.extend(f"- {d}" for d in details)
+        out.extend(f"- {text(d)}" for d in details)
     return out
 
 

@@ -71,6 +71,8 @@ class WaveResult:
     # The command that finishes the wave (not this run's --limit, which may have left the
     # rest out: running it again would end the same way).
     resume: str = ""
+    # The soak analyses of earlier waves, as the gate measured them before this wave.
+    analyses: list[Any] = field(default_factory=list)
 
     def error(self) -> WaveHalted | None:
         """None when the wave passed; WaveHalted (4) when it halted or did not finish."""
@@ -252,6 +254,8 @@ def run_wave(
     for measured in decided.analyses:
         if measured.requests:  # what the gate read afresh; a replayed verdict is journalled
             record_analysis(journal, rollout_id, measured)
+        result.notes.append(f"gate: soak analysis of {measured.line()}")
+    result.analyses = list(decided.analyses)
     if request.skip_gate_reason:
         journal.record_skip_gate(rollout_id, request.wave, request.actor, request.skip_gate_reason)
     elif decided.reverified:
