@@ -252,7 +252,7 @@ def run_wave(
                         p.current, target_spec=p.spec)
         for p in decided.registered if p.target is not None])
     for measured in decided.analyses:
-        if measured.requests:  # what the gate read afresh; a replayed verdict is journalled
+        if measured.fresh:  # what the gate judged now; a replayed verdict is journalled
             record_analysis(journal, rollout_id, measured)
         result.notes.append(f"gate: soak analysis of {measured.line()}")
     result.analyses = list(decided.analyses)

@@ -62,7 +62,7 @@ def analyze(fleet: Fleet, wave: int | None, *, actor: str, command: str,
             found = analysis.measure_all(fleet.control_plane, journal, records, spaces,
                                          datetime.now(UTC))
             for m in found:
-                if m.requests:
+                if m.fresh:
                     analysis.record(journal, active.id, m)
             done.measurements, done.looks = found, done.looks + 1
             if on_look is not None:

@@ -46,6 +46,8 @@ from upgrade.model.analysis import (
     PASS,
     RUNNING,
     AnalysisSettings,
+    DagTally,
+    DagVerdict,
     Judgement,
     Window,
     add,
@@ -114,6 +116,7 @@ class Measurement:
     failed_tasks: Mapping[str, list[str]] = field(default_factory=dict)
     accepted: str | None = None  # "by who: why", when a person accepted it
     settings: AnalysisSettings | None = None
+    fresh: bool = True  # judged now (False: the journal's last verdict, replayed)
 
     @property
     def status(self) -> str:
@@ -186,14 +189,14 @@ def measure(cp: ControlPlane, journal: Journal | Journalled, record: DeploymentR
     end = started + timedelta(seconds=settings.window)
     since = _last_until(history) or started
     until = min(now, end)
-    after_so_far = {}
+    after_so_far: dict[str, DagTally] = {}
     for e in history:
-        after_so_far = add(after_so_far, {k: _tally(v) for k, v in
+        after_so_far = add(after_so_far, {k: DagTally.from_json(v) for k, v in
                                           (e.data or {}).get("tallies", {}).items()})
     if until <= since:  # nothing new to read (a look at the same moment)
         window = Window((since - started).total_seconds(), after_so_far,
                         _dags(last) if last else None)
-        return result(judge(settings, before, window), since=since, until=since)
+        return result(judge(settings, before, window), since=since, until=since, fresh=False)
     pages = int(base.get("max_pages", DEFAULT_MAX_PAGES))
     try:
         info = cp.status(record.deployment_id, workspace_id)
@@ -403,16 +406,8 @@ def _dags(e: Event) -> Mapping[str, Any] | None:
     return None if dags is None else Window.from_json({"dags": dags}).dags
 
 
-def _tally(doc: Mapping[str, Any]) -> Any:
-    from upgrade.model.analysis import DagTally
-
-    return DagTally.from_json(doc)
-
-
 def _replayed(e: Event, result: Any) -> Measurement:
     """A journalled measurement, as it was judged."""
-    from upgrade.model.analysis import DagTally, DagVerdict
-
     data = e.data or {}
     j = data.get("judgement") or {}
     dags = tuple(DagVerdict(d["dag_id"], d["status"], DagTally.from_json(d["before"]),
@@ -425,7 +420,8 @@ def _replayed(e: Event, result: Any) -> Measurement:
     return result(judgement, since=datetime.fromisoformat(since) if since else None,
                   until=datetime.fromisoformat(until) if until else None,
                   requests=int(data.get("requests", 0)), tallies=data.get("tallies") or {},
-                  dags=data.get("dags"), failed_tasks=data.get("failed_tasks") or {})
+                  dags=data.get("dags"), failed_tasks=data.get("failed_tasks") or {},
+                  fresh=False)
 
 
 def _span(seconds: float) -> str:
