@@ -165,7 +165,8 @@ def scheduled_dag(repo: str) -> dict[str, Any]:
     minute (a "daily" DAG, sped up so a soak sees runs), with two hours of history before
     the seed (the soak analysis's baseline reads it), each run taking 5 s."""
     return {"dag_id": f"{repo.replace('-', '_')}_daily", "is_paused": False,
-            "schedule_seconds": 60, "history_seconds": 7200, "run_seconds": 5}
+            "schedule_seconds": 60, "history_seconds": 7200, "run_seconds": 5,
+            "tasks": ["extract", "load"]}
 
 
 def write_seed_file(inventory_path: Path, seed_file: Path) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,8 @@ def m(status: str, *, wave: int = 1, accepted: str | None = None, inconclusive: 
       dags: tuple = (), tasks: dict | None = None) -> Measurement:
     return Measurement("d1", "sales-etl-dev", wave, Judgement(status, dags, f"{status} summary"),
                        AT, AT, 3, failed_tasks=tasks or {}, accepted=accepted,
-                       settings=AnalysisSettings(inconclusive=inconclusive))
+                       settings=AnalysisSettings(inconclusive=inconclusive),
+                       ends_at=AT + timedelta(minutes=30))
 
 
 @pytest.mark.parametrize(("measured", "blocks"), [
@@ -47,7 +48,7 @@ def test_a_failure_names_the_deployment_dag_figures_tasks_and_commands() -> None
 
 def test_running_says_how_long_and_how_to_watch() -> None:
     (reason,) = gate_reasons([m("running")], 2)
-    assert "(it lasts 30m from the deploy)" in reason
+    assert "(until 2026-12-07T12:30:00+00:00: it lasts 30m from the deploy)" in reason
     assert "astro-fleet analyze --wave 1 --watch" in reason
 
 

@@ -55,9 +55,15 @@ def test_a_regression_closes_the_gate_until_the_fix_passes(sample_fleet: SampleF
     said = " ".join(refused.stderr.split())
     assert "sales-etl-dev (wave 1): analysis fail" in said
     assert "DAG sales_etl_daily: succeeded before" in said and "before 0/" in said
-    assert "failed task(s): canary" in said
+    assert "failed task(s): load" in said
     assert 'astro-fleet analyze --wave 1 --accept --reason "..."' in said
     assert 'astro-fleet analyze --wave 1 --retry --reason "..."' in said
+    # One decision: the dry run and the plan say the same, from the journal.
+    for preview in (("upgrade", "--wave", "2", "--dry-run"), ("plan", "--wave", "2")):
+        dry = fleet.invoke(*preview)
+        assert dry.returncode == 3, dry.stdout + dry.stderr
+        assert "DAG sales_etl_daily: succeeded before" in " ".join((dry.stdout + dry.stderr
+                                                                    ).split())
     # A refusal changes nothing: no wave 2 in the journal.
     with Journal.open(fleet.root / ".upgrade" / "journal.db") as journal:
         rollout = journal.active_rollout()
@@ -113,6 +119,10 @@ def test_too_few_runs_is_inconclusive_and_blocks_until_accepted(sample_fleet: Sa
     assert doc["id"] == BROKEN
 
     assert fleet.invoke("upgrade", "--wave", "1").returncode == 0
+    # Right after the wave, before any measurement: status shows the analyses running.
+    status = fleet.invoke("status")
+    assert status.returncode == 0, status.stderr
+    assert "analysis running: not measured yet" in status.stdout
     watched = fleet.invoke("analyze", "--wave", "1", "--watch")
     assert watched.returncode == 4, watched.stdout + watched.stderr
     assert ("analysis inconclusive: too few runs to judge: 0 before, 1 after (at least 3 "

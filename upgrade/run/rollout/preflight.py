@@ -243,8 +243,7 @@ def preview(
             from upgrade.run.verify import analysis
 
             earlier = [d for d in journal.deployments(followed.id) if d.wave < wave]
-            reasons += analysis.gate_reasons(
-                [m for m in analysis.latest(journal, earlier) if m.status != "running"], wave)
+            reasons += analysis.journal_reasons(journal, earlier, wave, datetime.now(UTC))
     plan = fleet.preflight(view.plan, gate=reasons, accept_findings=accept_findings)
     if playbook is not None:
         plan = plan.with_preflight(Preflight(deployments=verify_problems(fleet, playbook, plan)))

@@ -108,8 +108,8 @@ class Measurement:
     name: str
     wave: int
     judgement: Judgement
-    since: datetime | None  # the stretch this look read (None: nothing read)
-    until: datetime | None
+    since: datetime | None = None  # the stretch this look read (None: nothing read)
+    until: datetime | None = None
     requests: int = 0
     tallies: Mapping[str, Any] = field(default_factory=dict)  # this look's own, as JSON
     dags: Mapping[str, Any] | None = None
@@ -117,6 +117,7 @@ class Measurement:
     accepted: str | None = None  # "by who: why", when a person accepted it
     settings: AnalysisSettings | None = None
     fresh: bool = True  # judged now (False: the journal's last verdict, replayed)
+    ends_at: datetime | None = None  # when its window ends (deploy or retry + interval x count)
 
     @property
     def status(self) -> str:
@@ -178,7 +179,8 @@ def measure(cp: ControlPlane, journal: Journal | Journalled, record: DeploymentR
 
     def result(judgement: Judgement, **kw: Any) -> Measurement:
         return Measurement(record.deployment_id, record.name, record.wave, judgement,
-                           accepted=accepted, settings=settings, **kw)
+                           accepted=accepted, settings=settings,
+                           ends_at=started + timedelta(seconds=settings.window), **kw)
 
     if base.get("error"):
         return result(Judgement(INCONCLUSIVE, (), f"the baseline could not be read before "
@@ -282,9 +284,11 @@ def latest(journal: Journal, records: Sequence[DeploymentRecord]) -> list[Measur
         accepted = known.accepted_since(r.deployment_id, started)
 
         def result(judgement: Judgement, r: DeploymentRecord = r, accepted: str | None = accepted,
-                   settings: AnalysisSettings = settings, **kw: Any) -> Measurement:
+                   settings: AnalysisSettings = settings, started: datetime = started,
+                   **kw: Any) -> Measurement:
             return Measurement(r.deployment_id, r.name, r.wave, judgement, accepted=accepted,
-                               settings=settings, **kw)
+                               settings=settings,
+                               ends_at=started + timedelta(seconds=settings.window), **kw)
 
         if history:
             out.append(_replayed(history[-1], result))
@@ -322,6 +326,16 @@ def accept(journal: Journal, rollout_id: int, records: Sequence[DeploymentRecord
     return names
 
 
+def journal_reasons(journal: Journal, records: Sequence[DeploymentRecord], wave: int,
+                    now: datetime) -> list[str]:
+    """The gate's reasons the journal alone gives (``plan --wave N``, ``upgrade --dry-run``):
+    analyses that ended failing or blocking inconclusive, and those whose window has not
+    ended yet. One still running past its window needs a look: ``upgrade`` takes it."""
+    known = [m for m in latest(journal, records)
+             if m.status != RUNNING or (m.ends_at is not None and now < m.ends_at)]
+    return gate_reasons(known, wave)
+
+
 def gate_reasons(measurements: Sequence[Measurement], wave: int) -> list[str]:
     """Why the gate refuses ``wave`` for the analyses of earlier waves (pure)."""
     reasons = []
@@ -330,8 +344,9 @@ def gate_reasons(measurements: Sequence[Measurement], wave: int) -> list[str]:
             continue
         if m.status == RUNNING:
             end = ""
-            if m.settings is not None and m.since is not None:
-                end = " (it lasts " + _span(m.settings.window) + " from the deploy)"
+            if m.settings is not None and m.ends_at is not None:
+                end = (f" (until {m.ends_at.isoformat(timespec='seconds')}: it lasts "
+                       f"{_span(m.settings.window)} from the deploy)")
             reasons.append(f"{m.line()}{end}; run this again once it has ended, or watch it: "
                            f"`astro-fleet analyze --wave {m.wave} --watch`")
             continue
