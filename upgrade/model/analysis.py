@@ -232,8 +232,8 @@ def judge(settings: AnalysisSettings, before: Window, after: Window) -> Judgemen
                          *counts)
     if after.seconds < settings.window:
         return Judgement(RUNNING, verdicts,
-                         f"no regression so far ({_minutes(after.seconds)} of "
-                         f"{_minutes(settings.window)}; {after.runs} run(s) after, "
+                         f"no regression so far ({span_text(after.seconds)} of "
+                         f"{span_text(settings.window)}; {after.runs} run(s) after, "
                          f"{before.runs} before)", *counts)
     if before.runs < settings.min_runs or after.runs < settings.min_runs:
         return Judgement(INCONCLUSIVE, verdicts,
@@ -274,7 +274,7 @@ def _dag(s: AnalysisSettings, dag: str, before: Window, after: Window) -> DagVer
     due = b.runs * after.seconds / before.seconds if before.seconds > 0 else 0.0
     if a.runs == 0 and due >= s.min_runs and (was is None or not was.paused):
         return verdict(FAIL, f"no run since the deploy ({b.runs} in the "
-                             f"{_minutes(before.seconds)} before: about {due:.0f} were due)")
+                             f"{span_text(before.seconds)} before: about {due:.0f} were due)")
     mean_b, mean_a = b.mean_seconds, a.mean_seconds
     if (mean_b is not None and mean_a is not None and mean_a > s.duration_factor * mean_b
             and mean_a - mean_b >= s.min_slowdown):
@@ -298,7 +298,8 @@ def _seconds(value: float) -> str:
     return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
 
 
-def _minutes(seconds: float) -> str:
+def span_text(seconds: float) -> str:
+    """A window's length in words: ``45s``, ``30m``, ``2.5h``."""
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:

@@ -55,6 +55,7 @@ from upgrade.run.rollout.resume import Resume, resume
 # the checks and the control plane's httpx) is imported where it is used.
 if TYPE_CHECKING:
     from upgrade.config.playbook import Playbook
+    from upgrade.run.verify.analysis import Measurement
 
 GATE_VERIFY_TIMEOUT = 30.0  # s: a Deployment that soaked should pass at once, not in 15 min
 
@@ -83,7 +84,7 @@ class Decided:
     records: Mapping[str, DeploymentRecord]  # the wave's journal rows before this run
     reverified: int = 0  # earlier Deployments the gate verified again
     # The soak analyses of earlier waves the gate measured (journalled once the wave starts).
-    analyses: tuple[Any, ...] = ()
+    analyses: tuple[Measurement, ...] = ()
     # Deployments of the wave the plan refuses, outside the selection: not part of the
     # wave's work, so the command that finishes the wave leaves them out too.
     left_out: tuple[str, ...] = ()
@@ -133,8 +134,12 @@ def decide_wave(
     if request.skip_gate_reason is None and active is not None and journal is not None:
         earlier = [d for d in journal.deployments(active.id)
                    if d.wave < request.wave and d.state == "verified"]
-        measured = soak_analyses(fleet, journal, earlier)
-        blocking = analysis_reasons(measured, request.wave)
+        from upgrade.run.verify import analysis
+
+        # The soak's analyses first: reading their runs is quicker than verifying again.
+        measured = analysis.measure_all(fleet.control_plane, journal, earlier,
+                                        analysis.workspaces(inv, earlier), datetime.now(UTC))
+        blocking = analysis.gate_reasons(measured, request.wave)
         if blocking:
             raise gate.refusal(request.wave, blocking)
         decided = replace(decided, analyses=tuple(measured))
@@ -300,22 +305,6 @@ def step_context_for(fleet: Fleet, target: RuntimeVersion, rollout: str, dep: De
         runtime=runtime_context(target, fleet.catalog),
         deployment=None if repo_scope else dep,
     )
-
-
-def soak_analyses(fleet: Fleet, journal: Journal, records: Sequence[DeploymentRecord]
-                  ) -> list[Any]:
-    """One measurement of each earlier Deployment's soak analysis, now (reads only)."""
-    from upgrade.run.verify import analysis
-
-    return analysis.measure_all(fleet.control_plane, journal, records,
-                                analysis.workspaces(fleet.inventory, records), datetime.now(UTC))
-
-
-def analysis_reasons(measured: Sequence[Any], wave: int) -> list[str]:
-    """The gate's reasons in the analyses of earlier waves."""
-    from upgrade.run.verify import analysis
-
-    return analysis.gate_reasons(measured, wave)
 
 
 def reverify(

@@ -32,6 +32,7 @@ from upgrade.run.rollout.pins import GIVEN, Pins, describe, follow
 from upgrade.run.rollout.preflight import Decided, WaveRequest, decide_wave, preview
 from upgrade.run.rollout.resume import Resume
 from upgrade.run.rollout.wave import Item, Reporter, WaveRunner
+from upgrade.run.verify.analysis import Measurement
 from upgrade.run.verify.analysis import record as record_analysis
 
 
@@ -72,7 +73,7 @@ class WaveResult:
     # rest out: running it again would end the same way).
     resume: str = ""
     # The soak analyses of earlier waves, as the gate measured them before this wave.
-    analyses: list[Any] = field(default_factory=list)
+    analyses: list[Measurement] = field(default_factory=list)
 
     def error(self) -> WaveHalted | None:
         """None when the wave passed; WaveHalted (4) when it halted or did not finish."""

@@ -52,6 +52,7 @@ from upgrade.model.analysis import (
     Window,
     add,
     judge,
+    span_text,
     tally,
 )
 
@@ -346,7 +347,7 @@ def gate_reasons(measurements: Sequence[Measurement], wave: int) -> list[str]:
             end = ""
             if m.settings is not None and m.ends_at is not None:
                 end = (f" (until {m.ends_at.isoformat(timespec='seconds')}: it lasts "
-                       f"{_span(m.settings.window)} from the deploy)")
+                       f"{span_text(m.settings.window)} from the deploy)")
             reasons.append(f"{m.line()}{end}; run this again once it has ended, or watch it: "
                            f"`astro-fleet analyze --wave {m.wave} --watch`")
             continue
@@ -437,9 +438,3 @@ def _replayed(e: Event, result: Any) -> Measurement:
                   requests=int(data.get("requests", 0)), tallies=data.get("tallies") or {},
                   dags=data.get("dags"), failed_tasks=data.get("failed_tasks") or {},
                   fresh=False)
-
-
-def _span(seconds: float) -> str:
-    minutes = seconds / 60
-    return f"{seconds:.0f}s" if seconds < 120 else (
-        f"{minutes:.0f}m" if minutes < 120 else f"{minutes / 60:.1f}h")
