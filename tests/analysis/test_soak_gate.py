@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 from simulators import SimHandle
-from support import SampleFleet
+from support import SAMPLE_ANALYSIS, SampleFleet
 
 from upgrade.journal.store import Journal
 
@@ -24,10 +24,10 @@ ANALYSIS = "        - {name: analysis, interval: 1s, count: 2, min_runs: 3}\n"
 def two_waves(fleet: SampleFleet, sim: SimHandle, *, wave2_soak: str = "1s") -> None:
     text = fleet.inventory.read_text()
     text = text.replace("soak: 10s", "soak: 1s", 1).replace("soak: 10s", f"soak: {wave2_soak}")
-    text = text.replace("        - {name: dag_run, dag_id: fleet_canary, unpause: true, "
-                        "timeout: 5m}\n",
-                        "        - {name: dag_run, dag_id: fleet_canary, unpause: true, "
-                        "timeout: 5m}\n" + ANALYSIS, 1)
+    # The sample's own analysis (6 s), made 2 s.
+    lines = [ANALYSIS if line.startswith(SAMPLE_ANALYSIS) else line
+             for line in text.splitlines(keepends=True)]
+    text = "".join(lines)
     assert ANALYSIS in text
     text = text[:text.index("\n  finance-reports:")] + "\n"  # two repos: quick
     fleet.inventory.write_text(text)
