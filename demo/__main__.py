@@ -4,7 +4,8 @@ Runs the same commands a platform engineer types, each shown before it runs, so 
 output reads like a runbook: create the fleet's repos, start and seed the Astro simulator
 (a fast time scale: one simulated minute passes in 1.2 s), show the catalog and the plan
 of a fleet on both Runtime lines, run the three waves through their gates (soak,
-approval), migrate a group to Airflow 3 in a fourth wave, check the whole fleet, and write
+approval; wave 1's soak analysis catches a DAG its upgrade broke, and passes after the
+fix), migrate a group to Airflow 3 in a fourth wave, check the whole fleet, and write
 the rollout's HTML report (its path is the last line printed).
 Git is the source of truth: every repo is in ``git.mode: direct`` (each change is pushed to
 its ``origin``'s main before it is deployed) except customer-360, which gets a pull request
@@ -18,6 +19,7 @@ The simulators are their own distribution (``simulator/``, commands ``fleet-sim`
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from demo import sample_fleet
+from fleet_sim import lifecycle
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -38,6 +41,11 @@ TIME_SCALE = "0.02"
 SEED_FILE = "demo-fleet/deployments.yaml"
 
 SOAK = 10  # seconds: the sample inventory's soak for waves 1 and 2
+# The story of the soak analysis: the new Runtime breaks a provider only sales-etl-dev's
+# scheduled DAG uses (the simulator's fault, from its upgrade on); then the team fixes it.
+BROKEN = "cm1salesdev0001"
+FIX = ("The team fixes sales-etl's DAG (in the simulator: the fault is cleared), and the "
+       "analysis starts again from now")
 # The forge simulator: the port inventory.yaml names for customer-360, and a token that
 # exists only for it (the real one would be in $GITHUB_TOKEN).
 FORGE_PORT = "18765"
@@ -58,8 +66,17 @@ STEPS: list[tuple[str, list[str], int]] = [
     ("The journal: where the rollout stands", ["astro-fleet", "status"], 0),
     ("Wave 2 right away: the gate refuses while wave 1 soaks (nothing is recorded)",
      ["astro-fleet", "upgrade", "--wave", "2"], 0),
-    ("Wave 2 after the soak: the gate verifies wave 1 again, then opens",
-     ["astro-fleet", "upgrade", "--wave", "2"], SOAK),
+    ("The soak, watched: each canary's DAG runs since its upgrade against its own before "
+     "(sales-etl's provider broke on the new Runtime: exit 4)",
+     ["astro-fleet", "analyze", "--wave", "1", "--watch"], 0),
+    ("Wave 2 after the soak: the gate refuses, naming the DAG, its figures and what to run",
+     ["astro-fleet", "upgrade", "--wave", "2"], -SOAK),
+    (FIX, ["astro-fleet", "analyze", "--wave", "1", "--retry", "--reason",
+           "sales-etl pins the provider it needs (fixed in the DAG's repo)"], 0),
+    ("The soak, watched again: the fixed DAG succeeds",
+     ["astro-fleet", "analyze", "--wave", "1", "--watch"], 0),
+    ("Wave 2: the gate measures and verifies wave 1 again, then opens",
+     ["astro-fleet", "upgrade", "--wave", "2"], 0),
     ("Wave 3 (production) requires an approval", ["astro-fleet", "upgrade", "--wave", "3"], SOAK),
     ("Approve it", ["astro-fleet", "approve", "--wave", "3", "--reason",
                     "CHG-0042 approved in the demo"], 0),
@@ -120,12 +137,20 @@ def main() -> int:
     ENV["ASTRO_API_TOKEN"] = token
     forge = start_forge()
     try:
+        fault(url, True)
+        soaking_since = time.monotonic()
         for title, argv, wait in STEPS:
             print(f"\n=== {title}")
+            if title == FIX:
+                fault(url, None)
+            if wait < 0:  # what is left of wave 1's soak
+                wait = max(0, round(-wait - (time.monotonic() - soaking_since)))
             if wait:
                 print(f"(waiting {wait} s for the soak to end)", flush=True)
                 time.sleep(wait)
             print(f"(exit {run(argv)})")
+            if argv[1:4] == ["upgrade", "--wave", "1"]:
+                soaking_since = time.monotonic()
         show_remotes()
     finally:
         forge.terminate()
@@ -138,6 +163,14 @@ def main() -> int:
     print(f"\n=== {REPORT[0]}")
     run(REPORT[1])
     return 0
+
+
+def fault(url: str, on: bool | None) -> None:
+    """Set (or clear: None) the fault that breaks sales-etl-dev's scheduled runs from its
+    next upgrade on, through the simulator's admin API (docs/simulator.md)."""
+    body = json.dumps({"scheduled_runs_fail": on})
+    print(f"\n$ curl -X PUT {url}/_sim/faults/{BROKEN} -d '{body}'", flush=True)
+    lifecycle.admin(url, "PUT", f"/_sim/faults/{BROKEN}", {"scheduled_runs_fail": on})
 
 
 def start_forge() -> subprocess.Popen[bytes]:

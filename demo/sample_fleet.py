@@ -155,8 +155,18 @@ def seed_specs(inventory_path: Path) -> list[dict[str, Any]]:
         dockerfile = inv.repos[dep.repo].dockerfile_path
         version = find_base_image(dockerfile.read_text("utf-8"), path=str(dockerfile)).version
         specs.append({"id": dep.id, "name": dep.name, "workspace_id": dep.workspace_id,
-                      "runtime_version": str(version), "dags": canary_dags(inv, dep)})
+                      "runtime_version": str(version),
+                      "dags": [*canary_dags(inv, dep), scheduled_dag(dep.repo)]})
     return specs
+
+
+def scheduled_dag(repo: str) -> dict[str, Any]:
+    """The repo's example DAG as the simulated Airflow runs it: a run every simulated
+    minute (a "daily" DAG, sped up so a soak sees runs), with two hours of history before
+    the seed (the soak analysis's baseline reads it), each run taking 5 s."""
+    return {"dag_id": f"{repo.replace('-', '_')}_daily", "is_paused": False,
+            "schedule_seconds": 60, "history_seconds": 7200, "run_seconds": 5,
+            "tasks": ["extract", "load"]}
 
 
 def write_seed_file(inventory_path: Path, seed_file: Path) -> int:

@@ -16,6 +16,17 @@ ASTRO_FLEET = str(Path(sys.executable).parent / "astro-fleet")
 
 # Where the committed inventory.yaml reaches the simulator (`make demo` starts it there).
 SAMPLE_SIMULATOR = "http://127.0.0.1:18764"
+# Wave 1's soak analysis in the committed inventory.yaml (6 s from each deploy).
+SAMPLE_ANALYSIS = "        - {name: analysis, interval: 3s, count: 2}"
+
+
+def without_soak(text: str) -> str:
+    """The sample inventory with no soak between waves: no soak time, no soak analysis
+    (whose window would hold the next wave's gate for its 6 s)."""
+    lines = [line for line in text.splitlines(keepends=True)
+             if not line.startswith(SAMPLE_ANALYSIS)]
+    assert len(lines) < len(text.splitlines()), "the sample's soak analysis moved"
+    return "".join(lines).replace("soak: 10s", "soak: 0s")
 
 
 @dataclass

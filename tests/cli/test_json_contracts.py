@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 from simulators import SimHandle
-from support import ROOT, SampleFleet
+from support import ROOT, SampleFleet, without_soak
 
 from upgrade.report.documents import PREFIX, SCHEMAS
 
@@ -48,7 +48,7 @@ def test_the_schemas_reject_what_they_should():
 
 def test_real_outputs_validate(sample_fleet: SampleFleet, sim: SimHandle, tmp_path: Path):
     run = sample_fleet.invoke
-    text = sample_fleet.inventory.read_text().replace("soak: 10s", "soak: 0s")
+    text = without_soak(sample_fleet.inventory.read_text())
     sample_fleet.inventory.write_text(text)
     document(run("catalog", "--json"), "catalog")
     document(run("catalog", "--resolve", "12.4", "--json"), "catalog-resolve")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from simulators import SimHandle
-from support import SampleFleet
+from support import SampleFleet, without_soak
 
 from fleet_sim.forge import ForgeServer
 from tests.rollout.helpers import (
@@ -161,9 +161,8 @@ def test_the_mixed_sample_fleet_rolls_out_each_line_to_its_own_pin(
     out by name; wave 4 migrates a group to Airflow 3
     once its lint findings are accepted; every Deployment ends verified at its own line's
     pinned target and verify-all finds no drift."""
-    # Soak 0 so the waves may follow each other at once; the gate still re-verifies.
-    inventory = sample_fleet.inventory.read_text()
-    sample_fleet.inventory.write_text(inventory.replace("soak: 10s", "soak: 0s"))
+    # No soak so the waves may follow each other at once; the gate still re-verifies.
+    sample_fleet.inventory.write_text(without_soak(sample_fleet.inventory.read_text()))
     sample_fleet.use_simulator(sim.url)
     sample_fleet.use_forge(forge)  # customer-360 changes through a pull request
     sample_fleet.seed()

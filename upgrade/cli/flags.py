@@ -146,6 +146,12 @@ SKIP_GATE = Flag("skip_gate", "Emergencies only: start the wave although the gat
 ACCEPT_FINDINGS = Flag("accept_migration_findings", "Migrate to Airflow 3 although ruff's AIR3 "
                       "lint found problems in the DAGs (recorded in the journal and reports).",
                       "bool", False)
+RETRY = Flag("retry", "Start the wave's failed or inconclusive analyses again from now, "
+                      "after a fix (needs --reason).", "bool", False)
+ACCEPT = Flag("accept", "Let the next wave's gate pass the wave's failed or inconclusive "
+                        "analyses as they are (needs --reason; recorded).", "bool", False)
+WATCH = Flag("watch", "Measure again every interval until no analysis is running (the soak, "
+                      "watched).", "bool", False)
 REASON = Flag("reason", "Why, in a few words (recorded in the journal with your name).")
 REPORT = Flag("report", "Also write a Markdown report to this path.")
 FILE = Flag("file", "A journal export: JSON lines (docs/journal.md).")

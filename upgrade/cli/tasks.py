@@ -13,7 +13,7 @@ from typing import Any
 
 from invoke import Collection, Exit, Task
 
-from upgrade.cli import commands, onboard  # noqa: F401 - each registers its commands
+from upgrade.cli import commands, onboard, soak  # noqa: F401 - each registers its commands
 from upgrade.cli.flags import COMMANDS, Command
 
 

@@ -22,7 +22,10 @@ from upgrade.config.schema import DAY, Arg, literal_problem, timeout_arg
 from upgrade.errors import PlaybookError, Problem
 
 CHECK_NAMES = ("version", "healthy", "airflow_version", "health", "import_errors", "dag_run",
-               "command", "http")
+               "command", "http", "analysis")
+# Not a check of the verification after the deploy: it watches the wave's soak (its
+# settings ride with the others, layered the same way; upgrade.run.verify.analysis runs it).
+SOAK_CHECKS = ("analysis",)
 REPEATABLE = frozenset({"dag_run", "command", "http"})
 # These establish that the target is running; everything else reads that Runtime.
 FIRST = ("version", "healthy")
@@ -34,6 +37,7 @@ DEFAULT_POLL_INTERVAL = 10.0
 CHECK_TIMEOUTS: Mapping[str, float] = {
     "version": 600.0, "healthy": 600.0, "airflow_version": 300.0, "health": 300.0,
     "import_errors": 120.0, "dag_run": 600.0, "command": 300.0, "http": 60.0,
+    "analysis": DAY,  # unused: an analysis lasts interval x count
 }
 
 TOP_KEYS = ("checks", "inconclusive", "timeout", "poll_interval")
@@ -65,6 +69,17 @@ CHECK_ARGS: Mapping[str, Mapping[str, Arg]] = {
     "http": {**_COMMON, "url": Arg("url", required=True), "status": _STATUS,
              "expect_status": _STATUS, "contains": Arg("string"),
              "request_timeout": timeout_arg(None)},
+    # Soak analysis (docs/verification.md, "Soak analysis"; defaults in model.analysis).
+    "analysis": {**_COMMON,
+                 "interval": timeout_arg(None),
+                 "count": Arg("integer", minimum=1, maximum=1000),
+                 "failure_limit": Arg("integer", minimum=0, maximum=100_000),
+                 "max_failure_rate_increase": Arg("number", minimum=0, maximum=1),
+                 "min_runs": Arg("integer", minimum=1, maximum=100_000),
+                 "duration_factor": Arg("number", minimum=1, maximum=1000),
+                 "min_slowdown": Arg("number", minimum=0, maximum=DAY, seconds=True),
+                 "inconclusive": Arg("choice", choices=("fail", "pass")),
+                 "max_pages": Arg("integer", minimum=1, maximum=100)},
 }
 _TOP_ARGS: Mapping[str, Arg] = {
     "inconclusive": Arg("choice", choices=("fail", "pass")),
@@ -95,6 +110,7 @@ class VerifyConfig:
     inconclusive: str = "fail"  # fail | pass
     timeout: float = DEFAULT_TIMEOUT
     poll_interval: float = DEFAULT_POLL_INTERVAL
+    analysis: CheckSpec | None = None  # the soak's analysis, when the levels ask for one
 
     def names(self) -> list[str]:
         """The check names, in run order."""
@@ -188,12 +204,15 @@ def merge_verify_config(
             settings=settings,
             origin=item["_origin"],
         ))
+    soak = [spec for spec in specs if spec.name in SOAK_CHECKS]
+    specs = [spec for spec in specs if spec.name not in SOAK_CHECKS]
     order = sorted(range(len(specs)), key=lambda i: (specs[i].name not in FIRST, i))
     return VerifyConfig(
         checks=tuple(specs[i] for i in order),
         inconclusive=top["inconclusive"],
         timeout=float(top["timeout"]),
         poll_interval=float(top["poll_interval"]),
+        analysis=soak[0] if soak else None,
     )
 
 

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from upgrade.config.inventory import Repo
 from upgrade.config.repos import ManagedCheckout
 from upgrade.errors import CheckoutFailed, CommandFailed, LockHeld, RepoError
-from upgrade.hosts import git
+from upgrade.hosts import git, git_history
 from upgrade.hosts.host import CommandResult, LocalHost
 from upgrade.model.redact import redact
 
@@ -146,7 +146,7 @@ class Checkouts:
         self._configure_helper(repo, managed)
         default = repo.git.default_branch or self._remote_default(repo, d, remote)
         start = f"refs/remotes/{remote}/{default}"
-        if git.rev(host, d, start) is None:
+        if git_history.rev(host, d, start) is None:
             raise RepoError(f"repos.{repo.name}: {managed.url} has no branch {default!r}. Set "
                             "git.default_branch to the branch Deployments are built from.")
         self._run(repo, ["git", "checkout", "--quiet", "--force", "--no-track", "-B", default,
@@ -155,7 +155,7 @@ class Checkouts:
 
     def _remote_default(self, repo: Repo, d: str, remote: str) -> str:
         """The branch the remote's HEAD names, as the clone recorded it (else asked)."""
-        found = git.symbolic_ref(self.host, d, f"refs/remotes/{remote}/HEAD")
+        found = git_history.symbolic_ref(self.host, d, f"refs/remotes/{remote}/HEAD")
         prefix = f"refs/remotes/{remote}/"
         if found and found.startswith(prefix):
             return found[len(prefix):]

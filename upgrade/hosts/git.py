@@ -147,7 +147,7 @@ def status(host: Host, repo_dir: str) -> RepoStatus:
     # twice; each git run costs the orchestrator ~0.5 ms and git ~2 ms of CPU). A repo
     # without a commit yet fails it, and so does anything else unusual: then one
     # question at a time.
-    probe = _git(host, repo_dir, [*where, "HEAD^{commit}", "--symbolic-full-name", "HEAD"])
+    probe = run_git(host, repo_dir, [*where, "HEAD^{commit}", "--symbolic-full-name", "HEAD"])
     lines = probe.stdout.split("\n")
     if probe.ok and len(lines) >= 5 + len(paths):
         inside, toplevel, prefix, *git_paths = lines[: 3 + len(paths)]
@@ -155,14 +155,14 @@ def status(host: Host, repo_dir: str) -> RepoStatus:
         head: str | None = head_sha.strip() or None
         branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
     else:
-        probe = _git(host, repo_dir, where)
+        probe = run_git(host, repo_dir, where)
         if not probe.ok:
             return RepoStatus(repo_dir, False, problem=_first_line(probe.stderr) or "git failed")
         inside, toplevel, prefix, *git_paths = probe.stdout.split("\n")[: 3 + len(paths)]
         if inside != "true":
             return RepoStatus(repo_dir, False, problem="it has no work tree (a bare repository?)")
-        found_head = _git(host, repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
-        found_branch = _git(host, repo_dir, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+        found_head = run_git(host, repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        found_branch = run_git(host, repo_dir, ["symbolic-ref", "--quiet", "--short", "HEAD"])
         head = found_head.stdout.strip() if found_head.ok else None
         branch = found_branch.stdout.strip() if found_branch.ok else None
     if inside != "true":
@@ -172,10 +172,10 @@ def status(host: Host, repo_dir: str) -> RepoStatus:
         name: posixpath.join(repo_dir, found)
         for name, found in zip(paths, git_paths, strict=True)
     }
-    porcelain = _git_checked(
+    porcelain = run_git_checked(
         host, repo_dir, ["status", "--porcelain=v1", "-z", "--untracked-files=all"]
     )
-    remotes = _git_checked(host, repo_dir, ["remote"])
+    remotes = run_git_checked(host, repo_dir, ["remote"])
     return RepoStatus(
         repo_dir=repo_dir,
         is_repo=True,
@@ -228,7 +228,7 @@ def ensure_clean(
 def committed_text(host: Host, repo_dir: str, relpath: str) -> str | None:
     """``relpath``'s text at HEAD (CRLF kept), or None before the first commit or when HEAD
     has no such file."""
-    result = _git(host, repo_dir, ["show", f"HEAD:./{relpath}"])
+    result = run_git(host, repo_dir, ["show", f"HEAD:./{relpath}"])
     return result.stdout if result.ok else None
 
 
@@ -238,24 +238,24 @@ def prepare_branch(host: Host, repo_dir: str, branch: str) -> BranchAction:
     Idempotent: on the branch already, nothing happens. Only local branches count; a
     branch that exists only on a remote is created anew from HEAD.
     """
-    check = _git(host, repo_dir, ["check-ref-format", "--branch", branch])
+    check = run_git(host, repo_dir, ["check-ref-format", "--branch", branch])
     # --branch also expands "@{-1}" to the previous branch; we want the name as written.
     if not check.ok or check.stdout.strip() != branch:
         raise RepoError(
             f"{branch!r} is not a valid git branch name (for {repo_dir}). "
             "Choose a name `git check-ref-format --branch` accepts, e.g. upgrade/runtime-12.4.0."
         )
-    current = _git(host, repo_dir, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+    current = run_git(host, repo_dir, ["symbolic-ref", "--quiet", "--short", "HEAD"])
     if current.ok and current.stdout.strip() == branch:
         return "current"
-    exists = _git(host, repo_dir, ["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"])
+    exists = run_git(host, repo_dir, ["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"])
     if exists.ok:
-        _git_checked(
+        run_git_checked(
             host, repo_dir, ["switch", "--no-guess", branch],
             action=f"Could not switch {repo_dir} to its existing branch {branch!r}",
         )
         return "switched"
-    _git_checked(
+    run_git_checked(
         host, repo_dir, ["switch", "--no-track", "-c", branch],
         action=f"Could not create branch {branch!r} in {repo_dir}",
     )
@@ -274,7 +274,7 @@ def commit_file(host: Host, repo_dir: str, relpath: str, message: str) -> str | 
     path = posixpath.normpath(relpath)
     if posixpath.isabs(path) or path == ".." or path.startswith("../"):
         raise RepoError(f"{relpath!r} must be a path inside {repo_dir}, relative to it.")
-    known = _git_checked(
+    known = run_git_checked(
         host, repo_dir, ["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", path]
     )
     matches = [entry for entry in known.stdout.split("\0") if entry]
@@ -282,35 +282,35 @@ def commit_file(host: Host, repo_dir: str, relpath: str, message: str) -> str | 
         what = "is not a single file" if matches else "does not exist or is ignored by git"
         raise RepoError(f"Cannot commit {path} in {repo_dir}: it {what}.")
     action = f"Could not commit {path} in {repo_dir}"
-    _git_checked(host, repo_dir, ["add", "--", path], action=action)
-    unchanged = _git(host, repo_dir, ["diff", "--cached", "--quiet", "--", path])
+    run_git_checked(host, repo_dir, ["add", "--", path], action=action)
+    unchanged = run_git(host, repo_dir, ["diff", "--cached", "--quiet", "--", path])
     if unchanged.exit_code == 0 and not unchanged.timed_out:
         return None
     if unchanged.exit_code != 1:
         raise command_failed(host.name, unchanged, env=GIT_ENV, action=action)
     # --only commits this path's content and nothing else the user may have staged.
-    _git_checked(
+    run_git_checked(
         host,
         repo_dir,
         [*_identity_options(host, repo_dir), "commit", "--quiet", "--only", "-m", message,
          "--", path],
         action=action,
     )
-    return _git_checked(host, repo_dir, ["rev-parse", "HEAD"]).stdout.strip()
+    return run_git_checked(host, repo_dir, ["rev-parse", "HEAD"]).stdout.strip()
 
 
 def push(
     host: Host, repo_dir: str, remote: str, branch: str, *, timeout: float = PUSH_TIMEOUT
 ) -> None:
     """``git push --set-upstream remote branch``; PushFailed (naming repo and remote) on failure."""
-    remotes = _git_checked(host, repo_dir, ["remote"]).stdout.split()
+    remotes = run_git_checked(host, repo_dir, ["remote"]).stdout.split()
     if remote not in remotes:
         known = ", ".join(remotes) if remotes else "none"
         raise RepoError(
             f"{repo_dir} has no git remote named {remote!r} (its remotes: {known}). "
             f"Add it with `git remote add {remote} <url>` or fix the remote in the inventory."
         )
-    url = _git(host, repo_dir, ["remote", "get-url", "--push", remote]).stdout.strip()
+    url = run_git(host, repo_dir, ["remote", "get-url", "--push", remote]).stdout.strip()
     result = host.run(
         ["git", "push", "--set-upstream", remote, f"refs/heads/{branch}:refs/heads/{branch}"],
         cwd=repo_dir,
@@ -330,18 +330,18 @@ def push(
 
 def committed(host: Host, repo_dir: str) -> bool:
     """True when the repository has a commit (``HEAD`` resolves)."""
-    return _git(host, repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD"]).ok
+    return run_git(host, repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD"]).ok
 
 
 def tracked_changes(host: Host, repo_dir: str) -> bool:
     """True when tracked files differ from ``HEAD``, staged or not (``git diff --quiet
     HEAD``, the astro CLI's own dirty check: untracked files do not count)."""
-    return not _git(host, repo_dir, ["diff", "--quiet", "HEAD"]).ok
+    return not run_git(host, repo_dir, ["diff", "--quiet", "HEAD"]).ok
 
 
 def remote_url(host: Host, repo_dir: str, remote: str = "origin") -> str | None:
     """The URL of ``remote`` (``git remote get-url``, rewrites applied); None without one."""
-    result = _git(host, repo_dir, ["remote", "get-url", remote])
+    result = run_git(host, repo_dir, ["remote", "get-url", remote])
     return result.stdout.strip() or None if result.ok else None
 
 
@@ -391,26 +391,27 @@ def _identity_options(host: Host, repo_dir: str) -> list[str]:
     """``-c user.name=... -c user.email=...`` for whatever identity git cannot find itself."""
     # useConfigOnly stops git guessing root@hostname; env vars and config still count.
     complete = all(
-        _git(host, repo_dir, ["-c", "user.useConfigOnly=true", "var", ident]).ok
+        run_git(host, repo_dir, ["-c", "user.useConfigOnly=true", "var", ident]).ok
         for ident in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
     )
     if complete:
         return []
     options: list[str] = []
     for key, fallback in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)):
-        configured = _git(host, repo_dir, ["config", "--get", key])
+        configured = run_git(host, repo_dir, ["config", "--get", key])
         if not (configured.ok and configured.stdout.strip()):
             options += ["-c", f"{key}={fallback}"]
     return options
 
 
-def _git(
+def run_git(
     host: Host, repo_dir: str, args: Sequence[str], *, timeout: float = GIT_TIMEOUT
 ) -> CommandResult:
+    """``git args`` in ``repo_dir`` through ``host``, with the time-out and environment above."""
     return host.run(["git", *args], cwd=repo_dir, timeout=timeout, env=GIT_ENV)
 
 
-def _git_checked(
+def run_git_checked(
     host: Host,
     repo_dir: str,
     args: Sequence[str],
@@ -418,6 +419,7 @@ def _git_checked(
     timeout: float = GIT_TIMEOUT,
     action: str | None = None,
 ) -> CommandResult:
+    """Like :func:`run_git`; a failure raises CommandFailed saying ``action``."""
     return run_checked(
         host, ["git", *args], cwd=repo_dir, timeout=timeout, env=GIT_ENV,
         action=action or f"git {args[0]} failed in {repo_dir}",
@@ -460,14 +462,14 @@ def fetch(host: Host, repo_dir: str, remote: str, *refs: str,
         raise RepoError(f"{repo_dir} has no git remote named {remote!r}. Add it with `git remote "
                         f"add {remote} <url>`, or set git.remote in the inventory.")
     specs = [f"+refs/heads/{ref}:refs/remotes/{remote}/{ref}" for ref in refs]
-    _git_checked(host, repo_dir, ["fetch", "--quiet", "--no-tags", remote, *specs],
+    run_git_checked(host, repo_dir, ["fetch", "--quiet", "--no-tags", remote, *specs],
                  timeout=timeout,
                  action=f"Could not fetch from remote {remote!r} ({redact(url)}) of {repo_dir}")
 
 
 def remote_head(host: Host, repo_dir: str, remote: str, *, timeout: float = PUSH_TIMEOUT) -> str:
     """The branch the remote's HEAD names (its default branch), asked of the remote itself."""
-    result = _git_checked(host, repo_dir, ["ls-remote", "--symref", remote, "HEAD"],
+    result = run_git_checked(host, repo_dir, ["ls-remote", "--symref", remote, "HEAD"],
                           timeout=timeout,
                           action=f"Could not ask remote {remote!r} of {repo_dir} for its "
                                  "default branch")
@@ -481,9 +483,10 @@ def remote_head(host: Host, repo_dir: str, remote: str, *, timeout: float = PUSH
 def remote_branch(host: Host, repo_dir: str, remote: str, branch: str, *,
                   timeout: float = PUSH_TIMEOUT) -> str | None:
     """The commit ``branch`` points at on the remote now, or None when it has no such branch."""
-    result = _git_checked(host, repo_dir, ["ls-remote", "--heads", remote, f"refs/heads/{branch}"],
-                          timeout=timeout,
-                          action=f"Could not read branch {branch!r} of remote {remote!r}")
+    result = run_git_checked(host, repo_dir,
+                             ["ls-remote", "--heads", remote, f"refs/heads/{branch}"],
+                             timeout=timeout,
+                             action=f"Could not read branch {branch!r} of remote {remote!r}")
     for line in result.stdout.splitlines():
         sha, _, ref = line.partition("\t")
         if ref == f"refs/heads/{branch}":
@@ -491,82 +494,32 @@ def remote_branch(host: Host, repo_dir: str, remote: str, branch: str, *,
     return None
 
 
-def rev(host: Host, repo_dir: str, ref: str) -> str | None:
-    """The commit ``ref`` names, or None when it names none."""
-    result = _git(host, repo_dir, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
-    return result.stdout.strip() or None if result.ok else None
-
-
-def symbolic_ref(host: Host, repo_dir: str, ref: str) -> str | None:
-    """The ref a symbolic ref (``refs/remotes/origin/HEAD``) points at, or None."""
-    result = _git(host, repo_dir, ["symbolic-ref", "--quiet", ref])
-    return result.stdout.strip() or None if result.ok else None
-
-
-def text_at(host: Host, repo_dir: str, ref: str, relpath: str) -> str | None:
-    """``relpath``'s text (relative to ``repo_dir``) in commit ``ref``; None without it."""
-    result = _git(host, repo_dir, ["show", f"{ref}:./{relpath}"])
-    return result.stdout if result.ok else None
-
-
-def is_ancestor(host: Host, repo_dir: str, commit: str, of: str) -> bool:
-    """True when ``commit`` is ``of`` or one of its ancestors (it is "on" that branch)."""
-    result = _git(host, repo_dir, ["merge-base", "--is-ancestor", commit, of])
-    if result.exit_code in (0, 1) and not result.timed_out:
-        return result.exit_code == 0
-    raise command_failed(host.name, result, env=GIT_ENV,
-                         action=f"Could not compare commits in {repo_dir}")
-
-
-def commits_between(host: Host, repo_dir: str, base: str, tip: str) -> list[str]:
-    """The commits on ``tip`` that ``base`` lacks, newest first."""
-    out = _git_checked(host, repo_dir, ["rev-list", f"{base}..{tip}"]).stdout
-    return out.split()
-
-
-def merge_base(host: Host, repo_dir: str, one: str, other: str) -> str | None:
-    """The best common ancestor of two commits, or None when they share no history."""
-    result = _git(host, repo_dir, ["merge-base", one, other])
-    return result.stdout.strip() or None if result.ok else None
-
-
-def last_change(host: Host, repo_dir: str, ref: str, relpath: str) -> str | None:
-    """The newest commit on ``ref`` that changed ``relpath`` (relative to ``repo_dir``)."""
-    result = _git(host, repo_dir, ["log", "-1", "--format=%H", ref, "--", f"./{relpath}"])
-    return result.stdout.strip() or None if result.ok else None
-
-
-def changed_files(host: Host, repo_dir: str, base: str, tip: str) -> list[str]:
-    """Paths (from the top level) that differ between two commits."""
-    out = _git_checked(host, repo_dir, ["diff", "--name-only", "-z", base, tip]).stdout
-    return [p for p in out.split("\0") if p]
-
-
 def switch(host: Host, repo_dir: str, branch: str, start: str | None = None) -> None:
     """Switch to ``branch``; with ``start``, (re)create it there (``switch -C``)."""
     args = ["switch", "--quiet", "--no-guess", branch] if start is None else [
         "switch", "--quiet", "--no-track", "-C", branch, start]
-    _git_checked(host, repo_dir, args, action=f"Could not switch {repo_dir} to {branch!r}")
+    run_git_checked(host, repo_dir, args, action=f"Could not switch {repo_dir} to {branch!r}")
 
 
 def fast_forward(host: Host, repo_dir: str, to: str) -> None:
     """Move the current branch forward to ``to`` (refuses anything but a fast-forward)."""
-    _git_checked(host, repo_dir, ["merge", "--quiet", "--ff-only", to],
+    run_git_checked(host, repo_dir, ["merge", "--quiet", "--ff-only", to],
                  action=f"Could not fast-forward {repo_dir} to {to}")
 
 
 def rebase(host: Host, repo_dir: str, onto: str) -> bool:
     """Rebase the current branch onto ``onto``; False (and aborted) on a conflict."""
-    result = _git(host, repo_dir, [*_identity_options(host, repo_dir), "rebase", "--quiet", onto])
+    identity = _identity_options(host, repo_dir)
+    result = run_git(host, repo_dir, [*identity, "rebase", "--quiet", onto])
     if result.ok:
         return True
-    _git(host, repo_dir, ["rebase", "--abort"])
+    run_git(host, repo_dir, ["rebase", "--abort"])
     return False
 
 
 def reset_to(host: Host, repo_dir: str, commit: str) -> None:
     """``git reset --hard commit``: only ever on a tree ``ensure_clean`` accepted."""
-    _git_checked(host, repo_dir, ["reset", "--quiet", "--hard", commit],
+    run_git_checked(host, repo_dir, ["reset", "--quiet", "--hard", commit],
                  action=f"Could not reset {repo_dir} to {commit}")
 
 

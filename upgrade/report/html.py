@@ -209,7 +209,9 @@ def _wave_chart(w: WaveView, at: Callable[[datetime | None], str], day: date) ->
     for n in w.notes:
         notes.append({"x": round(LABEL_WIDTH + scale.x(n.at), 1), "note": n,
                       "mark": {"run": "▶", "batch": "│", "approval": "✓", "skip_gate": "⚠",
-                               "findings": "!", "passed": "■", "halted": "✗"}.get(n.kind, "•")})
+                               "findings": "!", "passed": "■", "halted": "✗",
+                               "analysis_failed": "A✗", "analysis_accepted": "A⚠",
+                               "analysis_retry": "A↻"}.get(n.kind, "•")})
     return {
         "wave": w,
         "height": top + max(1, len(rows)) * ROW_HEIGHT + 8,

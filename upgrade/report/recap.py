@@ -10,6 +10,7 @@ from rich.text import Text
 
 from upgrade.model.redact import redact
 from upgrade.report import markdown as md
+from upgrade.report.analysis import analysis_rows, markdown_lines
 
 if TYPE_CHECKING:  # `status` imports this module: it must not pull in the whole run floor
     from rich.console import Console
@@ -85,6 +86,7 @@ def wave_markdown(result: WaveResult, now: datetime) -> str:
     for o in result.outcomes:
         lines.append(md.row((o.deployment, o.repo, o.from_version or "?", o.to_version,
                              o.result, o.state, o.deploys, o.message)))
+    lines += markdown_lines(analysis_rows(result.analyses), md.text)
     return redact("\n".join(lines) + "\n")
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from upgrade.journal.records import DeploymentRecord, Event, Rollout, WaveRecord
 from upgrade.journal.states import (
@@ -40,6 +41,8 @@ from upgrade.journal.store import Journal
 from upgrade.model.catalog import Catalog
 from upgrade.model.redact import Redactor
 from upgrade.model.versions import RuntimeVersion, try_parse_version
+from upgrade.report.analysis import analysis_rows
+from upgrade.run.verify.analysis import latest
 
 # Phases in the order they happen, with the label people read.
 PHASES = {
@@ -159,6 +162,7 @@ class RolloutView:
     resume: list[str]
     observed_note: str = ""
     path: Path | None = None  # where it was written
+    analyses: list[dict[str, Any]] = field(default_factory=list)  # report.analysis rows
 
     @property
     def rows(self) -> list[Row]:
@@ -201,6 +205,8 @@ def rollout_view(journal: Journal, rollout_id: int | None, catalog: Catalog, now
         failures=[r for w in views for r in w.rows if r.state == "failed"],
         resume=_resume(chosen, views, waves, program),
         observed_note=redact(observed_note),
+        analyses=[{**row, "detail": redact(row["detail"])}
+                  for row in analysis_rows(latest(journal, records))],
     )
 
 
@@ -233,6 +239,13 @@ def _waves(records: Sequence[DeploymentRecord], waves: Mapping[int, WaveRecord],
             if e.kind in ("registered", "high_water", "baseline"):
                 continue
             row.details.append(_detail(e, redact))
+            if e.kind == "analysis" and (e.data or {}).get("status") == "fail":
+                # The moment the soak's analysis failed, on the wave's timeline.
+                views[row.wave].notes.append(Note(
+                    e.at, "analysis_failed", f"analysis failed: {_clip(redact(e.message or ''))}"))
+            elif e.kind in ("analysis_accepted", "analysis_retry"):
+                views[row.wave].notes.append(Note(e.at, e.kind, _clip(
+                    f"{row.name}: {redact(e.message or '')} ({e.actor})")))
         elif wave is not None:
             note = _wave_note(e, redact)
             if note is not None:

@@ -17,7 +17,9 @@ from upgrade.journal.records import Event, Rollout, Signoff, WaveRecord
 from upgrade.journal.states import WAVE_LEFT
 from upgrade.journal.store import Journal
 from upgrade.model.versions import RuntimeVersion
+from upgrade.report.analysis import analysis_rows, print_analyses
 from upgrade.report.recap import STATUS_STYLE
+from upgrade.run.verify.analysis import latest
 
 FINDINGS_ACCEPTED = "migration_findings_accepted"
 
@@ -88,6 +90,7 @@ def rollout_status(journal: Journal, now: datetime,
                      "pr_url": c.pr_url, "merge_commit": c.merge_commit}
                     for c in journal.repo_changes(r.id)
                 ],
+                "analyses": analysis_rows(latest(journal, journal.deployments(r.id))),
             }
         )
     return {"rollouts": rollouts}
@@ -151,6 +154,7 @@ def print_status(doc: dict[str, Any], console: Console) -> None:
             else:
                 line += "nothing pushed yet"
             console.print(Text(line))
+        print_analyses(r.get("analyses") or [], console)
 
 
 def _last_by_wave(events: list[Event]) -> dict[int, Event]:

@@ -14,6 +14,12 @@ real Apache Airflow 2.10.5 and 3.0.6, recorded in tests/controlplane/recorded/ai
   in ``Z``.
 * DAG runs: ``POST /dags/{id}/dagRuns`` (v2 requires the ``logical_date`` key, 422
   otherwise), 409 for a run id that exists, 404 for an unknown DAG or run.
+* Lists, as the two OpenAPI descriptions give them (2.10.5 ``api_connexion/openapi/v1.yaml``,
+  3.0.6 ``core_api/openapi/v2-rest-api-generated.yaml``): ``GET /dags`` and ``GET
+  /dags/{id}/dagRuns``, where ``~`` as the id means every DAG, with ``end_date_gte/lte``,
+  ``start_date_gte/lte``, ``state``, ``order_by`` (the sort keys each version allows; 400/422
+  for another) and ``limit``/``offset`` (v1: at most 100, the default ``maximum_page_limit``;
+  v2: 50 by default). Scheduled runs come from the DAG's scripted history (``dags``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from datetime import UTC, datetime
 
 from fleet_sim.astro import dags, views
 from fleet_sim.astro.httpserver import Request, Response, json_response
+from fleet_sim.astro.seeds import parse_time as seeds_time
 from fleet_sim.astro.state import SimState
 from fleet_sim.errors import InputError
 
@@ -91,6 +98,10 @@ class _Api:
         method = request.method
         if rest and rest[0] == "importErrors" and method == "GET":
             return self.import_errors(request, rest[1:])
+        if rest == ["dags"] and method == "GET":
+            return self.dag_list(request)
+        if len(rest) == 3 and rest[0] == "dags" and rest[2] == "dagRuns" and method == "GET":
+            return self.run_list(request, rest[1])
         if len(rest) >= 2 and rest[0] == "dags":
             return self.dags(request, rest[1], rest[2:])
         if method not in ("GET", "POST", "PATCH"):
@@ -143,12 +154,92 @@ class _Api:
             if len(rest) >= 2 and method == "GET":
                 run = dag["runs"].get(rest[1])
                 if run is None:
-                    return self.run_not_found(dag_id, rest[1])
+                    return self.scheduled_run(request, dag_id, dag, rest[1], rest[2:])
                 if len(rest) == 2:
                     return json_response(200, self.run_doc(dag_id, dag, run))
                 if rest[2:] == ["taskInstances"]:
                     return self.task_instances(request, dag_id, dag, run)
         return self.error(404, "Not Found")
+
+    def dag_list(self, request: Request) -> Response:
+        items = [self.dag_doc(k, v) for k, v in sorted(self.doc.get("dags", {}).items())]
+        limit, offset = self.page(request)
+        return json_response(200, {"dags": items[offset : offset + limit],
+                                   "total_entries": len(items)})
+
+    def run_list(self, request: Request, dag_id: str) -> Response:
+        every = self.doc.get("dags", {})
+        if dag_id != "~" and dag_id not in every:
+            return self.error(404, f"DAG with dag_id: '{dag_id}' not found", "DAG not found")
+        chosen = every if dag_id == "~" else {dag_id: every[dag_id]}
+        docs = [doc for name, dag in sorted(chosen.items()) for doc in self.runs_of(name, dag)]
+        query = request.query
+        for key in ("start_date", "end_date"):
+            for op, keep in (("gte", lambda a, b: a >= b), ("lte", lambda a, b: a <= b)):
+                raw = (query.get(f"{key}_{op}") or [None])[0]
+                if raw is None:
+                    continue
+                bound = _time_param(f"{key}_{op}", raw)
+                docs = [d for d in docs if d[key] is not None
+                        and keep(_parsed(d[key]), bound)]
+        states = [v for raw in query.get("state", []) for v in raw.split(",") if v]
+        if states:
+            docs = [d for d in docs if d["state"] in states]
+        allowed = (("id", "state", "dag_id", "run_id", "logical_date", "run_after",
+                    "start_date", "end_date", "updated_at", "conf") if self.af3 else
+                   ("id", "state", "dag_id", "execution_date", "dag_run_id", "start_date",
+                    "end_date", "updated_at", "external_trigger", "conf"))
+        order = (query.get("order_by") or ["id"])[0]
+        key, reverse = order.lstrip("-"), order.startswith("-")
+        if key not in allowed:
+            return self.error(422 if self.af3 else 400,
+                              f"Ordering with '{key}' is disallowed or the attribute does not "
+                              "exist on the model")
+        field = {"id": "queued_at", "run_id": "dag_run_id", "updated_at": "end_date"}.get(key,
+                                                                                       key)
+
+        def sort_key(doc: dict) -> tuple:
+            value = doc.get(field)
+            return (value is None, str(value) if value is not None else "")
+        docs.sort(key=sort_key, reverse=reverse)
+        limit, offset = self.page(request)
+        page = [{k: v for k, v in d.items() if k != "queued_at"} for d in
+                docs[offset : offset + limit]]
+        return json_response(200, {"dag_runs": page, "total_entries": len(docs)})
+
+    def page(self, request: Request) -> tuple[int, int]:
+        default = 50 if self.af3 else 100
+        limit = _int_param(request.query, "limit", default)
+        if not self.af3:  # [api] maximum_page_limit; 0 means the fallback
+            limit = min(limit or default, 100)
+        return limit, _int_param(request.query, "offset", 0)
+
+    def runs_of(self, dag_id: str, dag: dict) -> list[dict]:
+        """Every run of one DAG, triggered and scheduled, as the API shows them (with the
+        queue time, for ordering by id)."""
+        out = [{**self.run_doc(dag_id, dag, run), "queued_at": run["queued_at"]}
+               for run in dag["runs"].values()]
+        scale = float(self.state.config["time_scale"])
+        for run in dags.scheduled_runs(dag, self.t, scale, self.state.scaled("dag_run_seconds"),
+                                       self.state.run_fail_spans(self.doc)):
+            out.append({**self.scheduled_doc(dag_id, dag, run), "queued_at": run["queued_at"]})
+        return out
+
+    def scheduled_doc(self, dag_id: str, dag: dict, run: dict) -> dict:
+        tick = self.ts(run["queued_at"])
+        common = {
+            "conf": {}, "dag_id": dag_id, "dag_run_id": run["run_id"],
+            "end_date": self.ts(run["end"]), "last_scheduling_decision":
+            self.ts(run["end"] or run["start"]), "note": None, "run_type": "scheduled",
+            "start_date": self.ts(run["start"]), "state": run["state"],
+        }
+        if self.af3:
+            return {**common, "bundle_version": None, "dag_versions": [self.dag_version(
+                dag_id, dag)], "data_interval_end": tick, "data_interval_start": tick,
+                "logical_date": tick, "queued_at": tick, "run_after": tick,
+                "triggered_by": "timetable"}
+        return {**common, "data_interval_end": tick, "data_interval_start": tick,
+                "execution_date": tick, "external_trigger": False, "logical_date": tick}
 
     def patch_dag(self, request: Request, dag: dict) -> None:
         body = request.json()
@@ -195,8 +286,28 @@ class _Api:
         return self.error(404, f"DAGRun with DAG ID: '{dag_id}' and DagRun ID: '{run_id}' "
                                "not found", "DAGRun not found")
 
+    def scheduled_run(self, request: Request, dag_id: str, dag: dict, run_id: str,
+                      rest: list[str]) -> Response:
+        """A run of the DAG's scripted history, or 404 as for any unknown run."""
+        scale = float(self.state.config["time_scale"])
+        found = [r for r in dags.scheduled_runs(dag, self.t, scale,
+                                                self.state.scaled("dag_run_seconds"),
+                                                self.state.run_fail_spans(self.doc))
+                 if r["run_id"] == run_id]
+        if not found or rest not in ([], ["taskInstances"]):
+            return self.run_not_found(dag_id, run_id)
+        run = found[0]
+        if not rest:
+            return json_response(200, self.scheduled_doc(dag_id, dag, run))
+        return self.task_page(request, dag_id, dag, run, run["state"], run["start"],
+                              run["end"])
+
     def task_instances(self, request: Request, dag_id: str, dag: dict, run: dict) -> Response:
         state, start, end = self.run_times(dag, run)
+        return self.task_page(request, dag_id, dag, run, state, start, end)
+
+    def task_page(self, request: Request, dag_id: str, dag: dict, run: dict, state: str,
+                  start: float | None, end: float | None) -> Response:
         items = []
         for i, (task_id, ti_state, tries) in enumerate(dags.task_states(dag, state)):
             ended = end if ti_state in ("success", "failed") else None
@@ -306,6 +417,19 @@ def _int_param(query: dict[str, list[str]], name: str, default: int) -> int:
         raise InputError(f"Invalid query parameter values: field {name} must be an integer "
                          ">= 0")
     return int(raw[0])
+
+
+def _time_param(name: str, raw: str) -> float:
+    stamp = seeds_time(raw)
+    if stamp is None:
+        raise InputError(f"Invalid query parameter values: field {name} must be a date-time")
+    return stamp
+
+
+def _parsed(text: str) -> float:
+    stamp = seeds_time(text)
+    assert stamp is not None
+    return stamp
 
 
 def _token(text: str) -> str:

@@ -7,6 +7,14 @@ moment its DAG is unpaused (a paused DAG's runs wait, as in Airflow); it then ru
 ``dag_run_seconds`` (scaled) and ends as its trigger-time fate says: ``success``,
 ``failed`` (fault ``dag_run_fails``: the DAG's last task fails) or never (fault
 ``dag_run_stuck``: it keeps running).
+
+A seeded DAG with ``schedule_seconds`` also runs on a schedule (a scripted run history):
+one ``scheduled`` run every ``schedule_seconds`` (scaled) from ``history_seconds`` (scaled)
+before it was seeded, each starting at its tick when the DAG is unpaused then (no catchup,
+as Astro's default), running ``run_seconds`` (scaled; default: the ``dag_run_seconds``
+setting) and ending ``failed`` when it started inside one of the Deployment's
+``run_fail_spans`` (fault ``scheduled_runs_fail``), else ``success``. Nothing is stored per
+run: the history is computed for "now", like every other status.
 """
 
 from __future__ import annotations
@@ -24,10 +32,55 @@ def seed_dags(specs: list, t: float) -> dict[str, dict]:
     for spec in specs:
         if isinstance(spec, str):
             spec = {"dag_id": spec}
-        out[spec["dag_id"]] = {"tasks": spec.get("tasks", list(DEFAULT_TASKS)),
-                               "pauses": [[t, spec.get("is_paused", True)]], "runs": {},
-                               "created_at": t}
+        dag = {"tasks": spec.get("tasks", list(DEFAULT_TASKS)),
+               "pauses": [[t, spec.get("is_paused", True)]], "runs": {}, "created_at": t}
+        if "schedule_seconds" in spec:
+            dag["schedule"] = {k: spec[k] for k in SCHEDULE_KEYS if k in spec}
+        out[spec["dag_id"]] = dag
     return out
+
+
+SCHEDULE_KEYS = ("schedule_seconds", "history_seconds", "run_seconds")
+
+
+def scheduled_runs(dag: dict, t: float, scale: float, default_run: float,
+                   fail_spans: list) -> list[dict]:
+    """The DAG's scheduled runs queued by ``t``, oldest first: ``{run_id, queued_at, start,
+    end (None: running), state}``; none for a DAG without a schedule."""
+    spec = dag.get("schedule")
+    if not spec:
+        return []
+    period = float(spec["schedule_seconds"]) * scale
+    history = float(spec.get("history_seconds", 0)) * scale
+    duration = float(spec["run_seconds"]) * scale if "run_seconds" in spec else default_run
+    origin = dag["created_at"] - history
+    # The first pause entry is the seeded state: it held over the seeded history too.
+    out = []
+    k = 0
+    while period > 0 and origin + k * period <= t:
+        tick = origin + k * period
+        k += 1
+        if _paused_at(dag, tick):
+            continue
+        end = tick + duration
+        failed = any(s <= tick and (e is None or tick < e) for s, e in fail_spans)
+        out.append({"run_id": f"scheduled__{_stamp(tick)}", "queued_at": tick, "start": tick,
+                    "end": end if end <= t else None,
+                    "state": ("failed" if failed else "success") if end <= t else "running"})
+    return out
+
+
+def _paused_at(dag: dict, t: float) -> bool:
+    paused = dag["pauses"][0][1]
+    for when, value in dag["pauses"]:
+        if when > t:
+            break
+        paused = value
+    return paused
+
+
+def _stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
 
 
 def is_paused(dag: dict, t: float) -> bool:

@@ -41,6 +41,10 @@ FAULT_FIELDS: dict[str, tuple[str, str]] = {
         "bool", "the DAG processor is stopped: unhealthy, heartbeat frozen"),
     "dag_run_fails": ("bool", "DAG runs triggered from now on fail (the DAG's last task)"),
     "dag_run_stuck": ("bool", "DAG runs triggered from now on keep running"),
+    "scheduled_runs_fail": (
+        "bool",
+        "scheduled DAG runs fail from the end of the next rollout (a Runtime that breaks a "
+        "provider) until this is cleared (the fix); the runs that failed stay failed"),
     "airflow_5xx": ("count", "the next N Airflow API calls answer 5xx"),
     "airflow_5xx_status": ("status5xx", "the status code for airflow_5xx (default 503)"),
     "airflow_hang": ("count", "the next N Airflow API calls hang for hang_seconds"),

@@ -91,12 +91,21 @@ def _dag_problems(key: str, dag: object) -> list[tuple[str, str]]:
         dag = {"dag_id": dag}
     if not (isinstance(dag, dict) and isinstance(dag.get("dag_id"), str)
             and DAG_ID.fullmatch(dag["dag_id"])):
-        return [(key, "expected a DAG id or {dag_id, is_paused, tasks}")]
+        return [(key, "expected a DAG id or {dag_id, is_paused, tasks, schedule_seconds, "
+                      "history_seconds, run_seconds}")]
     tasks = dag.get("tasks", ["canary"])
     if not (isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)):
         return [(f"{key}.tasks", "expected a list of task ids")]
     if not isinstance(dag.get("is_paused", True), bool):
         return [(f"{key}.is_paused", "expected true or false")]
+    for name in ("schedule_seconds", "history_seconds", "run_seconds"):
+        value = dag.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (
+                name == "schedule_seconds" and value == 0):
+            return [(f"{key}.{name}", "expected a number of seconds"
+                     + (" > 0" if name == "schedule_seconds" else " >= 0"))]
+    if "schedule_seconds" not in dag and ("history_seconds" in dag or "run_seconds" in dag):
+        return [(key, "history_seconds and run_seconds need schedule_seconds")]
     return []
 
 

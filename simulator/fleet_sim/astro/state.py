@@ -258,6 +258,29 @@ class SimState:
         if not since:
             self.fault_since.pop(deployment_id, None)
         self.store.save_meta("fault_since", self.fault_since)
+        doc = self.deployments.get(deployment_id)
+        if doc is not None and bool(after.get("scheduled_runs_fail")) != bool(
+                before.get("scheduled_runs_fail")):
+            # The spans outlive the fault: the runs that failed stay failed in the history.
+            spans = doc.setdefault("run_fail_spans", [])
+            if after.get("scheduled_runs_fail"):
+                spans.append([self.now(), None])
+            elif spans and spans[-1][1] is None:
+                spans[-1][1] = self.now()
+            self.save(doc)
+
+    def run_fail_spans(self, doc: dict) -> list[tuple[float, float | None]]:
+        """When scheduled runs of ``doc`` fail (fault ``scheduled_runs_fail``): each span
+        from the end of the rollout that followed the fault being set (the new Runtime
+        breaks them) to when it was cleared; a span no rollout followed has not begun."""
+        rollout = doc.get("rollout")
+        ended = rollout["healthy_at"] if rollout is not None else None
+        out = []
+        for start, end in doc.get("run_fail_spans", []):
+            if ended is None or ended < start or (end is not None and end <= ended):
+                continue
+            out.append((ended, end))
+        return out
 
     def save(self, doc: dict) -> None:
         """Write one changed Deployment through (the Airflow API's DAG changes)."""

@@ -36,7 +36,7 @@ from upgrade.controlplane.deploy_record import DeployRecord, latest_with_git
 from upgrade.controlplane.forge import Forge, PullRequest
 from upgrade.controlplane.forges import forge_for, project_of
 from upgrade.errors import AstroError, Interrupted, StepFailed, UpgradeError
-from upgrade.hosts import git
+from upgrade.hosts import git, git_history
 from upgrade.hosts.host import Host
 from upgrade.journal.records import RepoChange
 from upgrade.journal.store import Journal
@@ -139,10 +139,10 @@ def render(rg: RepoGit, branch: str, planned: Callable[[str], str]) -> str:
                 f"(from {rg.remote}/{branch if remote_tip else default}); "
     else:
         rg.fetch()
-        found = git.rev(host, d, f"refs/heads/{default}")
+        found = git_history.rev(host, d, f"refs/heads/{default}")
         moved = _on_default(rg, planned)
     try:
-        text = git.text_at(host, d, "HEAD", repo.dockerfile)
+        text = git_history.text_at(host, d, "HEAD", repo.dockerfile)
         if text is None:
             raise StepFailed(f"{repo.name}: {rg.remote}/{default} has no {repo.dockerfile}.")
         new = _rewrite(rg, planned, text)
@@ -166,19 +166,19 @@ def _on_default(rg: RepoGit, planned: Callable[[str], str]) -> str:
     found = git.status(host, d)
     said = ""
     if found.branch != default:
-        if git.rev(host, d, f"refs/heads/{default}") is None:
+        if git_history.rev(host, d, f"refs/heads/{default}") is None:
             git.switch(host, d, default, upstream)
         else:
             git.switch(host, d, default)
         said = f"switched from {found.branch or 'a detached HEAD'} to {default}; "
-    local, remote = git.rev(host, d, "HEAD"), git.rev(host, d, upstream)
+    local, remote = git_history.rev(host, d, "HEAD"), git_history.rev(host, d, upstream)
     assert remote is not None
     if local == remote or local is None:
         return said
-    if git.is_ancestor(host, d, local, remote):
+    if git_history.is_ancestor(host, d, local, remote):
         git.fast_forward(host, d, remote)
         return said + f"fast-forwarded {default} to {rg.remote}/{default}; "
-    base = git.merge_base(host, d, local, remote)
+    base = git_history.merge_base(host, d, local, remote)
     if base is not None and _own_commit(rg, base, local, planned):
         if base == remote:
             return said + f"kept this run's unpushed commit {local[:12]}; "
@@ -187,7 +187,7 @@ def _on_default(rg: RepoGit, planned: Callable[[str], str]) -> str:
         git.reset_to(host, d, remote)
         return said + (f"dropped the unpushed rewrite {local[:12]} of an earlier run (made on "
                        f"{base[:12]}, {rg.remote}/{default} has moved since); ")
-    ahead = len(git.commits_between(host, d, remote, local))
+    ahead = len(git_history.commits_between(host, d, remote, local))
     raise StepFailed(
         f"{rg.repo.name}: local {default} has {ahead} commit(s) that {rg.remote}/{default} "
         "lacks, not written by this tool. Push them if they belong there, or drop them with "
@@ -197,12 +197,13 @@ def _on_default(rg: RepoGit, planned: Callable[[str], str]) -> str:
 def _own_commit(rg: RepoGit, base: str, tip: str, planned: Callable[[str], str]) -> bool:
     """True when ``tip`` is one commit on ``base`` that only writes the planned Dockerfile."""
     host, d, name = rg.host, rg.dir, rg.repo.dockerfile
-    if git.commits_between(host, d, base, tip) != [tip]:
+    if git_history.commits_between(host, d, base, tip) != [tip]:
         return False
     found = git.status(host, d)
-    if git.changed_files(host, d, base, tip) != [found.prefix + name]:
+    if git_history.changed_files(host, d, base, tip) != [found.prefix + name]:
         return False
-    before, after = git.text_at(host, d, base, name), git.text_at(host, d, tip, name)
+    before = git_history.text_at(host, d, base, name)
+    after = git_history.text_at(host, d, tip, name)
     if before is None or after is None:
         return False
     try:
@@ -232,10 +233,10 @@ def commit_direct(rg: RepoGit, message: Message, planned: Callable[[str], str]) 
     found it and names the way out."""
     host, d, repo = rg.host, rg.dir, rg.repo
     default = rg.default_branch()
-    found = git.rev(host, d, "HEAD")
+    found = git_history.rev(host, d, "HEAD")
     assert found is not None
     base, head = _commit_over_tracking(rg, message)
-    if git.is_ancestor(host, d, head, base):
+    if git_history.is_ancestor(host, d, head, base):
         return _held_already(rg, base)
     said = ""
     try:
@@ -265,7 +266,7 @@ def _held_already(rg: RepoGit, base: str) -> str:
     records the commit that brought it, found in git, when the journal lacks it."""
     default = rg.default_branch()
     done = rg.record()
-    holder = git.last_change(rg.host, rg.dir, base, rg.repo.dockerfile) or base
+    holder = git_history.last_change(rg.host, rg.dir, base, rg.repo.dockerfile) or base
     if done is None or not done.pushed_commit:
         rg.note(f"{rg.repo.name}: {rg.remote}/{default} holds the change since "
                 f"{holder[:12]} (found in git)", "git", branch=default, pushed_commit=holder)
@@ -278,15 +279,15 @@ def _catch_up(rg: RepoGit, base: str, head: str, message: Message,
     Dockerfile itself changed there, re-render it from the new text (once)."""
     host, d, name = rg.host, rg.dir, rg.repo.dockerfile
     rg.fetch()
-    new_base = git.rev(host, d, rg.tracking())
+    new_base = git_history.rev(host, d, rg.tracking())
     assert new_base is not None
     prefix = git.status(host, d).prefix
-    moved = prefix + name in git.changed_files(host, d, base, new_base)
+    moved = prefix + name in git_history.changed_files(host, d, base, new_base)
     if not moved and git.rebase(host, d, rg.tracking()):
-        head = git.rev(host, d, "HEAD") or head
+        head = git_history.rev(host, d, "HEAD") or head
         return head, new_base, f"rebased onto {rg.remote}/{rg.default_branch()} " \
                                f"({new_base[:12]}); "
-    upstream = git.text_at(host, d, new_base, name)
+    upstream = git_history.text_at(host, d, new_base, name)
     new, why = None, "it is gone"
     try:
         new = planned(upstream) if upstream is not None else None
@@ -302,7 +303,7 @@ def _catch_up(rg: RepoGit, base: str, head: str, message: Message,
     git.reset_to(host, d, new_base)
     host.write_text(str(rg.repo.dockerfile_path), new)
     git.commit_file(host, d, name, message(upstream))
-    head = git.rev(host, d, "HEAD") or head
+    head = git_history.rev(host, d, "HEAD") or head
     return head, new_base, f"{name} changed upstream ({base[:12]} → {new_base[:12]}): " \
                            "re-rendered; "
 
@@ -333,11 +334,11 @@ def commit_pull_request(rg: RepoGit, branch: str, message: Message, describe: De
 def _commit_over_tracking(rg: RepoGit, message: Message) -> tuple[str, str]:
     """Commit the Dockerfile on top of the checkout; (the tracked remote branch's commit
     it started from, HEAD after). HEAD is an ancestor of that base when nothing changed."""
-    base = git.rev(rg.host, rg.dir, rg.tracking())
+    base = git_history.rev(rg.host, rg.dir, rg.tracking())
     assert base is not None
-    before = git.text_at(rg.host, rg.dir, base, rg.repo.dockerfile)
+    before = git_history.text_at(rg.host, rg.dir, base, rg.repo.dockerfile)
     git.commit_file(rg.host, rg.dir, rg.repo.dockerfile, message(before))
-    head = git.rev(rg.host, rg.dir, "HEAD")
+    head = git_history.rev(rg.host, rg.dir, "HEAD")
     assert head is not None
     return base, head
 
@@ -345,7 +346,7 @@ def _commit_over_tracking(rg: RepoGit, message: Message) -> tuple[str, str]:
 def _push_branch(rg: RepoGit, branch: str, message: Message) -> RepoChange | None:
     host, d, repo = rg.host, rg.dir, rg.repo
     base, head = _commit_over_tracking(rg, message)
-    if git.is_ancestor(host, d, head, base):
+    if git_history.is_ancestor(host, d, head, base):
         _held_already(rg, base)
         return None
     if git.remote_branch(host, d, rg.remote, branch) != head:
@@ -371,9 +372,10 @@ def _open(rg: RepoGit, forge: Forge, branch: str, describe: Describe,
     # What the branch changes, from git (a resumed run's checkout already holds the
     # rewrite: the plan would see no change).
     name = rg.repo.dockerfile
-    before = git.text_at(rg.host, rg.dir, done.base_commit, name) if done.base_commit else None
-    after = git.text_at(rg.host, rg.dir, done.pushed_commit, name) if done.pushed_commit \
-        else None
+    before = (git_history.text_at(rg.host, rg.dir, done.base_commit, name)
+              if done.base_commit else None)
+    after = (git_history.text_at(rg.host, rg.dir, done.pushed_commit, name)
+             if done.pushed_commit else None)
     title, body = describe(before, after)
     pr, created = forge.find_or_create(branch, rg.default_branch(), title, body)
     how = "opened" if created else "reused the open"
@@ -416,20 +418,20 @@ def _wait_merged(rg: RepoGit, forge: Forge, pr: PullRequest) -> tuple[str, str]:
 def _checkout(rg: RepoGit, merge: str) -> None:
     """Leave the checkout on the default branch at the merge commit (what gets deployed)."""
     host, d, default = rg.host, rg.dir, rg.default_branch()
-    if not git.is_ancestor(host, d, merge, rg.tracking()):
+    if not git_history.is_ancestor(host, d, merge, rg.tracking()):
         raise StepFailed(f"{rg.repo.name}: the merge commit {merge[:12]} is not on "
                          f"{rg.remote}/{default}; refusing to deploy it.")
-    if git.rev(host, d, f"refs/heads/{default}") is None:
+    if git_history.rev(host, d, f"refs/heads/{default}") is None:
         git.switch(host, d, default, merge)
         return
     git.switch(host, d, default)
-    head = git.rev(host, d, "HEAD")
+    head = git_history.rev(host, d, "HEAD")
     if head is None or head == merge:
         return
-    if git.is_ancestor(host, d, head, merge):
+    if git_history.is_ancestor(host, d, head, merge):
         git.fast_forward(host, d, merge)
-    elif not (git.is_ancestor(host, d, merge, head)
-              and git.is_ancestor(host, d, head, rg.tracking())):
+    elif not (git_history.is_ancestor(host, d, merge, head)
+              and git_history.is_ancestor(host, d, head, rg.tracking())):
         # (A local default branch already past the merge, on the remote, is kept: it holds it.)
         raise StepFailed(f"{rg.repo.name}: local {default} ({(head or '?')[:12]}) has diverged "
                          f"from the merge commit {merge[:12]}. Reset it to {rg.remote}/{default}"
@@ -445,14 +447,14 @@ def deployable(rg: RepoGit) -> str:
     host, d, repo = rg.host, rg.dir, rg.repo
     default = rg.default_branch()
     rg.fetched()
-    head = git.rev(host, d, "HEAD")
+    head = git_history.rev(host, d, "HEAD")
     if head is None:
         raise StepFailed(f"{repo.name}: the checkout has no commit to deploy.")
     working = host.read_text(str(repo.dockerfile_path))
-    if git.text_at(host, d, "HEAD", repo.dockerfile) != working:
+    if git_history.text_at(host, d, "HEAD", repo.dockerfile) != working:
         raise StepFailed(f"{repo.name}: {repo.dockerfile} differs from commit {head[:12]}; "
                          "refusing to deploy code that is on no branch.")
-    if not git.is_ancestor(host, d, head, rg.tracking()):
+    if not git_history.is_ancestor(host, d, head, rg.tracking()):
         raise StepFailed(f"{repo.name}: refusing to deploy commit {head[:12]}: it is not on "
                          f"{rg.remote}/{default}.")
     return head
@@ -466,7 +468,7 @@ def wait_for_ci(cp: ControlPlane, rg: RepoGit, dep: Deployment, target: RuntimeV
     commit = done.merge_commit if done is not None else None
     if commit is None:  # nothing was merged in this rollout: the default branch's head
         rg.fetch()
-        commit = git.rev(rg.host, rg.dir, rg.tracking())
+        commit = git_history.rev(rg.host, rg.dir, rg.tracking())
         assert commit is not None
     settings = rg.settings
     deadline = time.monotonic() + settings.ci_timeout

@@ -28,6 +28,7 @@ from upgrade.run.rollout import gitflow
 from upgrade.run.rollout.preflight import step_context_for
 from upgrade.run.rollout.progress import ItemResult, Reporter
 from upgrade.run.session import Session
+from upgrade.run.verify import analysis
 from upgrade.run.verify.verify import capture_baseline, run_checks
 
 
@@ -384,9 +385,11 @@ class ItemRunner:
         return verdict.summary
 
     def _capture_baseline(self, item: Item) -> None:
-        # Only what a check will compare with, and only once: after a crash the stored
-        # baseline is the one from before the first deploy attempt.
-        if item.baseline is not None or "import_errors" not in self.verify_config(item).names():
+        # Only what a check (or the soak's analysis) will compare with, and only once: after
+        # a crash the stored baseline is the one from before the first deploy attempt.
+        config = self.verify_config(item)
+        errors = "import_errors" in config.names()
+        if item.baseline is not None or not (errors or config.analysis):
             return
         dep = item.deployment
         try:
@@ -395,7 +398,10 @@ class ItemRunner:
             raise steps.StepFailed(
                 f"{dep.name}: cannot take the pre-deploy baseline: {exc}"
             ) from exc
-        item.baseline = capture_baseline(self.cp, info)
+        item.baseline = capture_baseline(self.cp, info) if errors else {}
+        runs = analysis.baseline_for(self.cp, info, config, datetime.now(UTC))
+        if runs is not None:
+            item.baseline = {**item.baseline, "analysis": runs}
         self.journal.set_baseline(self.rollout_id, dep.id, item.baseline)
 
     def _description(self, item: Item) -> str:

@@ -57,6 +57,7 @@ from upgrade.run.session import Session
 # the checks and the control plane's httpx) is imported where it is used.
 if TYPE_CHECKING:
     from upgrade.config.playbook import Playbook
+    from upgrade.run.verify.analysis import Measurement
 
 GATE_VERIFY_TIMEOUT = 30.0  # s: a Deployment that soaked should pass at once, not in 15 min
 
@@ -84,6 +85,8 @@ class Decided:
     moves: Mapping[str, Resume]  # Deployment id -> what this run does with it
     records: Mapping[str, DeploymentRecord]  # the wave's journal rows before this run
     reverified: int = 0  # earlier Deployments the gate verified again
+    # The soak analyses of earlier waves the gate measured (journalled once the wave starts).
+    analyses: tuple[Measurement, ...] = ()
     # Deployments of the wave the plan refuses, outside the selection: not part of the
     # wave's work, so the command that finishes the wave leaves them out too.
     left_out: tuple[str, ...] = ()
@@ -133,6 +136,15 @@ def decide_wave(
     if request.skip_gate_reason is None and active is not None and journal is not None:
         earlier = [d for d in journal.deployments(active.id)
                    if d.wave < request.wave and d.state == VERIFIED]
+        from upgrade.run.verify import analysis
+
+        # The soak's analyses first: reading their runs is quicker than verifying again.
+        measured = analysis.measure_all(fleet.control_plane, journal, earlier,
+                                        analysis.workspaces(inv, earlier), datetime.now(UTC))
+        blocking = analysis.gate_reasons(measured, request.wave)
+        if blocking:
+            raise gate.refusal(request.wave, blocking)
+        decided = replace(decided, analyses=tuple(measured))
         failures = reverify(fleet, playbook, active.id, earlier, stop)
         if stop.is_set():
             # Interrupted checks prove nothing either way: not a failure, and no reason to
@@ -231,6 +243,14 @@ def preview(
     reasons: list[str] = []
     if wave is not None and not skip_gate:
         reasons = gate.static_reasons(fleet.inventory, view.waves, wave, datetime.now(UTC))
+        followed = view.targets.rollout
+        if journal is not None and followed is not None:
+            # What the journal already says of earlier waves' analyses (the gate of
+            # `upgrade` measures them afresh, as it verifies them again).
+            from upgrade.run.verify import analysis
+
+            earlier = [d for d in journal.deployments(followed.id) if d.wave < wave]
+            reasons += analysis.journal_reasons(journal, earlier, wave, datetime.now(UTC))
     plan = fleet.preflight(view.plan, gate=reasons, accept_findings=accept_findings)
     if playbook is not None:
         plan = plan.with_preflight(Preflight(deployments=verify_problems(fleet, playbook, plan)))

@@ -36,6 +36,8 @@ from upgrade.run.rollout.progress import Reporter
 from upgrade.run.rollout.resume import Resume
 from upgrade.run.rollout.wave import WaveRunner
 from upgrade.run.session import Session
+from upgrade.run.verify.analysis import Measurement
+from upgrade.run.verify.analysis import record as record_analysis
 
 
 @dataclass
@@ -74,6 +76,8 @@ class WaveResult:
     # The command that finishes the wave (not this run's --limit, which may have left the
     # rest out: running it again would end the same way).
     resume: str = ""
+    # The soak analyses of earlier waves, as the gate measured them before this wave.
+    analyses: list[Measurement] = field(default_factory=list)
 
     def error(self) -> WaveHalted | None:
         """None when the wave passed; WaveHalted (4) when it halted or did not finish."""
@@ -251,6 +255,11 @@ def run_wave(
         DeploymentEntry(p.deployment.id, p.deployment.name, p.deployment.repo, p.target,
                         p.current, target_spec=p.spec)
         for p in decided.registered if p.target is not None])
+    for measured in decided.analyses:
+        if measured.fresh:  # what the gate judged now; a replayed verdict is journalled
+            record_analysis(journal, rollout_id, measured)
+        result.notes.append(f"gate: soak analysis of {measured.line()}")
+    result.analyses = list(decided.analyses)
     if request.skip_gate_reason:
         journal.record_skip_gate(rollout_id, request.wave, request.actor, request.skip_gate_reason)
     elif decided.reverified:

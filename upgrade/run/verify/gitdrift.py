@@ -23,7 +23,7 @@ from upgrade.config.inventory import Deployment, Inventory, Repo
 from upgrade.controlplane.control_plane import ControlPlane
 from upgrade.controlplane.deploy_record import latest_with_git
 from upgrade.errors import CommandFailed, InputError, ServiceError
-from upgrade.hosts import git
+from upgrade.hosts import git, git_history
 from upgrade.hosts.host import Host
 from upgrade.journal.states import NOT_YET_DEPLOYED, PENDING
 from upgrade.journal.store import Journal
@@ -61,7 +61,7 @@ def read_git_truth(cp: ControlPlane, inventory: Inventory, deployments: Iterable
             truth.files[name] = RepoFile(None, f"cannot fetch {remote}: {_first(exc)}")
             continue
         defaults[name] = default
-        text = git.text_at(host, d, f"refs/remotes/{remote}/{default}", repo.dockerfile)
+        text = git_history.text_at(host, d, f"refs/remotes/{remote}/{default}", repo.dockerfile)
         truth.files[name] = RepoFile(text) if text is not None else RepoFile(
             None, f"not on {remote}/{default}")
     if shared:
@@ -97,8 +97,8 @@ def _unmerged(cp: ControlPlane, inventory: Inventory, deps: list[Deployment],
             continue
         sha = latest.git.commit_sha
         try:
-            on_branch = git.rev(host, d, sha) is not None and git.is_ancestor(host, d, sha,
-                                                                                tracking)
+            on_branch = (git_history.rev(host, d, sha) is not None
+                         and git_history.is_ancestor(host, d, sha, tracking))
         except CommandFailed:
             on_branch = False
         if not on_branch:
