@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-package test-airflow test-browser screenshot lint bench clean
+.PHONY: demo test test-e2e test-package test-airflow test-browser screenshot lint bench clean
 
 # Two distributions, both editable: the product (.) and the simulators it is tested and
 # demonstrated against (simulator/: fleet-sim, astro-sim), whose dependencies are in the lock.
@@ -26,7 +26,16 @@ test: $(STAMP)
 	bash scripts/sshd-test-server.sh install
 	bash scripts/postgres-test-server.sh install
 	$(BIN)/python -m compileall -q upgrade simulator/fleet_sim demo tasks.py >/dev/null
-	$(BIN)/python -m pytest -n 2 --maxschedchunk 2 -q -m "not airflow and not browser and not package"
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 2 -q -m "not e2e and not airflow and not browser and not package"
+
+# The story suites (tests/rollout, git_modes, team, ssh, gate: whole waves through the real
+# commands, the simulators, git remotes, sshd and PostgreSQL; tests/conftest.py marks them):
+# apart from `make test` to keep it a few minutes. CI runs both.
+test-e2e: $(STAMP)
+	bash scripts/sshd-test-server.sh install
+	bash scripts/postgres-test-server.sh install
+	$(BIN)/python -m compileall -q upgrade simulator/fleet_sim demo tasks.py >/dev/null
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 2 -q -m "e2e and not airflow and not browser and not package"
 
 # The product as a platform team installs it (tests/package): the wheel built from pyproject,
 # installed into a fresh venv outside the checkout, imported whole and run there (a minute

@@ -48,8 +48,20 @@ def sample_fleet(_sample_fleet_template: Path, tmp_path: Path,
     return SampleFleet(tmp_path)
 
 
+# The story suites: each test drives whole waves through the real commands (astro-fleet,
+# astro-sim, git remotes, sshd, PostgreSQL), a few seconds to half a minute each. They are
+# `make test-e2e` (CI runs it after `make test`), so that `make test` stays a few minutes.
+E2E_SUITES = ("rollout", "git_modes", "team", "ssh", "gate")
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, in their collection order, then the rest: `make test` hands
-    the workers two tests at a time (--maxschedchunk 2), so a long test never starts last
-    while the other worker has nothing left to do."""
+    """Mark the story suites ``e2e``; then the slow tests first, in their collection order,
+    then the rest: the workers get two tests at a time (--maxschedchunk 2), so a long test
+    never starts last while the other worker has nothing left to do."""
+    for item in items:
+        suite = item.path.resolve().relative_to(TESTS).parts[0]
+        if suite in E2E_SUITES:
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -9,6 +9,7 @@ closing them to their owner.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,10 @@ class Hosts:
     def host_for(self, repo: Repo) -> Files:
         self.asked.append(repo.name)
         return self.files
+
+    def prepare(self, repos: Iterable[Repo]) -> None:
+        # Only repos given by url have checkouts to make ready; these are given by path.
+        assert all(repo.managed is None for repo in repos)
 
     def close(self) -> None:
         self.closed = True
